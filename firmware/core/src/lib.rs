@@ -1,0 +1,18 @@
+//! Gondwana's pure logic: no I/O, no async, no clock, no RNG.
+//!
+//! Randomness (key seeds) and time come in as arguments, so everything here is
+//! deterministic and testable byte for byte. The `gondwana` binary
+//! (`firmware/node`) supplies the OS RNG, the clock and the storage.
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod boxname;
+pub mod envelope;
+pub mod hash;
+pub mod identity_log;
+pub mod keys;
+pub mod node_id;
+pub mod wg_quick;
+
+pub use boxname::Boxname;
+pub use node_id::NodeId;
