@@ -52,7 +52,9 @@ pub enum AuditError {
     UnknownVersion { seq: u64, version: u8 },
     #[error("audit record stored at {key} says it is record {found}")]
     BadSequence { key: u64, found: u64 },
-    #[error("audit record {seq}: hash link does not match the previous record (altered, removed or reordered)")]
+    #[error(
+        "audit record {seq}: hash link does not match the previous record (altered, removed or reordered)"
+    )]
     BrokenLink { seq: u64 },
     #[error("audit chain has {found} records but its head says {expected}")]
     LengthMismatch { expected: u64, found: u64 },
@@ -92,8 +94,8 @@ fn truncated<const N: usize>(text: &str) -> heapless::String<N> {
 }
 
 pub fn decode_record(raw: &[u8], seq: u64) -> Result<AuditRecord, AuditError> {
-    let record: AuditRecord =
-        decode_canonical(raw, MAX_RECORD_BYTES).map_err(|source| AuditError::Decode { seq, source })?;
+    let record: AuditRecord = decode_canonical(raw, MAX_RECORD_BYTES)
+        .map_err(|source| AuditError::Decode { seq, source })?;
     if record.version != RECORD_VERSION {
         return Err(AuditError::UnknownVersion {
             seq,
@@ -154,7 +156,10 @@ mod tests {
 
     fn verify(records: &[Vec<u8>], head: AuditHead) -> Result<AuditHead, AuditError> {
         verify_chain(
-            records.iter().enumerate().map(|(i, r)| (i as u64, r.as_slice())),
+            records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as u64, r.as_slice())),
             head,
         )
     }
@@ -173,7 +178,10 @@ mod tests {
         let mut rec = decode_record(&altered[2], 2).unwrap();
         rec.detail = truncated("forged");
         altered[2] = envelope::encode(&rec);
-        assert_eq!(verify(&altered, head), Err(AuditError::BrokenLink { seq: 3 }));
+        assert_eq!(
+            verify(&altered, head),
+            Err(AuditError::BrokenLink { seq: 3 })
+        );
 
         let mut removed = records.clone();
         removed.remove(1);
@@ -186,7 +194,10 @@ mod tests {
         let truncated_tail = records[..4].to_vec();
         assert_eq!(
             verify(&truncated_tail, head),
-            Err(AuditError::LengthMismatch { expected: 5, found: 4 })
+            Err(AuditError::LengthMismatch {
+                expected: 5,
+                found: 4
+            })
         );
 
         let mut last_altered = records.clone();

@@ -95,7 +95,15 @@ mod tests {
 
     #[test]
     fn accepts_dns_labels() {
-        for ok in ["a", "0", "box-1", "mochabin-07", &"a".repeat(63), "a-b-c", "1-2"] {
+        for ok in [
+            "a",
+            "0",
+            "box-1",
+            "mochabin-07",
+            &"a".repeat(63),
+            "a-b-c",
+            "1-2",
+        ] {
             assert_eq!(Boxname::parse(ok).unwrap().as_str(), ok);
         }
     }

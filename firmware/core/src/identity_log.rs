@@ -39,9 +39,15 @@ pub enum IdentityEvent {
         boxname: Boxname,
     },
     /// Signed by the old key; the envelope also carries the new key's signature.
-    RotateSigning { new_signing_key: PublicKey },
-    RotateWireguard { new_wireguard_key: PublicKey },
-    Rename { boxname: Boxname },
+    RotateSigning {
+        new_signing_key: PublicKey,
+    },
+    RotateWireguard {
+        new_wireguard_key: PublicKey,
+    },
+    Rename {
+        boxname: Boxname,
+    },
     /// The node is gone for good; nothing may follow.
     Retire,
 }

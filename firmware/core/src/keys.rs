@@ -131,7 +131,13 @@ mod tests {
 
     #[test]
     fn base64_key_errors() {
-        assert_eq!(wg_key_from_base64("!!").err(), Some(KeyTextError::NotBase64));
-        assert_eq!(wg_key_from_base64("AAAA").err(), Some(KeyTextError::WrongLength(3)));
+        assert_eq!(
+            wg_key_from_base64("!!").err(),
+            Some(KeyTextError::NotBase64)
+        );
+        assert_eq!(
+            wg_key_from_base64("AAAA").err(),
+            Some(KeyTextError::WrongLength(3))
+        );
     }
 }

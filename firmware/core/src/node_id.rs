@@ -14,7 +14,10 @@ const ENCODED_LEN: usize = 52;
 pub const NODE_ID_LEN: usize = PREFIX.len() + ENCODED_LEN;
 
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "heapless::String<NODE_ID_LEN>", into = "heapless::String<NODE_ID_LEN>")]
+#[serde(
+    try_from = "heapless::String<NODE_ID_LEN>",
+    into = "heapless::String<NODE_ID_LEN>"
+)]
 pub struct NodeId(heapless::String<NODE_ID_LEN>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +40,13 @@ impl NodeId {
     }
 
     pub fn parse(text: &str) -> Result<Self, NodeIdError> {
-        let rest = text.strip_prefix(PREFIX).ok_or(NodeIdError::MissingPrefix)?;
+        let rest = text
+            .strip_prefix(PREFIX)
+            .ok_or(NodeIdError::MissingPrefix)?;
         let valid = rest.len() == ENCODED_LEN
-            && rest.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
             && BASE32_NOPAD
                 .decode(rest.to_ascii_uppercase().as_bytes())
                 .is_ok_and(|d| d.len() == 32);
@@ -129,7 +136,10 @@ mod tests {
     fn parse_rejects_malformed() {
         let good = VECTORS[0].2;
         assert_eq!(NodeId::parse(&good[3..]), Err(NodeIdError::MissingPrefix));
-        assert_eq!(NodeId::parse(&good.to_uppercase()), Err(NodeIdError::MissingPrefix));
+        assert_eq!(
+            NodeId::parse(&good.to_uppercase()),
+            Err(NodeIdError::MissingPrefix)
+        );
         assert_eq!(NodeId::parse(&good[..20]), Err(NodeIdError::BadEncoding));
         let upper = format!("gw:{}", good[3..].to_uppercase());
         assert_eq!(NodeId::parse(&upper), Err(NodeIdError::BadEncoding));

@@ -66,7 +66,10 @@ mod tests {
             Some(WgQuickError::NoPrivateKey)
         );
         assert_eq!(
-            private_key(&format!("[Interface]\nPrivateKey={KEY}\nPrivateKey={KEY}\n")).err(),
+            private_key(&format!(
+                "[Interface]\nPrivateKey={KEY}\nPrivateKey={KEY}\n"
+            ))
+            .err(),
             Some(WgQuickError::DuplicatePrivateKey)
         );
         assert!(matches!(

@@ -58,7 +58,10 @@ fn valid_log_verifies_to_final_state() {
     let (log, state) = sample_log();
     let verified = verify_log(&log).unwrap();
     assert_eq!(verified, state);
-    assert_eq!(verified.node_id, NodeId::from_genesis_key(&secret(1).public_key()));
+    assert_eq!(
+        verified.node_id,
+        NodeId::from_genesis_key(&secret(1).public_key())
+    );
     assert_eq!(verified.signing_key, secret(2).public_key());
     assert_eq!(verified.wireguard_key, [11; 32]);
     assert_eq!(verified.boxname, name("box-2"));
@@ -79,7 +82,10 @@ fn bundle_round_trips() {
 fn rejects_reordered_duplicated_and_dropped_entries() {
     let (log, _) = sample_log();
     let reordered = vec![log[0].clone(), log[2].clone(), log[1].clone()];
-    assert!(matches!(verify_log(&reordered), Err(LogError::WrongSigner { index: 1 } | LogError::BadSequence { index: 1, .. })));
+    assert!(matches!(
+        verify_log(&reordered),
+        Err(LogError::WrongSigner { index: 1 } | LogError::BadSequence { index: 1, .. })
+    ));
     let duplicated = vec![log[0].clone(), log[1].clone(), log[1].clone()];
     assert_eq!(
         verify_log(&duplicated),
@@ -208,8 +214,7 @@ fn rejects_trailing_bytes_and_non_canonical_encodings() {
 #[test]
 fn nothing_follows_retire() {
     let (log, state) = sample_log();
-    let (retire, retired) =
-        build::next(&state, &secret(2), IdentityEvent::Retire, None).unwrap();
+    let (retire, retired) = build::next(&state, &secret(2), IdentityEvent::Retire, None).unwrap();
     assert!(retired.retired);
     let after = build::next(
         &retired,
@@ -267,7 +272,10 @@ fn bundle_rejects_unknown_format() {
     let (log, _) = sample_log();
     let mut bundle = export_bundle(&log).unwrap();
     bundle[0] = 9;
-    assert_eq!(import_bundle(&bundle).err(), Some(LogError::UnknownBundleFormat(9)));
+    assert_eq!(
+        import_bundle(&bundle).err(),
+        Some(LogError::UnknownBundleFormat(9))
+    );
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,5 @@
+//! First boot: provisioning the node's identity on the state partition.
+//! (Partition discovery and the state mount live in the image's initramfs.)
+
+pub mod adopt;
+pub mod firstboot;

@@ -1,0 +1,90 @@
+//! `gondwana`: one static binary for every Gondwana box.
+#![forbid(unsafe_code)]
+
+mod boot;
+mod cli;
+mod commands;
+mod config;
+mod exit;
+mod random;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::boot::firstboot::{self, KeyOrigin};
+use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
+use crate::commands::{audit, identity, version};
+use crate::config::{Config, DEFAULT_STATE_DIR};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Command::Version(flag) = &cli.command {
+        version::run(flag.json);
+        return Ok(());
+    }
+    let (config_path, named) = cli.config_path();
+    let config = Config::load(&config_path, named)?;
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| config.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    match &cli.command {
+        Command::Firstboot(flag) => firstboot_command(&state_dir, &config, flag.json),
+        Command::Identity(IdentityCommand::Show(flag)) => identity::show(&state_dir, flag.json),
+        Command::Identity(IdentityCommand::Rotate(args)) => identity::rotate(&state_dir, args),
+        Command::Identity(IdentityCommand::Verify(args)) => identity::verify(&state_dir, args),
+        Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
+        Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, flag.json),
+        Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, flag.json),
+        Command::Version(_) => Ok(()),
+    }
+}
+
+fn firstboot_command(
+    state_dir: &std::path::Path,
+    config: &Config,
+    json: bool,
+) -> anyhow::Result<()> {
+    let outcome = firstboot::run(state_dir, config)?;
+    if let Some(warning) = &outcome.warning {
+        eprintln!("gondwana: warning: {warning}");
+    }
+    let (provisioned, key_source) = match &outcome.origin {
+        KeyOrigin::Generated => (true, "generated".to_string()),
+        KeyOrigin::Adopted(from) => (true, format!("adopted from {from}")),
+        KeyOrigin::Existing => (false, "existing".to_string()),
+    };
+    let state = &outcome.identity.state;
+    if json {
+        let mut v = identity::state_json(state);
+        v["provisioned_now"] = serde_json::json!(provisioned);
+        v["wireguard_key_source"] = serde_json::json!(key_source);
+        v["state_dir"] = serde_json::json!(state_dir);
+        println!("{v}");
+    } else {
+        if provisioned {
+            println!(
+                "identity provisioned in {} (wireguard key {key_source})",
+                state_dir.display()
+            );
+        } else {
+            println!(
+                "identity already provisioned in {} (unchanged)",
+                state_dir.display()
+            );
+        }
+        identity::print_state(state);
+    }
+    Ok(())
+}

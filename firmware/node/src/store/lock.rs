@@ -1,0 +1,59 @@
+//! The state lock: an exclusive, non-blocking flock on `gondwana.lock`.
+//! The kernel drops it when the process dies, so a crash never leaves a
+//! stale lock behind.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::{LOCK_FILE, StoreError};
+
+pub struct StateLock(#[allow(dead_code)] Flock<File>);
+
+impl StateLock {
+    pub fn acquire(dir: &Path) -> Result<StateLock, StoreError> {
+        let path = dir.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| StoreError::NotWritable {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(mut locked) => {
+                // The pid is a hint for the operator's error message only.
+                let _ = locked.set_len(0);
+                let _ = locked.rewind();
+                let _ = write!(locked, "{}\n", std::process::id());
+                Ok(StateLock(locked))
+            }
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let holder = if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                };
+                Err(StoreError::InUse {
+                    dir: dir.to_path_buf(),
+                    holder,
+                })
+            }
+            Err((_, errno)) => Err(StoreError::NotWritable {
+                dir: dir.to_path_buf(),
+                source: io::Error::from(errno),
+            }),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The node's state on the state partition: one redb file, one lock file.
+//!
+//! `<state-dir>/gondwana.redb` holds identity secrets, the identity log and
+//! the audit chain; `<state-dir>/gondwana.lock` is flock-ed by whichever
+//! gondwana process has the state open, so a second process is refused with a
+//! clear error before it touches the database.
+
+mod audit;
+mod identity;
+mod lock;
+mod schema;
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+pub use audit::{append_audit, audit_records, verify_audit};
+pub use identity::{StoredIdentity, identity_in, provision_identity, record_identity_entry};
+pub use lock::StateLock;
+
+pub const DB_FILE: &str = "gondwana.redb";
+pub const LOCK_FILE: &str = "gondwana.lock";
+
+/// redb's default page cache is 1 GiB; our state is kilobytes.
+const CACHE_BYTES: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state directory {dir} is not writable: {source}")]
+    NotWritable { dir: PathBuf, source: io::Error },
+    #[error("state directory {dir} is in use by another gondwana process{holder}")]
+    InUse { dir: PathBuf, holder: String },
+    #[error("no state in {0} yet: run `gondwana firstboot` first")]
+    NoState(PathBuf),
+    #[error("state file {path} is unreadable (corrupt or not a gondwana state file): {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "state file {path} has schema version {found}, newer than this gondwana supports \
+         ({supported}); refusing to touch it (run a newer gondwana)"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("state file {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+}
+
+/// Whether opening may create the state directory and file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    ExistingOnly,
+}
+
+pub struct StateStore {
+    db: Database,
+    path: PathBuf,
+    // Held for as long as the store is open; released on drop.
+    _lock: StateLock,
+}
+
+impl StateStore {
+    pub fn open(dir: &Path, mode: OpenMode) -> Result<StateStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        if mode == OpenMode::ExistingOnly && !path.exists() {
+            return Err(StoreError::NoState(dir.to_path_buf()));
+        }
+        prepare_dir(dir)?;
+        let lock = StateLock::acquire(dir)?;
+        let db = open_db(&path)?;
+        schema::migrate(&db, &path)?;
+        Ok(StateStore {
+            db,
+            path,
+            _lock: lock,
+        })
+    }
+
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        self.db.begin_read().map_err(|e| self.io_error(e))
+    }
+
+    pub fn write(&self) -> Result<WriteTransaction, StoreError> {
+        self.db.begin_write().map_err(|e| self.io_error(e))
+    }
+
+    /// Commits durably (fsync): acknowledged state survives a power cut.
+    pub fn commit(&self, txn: WriteTransaction) -> Result<(), StoreError> {
+        txn.commit().map_err(|e| self.io_error(e))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn io_error(&self, error: impl Into<redb::Error>) -> StoreError {
+        classify(&self.path, error.into())
+    }
+}
+
+/// Creates the directory 0700 (and tightens an existing one), and proves it
+/// writable before anything else happens.
+fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
+    let not_writable = |source| StoreError::NotWritable {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(not_writable)?;
+    let mode = fs::metadata(dir)
+        .map_err(not_writable)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(not_writable)?;
+    }
+    Ok(())
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    // Create the file ourselves so it is 0600 from its first instant; redb
+    // then initialises the empty file.
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| StoreError::NotWritable {
+            dir: path.parent().unwrap_or(path).to_path_buf(),
+            source,
+        })?;
+    let mode = fs::metadata(path)
+        .map_err(|e| io_failure(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_failure(path, e))?;
+    }
+    Database::builder()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| classify_open(path, e))
+}
+
+fn io_failure(path: &Path, e: io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+fn classify_open(path: &Path, e: DatabaseError) -> StoreError {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+            dir: path.parent().unwrap_or(path).to_path_buf(),
+            holder: String::new(),
+        },
+        other => classify(path, other.into()),
+    }
+}
+
+pub(crate) fn classify(path: &Path, e: redb::Error) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::Corrupted(detail) => StoreError::Corrupt { path, detail },
+        redb::Error::UpgradeRequired(v) => StoreError::Corrupt {
+            path,
+            detail: format!("redb file format {v} is not supported by this build"),
+        },
+        redb::Error::Io(io) if io.kind() == io::ErrorKind::InvalidData => StoreError::Corrupt {
+            path,
+            detail: io.to_string(),
+        },
+        other => StoreError::Io {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}

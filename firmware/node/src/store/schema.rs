@@ -1,0 +1,102 @@
+//! Tables and schema versions. The version lives in the `meta` table; a
+//! file is migrated forward one step at a time, each step its own
+//! transaction, and a file from a newer gondwana is refused untouched.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
+
+use super::{StoreError, classify};
+
+/// Small named values: schema version, audit head.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Private keys: never leave this table except into memory.
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// Signed identity-log entries by sequence number.
+pub const IDENTITY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("identity_log");
+/// Audit records by sequence number.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+pub const KEY_SCHEMA_VERSION: &str = "schema_version";
+pub const KEY_AUDIT_HEAD: &str = "audit_head";
+pub const KEY_SIGNING_SEED: &str = "signing_seed";
+pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
+
+/// Version 0 is a file with no tables (a file redb has just initialised).
+/// Version 1: meta, secrets, identity_log, audit.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
+    loop {
+        let found = read_version(db, path)?;
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        migrate_step(db, path, found)?;
+    }
+}
+
+fn read_version(db: &Database, path: &Path) -> Result<u32, StoreError> {
+    let err = |e: redb::Error| classify(path, e);
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let tables: Vec<String> = txn
+        .list_tables()
+        .map_err(|e| err(e.into()))?
+        .map(|t| t.name().to_string())
+        .collect();
+    if tables.is_empty() {
+        return Ok(0);
+    }
+    if !tables.iter().any(|t| t == META.name()) {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("no meta table (tables: {})", tables.join(", ")),
+        });
+    }
+    let meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+    let value = meta
+        .get(KEY_SCHEMA_VERSION)
+        .map_err(|e| err(e.into()))?
+        .ok_or_else(|| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: "meta table has no schema version".into(),
+        })?;
+    let bytes: [u8; 4] = value.value().try_into().map_err(|_| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        detail: "schema version is not 4 bytes".into(),
+    })?;
+    Ok(u32::from_le_bytes(bytes))
+}
+
+fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError> {
+    let err = |e: redb::Error| classify(path, e);
+    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        match from {
+            0 => {
+                txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
+                txn.open_table(IDENTITY_LOG).map_err(|e| err(e.into()))?;
+                txn.open_table(AUDIT).map_err(|e| err(e.into()))?;
+            }
+            // Each future version adds one arm here that upgrades `from` to
+            // `from + 1`; nothing else in the code reads old layouts.
+            _ => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: format!("no migration path from schema {from}"),
+                });
+            }
+        }
+        meta.insert(KEY_SCHEMA_VERSION, &(from + 1).to_le_bytes()[..])
+            .map_err(|e| err(e.into()))?;
+    }
+    txn.commit().map_err(|e| err(e.into()))
+}
