@@ -357,3 +357,24 @@ proptest! {
         prop_assert!(import_bundle(&bundle).is_err(), "mutation at byte {} verified", at);
     }
 }
+
+/// The genesis entry of docs/identity.md, byte for byte: signing seed =
+/// RFC 8032 TEST 1 secret, WireGuard public key = 32 × 0x09, boxname "box-1".
+#[test]
+fn published_genesis_vector() {
+    let signer = SigningSecret::from_seed(
+        crate::keys::decode_hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap(),
+    );
+    let (raw, state) = build::genesis(&signer, [9; 32], name("box-1")).unwrap();
+    let signed: SignedEntry = decode_canonical(&raw, MAX_ENTRY_BYTES).unwrap();
+    assert_eq!(crate::hash::to_hex(&signed.body), GENESIS_BODY_HEX);
+    assert_eq!(crate::hash::to_hex(&raw), GENESIS_ENTRY_HEX);
+    assert_eq!(
+        crate::hash::to_hex(&state.tip),
+        "c2752c73437914768781091542c6a0f7651bbf3fcffaa580b632f7afb4797fee"
+    );
+}
+
+const GENESIS_BODY_HEX: &str = "0100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31";
+const GENESIS_ENTRY_HEX: &str = "690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40964d855cc9cbd562a212ecb551fd0a94a02162fb4f64b3b184b03667ad38d5305e2ef6072313980c44fed2fb473e1726ff56621e5366d17e865cb4c8500b440e00";
