@@ -78,6 +78,9 @@ print(found.pop())
 '
 }
 
+# show WHAT — print the first 20 lines of stdin, indented and labelled.
+show() { head -n 20 | sed "s/^/      $1: /"; }
+
 # run_json LABEL OUTVAR CMD... — run CMD, require exit 0 and a node_id starting
 # with "gw:" in its JSON stdout; store the node_id in OUTVAR.
 run_json() {
@@ -88,15 +91,15 @@ run_json() {
     out=$(timeout "$RUN_TIMEOUT" "$@" 2>"$err") || rc=$?
     if ((rc != 0)); then
         bad "$label: exit status $rc"
-        sed 's/^/      stderr: /' "$err" | head -n 20
-        [[ -z $out ]] || sed 's/^/      stdout: /' <<<"$out" | head -n 20
+        show stderr <"$err"
+        [[ -z $out ]] || show stdout <<<"$out"
         rm -f "$err"
         return 1
     fi
     rm -f "$err"
     if ! id=$(json_node_id 2>&1 <<<"$out"); then
         bad "$label: $id"
-        sed 's/^/      stdout: /' <<<"$out" | head -n 20
+        show stdout <<<"$out"
         return 1
     fi
     if [[ $id != gw:* ]]; then
@@ -125,10 +128,10 @@ for t in "${targets[@]}"; do
         continue
     fi
 
-    # 1. static? (see scripts/build: static-pie counts as fully static)
+    # 1. static? (same rule as scripts/build)
     desc=$(file -b "$bin")
     if [[ $desc == ELF* && $desc == *"$want"* &&
-        ($desc == *"statically linked"* || $desc == *"static-pie linked"*) &&
+        $desc == *"statically linked"* &&
         $desc != *"dynamically linked"* && $desc != *interpreter* ]]; then
         ok "$t: static $want executable ($desc)"
     else

@@ -20,5 +20,11 @@ fn main() {
         std::env::var("TARGET").unwrap_or_default()
     );
     println!("cargo:rerun-if-env-changed=GONDWANA_GIT_COMMIT");
+    // Re-stamp after a commit: watch HEAD and the branch file it points to.
     println!("cargo:rerun-if-changed=../../.git/HEAD");
+    if let Ok(head) = std::fs::read_to_string("../../.git/HEAD")
+        && let Some(reference) = head.trim().strip_prefix("ref: ")
+    {
+        println!("cargo:rerun-if-changed=../../.git/{reference}");
+    }
 }

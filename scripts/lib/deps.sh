@@ -5,8 +5,9 @@
 #     . "$ROOT/scripts/lib/deps.sh"
 #
 #   need_apt PKG...           install the Debian packages that are not installed
-#                             yet; `apt-get update` runs at most once per process
-#                             and only when something must actually be installed.
+#                             yet; `apt-get update` runs at most once (per script
+#                             and its children) and only when something must
+#                             actually be installed.
 #   need_cmd CMD [PKG]        make sure CMD is on PATH; if not, need_apt PKG
 #                             (default PKG = CMD). Use this instead of need_apt
 #                             when the tool may come from elsewhere (pyenv's
@@ -20,7 +21,9 @@
 # Sourcing twice is harmless.
 if [[ -n "${_GONDWANA_DEPS_SH:-}" ]]; then return 0; fi
 _GONDWANA_DEPS_SH=1
-_gw_apt_updated=0
+# Exported once set, so child scripts (scripts/test -> scripts/build) do not
+# run `apt-get update` a second time.
+_GONDWANA_APT_UPDATED=${_GONDWANA_APT_UPDATED:-0}
 
 _gw_deps_log() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -65,10 +68,10 @@ need_apt() {
         _gw_deps_log "missing Debian packages (${missing[*]}) and no apt-get to install them"
         return 1
     fi
-    if ((_gw_apt_updated == 0)); then
+    if [[ $_GONDWANA_APT_UPDATED != 1 ]]; then
         _gw_deps_log "apt-get update"
         _gw_quietly _gw_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
-        _gw_apt_updated=1
+        export _GONDWANA_APT_UPDATED=1
     fi
     _gw_deps_log "apt-get install ${missing[*]}"
     _gw_quietly _gw_as_root env DEBIAN_FRONTEND=noninteractive \
