@@ -34,8 +34,11 @@ pub fn append_audit(
     Ok(())
 }
 
-/// Every stored record as `(key, bytes)`, plus the stored head.
-pub fn audit_records(store: &StateStore) -> Result<(Vec<(u64, Vec<u8>)>, AuditHead), StoreError> {
+/// Stored audit records as `(key, bytes)`, in key order.
+pub type AuditRecords = Vec<(u64, Vec<u8>)>;
+
+/// Every stored record, plus the stored head.
+pub fn audit_records(store: &StateStore) -> Result<(AuditRecords, AuditHead), StoreError> {
     let txn = store.read()?;
     let meta = txn.open_table(META).map_err(|e| store.io_error(e))?;
     let head = match meta.get(KEY_AUDIT_HEAD).map_err(|e| store.io_error(e))? {

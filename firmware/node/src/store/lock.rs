@@ -33,7 +33,7 @@ impl StateLock {
                 // The pid is a hint for the operator's error message only.
                 let _ = locked.set_len(0);
                 let _ = locked.rewind();
-                let _ = write!(locked, "{}\n", std::process::id());
+                let _ = writeln!(locked, "{}", std::process::id());
                 Ok(StateLock(locked))
             }
             Err((mut file, Errno::EWOULDBLOCK)) => {
