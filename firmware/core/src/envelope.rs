@@ -5,7 +5,9 @@
 //! and only if they are canonical: postcard's decoder alone accepts overlong
 //! varints and trailing bytes, so we re-encode and compare.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::keys::{PublicKey, SignatureBytes, SigningSecret, verify_signature};
 
 /// Domain tags: one per signed message type, NUL-terminated so no tag is a
 /// prefix of another.
@@ -13,6 +15,23 @@ pub mod tag {
     pub const IDENTITY_ENTRY: &[u8] = b"gondwana/v1/identity-entry\0";
     /// The second signature on a signing-key rotation, made by the new key.
     pub const IDENTITY_ROTATE_NEW_KEY: &[u8] = b"gondwana/v1/identity-rotate-new-key\0";
+    pub const ENROL_REQUEST: &[u8] = b"gondwana/v1/enrol-request\0";
+    /// Proof of the enrolment token: the token key's signature on the request body.
+    pub const ENROL_TOKEN_PROOF: &[u8] = b"gondwana/v1/enrol-token-proof\0";
+    pub const ENROL_GRANT: &[u8] = b"gondwana/v1/enrol-grant\0";
+    pub const DIRECTORY_ENTRY: &[u8] = b"gondwana/v1/directory-entry\0";
+    /// Not a signature tag: the domain of a token's stored verifier hash.
+    pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
+
+    pub const ALL: [&[u8]; 7] = [
+        IDENTITY_ENTRY,
+        IDENTITY_ROTATE_NEW_KEY,
+        ENROL_REQUEST,
+        ENROL_TOKEN_PROOF,
+        ENROL_GRANT,
+        DIRECTORY_ENTRY,
+        TOKEN_VERIFIER,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +81,84 @@ pub fn decode_canonical<T: Serialize + DeserializeOwned>(
     Ok(value)
 }
 
+/// Largest body of a generic envelope (enrol messages, directory entries).
+pub const MAX_ENVELOPE_BODY: usize = 1024;
+/// Body, length prefix, signer, signature and its length prefix.
+pub const MAX_ENVELOPE_BYTES: usize = MAX_ENVELOPE_BODY + 3 + 32 + 65;
+
+/// `{ body, signer, sig }`: the signature covers `domain_tag || body`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub body: heapless::Vec<u8, MAX_ENVELOPE_BODY>,
+    pub signer: PublicKey,
+    #[serde(with = "serde_bytes")]
+    pub sig: SignatureBytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("envelope: {0}")]
+    Envelope(DecodeError),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("signed by an unexpected key")]
+    WrongSigner,
+    #[error("body: {0}")]
+    Body(DecodeError),
+    #[error("body of {0} bytes exceeds the envelope limit")]
+    BodyTooLarge(usize),
+}
+
+impl Envelope {
+    /// Encodes `value`, signs it under `domain_tag` and encodes the envelope.
+    pub fn seal<T: Serialize>(
+        domain_tag: &[u8],
+        value: &T,
+        signer: &SigningSecret,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let body_bytes = encode(value);
+        let body = heapless::Vec::from_slice(&body_bytes)
+            .map_err(|_| EnvelopeError::BodyTooLarge(body_bytes.len()))?;
+        let envelope = Envelope {
+            sig: signer.sign(&signed_message(domain_tag, &body)),
+            signer: signer.public_key(),
+            body,
+        };
+        Ok(encode(&envelope))
+    }
+
+    /// Decodes an envelope, checks its signature over the body as received,
+    /// and returns it; the body is not decoded yet.
+    pub fn verify(domain_tag: &[u8], bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        let envelope: Envelope =
+            decode_canonical(bytes, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Envelope)?;
+        if !verify_signature(
+            &envelope.signer,
+            &signed_message(domain_tag, &envelope.body),
+            &envelope.sig,
+        ) {
+            return Err(EnvelopeError::BadSignature);
+        }
+        Ok(envelope)
+    }
+
+    /// [`Self::verify`], a check that the signer is `expected` (when given),
+    /// then the canonical decoding of the body.
+    pub fn open<T: Serialize + DeserializeOwned>(
+        domain_tag: &[u8],
+        bytes: &[u8],
+        expected: Option<&PublicKey>,
+    ) -> Result<(T, Envelope), EnvelopeError> {
+        let envelope = Self::verify(domain_tag, bytes)?;
+        if expected.is_some_and(|k| *k != envelope.signer) {
+            return Err(EnvelopeError::WrongSigner);
+        }
+        let body =
+            decode_canonical(&envelope.body, MAX_ENVELOPE_BODY).map_err(EnvelopeError::Body)?;
+        Ok((body, envelope))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,13 +190,45 @@ mod tests {
 
     #[test]
     fn tags_are_prefix_free() {
-        let tags = [tag::IDENTITY_ENTRY, tag::IDENTITY_ROTATE_NEW_KEY];
-        for a in tags {
-            for b in tags {
+        for a in tag::ALL {
+            for b in tag::ALL {
                 if a != b {
                     assert!(!a.starts_with(b));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+
+    #[test]
+    fn seal_and_open() {
+        let key = SigningSecret::from_seed([3; 32]);
+        let bytes = Envelope::seal(tag::ENROL_GRANT, &(7u32, 9u8), &key).unwrap();
+        let (value, env) =
+            Envelope::open::<(u32, u8)>(tag::ENROL_GRANT, &bytes, Some(&key.public_key())).unwrap();
+        assert_eq!(value, (7, 9));
+        assert_eq!(env.signer, key.public_key());
+        // Another domain, another key, a flipped bit: all refused.
+        assert_eq!(
+            Envelope::open::<(u32, u8)>(tag::ENROL_REQUEST, &bytes, None).err(),
+            Some(EnvelopeError::BadSignature)
+        );
+        let other = SigningSecret::from_seed([4; 32]).public_key();
+        assert_eq!(
+            Envelope::open::<(u32, u8)>(tag::ENROL_GRANT, &bytes, Some(&other)).err(),
+            Some(EnvelopeError::WrongSigner)
+        );
+        for i in 0..bytes.len() {
+            let mut m = bytes.clone();
+            m[i] ^= 0x40;
+            assert!(
+                Envelope::open::<(u32, u8)>(tag::ENROL_GRANT, &m, None).is_err(),
+                "byte {i}"
+            );
         }
     }
 }

@@ -7,11 +7,14 @@
 
 pub mod audit;
 pub mod boxname;
+pub mod enrol;
 pub mod envelope;
 pub mod hash;
 pub mod identity_log;
 pub mod keys;
+pub mod mesh;
 pub mod node_id;
+pub mod token;
 pub mod wg_quick;
 
 pub use boxname::Boxname;

@@ -363,8 +363,10 @@ proptest! {
 #[test]
 fn published_genesis_vector() {
     let signer = SigningSecret::from_seed(
-        crate::keys::decode_hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
-            .unwrap(),
+        crate::keys::decode_hex32(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        )
+        .unwrap(),
     );
     let (raw, state) = build::genesis(&signer, [9; 32], name("box-1")).unwrap();
     let signed: SignedEntry = decode_canonical(&raw, MAX_ENTRY_BYTES).unwrap();
