@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod boxname;
+pub mod directory;
 pub mod enrol;
 pub mod envelope;
 pub mod hash;
