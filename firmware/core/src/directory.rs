@@ -26,6 +26,9 @@ pub const BUNDLE_FORMAT: u8 = 1;
 /// Bound of an exported bundle (a mesh of 10,000 nodes with churn fits).
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 
+// Records are decoded one at a time and folded into a View; boxing the
+// large variant would only add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     /// A node joined (or re-joined with a new key under its boxname).

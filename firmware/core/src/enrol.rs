@@ -83,6 +83,18 @@ pub struct EnrolGrant {
     pub directory_tip: Hash32,
 }
 
+/// What `POST /v1/enroll` answers: the signed grant and the first page of
+/// the directory, so a node knows its mesh before any tunnel exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub grant: heapless::Vec<u8, MAX_ENVELOPE_BYTES>,
+    /// A `directory::Bundle` from sequence 0 (at most one page).
+    pub directory: Vec<u8>,
+}
+
+pub const MAX_RESPONSE_BYTES: usize =
+    MAX_ENVELOPE_BYTES + 8 + crate::directory::MAX_PAGE * (MAX_ENVELOPE_BYTES + 3) + 200;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnrolError {
     #[error("malformed submission: {0}")]
@@ -105,6 +117,18 @@ pub enum EnrolError {
     GrantMismatch,
     #[error("grant's mesh address {0} is not a node address of {1}")]
     GrantAddress(Ipv4Addr, Ipv4Net),
+    #[error("malformed response: {0}")]
+    Response(DecodeError),
+}
+
+pub fn encode_response(grant: &[u8], directory: Vec<u8>) -> Result<Vec<u8>, EnrolError> {
+    let grant = heapless::Vec::from_slice(grant)
+        .map_err(|_| EnrolError::Grant(EnvelopeError::BodyTooLarge(grant.len())))?;
+    Ok(encode(&EnrolResponse { grant, directory }))
+}
+
+pub fn decode_response(bytes: &[u8]) -> Result<EnrolResponse, EnrolError> {
+    decode_canonical(bytes, MAX_RESPONSE_BYTES).map_err(EnrolError::Response)
 }
 
 /// A submission whose every signature and encoding holds.

@@ -36,6 +36,106 @@ pub enum Command {
     Audit(AuditCommand),
     /// Print version, build commit and target.
     Version(JsonFlag),
+    /// Run the daemon: API, enrolment (node) or enrolment service (hub).
+    Run,
+    /// Role, enrolment, identity mirror and directory at a glance.
+    Status(JsonFlag),
+    /// Enrol into a mesh by hand (the daemon does it by itself from enroll.toml).
+    Enroll(EnrollArgs),
+    /// Hub: enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Hub: enrolled nodes.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// The signed mesh directory.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// The hub's enrolment URL, e.g. http://hub.example.net:8799
+    #[arg(long)]
+    pub hub: String,
+    /// The hub's signing public key (hex): the pin.
+    #[arg(long)]
+    pub hub_key: String,
+    /// The enrolment token (gwt1-…).
+    #[arg(long)]
+    pub token: String,
+    /// The boxname to ask for.
+    #[arg(long)]
+    pub boxname: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints it once.
+    Create {
+        /// How many nodes may enrol with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Lifetime, e.g. 30m, 24h, 7d (by the hub's clock). None: no expiry.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// Every node enrolling with it gets this boxname.
+        #[arg(long)]
+        boxname: Option<String>,
+        /// Tags recorded with the nodes it enrols (repeatable).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Let a new key take over an existing boxname (re-flashed box).
+        #[arg(long)]
+        replace: bool,
+        /// Write a ready enroll.toml (hub URL, hub key pin, token) here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (no secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List enrolled nodes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One node, by node id or boxname.
+    Show { who: String },
+    /// Revoke a node (a signed directory record); frees its address.
+    Revoke {
+        who: String,
+        #[arg(long, default_value = "revoked by the operator")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// The directory's live nodes and revocations.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every signature and hash link of the stored directory.
+    Verify,
+    /// Write the whole directory as one self-verifying bundle.
+    Export {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Append what verifies from an exported bundle.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

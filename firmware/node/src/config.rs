@@ -3,7 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use gondwana_core::Boxname;
+use gondwana_core::mesh::{self, Ipv4Net};
 use serde::Deserialize;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gondwana/gondwana.toml";
@@ -16,8 +20,159 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The name this box asks for at first boot; derived from its id if absent.
     pub boxname: Option<String>,
+    /// `hub` (assigns addresses, signs the directory) or `node`.
+    #[serde(default)]
+    pub role: Role,
     #[serde(default)]
     pub wireguard: WireguardConfig,
+    #[serde(default)]
+    pub mesh: MeshConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub hub: HubConfig,
+    #[serde(default)]
+    pub enroll: EnrollConfig,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Hub,
+    #[default]
+    Node,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshConfig {
+    pub subnet: Ipv4Net,
+    pub wireguard_port: u16,
+    pub interface: String,
+    pub api_port: u16,
+    pub reserved_subnets: Vec<Ipv4Net>,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig {
+            subnet: parse_net(mesh::DEFAULT_SUBNET),
+            wireguard_port: mesh::DEFAULT_WG_PORT,
+            interface: mesh::DEFAULT_INTERFACE.into(),
+            api_port: mesh::DEFAULT_API_PORT,
+            reserved_subnets: mesh::DEFAULT_RESERVED
+                .iter()
+                .map(|s| parse_net(s))
+                .collect(),
+        }
+    }
+}
+
+fn parse_net(s: &str) -> Ipv4Net {
+    // Only called on the compile-time defaults above, which are valid.
+    s.parse().unwrap_or_default()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Loopback listener; the port is `mesh.api_port` unless given here.
+    pub loopback: Option<SocketAddr>,
+    /// One more listener (e.g. a LAN address). Full API, like loopback.
+    pub listen: Option<SocketAddr>,
+    /// Root-only Unix socket for CLI admin commands while the daemon runs.
+    pub admin_socket: PathBuf,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            loopback: None,
+            listen: None,
+            admin_socket: PathBuf::from("/run/gondwana/admin.sock"),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// WireGuard endpoint nodes are given: `host:port`, a DNS name allowed.
+    pub public_endpoint: Option<String>,
+    /// The public enrolment listener: serves only enrolment and health.
+    pub enroll_listen: Option<SocketAddr>,
+    /// The URL nodes use to reach `enroll_listen`, written into enroll.toml.
+    pub public_url: Option<String>,
+    /// Enrolment attempts allowed per source address: burst and per minute.
+    #[serde(default = "default_enroll_burst")]
+    pub enroll_rate_burst: u32,
+    #[serde(default = "default_enroll_per_minute")]
+    pub enroll_rate_per_minute: u32,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            public_endpoint: None,
+            enroll_listen: None,
+            public_url: None,
+            enroll_rate_burst: default_enroll_burst(),
+            enroll_rate_per_minute: default_enroll_per_minute(),
+        }
+    }
+}
+
+fn default_enroll_burst() -> u32 {
+    20
+}
+fn default_enroll_per_minute() -> u32 {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollConfig {
+    /// enroll.toml files tried in order (the boot partition's, then any
+    /// mounted `GW_CONFIG` volume's).
+    pub search_paths: Vec<PathBuf>,
+    /// Where `gondwana.enroll=` is looked for.
+    pub kernel_cmdline: PathBuf,
+    /// Backoff between attempts: first delay and cap, in seconds.
+    pub retry_initial_secs: f64,
+    pub retry_max_secs: f64,
+    /// How often an enrolled node pulls the directory.
+    pub directory_pull_secs: u64,
+    /// The hub's full API for directory pulls and identity-mirror pushes.
+    /// Default: the hub's mesh address and API port from the grant
+    /// (reached through the tunnel).
+    pub hub_api_url: Option<String>,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig {
+            search_paths: vec![
+                PathBuf::from("/boot/gondwana/enroll.toml"),
+                PathBuf::from("/run/gondwana/gw-config/gondwana/enroll.toml"),
+            ],
+            kernel_cmdline: PathBuf::from("/proc/cmdline"),
+            retry_initial_secs: 1.0,
+            retry_max_secs: 300.0,
+            directory_pull_secs: 60,
+            hub_api_url: None,
+        }
+    }
+}
+
+impl EnrollConfig {
+    pub fn retry_initial(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_initial_secs.clamp(0.01, 3600.0))
+    }
+    pub fn retry_max(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_max_secs.clamp(0.01, 86400.0))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,7 +226,7 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |detail: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             detail,
@@ -83,6 +238,22 @@ impl Config {
             return Err(invalid(
                 "wireguard.private_key_file and wireguard.wg_quick_config are exclusive: name one key"
                     .into(),
+            ));
+        }
+        mesh::check_subnet(&self.mesh.subnet, &self.mesh.reserved_subnets, &[])
+            .map_err(|e| invalid(format!("mesh.subnet: {e}")))?;
+        if self.mesh.interface.is_empty()
+            || self.mesh.interface.len() > 15
+            || self.mesh.interface.contains(['/', ' ', '\0'])
+        {
+            return Err(invalid(format!(
+                "mesh.interface {:?}: 1-15 characters, no '/' or spaces",
+                self.mesh.interface
+            )));
+        }
+        if self.role == Role::Hub && self.hub.public_endpoint.is_none() {
+            return Err(invalid(
+                "role = \"hub\" needs hub.public_endpoint (host:port)".into(),
             ));
         }
         Ok(())

@@ -1,12 +1,16 @@
 //! `gondwana`: one static binary for every Gondwana box.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod api;
 mod boot;
 mod cli;
 mod commands;
 mod config;
+mod daemon;
 mod exit;
 mod random;
+mod status;
 mod store;
 
 use std::path::PathBuf;
@@ -16,7 +20,7 @@ use clap::Parser;
 
 use crate::boot::firstboot::{self, KeyOrigin};
 use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
-use crate::commands::{audit, identity, version};
+use crate::commands::{audit, directory, enroll, hub, identity, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
 fn main() -> ExitCode {
@@ -42,12 +46,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Firstboot(flag) => firstboot_command(&state_dir, &config, flag.json),
         Command::Identity(IdentityCommand::Show(flag)) => identity::show(&state_dir, flag.json),
-        Command::Identity(IdentityCommand::Rotate(args)) => identity::rotate(&state_dir, args),
+        Command::Identity(IdentityCommand::Rotate(args)) => {
+            identity::rotate(&state_dir, &config, args)
+        }
         Command::Identity(IdentityCommand::Verify(args)) => identity::verify(&state_dir, args),
         Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, flag.json),
         Command::Version(_) => Ok(()),
+        Command::Run => daemon::run(config, config_path, named, state_dir),
+        Command::Status(flag) => enroll::status(&state_dir, &config, flag.json),
+        Command::Enroll(args) => enroll::enroll(&state_dir, &config, args),
+        Command::Token(c) => hub::token(&state_dir, &config, c),
+        Command::Node(c) => hub::node(&state_dir, &config, c),
+        Command::Directory(c) => directory::run(&state_dir, &config, c),
     }
 }
 

@@ -2,4 +2,5 @@
 //! (Partition discovery and the state mount live in the image's initramfs.)
 
 pub mod adopt;
+pub mod enroll_source;
 pub mod firstboot;

@@ -13,7 +13,9 @@ use gondwana_core::identity_log::{
 use gondwana_core::keys::{SigningSecret, WireguardSecret, wg_key_to_base64};
 use serde_json::json;
 
+use crate::admin;
 use crate::cli::{ExportArgs, RotateArgs, VerifyArgs};
+use crate::config::Config;
 use crate::exit::VerifyFailed;
 use crate::random;
 use crate::store::{self, OpenMode, StateStore};
@@ -63,22 +65,22 @@ pub fn show(state_dir: &Path, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn rotate(state_dir: &Path, args: &RotateArgs) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+/// One rotation in one transaction: log entry, secret and audit record.
+pub fn rotate_in_store(store: &StateStore, signing: bool) -> anyhow::Result<IdentityState> {
     let txn = store.write()?;
-    let identity = store::identity_in(&store, &txn)?;
+    let identity = store::identity_in(store, &txn)?;
     if identity.state.retired {
         bail!("this identity is retired; nothing can be rotated");
     }
     let state = &identity.state;
-    let (next, audit_kind) = if args.signing {
+    let (next, audit_kind) = if signing {
         let new = SigningSecret::from_seed(*random::seed()?);
         let event = IdentityEvent::RotateSigning {
             new_signing_key: new.public_key(),
         };
         let (raw, next) = build::next(state, &identity.signing, event, Some(&new))
             .context("building the rotation entry")?;
-        store::record_identity_entry(&store, &txn, state.len, &raw, Some(&new), None)?;
+        store::record_identity_entry(store, &txn, state.len, &raw, Some(&new), None)?;
         (next, kind::IDENTITY_ROTATE_SIGNING)
     } else {
         let new = WireguardSecret::from_bytes(*random::seed()?);
@@ -87,14 +89,44 @@ pub fn rotate(state_dir: &Path, args: &RotateArgs) -> anyhow::Result<()> {
         };
         let (raw, next) = build::next(state, &identity.signing, event, None)
             .context("building the rotation entry")?;
-        store::record_identity_entry(&store, &txn, state.len, &raw, None, Some(&new))?;
+        store::record_identity_entry(store, &txn, state.len, &raw, None, Some(&new))?;
         (next, kind::IDENTITY_ROTATE_WIREGUARD)
     };
     let detail = format!("entry {} tip {}", state.len, to_hex(&next.tip));
-    store::append_audit(&store, &txn, audit_kind, &detail)?;
+    store::append_audit(store, &txn, audit_kind, &detail)?;
     store.commit(txn)?;
-    println!("rotated ({})", audit_kind);
+    Ok(next)
+}
+
+/// `gondwana identity rotate`: through the daemon when it runs (it holds
+/// the state and syncs the hub's mirror), else directly, then a best-effort
+/// push to the hub's mirror.
+pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
+    let body = json!({"signing": args.signing, "wireguard": args.wireguard});
+    if let Some(v) = admin::client::call(config, "POST", "/admin/identity/rotate", Some(body))? {
+        println!("rotated through the running daemon (it syncs the hub's mirror)");
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if args.signing && config.role == crate::config::Role::Hub {
+        bail!(
+            "rotating a hub's signing key is not supported yet: every enroll.toml pins it and it signs the directory"
+        );
+    }
+    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let next = rotate_in_store(&store, args.signing)?;
+    println!(
+        "rotated ({})",
+        if args.signing {
+            "signing key"
+        } else {
+            "wireguard key"
+        }
+    );
     print_state(&next);
+    if let Some(warning) = crate::commands::enroll::push_mirror_now(&store, config)? {
+        eprintln!("gondwana: warning: {warning}");
+    }
     Ok(())
 }
 

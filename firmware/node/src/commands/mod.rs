@@ -1,3 +1,6 @@
 pub mod audit;
+pub mod directory;
+pub mod enroll;
+pub mod hub;
 pub mod identity;
 pub mod version;

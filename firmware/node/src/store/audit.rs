@@ -59,21 +59,13 @@ pub fn verify_audit(records: &[(u64, Vec<u8>)], head: AuditHead) -> Result<Audit
 }
 
 fn encode_head(head: &AuditHead) -> [u8; 40] {
-    let mut out = [0u8; 40];
-    out[..8].copy_from_slice(&head.len.to_le_bytes());
-    out[8..].copy_from_slice(&head.tip);
-    out
+    super::head::encode(head.len, &head.tip)
 }
 
 fn decode_head(store: &StateStore, bytes: &[u8]) -> Result<AuditHead, StoreError> {
-    let corrupt = || StoreError::Corrupt {
+    let (len, tip) = super::head::decode(bytes).ok_or_else(|| StoreError::Corrupt {
         path: store.path().to_path_buf(),
         detail: "audit head is malformed".into(),
-    };
-    if bytes.len() != 40 {
-        return Err(corrupt());
-    }
-    let len = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| corrupt())?);
-    let tip = bytes[8..].try_into().map_err(|_| corrupt())?;
+    })?;
     Ok(AuditHead { len, tip })
 }

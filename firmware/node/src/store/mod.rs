@@ -6,8 +6,12 @@
 //! clear error before it touches the database.
 
 mod audit;
+pub mod directory;
+pub mod enrolment;
+mod head;
 mod identity;
 mod lock;
+pub mod registry;
 mod schema;
 
 use std::fs::{self, DirBuilder, OpenOptions};

@@ -17,14 +17,34 @@ pub const IDENTITY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("iden
 /// Audit records by sequence number.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
+/// Hub: enrolment tokens by id (postcard `TokenRecord`; only a verifier hash
+/// of each secret).
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// Hub: enrolled nodes by node id (postcard `NodeEntry`).
+pub const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+/// Hub: mesh address (u32) → node id, the allocation table.
+pub const ADDRESSES: TableDefinition<u32, &str> = TableDefinition::new("addresses");
+/// Hub: boxname → node id of its live holder.
+pub const BOXNAMES: TableDefinition<&str, &str> = TableDefinition::new("boxnames");
+/// Hub: mirrored identity logs, (node id, seq) → signed entry.
+pub const IDENTITY_MIRROR: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("identity_mirror");
+/// Both: the signed directory, seq → entry (the hub writes, nodes replicate).
+pub const DIRECTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("directory");
+/// Node: its enrolment (grant, hub URL and pin).
+pub const ENROLMENT: TableDefinition<&str, &[u8]> = TableDefinition::new("enrolment");
+
 pub const KEY_SCHEMA_VERSION: &str = "schema_version";
+pub const KEY_DIRECTORY_HEAD: &str = "directory_head";
 pub const KEY_AUDIT_HEAD: &str = "audit_head";
 pub const KEY_SIGNING_SEED: &str = "signing_seed";
 pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 
 /// Version 0 is a file with no tables (a file redb has just initialised).
 /// Version 1: meta, secrets, identity_log, audit.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2: + tokens, nodes, addresses, boxnames, identity_mirror,
+/// directory, enrolment (enrolment and the hub).
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     loop {
@@ -85,6 +105,15 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
                 txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
                 txn.open_table(IDENTITY_LOG).map_err(|e| err(e.into()))?;
                 txn.open_table(AUDIT).map_err(|e| err(e.into()))?;
+            }
+            1 => {
+                txn.open_table(TOKENS).map_err(|e| err(e.into()))?;
+                txn.open_table(NODES).map_err(|e| err(e.into()))?;
+                txn.open_table(ADDRESSES).map_err(|e| err(e.into()))?;
+                txn.open_table(BOXNAMES).map_err(|e| err(e.into()))?;
+                txn.open_table(IDENTITY_MIRROR).map_err(|e| err(e.into()))?;
+                txn.open_table(DIRECTORY).map_err(|e| err(e.into()))?;
+                txn.open_table(ENROLMENT).map_err(|e| err(e.into()))?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.

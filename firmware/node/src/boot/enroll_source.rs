@@ -1,0 +1,185 @@
+//! Where a fresh box finds its enrolment instructions, in order:
+//! 1. each `enroll.search_paths` file (the boot partition's
+//!    `gondwana/enroll.toml`, then a `GW_CONFIG` volume's — the initramfs
+//!    mounts such a volume read-only at `/run/gondwana/gw-config`);
+//! 2. `gondwana.enroll=<base64url of the TOML>` on the kernel command line.
+//!
+//! The file names the hub URL, the hub's public key (the pin) and the token.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use gondwana_core::Boxname;
+use gondwana_core::keys::{PublicKey, decode_hex32};
+use gondwana_core::token::TokenSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::config::EnrollConfig;
+
+/// `enroll.toml`. Written by `gondwana token create --out`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollFile {
+    /// The hub's enrolment URL, e.g. `http://hub.example.net:8799`.
+    pub hub_url: String,
+    /// The hub's signing public key, hex: the pin the grant must verify under.
+    pub hub_key: String,
+    /// The token secret (`gwt1-…`).
+    pub token: String,
+    /// The boxname to ask for (a token may fix its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boxname: Option<String>,
+}
+
+/// A parsed, checked enrolment instruction.
+pub struct EnrollPlan {
+    pub hub_url: String,
+    pub hub_key: PublicKey,
+    pub token: TokenSecret,
+    pub boxname: Option<Boxname>,
+    /// Where it came from, for status and logs.
+    pub source: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{source_name}: {detail}")]
+    Invalid { source_name: String, detail: String },
+}
+
+impl EnrollFile {
+    pub fn into_plan(self, source: String) -> Result<EnrollPlan, SourceError> {
+        let invalid = |detail: String| SourceError::Invalid {
+            source_name: source.clone(),
+            detail,
+        };
+        if !self.hub_url.starts_with("http://") {
+            return Err(invalid(format!(
+                "hub_url {:?} must start with http://",
+                self.hub_url
+            )));
+        }
+        let hub_key = decode_hex32(&self.hub_key).map_err(|e| invalid(format!("hub_key: {e}")))?;
+        let token = TokenSecret::parse(&self.token).map_err(|e| invalid(format!("token: {e}")))?;
+        let boxname = self
+            .boxname
+            .as_deref()
+            .map(Boxname::parse)
+            .transpose()
+            .map_err(|e| invalid(format!("boxname: {e}")))?;
+        Ok(EnrollPlan {
+            hub_url: self.hub_url.trim_end_matches('/').to_string(),
+            hub_key,
+            token,
+            boxname,
+            source,
+        })
+    }
+}
+
+pub fn parse_toml(text: &str, source: String) -> Result<EnrollPlan, SourceError> {
+    let file: EnrollFile = toml::from_str(text).map_err(|e| SourceError::Invalid {
+        source_name: source.clone(),
+        detail: e.to_string(),
+    })?;
+    file.into_plan(source)
+}
+
+/// The first enrolment instruction found, if any. A source that exists but
+/// is malformed is an error (the operator meant something), not skipped.
+pub fn find(config: &EnrollConfig) -> Result<Option<EnrollPlan>, SourceError> {
+    for path in &config.search_paths {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return parse_toml(&text, path.display().to_string()).map(Some);
+        }
+    }
+    from_cmdline(&config.kernel_cmdline)
+}
+
+fn from_cmdline(path: &Path) -> Result<Option<EnrollPlan>, SourceError> {
+    let Ok(cmdline) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    let Some(value) = cmdline
+        .split_ascii_whitespace()
+        .find_map(|arg| arg.strip_prefix("gondwana.enroll="))
+    else {
+        return Ok(None);
+    };
+    let source = format!("kernel command line ({})", path.display());
+    let bytes = URL_SAFE_NO_PAD
+        .decode(value.trim_end_matches('='))
+        .or_else(|_| URL_SAFE.decode(value))
+        .map_err(|e| SourceError::Invalid {
+            source_name: source.clone(),
+            detail: format!("gondwana.enroll= is not base64url: {e}"),
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| SourceError::Invalid {
+        source_name: source.clone(),
+        detail: "gondwana.enroll= is not UTF-8 TOML".into(),
+    })?;
+    parse_toml(&text, source).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> String {
+        let token = TokenSecret::from_seed([1; 32]).to_text();
+        format!(
+            "hub_url = \"http://127.0.0.1:8799\"\nhub_key = \"{}\"\ntoken = \"{}\"\n",
+            "ab".repeat(32),
+            token.as_str()
+        )
+    }
+
+    #[test]
+    fn search_order_files_then_cmdline() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("boot.toml");
+        let second = dir.path().join("gwconfig.toml");
+        let cmdline = dir.path().join("cmdline");
+        let config = EnrollConfig {
+            search_paths: vec![first.clone(), second.clone()],
+            kernel_cmdline: cmdline.clone(),
+            ..EnrollConfig::default()
+        };
+        assert!(find(&config).unwrap().is_none());
+        let encoded = URL_SAFE_NO_PAD.encode(sample());
+        std::fs::write(
+            &cmdline,
+            format!("console=ttyS0 gondwana.enroll={encoded} quiet\n"),
+        )
+        .unwrap();
+        assert!(
+            find(&config)
+                .unwrap()
+                .unwrap()
+                .source
+                .starts_with("kernel command line")
+        );
+        std::fs::write(&second, sample()).unwrap();
+        assert_eq!(
+            find(&config).unwrap().unwrap().source,
+            second.display().to_string()
+        );
+        std::fs::write(&first, sample()).unwrap();
+        assert_eq!(
+            find(&config).unwrap().unwrap().source,
+            first.display().to_string()
+        );
+    }
+
+    #[test]
+    fn malformed_sources_are_errors() {
+        assert!(parse_toml("hub_url = 1", "x".into()).is_err());
+        let bad_pin = sample().replace(&"ab".repeat(32), "zz");
+        assert!(parse_toml(&bad_pin, "x".into()).is_err());
+        let https = sample().replace("http://", "ftp://");
+        assert!(parse_toml(&https, "x".into()).is_err());
+        let extra = format!("{}surprise = 1\n", sample());
+        assert!(parse_toml(&extra, "x".into()).is_err());
+    }
+}

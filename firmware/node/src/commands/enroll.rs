@@ -1,0 +1,178 @@
+//! `gondwana enroll` and `gondwana status`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::admin;
+use crate::boot::enroll_source::EnrollFile;
+use crate::boot::firstboot;
+use crate::cli::EnrollArgs;
+use crate::config::Config;
+use crate::daemon::enrol_task;
+use crate::store::enrolment::Enrolment;
+use crate::store::{OpenMode, StateStore};
+
+pub fn enrolment_json(e: &Enrolment) -> Value {
+    json!({
+        "state": "enrolled",
+        "mesh_ip": e.grant.mesh_ip.to_string(),
+        "subnet": e.grant.subnet.to_string(),
+        "boxname": e.grant.boxname.as_str(),
+        "hub": e.hub_url,
+        "hub_node_id": e.grant.hub_node_id.as_str(),
+        "hub_endpoint": e.grant.hub_endpoint.as_str(),
+        "since_unix": e.since_unix,
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::Result<()> {
+    let file = EnrollFile {
+        hub_url: args.hub.clone(),
+        hub_key: args.hub_key.clone(),
+        token: args.token.clone(),
+        boxname: args.boxname.clone(),
+    };
+    let body = serde_json::to_value(&file)?;
+    let result = match admin::client::call(config, "POST", "/admin/enroll", Some(body))? {
+        Some(v) => v,
+        None => {
+            let plan = file.into_plan("gondwana enroll".into())?;
+            // Enrolling a box that never booted provisions it first.
+            firstboot::run(state_dir, config)?;
+            let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
+            if let Some(e) = store.enrolment()? {
+                println!("already enrolled");
+                println!("{}", serde_json::to_string_pretty(&enrolment_json(&e))?);
+                return Ok(());
+            }
+            let e = runtime()?.block_on(enrol_task::enrol_once(&store, &plan))?;
+            enrolment_json(&e)
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
+
+/// After a rotation without a daemon: try the hub's mirror once. A hub that
+/// is down is a warning, not a failure; the daemon syncs later.
+pub fn push_mirror_now(store: &StateStore, config: &Config) -> anyhow::Result<Option<String>> {
+    let Some(enrolment) = store.enrolment()? else {
+        return Ok(None);
+    };
+    let url = enrol_task::hub_api_url(config, &enrolment);
+    let identity = store.require_identity()?;
+    let outcome = runtime()?.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            enrol_task::push_mirror_of(&identity, &url),
+        )
+        .await
+    });
+    Ok(match outcome {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!(
+            "the rotation is done, but the hub's mirror could not be updated ({e:#}); it syncs when the daemon runs and the hub is reachable"
+        )),
+        Err(_) => {
+            Some("the rotation is done, but the hub did not answer; its mirror syncs later".into())
+        }
+    })
+}
+
+pub fn status(state_dir: &Path, config: &Config, json_out: bool) -> anyhow::Result<()> {
+    let v = match admin::client::call(config, "GET", "/admin/status", None)? {
+        Some(v) => v,
+        None => {
+            let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+            let identity = store.require_identity()?;
+            let mut v = crate::status::base_json(&store, &identity.state, config);
+            v["daemon"] = json!({"running": false});
+            v
+        }
+    };
+    if json_out {
+        println!("{v}");
+    } else {
+        print_status(&v);
+    }
+    Ok(())
+}
+
+fn print_status(v: &Value) {
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
+    println!(
+        "{} {} ({})",
+        s(&v["role"]),
+        s(&v["boxname"]),
+        s(&v["node_id"])
+    );
+    println!(
+        "  daemon:     {}",
+        if v["daemon"]["running"] == true {
+            "running"
+        } else {
+            "not running"
+        }
+    );
+    if v["hub"].is_object() {
+        let h = &v["hub"];
+        println!(
+            "  hub:        subnet {}, {} nodes ({} revoked), endpoint {}",
+            s(&h["subnet"]),
+            h["nodes"],
+            h["revoked_nodes"],
+            s(&h["public_endpoint"])
+        );
+    }
+    let e = &v["enrolment"];
+    match e["state"].as_str() {
+        Some("enrolled") => println!(
+            "  enrolment:  enrolled as {} in {} via {} (hub {}) since {}",
+            s(&e["mesh_ip"]),
+            s(&e["subnet"]),
+            s(&e["hub"]),
+            s(&e["hub_node_id"]),
+            s(&e["since_unix"])
+        ),
+        Some("enrolling") => println!(
+            "  enrolment:  enrolling from {} — {} attempts, last error: {}",
+            s(&e["source"]),
+            e["attempts"],
+            s(&e["last_error"])
+        ),
+        Some(other) => println!("  enrolment:  {other}"),
+        None => {}
+    }
+    let i = &v["identity"];
+    if i.is_object() {
+        println!(
+            "  identity:   local log {} entries (tip {}), hub mirror {}",
+            i["local_entries"],
+            &s(&i["local_tip"])[..16.min(s(&i["local_tip"]).len())],
+            if i["hub_entries"].is_null() {
+                "unknown".into()
+            } else {
+                i["hub_entries"].to_string()
+            }
+        );
+        if let Some(w) = i["warning"].as_str() {
+            println!("  WARNING:    {w}");
+        }
+    }
+    println!("  directory:  {} entries", v["directory"]["entries"]);
+}

@@ -1,0 +1,275 @@
+//! The node's enrolment and directory replication.
+//!
+//! Unenrolled: look for an enrolment instruction, try, back off (capped,
+//! jittered), try again — forever, while the API keeps serving. Enrolled:
+//! pull the directory from the hub every `directory_pull_secs` and push the
+//! identity log to the hub's mirror when it is behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gondwana_core::backoff;
+use gondwana_core::directory::{self, Head};
+use gondwana_core::enrol::{self, EnrolRequest};
+use gondwana_core::hash::to_hex;
+use gondwana_core::identity_log::export_bundle;
+use http::Method;
+
+use crate::admin::ops::now_unix;
+use crate::api::client;
+use crate::boot::enroll_source::{self, EnrollPlan};
+use crate::config::Config;
+use crate::daemon::app::{App, EnrolStatus};
+use crate::store::enrolment::{Enrolment, save_enrolment};
+use crate::store::{StateStore, StoredIdentity};
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One enrolment exchange; on success the grant is durably stored.
+pub async fn enrol_once(store: &Arc<StateStore>, plan: &EnrollPlan) -> anyhow::Result<Enrolment> {
+    let app_store = store.clone();
+    let store = store.clone();
+    let identity = tokio::task::spawn_blocking(move || store.require_identity()).await??;
+
+    let url = format!("{}/v1/enroll/nonce", plan.hub_url);
+    let (status, body) =
+        client::request(Method::GET, &url, None, Bytes::new(), CALL_TIMEOUT, 4096).await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "hub answered {status} to the nonce request: {}",
+            error_text(&body)
+        );
+    }
+    let nonce_hex = serde_json::from_slice::<serde_json::Value>(&body)?["nonce"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no nonce"))?;
+    let hub_nonce = gondwana_core::keys::decode_hex32(&nonce_hex)?;
+
+    let request = EnrolRequest {
+        version: enrol::VERSION,
+        hub_nonce,
+        wireguard_key: identity.state.wireguard_key,
+        boxname: plan
+            .boxname
+            .clone()
+            .unwrap_or_else(|| identity.state.boxname.clone()),
+        token_key: plan.token.public_key(),
+    };
+    let submission =
+        enrol::build_submission(&identity.signing, &identity.log, &request, &plan.token)?;
+    let url = format!("{}/v1/enroll", plan.hub_url);
+    let (status, body) = client::request(
+        Method::POST,
+        &url,
+        Some("application/octet-stream"),
+        Bytes::from(submission),
+        CALL_TIMEOUT,
+        enrol::MAX_RESPONSE_BYTES,
+    )
+    .await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "hub refused the enrolment ({status}): {}",
+            error_text(&body)
+        );
+    }
+    let response = enrol::decode_response(&body)?;
+    let grant = enrol::open_grant(&response.grant, &plan.hub_key, &request, &identity.state)?;
+    let first_page =
+        directory::verify_bundle(&response.directory, &plan.hub_key, &Head::default())?;
+
+    let store = app_store.clone();
+    let hub_url = plan.hub_url.clone();
+    let hub_key = plan.hub_key;
+    let grant_raw = response.grant.to_vec();
+    let saved = grant.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        save_enrolment(&store, &grant_raw, &saved, &hub_url, &hub_key, now_unix())?;
+        store.append_directory(&first_page, Head::default())?;
+        Ok(())
+    })
+    .await??;
+    app_store
+        .enrolment()?
+        .ok_or_else(|| anyhow::anyhow!("enrolment vanished after commit"))
+}
+
+fn error_text(body: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => format!(
+            "{}: {}",
+            v["error"].as_str().unwrap_or("error"),
+            v["detail"].as_str().unwrap_or("")
+        ),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+/// The hub's full API for an enrolled node: the configured override, else
+/// the hub's mesh address (through the tunnel).
+pub fn hub_api_url(config: &Config, enrolment: &Enrolment) -> String {
+    match &config.enroll.hub_api_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => format!(
+            "http://{}:{}",
+            enrolment.grant.hub_mesh_ip, enrolment.grant.api_port
+        ),
+    }
+}
+
+/// The node's background loop. Never returns while the daemon runs.
+pub async fn run(app: Arc<App>) {
+    let mut attempts = 0u32;
+    loop {
+        if let Ok(Some(enrolment)) = app.store.enrolment() {
+            app.set_status(EnrolStatus::Enrolled);
+            sync_loop(&app, enrolment).await;
+            return;
+        }
+        let config = app.config();
+        let plan = match enroll_source::find(&config.enroll) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => {
+                app.set_status(EnrolStatus::Unenrolled);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+            Err(e) => {
+                attempts += 1;
+                app.set_status(EnrolStatus::Enrolling {
+                    attempts,
+                    last_error: Some(e.to_string()),
+                    source: "enrolment config".into(),
+                });
+                app.metrics.inc(
+                    "gondwana_enrolment_failures_total",
+                    &[("reason", "bad_config")],
+                );
+                tokio::time::sleep(config.enroll.retry_max()).await;
+                continue;
+            }
+        };
+        attempts += 1;
+        match enrol_once(&app.store, &plan).await {
+            Ok(e) => {
+                if let Ok(mut g) = app.hub_mirror_len.lock() {
+                    *g = Some(app.identity().len);
+                }
+                eprintln!(
+                    "gondwana: enrolled as {} ({}) via {}",
+                    e.grant.mesh_ip, e.grant.boxname, plan.source
+                );
+                app.metrics.inc("gondwana_enrolments_total", &[]);
+                app.set_status(EnrolStatus::Enrolled);
+            }
+            Err(e) => {
+                eprintln!("gondwana: enrolment attempt {attempts} failed: {e:#}");
+                app.metrics.inc(
+                    "gondwana_enrolment_failures_total",
+                    &[("reason", "attempt_failed")],
+                );
+                app.set_status(EnrolStatus::Enrolling {
+                    attempts,
+                    last_error: Some(format!("{e:#}")),
+                    source: plan.source.clone(),
+                });
+                let jitter = crate::random::fraction();
+                let delay = backoff::delay(
+                    attempts,
+                    config.enroll.retry_initial(),
+                    config.enroll.retry_max(),
+                    jitter,
+                );
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn sync_loop(app: &App, enrolment: Enrolment) {
+    loop {
+        let url = hub_api_url(&app.config(), &enrolment);
+        if let Err(e) = pull_directory(app, &url, &enrolment).await {
+            eprintln!("gondwana: directory pull from {url} failed: {e:#}");
+        }
+        let identity = app.identity();
+        let known = app.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
+        if known != Some(identity.len) {
+            match push_mirror(&app.store, &url).await {
+                Ok(len) => {
+                    if let Ok(mut g) = app.hub_mirror_len.lock() {
+                        *g = Some(len);
+                    }
+                }
+                Err(e) => eprintln!("gondwana: identity mirror push to {url} failed: {e:#}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(
+            app.config().enroll.directory_pull_secs.max(1),
+        ))
+        .await;
+    }
+}
+
+/// Pulls pages until the hub has nothing newer; keeps every entry that
+/// verifies and stops at the first that does not.
+pub async fn pull_directory(app: &App, base: &str, enrolment: &Enrolment) -> anyhow::Result<u64> {
+    let mut pulled = 0;
+    loop {
+        let head = app.store.directory_head()?;
+        let url = format!("{base}/v1/directory?after={}", head.len);
+        let (status, body) = client::request(
+            Method::GET,
+            &url,
+            None,
+            Bytes::new(),
+            CALL_TIMEOUT,
+            directory::MAX_BUNDLE_BYTES,
+        )
+        .await?;
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", error_text(&body));
+        }
+        let verified = directory::verify_bundle(&body, &enrolment.hub_key, &head)?;
+        if verified.is_empty() {
+            return Ok(pulled);
+        }
+        pulled += verified.len() as u64;
+        let store = app.store.clone();
+        tokio::task::spawn_blocking(move || store.append_directory(&verified, head)).await??;
+    }
+}
+
+/// Sends the identity log to the hub's mirror; returns the mirror's length.
+pub async fn push_mirror(store: &Arc<StateStore>, base: &str) -> anyhow::Result<u64> {
+    let store = store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.require_identity()).await??;
+    push_mirror_of(&stored, base).await
+}
+
+pub async fn push_mirror_of(stored: &StoredIdentity, base: &str) -> anyhow::Result<u64> {
+    let bundle = export_bundle(&stored.log)?;
+    let url = format!("{base}/v1/identity/mirror");
+    let (status, body) = client::request(
+        Method::POST,
+        &url,
+        Some("application/octet-stream"),
+        Bytes::from(bundle),
+        CALL_TIMEOUT,
+        4096,
+    )
+    .await?;
+    if !status.is_success() {
+        anyhow::bail!("{status}: {}", error_text(&body));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)?;
+    let len = v["entries"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("mirror answer has no entries"))?;
+    if len == stored.state.len && v["tip"].as_str() != Some(to_hex(&stored.state.tip).as_str()) {
+        anyhow::bail!("the hub's mirror has the same length but another tip");
+    }
+    Ok(len)
+}

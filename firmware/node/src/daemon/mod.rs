@@ -1,0 +1,263 @@
+//! `gondwana run`: the daemon. It holds the state (redb has one writer), so
+//! while it runs CLI admin commands reach it over the root-only admin socket.
+//!
+//! Start-up: provision the identity if needed (same code as `firstboot`),
+//! open the store, bind the listeners, then serve until SIGTERM/SIGINT;
+//! SIGHUP reloads the config file (enrolment sources, retry timing, pull
+//! interval; listeners and role need a restart).
+
+pub mod app;
+pub mod enrol_task;
+pub mod nonces;
+pub mod routes;
+
+use std::fs::DirBuilder;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::api::metrics::Metrics;
+use crate::api::rate_limit::RateLimiter;
+use crate::api::{self, Limits};
+use crate::boot::firstboot;
+use crate::commands::version;
+use crate::config::{Config, Role};
+use crate::daemon::app::{App, EnrolStatus};
+use crate::daemon::nonces::NonceBook;
+use crate::daemon::routes::{AdminApi, EnrolApi, PublicApi};
+use crate::store::registry::{self, HubContext};
+use crate::store::{OpenMode, StateStore};
+
+pub fn run(
+    config: Config,
+    config_path: PathBuf,
+    named: bool,
+    state_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config, config_path, named, state_dir))
+}
+
+async fn serve(
+    config: Config,
+    config_path: PathBuf,
+    named: bool,
+    state_dir: PathBuf,
+) -> anyhow::Result<()> {
+    firstboot::run(&state_dir, &config)?;
+    let store = Arc::new(StateStore::open(&state_dir, OpenMode::ExistingOnly)?);
+    let identity = store.require_identity()?;
+
+    let hub = match config.role {
+        Role::Hub => {
+            let endpoint = config
+                .hub
+                .public_endpoint
+                .clone()
+                .context("role = \"hub\" needs hub.public_endpoint")?;
+            let hub = HubContext {
+                wireguard_key: identity.state.wireguard_key,
+                identity: identity.state.clone(),
+                signing: identity.signing,
+                subnet: config.mesh.subnet,
+                endpoint,
+                wireguard_port: config.mesh.wireguard_port,
+                api_port: config.mesh.api_port,
+            };
+            let s = store.clone();
+            let hub = tokio::task::spawn_blocking(move || {
+                registry::ensure_hub_record(&s, &hub).map(|()| hub)
+            })
+            .await??;
+            Some(hub)
+        }
+        Role::Node => None,
+    };
+
+    let burst = config.hub.enroll_rate_burst.max(1);
+    let per_minute = config.hub.enroll_rate_per_minute.max(1);
+    let metrics = Metrics::new();
+    metrics.gauge(
+        "gondwana_build_info",
+        "Version, commit and target of this binary",
+    );
+    metrics.gauge(
+        "gondwana_uptime_seconds",
+        "Seconds since the daemon started",
+    );
+    metrics.gauge(
+        "gondwana_directory_entries",
+        "Entries in the local copy of the directory",
+    );
+    metrics.counter(
+        "gondwana_enrolments_total",
+        "Enrolments granted (hub) or completed (node)",
+    );
+    metrics.counter(
+        "gondwana_enrolment_failures_total",
+        "Refused or failed enrolments, by reason",
+    );
+    metrics.set(
+        "gondwana_build_info",
+        &[
+            ("version", version::VERSION),
+            ("commit", version::COMMIT),
+            ("target", version::TARGET),
+        ],
+        1,
+    );
+    let app = Arc::new(App {
+        store,
+        config: RwLock::new(Arc::new(config)),
+        config_path: (config_path, named),
+        state_dir,
+        identity: RwLock::new(identity.state),
+        hub,
+        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
+        hub_mirror_len: Mutex::new(None),
+        metrics,
+        nonces: Mutex::new(NonceBook::default()),
+        enrol_rate: RateLimiter::new(burst, f64::from(per_minute) / 60.0),
+        started: Instant::now(),
+    });
+
+    let config = app.config();
+    let limits = Limits {
+        max_body_bytes: config.api.max_body_bytes,
+        ..Limits::default()
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+
+    let loopback = config.api.loopback.unwrap_or(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        config.mesh.api_port,
+    )));
+    let mut public = vec![loopback];
+    public.extend(config.api.listen);
+    for addr in public {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the API on {addr}"))?;
+        eprintln!("gondwana: API on http://{}", listener.local_addr()?);
+        servers.push(tokio::spawn(api::serve(
+            listener,
+            Arc::new(PublicApi(app.clone())),
+            limits,
+            stop_rx.clone(),
+        )));
+    }
+    if app.hub.is_some()
+        && let Some(addr) = config.hub.enroll_listen
+    {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the enrolment listener on {addr}"))?;
+        eprintln!(
+            "gondwana: enrolment listener on http://{}",
+            listener.local_addr()?
+        );
+        servers.push(tokio::spawn(api::serve(
+            listener,
+            Arc::new(EnrolApi(app.clone())),
+            limits,
+            stop_rx.clone(),
+        )));
+    }
+    let socket_path = config.api.admin_socket.clone();
+    let admin = bind_admin_socket(&socket_path)?;
+    servers.push(tokio::spawn(api::serve_unix(
+        admin,
+        Arc::new(AdminApi(app.clone())),
+        limits,
+        stop_rx.clone(),
+    )));
+
+    let background = match app.role() {
+        Role::Node => Some(tokio::spawn(enrol_task::run(app.clone()))),
+        Role::Hub => None,
+    };
+    eprintln!(
+        "gondwana: {} {} ({}) running",
+        match app.role() {
+            Role::Hub => "hub",
+            Role::Node => "node",
+        },
+        app.identity().boxname,
+        app.identity().node_id
+    );
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&app),
+        }
+    }
+    eprintln!("gondwana: shutting down");
+    let _ = stop_tx.send(true);
+    if let Some(task) = background {
+        task.abort();
+    }
+    for server in servers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    }
+    let _ = std::fs::remove_file(&socket_path);
+    Ok(())
+}
+
+/// The admin socket: its directory 0700 and the socket 0600, root's.
+fn bind_admin_socket(path: &std::path::Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // We hold the state lock, so a socket file here is a dead daemon's.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => bail!("removing the stale admin socket {}: {e}", path.display()),
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the admin socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+fn reload(app: &App) {
+    let (path, named) = &app.config_path;
+    match Config::load(path, *named) {
+        Ok(new) => {
+            let old = app.config();
+            if new.role != old.role
+                || new.api.loopback != old.api.loopback
+                || new.api.listen != old.api.listen
+            {
+                eprintln!(
+                    "gondwana: SIGHUP: role and listener changes take effect at the next start"
+                );
+            }
+            if let Ok(mut c) = app.config.write() {
+                *c = Arc::new(new);
+            }
+            eprintln!("gondwana: SIGHUP: reloaded {}", path.display());
+        }
+        Err(e) => eprintln!("gondwana: SIGHUP: keeping the running config: {e}"),
+    }
+}

@@ -1,0 +1,671 @@
+//! The hub's registry: tokens, enrolled nodes, the address table and the
+//! directory, all changed together. One enrolment is one write transaction:
+//! token use, address, node record, mirrored identity log, directory entry
+//! and audit record commit together or not at all.
+
+use std::net::Ipv4Addr;
+
+use gondwana_core::directory::Record;
+use gondwana_core::enrol::{self, EnrolGrant, VerifiedRequest};
+use gondwana_core::hash::{Hash32, to_hex};
+use gondwana_core::identity_log::IdentityState;
+use gondwana_core::keys::SigningSecret;
+use gondwana_core::mesh::{self, Ipv4Net};
+use gondwana_core::token::{self, TokenSecret};
+use gondwana_core::{Boxname, NodeId};
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::schema::{ADDRESSES, BOXNAMES, IDENTITY_MIRROR, NODES, TOKENS};
+use super::{StateStore, StoreError, append_audit, directory};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    /// BLAKE2b-256 of the token's public key: never the secret.
+    pub verifier: Hash32,
+    pub max_uses: u32,
+    pub uses: u32,
+    pub created_unix: u64,
+    pub expires_unix: Option<u64>,
+    /// The boxname every node enrolling with this token gets.
+    pub boxname: Option<String>,
+    pub tags: Vec<String>,
+    pub revoked: bool,
+    /// A new key under an existing boxname replaces (and revokes) the old
+    /// node. Needed to re-enrol a re-flashed box under its old name.
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub node_id: String,
+    pub boxname: String,
+    pub signing_key: [u8; 32],
+    pub wireguard_key: [u8; 32],
+    pub mesh_ip: Ipv4Addr,
+    pub token_id: String,
+    pub tags: Vec<String>,
+    pub enrolled_unix: u64,
+    pub revoked: bool,
+    pub identity_len: u64,
+    pub identity_tip: Hash32,
+}
+
+/// Everything the hub needs to answer an enrolment.
+pub struct HubContext {
+    pub signing: SigningSecret,
+    pub identity: IdentityState,
+    pub wireguard_key: [u8; 32],
+    pub subnet: Ipv4Net,
+    pub endpoint: String,
+    pub wireguard_port: u16,
+    pub api_port: u16,
+}
+
+/// Why an enrolment was refused: a stable code (metrics label, JSON
+/// `error`) and a human detail. A refusal commits nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown or already used nonce (fetch a fresh one)")]
+    UnknownNonce,
+    #[error("unknown token")]
+    UnknownToken,
+    #[error("token expired")]
+    TokenExpired,
+    #[error("token revoked")]
+    TokenRevoked,
+    #[error("token has no uses left")]
+    TokenExhausted,
+    #[error("node {0} is revoked")]
+    NodeRevoked(String),
+    #[error("boxname {0} belongs to another node and the token does not allow replacing it")]
+    BoxnameTaken(String),
+    #[error("{0}")]
+    SubnetExhausted(String),
+    #[error("store: {0}")]
+    Store(String),
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::UnknownNonce => "unknown_nonce",
+            Refusal::UnknownToken => "unknown_token",
+            Refusal::TokenExpired => "token_expired",
+            Refusal::TokenRevoked => "token_revoked",
+            Refusal::TokenExhausted => "token_exhausted",
+            Refusal::NodeRevoked(_) => "node_revoked",
+            Refusal::BoxnameTaken(_) => "boxname_taken",
+            Refusal::SubnetExhausted(_) => "subnet_exhausted",
+            Refusal::Store(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Store(e.to_string())
+    }
+}
+
+pub struct NewToken {
+    pub max_uses: u32,
+    pub ttl_secs: Option<u64>,
+    pub boxname: Option<Boxname>,
+    pub tags: Vec<String>,
+    pub replace: bool,
+}
+
+fn get<T: for<'de> Deserialize<'de>>(
+    store: &StateStore,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        detail: format!("{what}: {e}"),
+    })
+}
+
+fn put<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// Creates a token; the secret is returned once and stored nowhere.
+pub fn create_token(
+    store: &StateStore,
+    seed: [u8; 32],
+    spec: NewToken,
+    now: u64,
+) -> Result<(TokenSecret, TokenRecord), StoreError> {
+    let secret = TokenSecret::from_seed(seed);
+    let verifier = token::verifier(&secret.public_key());
+    let record = TokenRecord {
+        id: token::token_id(&verifier),
+        verifier,
+        max_uses: spec.max_uses,
+        uses: 0,
+        created_unix: now,
+        expires_unix: spec.ttl_secs.map(|t| now.saturating_add(t)),
+        boxname: spec.boxname.map(|b| b.to_string()),
+        tags: spec.tags,
+        revoked: false,
+        replace: spec.replace,
+    };
+    let txn = store.write()?;
+    {
+        let mut tokens = txn.open_table(TOKENS).map_err(|e| store.io_error(e))?;
+        tokens
+            .insert(record.id.as_str(), put(&record).as_slice())
+            .map_err(|e| store.io_error(e))?;
+    }
+    let detail = format!(
+        "token {} uses {} expires {:?}",
+        record.id, record.max_uses, record.expires_unix
+    );
+    append_audit(store, &txn, "token.create", &detail)?;
+    store.commit(txn)?;
+    Ok((secret, record))
+}
+
+impl StateStore {
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TOKENS).map_err(|e| self.io_error(e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| self.io_error(e))? {
+            let (_, v) = item.map_err(|e| self.io_error(e))?;
+            out.push(get(self, v.value(), "token")?);
+        }
+        Ok(out)
+    }
+
+    pub fn nodes(&self) -> Result<Vec<NodeEntry>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(NODES).map_err(|e| self.io_error(e))?;
+        let mut out = Vec::new();
+        for item in table.iter().map_err(|e| self.io_error(e))? {
+            let (_, v) = item.map_err(|e| self.io_error(e))?;
+            out.push(get(self, v.value(), "node")?);
+        }
+        Ok(out)
+    }
+
+    /// Mirrored identity-log length of a node, as the hub holds it.
+    pub fn mirror_len(&self, node_id: &str) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let table = txn
+            .open_table(IDENTITY_MIRROR)
+            .map_err(|e| self.io_error(e))?;
+        let n = table
+            .range((node_id, 0)..=(node_id, u64::MAX))
+            .map_err(|e| self.io_error(e))?
+            .count();
+        Ok(n as u64)
+    }
+}
+
+pub fn revoke_token(store: &StateStore, id: &str) -> Result<bool, StoreError> {
+    let txn = store.write()?;
+    let found = {
+        let mut tokens = txn.open_table(TOKENS).map_err(|e| store.io_error(e))?;
+        let current = match tokens.get(id).map_err(|e| store.io_error(e))? {
+            Some(v) => Some(get::<TokenRecord>(store, v.value(), "token")?),
+            None => None,
+        };
+        match current {
+            Some(mut record) => {
+                record.revoked = true;
+                tokens
+                    .insert(id, put(&record).as_slice())
+                    .map_err(|e| store.io_error(e))?;
+                true
+            }
+            None => false,
+        }
+    };
+    if found {
+        append_audit(store, &txn, "token.revoke", id)?;
+        store.commit(txn)?;
+    }
+    Ok(found)
+}
+
+/// Revokes a node by id or boxname: a signed directory record, its address
+/// and boxname freed. Returns the revoked entry.
+pub fn revoke_node(
+    store: &StateStore,
+    hub: &SigningSecret,
+    who: &str,
+    reason: &str,
+) -> Result<Option<NodeEntry>, StoreError> {
+    let txn = store.write()?;
+    let Some(mut entry) = find_node(store, &txn, who)? else {
+        return Ok(None);
+    };
+    if entry.revoked {
+        return Ok(Some(entry));
+    }
+    revoke_in(store, &txn, hub, &mut entry, reason)?;
+    store.commit(txn)?;
+    Ok(Some(entry))
+}
+
+fn find_node(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    who: &str,
+) -> Result<Option<NodeEntry>, StoreError> {
+    let id = if who.starts_with(gondwana_core::node_id::PREFIX) {
+        who.to_string()
+    } else {
+        let names = txn.open_table(BOXNAMES).map_err(|e| store.io_error(e))?;
+        match names.get(who).map_err(|e| store.io_error(e))? {
+            Some(v) => v.value().to_string(),
+            None => return Ok(None),
+        }
+    };
+    let nodes = txn.open_table(NODES).map_err(|e| store.io_error(e))?;
+    let value = nodes.get(id.as_str()).map_err(|e| store.io_error(e))?;
+    value.map(|v| get(store, v.value(), "node")).transpose()
+}
+
+fn revoke_in(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &SigningSecret,
+    entry: &mut NodeEntry,
+    reason: &str,
+) -> Result<(), StoreError> {
+    entry.revoked = true;
+    {
+        let mut nodes = txn.open_table(NODES).map_err(|e| store.io_error(e))?;
+        nodes
+            .insert(entry.node_id.as_str(), put(&*entry).as_slice())
+            .map_err(|e| store.io_error(e))?;
+        let mut addresses = txn.open_table(ADDRESSES).map_err(|e| store.io_error(e))?;
+        addresses
+            .remove(u32::from(entry.mesh_ip))
+            .map_err(|e| store.io_error(e))?;
+        let mut names = txn.open_table(BOXNAMES).map_err(|e| store.io_error(e))?;
+        let holder = names
+            .get(entry.boxname.as_str())
+            .map_err(|e| store.io_error(e))?
+            .map(|v| v.value().to_string());
+        if holder.as_deref() == Some(entry.node_id.as_str()) {
+            names
+                .remove(entry.boxname.as_str())
+                .map_err(|e| store.io_error(e))?;
+        }
+    }
+    let node_id = NodeId::parse(&entry.node_id).map_err(|e| StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        detail: format!("node id {}: {e}", entry.node_id),
+    })?;
+    let mut text = heapless::String::new();
+    for c in reason.chars() {
+        if text.push(c).is_err() {
+            break;
+        }
+    }
+    directory::append_record(
+        store,
+        txn,
+        hub,
+        Record::Revoke {
+            node_id,
+            reason: text,
+        },
+    )?;
+    append_audit(
+        store,
+        txn,
+        "node.revoke",
+        &format!(
+            "{} ({}) {}: {reason}",
+            entry.node_id, entry.boxname, entry.mesh_ip
+        ),
+    )
+}
+
+/// Answers a verified enrolment request, or refuses it with nothing changed.
+pub fn enrol(
+    store: &StateStore,
+    hub: &HubContext,
+    verified: &VerifiedRequest,
+    now: u64,
+) -> Result<Vec<u8>, Refusal> {
+    let txn = store.write()?;
+    let identity = &verified.identity;
+    let node_id = identity.node_id.to_string();
+    let token_id = token::token_id(&token::verifier(&verified.request.token_key));
+
+    let mut token = {
+        let tokens = txn.open_table(TOKENS).map_err(|e| store.io_error(e))?;
+        let value = tokens
+            .get(token_id.as_str())
+            .map_err(|e| store.io_error(e))?
+            .ok_or(Refusal::UnknownToken)?;
+        get::<TokenRecord>(store, value.value(), "token")?
+    };
+
+    let existing = find_node(store, &txn, &node_id)?;
+    let entry = match existing {
+        Some(e) if e.revoked => return Err(Refusal::NodeRevoked(node_id)),
+        // The same node retrying (e.g. the answer was lost) or re-enrolling:
+        // its existing address, no second use of any token. Key rotations
+        // since are taken from its (verified) identity log.
+        Some(mut e) => {
+            if e.signing_key != identity.signing_key || e.wireguard_key != identity.wireguard_key {
+                e.signing_key = identity.signing_key;
+                e.wireguard_key = identity.wireguard_key;
+                write_node(store, &txn, &e)?;
+                publish_node(store, &txn, hub, &e, identity)?;
+            }
+            mirror_log(store, &txn, &node_id, &verified.identity_log)?;
+            e
+        }
+        _ => {
+            check_token(&token, now)?;
+            new_node(store, &txn, hub, verified, &mut token, &token_id, now)?
+        }
+    };
+
+    let grant = grant_for(hub, verified, &entry, directory::head_in(store, &txn)?)?;
+    let sealed =
+        enrol::seal_grant(&grant, &hub.signing).map_err(|e| Refusal::Store(e.to_string()))?;
+    store.commit(txn)?;
+    Ok(sealed)
+}
+
+fn check_token(token: &TokenRecord, now: u64) -> Result<(), Refusal> {
+    if token.revoked {
+        return Err(Refusal::TokenRevoked);
+    }
+    if token.expires_unix.is_some_and(|t| now >= t) {
+        return Err(Refusal::TokenExpired);
+    }
+    if token.uses >= token.max_uses {
+        return Err(Refusal::TokenExhausted);
+    }
+    Ok(())
+}
+
+fn new_node(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &HubContext,
+    verified: &VerifiedRequest,
+    token: &mut TokenRecord,
+    token_id: &str,
+    now: u64,
+) -> Result<NodeEntry, Refusal> {
+    let identity = &verified.identity;
+    let node_id = identity.node_id.to_string();
+    let boxname = token
+        .boxname
+        .clone()
+        .unwrap_or_else(|| verified.request.boxname.to_string());
+
+    // A live holder of the boxname: replaced only if the token says so.
+    let holder = {
+        let names = txn.open_table(BOXNAMES).map_err(|e| store.io_error(e))?;
+        let value = names.get(boxname.as_str()).map_err(|e| store.io_error(e))?;
+        value.map(|v| v.value().to_string())
+    };
+    let mut reuse_ip = None;
+    if let Some(holder) = holder.filter(|h| *h != node_id) {
+        if !token.replace {
+            return Err(Refusal::BoxnameTaken(boxname));
+        }
+        if let Some(mut old) = find_node(store, txn, &holder)? {
+            reuse_ip = Some(old.mesh_ip);
+            revoke_in(
+                store,
+                txn,
+                &hub.signing,
+                &mut old,
+                &format!("replaced by {node_id}"),
+            )?;
+        }
+    }
+
+    let mesh_ip = match reuse_ip {
+        Some(ip) => ip,
+        None => {
+            let addresses = txn.open_table(ADDRESSES).map_err(|e| store.io_error(e))?;
+            let mut used = Vec::new();
+            for item in addresses.iter().map_err(|e| store.io_error(e))? {
+                let (k, _) = item.map_err(|e| store.io_error(e))?;
+                used.push(k.value());
+            }
+            mesh::lowest_free(&hub.subnet, |a| used.binary_search(&u32::from(a)).is_ok())
+                .map_err(|e| Refusal::SubnetExhausted(e.to_string()))?
+        }
+    };
+
+    token.uses += 1;
+    let entry = NodeEntry {
+        node_id: node_id.clone(),
+        boxname: boxname.clone(),
+        signing_key: identity.signing_key,
+        wireguard_key: identity.wireguard_key,
+        mesh_ip,
+        token_id: token_id.to_string(),
+        tags: token.tags.clone(),
+        enrolled_unix: now,
+        revoked: false,
+        identity_len: identity.len,
+        identity_tip: identity.tip,
+    };
+    {
+        let mut tokens = txn.open_table(TOKENS).map_err(|e| store.io_error(e))?;
+        tokens
+            .insert(token_id, put(&*token).as_slice())
+            .map_err(|e| store.io_error(e))?;
+        let mut addresses = txn.open_table(ADDRESSES).map_err(|e| store.io_error(e))?;
+        addresses
+            .insert(u32::from(mesh_ip), node_id.as_str())
+            .map_err(|e| store.io_error(e))?;
+        let mut names = txn.open_table(BOXNAMES).map_err(|e| store.io_error(e))?;
+        names
+            .insert(boxname.as_str(), node_id.as_str())
+            .map_err(|e| store.io_error(e))?;
+    }
+    write_node(store, txn, &entry)?;
+    mirror_log(store, txn, &node_id, &verified.identity_log)?;
+    publish_node(store, txn, hub, &entry, identity)?;
+    append_audit(
+        store,
+        txn,
+        "enrol.grant",
+        &format!("{node_id} ({boxname}) {mesh_ip} token {token_id}"),
+    )?;
+    Ok(entry)
+}
+
+fn write_node(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    entry: &NodeEntry,
+) -> Result<(), StoreError> {
+    let mut nodes = txn.open_table(NODES).map_err(|e| store.io_error(e))?;
+    nodes
+        .insert(entry.node_id.as_str(), put(entry).as_slice())
+        .map_err(|e| store.io_error(e))?;
+    Ok(())
+}
+
+fn publish_node(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &HubContext,
+    entry: &NodeEntry,
+    identity: &IdentityState,
+) -> Result<(), StoreError> {
+    let boxname = Boxname::parse(&entry.boxname).map_err(|e| StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        detail: format!("boxname {}: {e}", entry.boxname),
+    })?;
+    let record = Record::Node {
+        node_id: identity.node_id.clone(),
+        boxname,
+        signing_key: entry.signing_key,
+        wireguard_key: entry.wireguard_key,
+        mesh_ip: entry.mesh_ip,
+        endpoint_hint: None,
+    };
+    directory::append_record(store, txn, &hub.signing, record)?;
+    Ok(())
+}
+
+/// Keeps the longest verified identity log the hub has seen for a node.
+pub fn mirror_log(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    node_id: &str,
+    log: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let mut mirror = txn
+        .open_table(IDENTITY_MIRROR)
+        .map_err(|e| store.io_error(e))?;
+    let have = mirror
+        .range((node_id, 0)..=(node_id, u64::MAX))
+        .map_err(|e| store.io_error(e))?
+        .count();
+    for (seq, raw) in log.iter().enumerate().skip(have) {
+        mirror
+            .insert((node_id, seq as u64), raw.as_slice())
+            .map_err(|e| store.io_error(e))?;
+    }
+    Ok(())
+}
+
+fn grant_for(
+    hub: &HubContext,
+    verified: &VerifiedRequest,
+    entry: &NodeEntry,
+    head: gondwana_core::directory::Head,
+) -> Result<EnrolGrant, Refusal> {
+    let boxname = Boxname::parse(&entry.boxname).map_err(|e| Refusal::Store(e.to_string()))?;
+    let endpoint = heapless::String::try_from(hub.endpoint.as_str())
+        .map_err(|_| Refusal::Store("hub endpoint too long".into()))?;
+    Ok(EnrolGrant {
+        version: enrol::VERSION,
+        hub_nonce: verified.request.hub_nonce,
+        node_id: verified.identity.node_id.clone(),
+        node_signing_key: entry.signing_key,
+        node_wireguard_key: entry.wireguard_key,
+        boxname,
+        mesh_ip: entry.mesh_ip,
+        subnet: hub.subnet,
+        hub_node_id: hub.identity.node_id.clone(),
+        hub_mesh_ip: mesh::hub_address(&hub.subnet),
+        hub_wireguard_key: hub.wireguard_key,
+        hub_endpoint: endpoint,
+        wireguard_port: hub.wireguard_port,
+        api_port: hub.api_port,
+        directory_len: head.len,
+        directory_tip: head.tip,
+    })
+}
+
+/// On hub start: the hub's own node record is the directory's first entry.
+pub fn ensure_hub_record(store: &StateStore, hub: &HubContext) -> Result<(), StoreError> {
+    let txn = store.write()?;
+    if directory::head_in(store, &txn)?.len > 0 {
+        return Ok(());
+    }
+    let record = Record::Node {
+        node_id: hub.identity.node_id.clone(),
+        boxname: hub.identity.boxname.clone(),
+        signing_key: hub.identity.signing_key,
+        wireguard_key: hub.wireguard_key,
+        mesh_ip: mesh::hub_address(&hub.subnet),
+        endpoint_hint: heapless::String::try_from(hub.endpoint.as_str()).ok(),
+    };
+    directory::append_record(store, &txn, &hub.signing, record)?;
+    append_audit(
+        store,
+        &txn,
+        "hub.start",
+        &format!(
+            "hub {} subnet {} key {}",
+            hub.identity.node_id,
+            hub.subnet,
+            to_hex(&hub.identity.signing_key)
+        ),
+    )?;
+    store.commit(txn)
+}
+
+/// Hub: takes a node's (verified) identity log if it extends the mirror of
+/// a live node with the same genesis; publishes changed keys to the
+/// directory. Returns the mirror's length and tip afterwards.
+pub fn mirror_update(
+    store: &StateStore,
+    hub_signing: &SigningSecret,
+    state: &IdentityState,
+    log: &[Vec<u8>],
+) -> Result<(u64, Hash32), StoreError> {
+    let refused = |detail: String| StoreError::Io {
+        path: store.path().to_path_buf(),
+        detail,
+    };
+    let node_id = state.node_id.to_string();
+    let txn = store.write()?;
+    let Some(mut entry) = find_node(store, &txn, &node_id)? else {
+        return Err(refused(format!("{node_id} is not enrolled here")));
+    };
+    if entry.revoked {
+        return Err(refused(format!("{node_id} is revoked")));
+    }
+    {
+        let mirror = txn
+            .open_table(IDENTITY_MIRROR)
+            .map_err(|e| store.io_error(e))?;
+        for item in mirror
+            .range((node_id.as_str(), 0)..=(node_id.as_str(), u64::MAX))
+            .map_err(|e| store.io_error(e))?
+        {
+            let (k, v) = item.map_err(|e| store.io_error(e))?;
+            let seq = k.value().1 as usize;
+            if log.get(seq).map(Vec::as_slice) != Some(v.value()) {
+                return Err(refused(format!(
+                    "the pushed log diverges from the mirror at entry {seq} (or is shorter)"
+                )));
+            }
+        }
+    }
+    mirror_log(store, &txn, &node_id, log)?;
+    if entry.signing_key != state.signing_key || entry.wireguard_key != state.wireguard_key {
+        entry.signing_key = state.signing_key;
+        entry.wireguard_key = state.wireguard_key;
+        entry.identity_len = state.len;
+        entry.identity_tip = state.tip;
+        write_node(store, &txn, &entry)?;
+        let boxname = Boxname::parse(&entry.boxname).map_err(|e| refused(e.to_string()))?;
+        directory::append_record(
+            store,
+            &txn,
+            hub_signing,
+            Record::Node {
+                node_id: state.node_id.clone(),
+                boxname,
+                signing_key: entry.signing_key,
+                wireguard_key: entry.wireguard_key,
+                mesh_ip: entry.mesh_ip,
+                endpoint_hint: None,
+            },
+        )?;
+        append_audit(
+            store,
+            &txn,
+            "node.keys",
+            &format!("{node_id} rotated keys (log entry {})", state.len - 1),
+        )?;
+    }
+    store.commit(txn)?;
+    Ok((state.len, state.tip))
+}
