@@ -159,3 +159,75 @@ fn grant_refusals() {
         Err(EnrolError::GrantAddress(..))
     ));
 }
+
+/// The vectors of docs/protocol.md: node = genesis vector of
+/// docs/identity.md (RFC 8032 TEST 1 key, WireGuard key 32 × 09, "box-1"),
+/// token seed 32 × 05, hub nonce 32 × 07, hub = RFC 8032 TEST 2 key.
+#[test]
+fn published_protocol_vectors() {
+    let node = SigningSecret::from_seed(
+        crate::keys::decode_hex32(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        )
+        .unwrap(),
+    );
+    let (genesis, state) =
+        build::genesis(&node, [9; 32], Boxname::parse("box-1").unwrap()).unwrap();
+    let token = TokenSecret::from_seed([5; 32]);
+    let hex = crate::hash::to_hex;
+    let verifier = crate::token::verifier(&token.public_key());
+    let request = EnrolRequest {
+        version: VERSION,
+        hub_nonce: [7; 32],
+        wireguard_key: state.wireguard_key,
+        boxname: Boxname::parse("box-1").unwrap(),
+        token_key: token.public_key(),
+    };
+    let submission = build_submission(&node, &[genesis], &request, &token).unwrap();
+    let hub = SigningSecret::from_seed(
+        crate::keys::decode_hex32(
+            "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+        )
+        .unwrap(),
+    );
+    let grant = EnrolGrant {
+        version: VERSION,
+        hub_nonce: [7; 32],
+        node_id: state.node_id.clone(),
+        node_signing_key: state.signing_key,
+        node_wireguard_key: state.wireguard_key,
+        boxname: Boxname::parse("box-1").unwrap(),
+        mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+        subnet: "10.10.0.0/24".parse().unwrap(),
+        hub_node_id: NodeId::from_genesis_key(&hub.public_key()),
+        hub_mesh_ip: Ipv4Addr::new(10, 10, 0, 1),
+        hub_wireguard_key: [8; 32],
+        hub_endpoint: heapless::String::try_from("hub.example:51822").unwrap(),
+        wireguard_port: 51822,
+        api_port: 8798,
+        directory_len: 2,
+        directory_tip: [0; 32],
+    };
+    let sealed = seal_grant(&grant, &hub).unwrap();
+    let got = [
+        ("token", token.to_text().to_string()),
+        ("token_public", hex(&token.public_key())),
+        ("verifier", hex(&verifier)),
+        ("token_id", crate::token::token_id(&verifier)),
+        ("submission", hex(&submission)),
+        ("grant", hex(&sealed)),
+    ];
+    for ((name, value), expected) in got.iter().zip(PROTOCOL_VECTORS) {
+        assert_eq!(value, expected, "{name}");
+    }
+    assert!(verify_submission(&submission).is_ok());
+}
+
+const PROTOCOL_VECTORS: [&str; 6] = [
+    "gwt1-aucqkbifaucqkbifaucqkbifaucqkbifaucqkbifaucqkbifaucq",
+    "6e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1",
+    "80282becf9f4f9a2f502fda62cba9725d26f57224df003d3e1f0fd213b2ae80f",
+    "qaucx3hz6t42f5ic",
+    "c90167010707070707070707070707070707070707070707070707070707070707070707090909090909090909090909090909090909090909090909090909090909090905626f782d316e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a409c1078aa41a6585c7180c48df890d41caedb9bcaca161315bd18ed9470b945d70fdea8db28f12e5a7d01dcf4a12050037386a0d9e22778d8f2286b50ceaea700408a2fd9fa20bfdaf573044f309b71dad484621b35d2e7068b92c79f4b5de74d4700ee4b873c4026bd1dae484d102cef499a3d3a8ba8f09852e51bdbe4752f510a01cc01690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40964d855cc9cbd562a212ecb551fd0a94a02162fb4f64b3b184b03667ad38d5305e2ef6072313980c44fed2fb473e1726ff56621e5366d17e865cb4c8500b440e00",
+    "bc020107070707070707070707070707070707070707070707070707070707070707073767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a71d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d310a0a00020a0a0000183767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435710a0a00010808080808080808080808080808080808080808080808080808080808080808116875622e6578616d706c653a3531383232ee9403de440200000000000000000000000000000000000000000000000000000000000000003d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c40b2a732c9e9022bd103934f74e33cfb9686c35fc4598f6400872a688ccd18aa3ed5dfd2997d5bb97e4ee6d2020d095ee95f5dc828a47b7db7d7766aef69fe9604",
+];
