@@ -20,13 +20,12 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
     v["directory"] = json!({"entries": head.len, "tip": to_hex(&head.tip)});
     match config.role {
         Role::Hub => {
-            let nodes = store.nodes().unwrap_or_default();
-            let live = nodes.iter().filter(|n| !n.revoked).count();
+            let (live, all) = store.node_counts().unwrap_or_default();
             v["hub"] = json!({
                 "subnet": config.mesh.subnet.to_string(),
                 "public_endpoint": config.hub.public_endpoint,
                 "nodes": live,
-                "revoked_nodes": nodes.len() - live,
+                "revoked_nodes": all - live,
             });
         }
         Role::Node => {

@@ -13,7 +13,7 @@ use gondwana_core::keys::SigningSecret;
 use gondwana_core::mesh::{self, Ipv4Net};
 use gondwana_core::token::{self, TokenSecret};
 use gondwana_core::{Boxname, NodeId};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{ADDRESSES, BOXNAMES, IDENTITY_MIRROR, NODES, TOKENS};
@@ -190,6 +190,18 @@ impl StateStore {
             out.push(get(self, v.value(), "node")?);
         }
         Ok(out)
+    }
+
+    /// (live, all) enrolled nodes, without reading the records: the address
+    /// table holds exactly the live ones.
+    pub fn node_counts(&self) -> Result<(u64, u64), StoreError> {
+        let txn = self.read()?;
+        let nodes = txn.open_table(NODES).map_err(|e| self.io_error(e))?;
+        let addresses = txn.open_table(ADDRESSES).map_err(|e| self.io_error(e))?;
+        Ok((
+            addresses.len().map_err(|e| self.io_error(e))?,
+            nodes.len().map_err(|e| self.io_error(e))?,
+        ))
     }
 
     /// Mirrored identity-log length of a node, as the hub holds it.
