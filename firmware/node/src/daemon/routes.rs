@@ -401,3 +401,6 @@ async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(
         Err(e) => Err(ApiError::internal(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Routes called directly, without sockets (the real listeners are tested
+//! end to end in firmware/node/tests/enrolment*.rs).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use gondwana_core::Boxname;
+use gondwana_core::enrol::{self, EnrolRequest};
+use gondwana_core::identity_log::build;
+use gondwana_core::keys::SigningSecret;
+use gondwana_core::token::TokenSecret;
+use http::{Method, StatusCode};
+
+use super::*;
+use crate::admin::ops::TokenCreate;
+use crate::api::metrics::Metrics;
+use crate::api::rate_limit::RateLimiter;
+use crate::config::Config;
+use crate::daemon::app::EnrolStatus;
+use crate::daemon::nonces::NonceBook;
+use crate::store::registry::HubContext;
+use crate::store::{OpenMode, StateStore};
+
+fn hub_app(dir: &std::path::Path) -> Arc<App> {
+    let mut config = Config::default();
+    config.role = Role::Hub;
+    config.hub.public_endpoint = Some("hub.test:51822".into());
+    crate::boot::firstboot::run(dir, &config).unwrap();
+    let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
+    let identity = store.require_identity().unwrap();
+    let hub = HubContext {
+        wireguard_key: identity.state.wireguard_key,
+        identity: identity.state.clone(),
+        signing: identity.signing,
+        subnet: config.mesh.subnet,
+        endpoint: "hub.test:51822".into(),
+        wireguard_port: 51822,
+        api_port: 8798,
+    };
+    registry::ensure_hub_record(&store, &hub).unwrap();
+    Arc::new(App {
+        store,
+        config: RwLock::new(Arc::new(config)),
+        config_path: (dir.join("none.toml"), false),
+        state_dir: dir.to_path_buf(),
+        identity: RwLock::new(identity.state),
+        hub: Some(hub),
+        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
+        hub_mirror_len: Mutex::new(None),
+        metrics: Metrics::new(),
+        nonces: Mutex::new(NonceBook::default()),
+        enrol_rate: RateLimiter::new(1000, 1000.0),
+        started: Instant::now(),
+    })
+}
+
+async fn call(handler: &impl Handler, method: Method, target: &str, body: Vec<u8>) -> ApiResponse {
+    handler
+        .handle(ApiRequest::new(method, target).with_body(body))
+        .await
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_json_404s() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let r = call(&PublicApi(app.clone()), Method::GET, "/v1/nothing", vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json_body().unwrap()["error"], "not_found");
+    let r = call(&PublicApi(app), Method::DELETE, "/v1/status", vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn enrolment_listener_serves_only_enrolment_and_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let enrol_api = EnrolApi(app);
+    assert_eq!(
+        call(&enrol_api, Method::GET, "/v1/health", vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&enrol_api, Method::GET, "/v1/enroll/nonce", vec![])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for path in [
+        "/v1/status",
+        "/v1/directory",
+        "/metrics",
+        "/v1/identity",
+        "/admin/tokens",
+    ] {
+        assert_eq!(
+            call(&enrol_api, Method::GET, path, vec![]).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn enrol_then_replay_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let config = app.config();
+    let created = crate::admin::ops::token_create(
+        &app.store,
+        &config,
+        TokenCreate {
+            uses: 5,
+            ..TokenCreate::default()
+        },
+    )
+    .unwrap();
+    let token = TokenSecret::parse(created["token"].as_str().unwrap()).unwrap();
+    let api = PublicApi(app.clone());
+
+    let nonce_answer = call(&api, Method::GET, "/v1/enroll/nonce", vec![]).await;
+    let nonce_hex = nonce_answer.json_body().unwrap()["nonce"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let node = SigningSecret::from_seed([77; 32]);
+    let (genesis, state) = build::genesis(&node, [78; 32], Boxname::parse("n1").unwrap()).unwrap();
+    let request = EnrolRequest {
+        version: enrol::VERSION,
+        hub_nonce: gondwana_core::keys::decode_hex32(&nonce_hex).unwrap(),
+        wireguard_key: state.wireguard_key,
+        boxname: Boxname::parse("n1").unwrap(),
+        token_key: token.public_key(),
+    };
+    let submission = enrol::build_submission(&node, &[genesis], &request, &token).unwrap();
+    let ok = call(&api, Method::POST, "/v1/enroll", submission.clone()).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let response = enrol::decode_response(&ok.body).unwrap();
+    let grant = enrol::open_grant(
+        &response.grant,
+        &app.hub.as_ref().unwrap().signing.public_key(),
+        &request,
+        &state,
+    )
+    .unwrap();
+    assert_eq!(grant.mesh_ip.to_string(), "10.10.0.2");
+
+    let head = app.store.directory_head().unwrap();
+    let replay = call(&api, Method::POST, "/v1/enroll", submission).await;
+    assert_eq!(replay.status, StatusCode::FORBIDDEN);
+    assert_eq!(replay.json_body().unwrap()["error"], "unknown_nonce");
+    assert_eq!(app.store.directory_head().unwrap(), head);
+    assert_eq!(app.store.node_counts().unwrap(), (1, 1));
+
+    let garbage = call(&api, Method::POST, "/v1/enroll", vec![1, 2, 3]).await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert_eq!(garbage.json_body().unwrap()["error"], "bad_request");
+}
+
+#[tokio::test]
+async fn admin_socket_refuses_other_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let admin = AdminApi(app);
+    let req = ApiRequest::new(Method::GET, "/admin/status").with_peer_uid(4242);
+    assert_eq!(admin.handle(req).await.status, StatusCode::FORBIDDEN);
+    let req = ApiRequest::new(Method::GET, "/admin/status").with_peer_uid(0);
+    assert_eq!(admin.handle(req).await.status, StatusCode::OK);
+}
