@@ -24,6 +24,7 @@ use crate::commands::{audit, directory, enroll, hub, identity, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::OK),
@@ -99,4 +100,22 @@ fn firstboot_command(
         identity::print_state(state);
     }
     Ok(())
+}
+
+/// `gondwana … | head` closes our stdout early; Rust's print macros then
+/// panic. Exit like a C tool killed by SIGPIPE would, without a backtrace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
