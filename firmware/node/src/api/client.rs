@@ -98,14 +98,20 @@ impl Target {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let port = match authority.port() {
-            Some(port) => port.as_u16(),
-            None if authority.as_str().ends_with(':') => return Err(bad("empty port")),
-            None => 80,
+        // What follows the host (`host()` keeps IPv6 brackets; user info
+        // was refused above) is empty or `:port`.
+        let port = match &authority.as_str()[authority.host().len()..] {
+            "" => 80,
+            rest => match rest.strip_prefix(':') {
+                Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    match digits.parse::<u16>() {
+                        Ok(port) if port != 0 => port,
+                        _ => return Err(bad("invalid port")),
+                    }
+                }
+                _ => return Err(bad("invalid port")),
+            },
         };
-        if port == 0 {
-            return Err(bad("port 0"));
-        }
         let path_and_query = match uri.path_and_query().map(|pq| pq.as_str()) {
             None | Some("") => "/".to_string(),
             Some(pq) => pq.to_string(),
@@ -248,6 +254,8 @@ mod tests {
             "http://hub:0/",
             "http://hub:99999/",
             "http://hub:/",
+            "http://hub:+80/",
+            "http://[::1]:x/",
             "http://hu b/",
         ] {
             assert!(

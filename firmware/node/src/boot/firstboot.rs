@@ -34,18 +34,22 @@ pub fn run(state_dir: &std::path::Path, config: &Config) -> anyhow::Result<Outco
     let adopt_source = config.adopt_source();
 
     if let Some(identity) = store.identity()? {
+        // The identity's key wins; the configured file only earns a warning
+        // (a key file deleted after first boot must not stop later boots).
         let warning = match &adopt_source {
-            Some(source) => {
-                let configured = adopt::read_existing_key(source)?;
-                (configured.public_key() != identity.state.wireguard_key).then(|| {
-                    format!(
-                        "{} holds a different WireGuard key than this node's identity; \
+            Some(source) => match adopt::read_existing_key(source) {
+                Ok(configured) => {
+                    (configured.public_key() != identity.state.wireguard_key).then(|| {
+                        format!(
+                            "{} holds a different WireGuard key than this node's identity; \
                          keeping the identity's key (a key that exists is only replaced \
                          by `gondwana identity rotate --wireguard`)",
-                        adopt::describe(source)
-                    )
-                })
-            }
+                            adopt::describe(source)
+                        )
+                    })
+                }
+                Err(e) => Some(format!("{e:#}; keeping the identity's WireGuard key")),
+            },
             None => None,
         };
         return Ok(Outcome {

@@ -11,7 +11,7 @@ use crate::exit::VerifyFailed;
 use crate::store::{self, OpenMode, StateStore};
 
 pub fn show(state_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
     let (records, _) = store::audit_records(&store)?;
     let mut rows = Vec::new();
     for (key, raw) in &records {
@@ -52,7 +52,7 @@ pub fn show(state_dir: &Path, json: bool) -> anyhow::Result<()> {
 }
 
 pub fn verify(state_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
     let (records, head) = store::audit_records(&store)?;
     let verified =
         store::verify_audit(&records, head).map_err(|e| VerifyFailed(format!("audit log: {e}")))?;

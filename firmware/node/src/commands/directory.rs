@@ -53,7 +53,11 @@ pub fn run(state_dir: &Path, config: &Config, command: &DirectoryCommand) -> any
         print_view(&v, *as_json);
         return Ok(());
     }
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let mode = match command {
+        DirectoryCommand::Import { .. } => OpenMode::ExistingOnly,
+        _ => OpenMode::ReadOnly,
+    };
+    let store = StateStore::open(state_dir, mode)?;
     let key = authority(&store, config)?;
     match command {
         DirectoryCommand::Show { json: as_json } => {

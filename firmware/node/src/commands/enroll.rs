@@ -94,7 +94,7 @@ pub fn status(state_dir: &Path, config: &Config, json_out: bool) -> anyhow::Resu
     let v = match admin::client::call(config, "GET", "/admin/status", None)? {
         Some(v) => v,
         None => {
-            let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+            let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
             let identity = store.require_identity()?;
             let mut v = crate::status::base_json(&store, &identity.state, config);
             v["daemon"] = json!({"running": false});

@@ -22,7 +22,12 @@ fn via_daemon_or_store(
     if let Some(v) = admin::client::call(config, method, path, body)? {
         return Ok(v);
     }
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let mode = if method == "GET" || path.ends_with("/show") {
+        OpenMode::ReadOnly
+    } else {
+        OpenMode::ExistingOnly
+    };
+    let store = StateStore::open(state_dir, mode)?;
     direct(&store)
 }
 

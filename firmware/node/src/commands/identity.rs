@@ -52,7 +52,7 @@ pub fn print_state(state: &IdentityState) {
 }
 
 pub fn show(state_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
     let identity = store.require_identity()?;
     if json {
         let mut v = state_json(&identity.state);
@@ -140,7 +140,7 @@ pub fn verify(state_dir: &Path, args: &VerifyArgs) -> anyhow::Result<()> {
             (state, file.display().to_string())
         }
         None => {
-            let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+            let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
             // Loading verifies the log and that the secrets match it.
             let identity = store.require_identity().map_err(|e| match e {
                 store::StoreError::Corrupt { detail, .. } => {
@@ -164,7 +164,7 @@ pub fn verify(state_dir: &Path, args: &VerifyArgs) -> anyhow::Result<()> {
 }
 
 pub fn export(state_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
     let identity = store.require_identity()?;
     let bundle = export_bundle(&identity.log).context("encoding the identity log")?;
     if args.out.as_os_str() == "-" {

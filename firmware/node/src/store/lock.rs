@@ -12,9 +12,30 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{LOCK_FILE, StoreError};
 
-pub struct StateLock(#[allow(dead_code)] Flock<File>);
+pub struct StateLock(Flock<File>);
+
+impl Drop for StateLock {
+    /// Clears the pid so a later "in use" message never names a dead process.
+    fn drop(&mut self) {
+        let _ = self.0.set_len(0);
+    }
+}
 
 impl StateLock {
+    /// For read-only commands: the same lock, but a state directory on a
+    /// read-only medium (where no writer can exist) is read without one.
+    pub fn acquire_for_reading(dir: &Path) -> Result<Option<StateLock>, StoreError> {
+        match Self::acquire(dir) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(StoreError::NotWritable { source, .. })
+                if source.raw_os_error() == Some(Errno::EROFS as i32) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn acquire(dir: &Path) -> Result<StateLock, StoreError> {
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()

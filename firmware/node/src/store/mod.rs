@@ -14,12 +14,14 @@ mod lock;
 pub mod registry;
 mod schema;
 
-use std::fs::{self, DirBuilder, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{Database, DatabaseError, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{
+    Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction,
+};
 
 pub use audit::{append_audit, audit_records, verify_audit};
 pub use identity::{StoredIdentity, identity_in, provision_identity, record_identity_entry};
@@ -59,38 +61,92 @@ pub enum StoreError {
 pub enum OpenMode {
     CreateIfMissing,
     ExistingOnly,
+    /// For commands that only look: never writes to the file (flash wear,
+    /// read-only media), unless it must be repaired after a crash or
+    /// migrated from an older schema first.
+    ReadOnly,
+}
+
+enum Db {
+    Rw(Database),
+    Ro(ReadOnlyDatabase),
 }
 
 pub struct StateStore {
-    db: Database,
+    db: Db,
     path: PathBuf,
     // Held for as long as the store is open; released on drop.
-    _lock: StateLock,
+    _lock: Option<StateLock>,
 }
 
 impl StateStore {
     pub fn open(dir: &Path, mode: OpenMode) -> Result<StateStore, StoreError> {
         let path = dir.join(DB_FILE);
-        if mode == OpenMode::ExistingOnly && !path.exists() {
+        let exists = fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        if mode != OpenMode::CreateIfMissing && !exists {
             return Err(StoreError::NoState(dir.to_path_buf()));
         }
-        prepare_dir(dir)?;
-        let lock = StateLock::acquire(dir)?;
+        let lock = if mode == OpenMode::ReadOnly {
+            // Permissions are tightened even when only looking (a metadata
+            // change, not a write to the state); best effort on read-only media.
+            for (p, m) in [(dir, 0o700), (path.as_path(), 0o600)] {
+                if fs::metadata(p).is_ok_and(|md| md.permissions().mode() & 0o077 != 0) {
+                    let _ = fs::set_permissions(p, fs::Permissions::from_mode(m));
+                }
+            }
+            StateLock::acquire_for_reading(dir)?
+        } else {
+            prepare_dir(dir)?;
+            Some(StateLock::acquire(dir)?)
+        };
+        if !exists {
+            initialise_new(&path)?;
+        }
+        // Look before writing: a newer or foreign file is refused through a
+        // read-only handle, so refusing it never changes a byte.
+        match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .open_read_only(&path)
+        {
+            Ok(ro) => {
+                let version = schema::check_supported(&ro, &path)?;
+                if mode == OpenMode::ReadOnly && version == schema::SCHEMA_VERSION {
+                    return Ok(StateStore {
+                        db: Db::Ro(ro),
+                        path,
+                        _lock: lock,
+                    });
+                }
+            }
+            // Not shut down cleanly: only a writable open repairs it.
+            Err(DatabaseError::RepairAborted) => {}
+            Err(e) => return Err(classify_open(&path, e)),
+        }
         let db = open_db(&path)?;
         schema::migrate(&db, &path)?;
         Ok(StateStore {
-            db,
+            db: Db::Rw(db),
             path,
             _lock: lock,
         })
     }
 
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(|e| self.io_error(e))
+        match &self.db {
+            Db::Rw(db) => db.begin_read(),
+            Db::Ro(db) => db.begin_read(),
+        }
+        .map_err(|e| self.io_error(e))
     }
 
     pub fn write(&self) -> Result<WriteTransaction, StoreError> {
-        self.db.begin_write().map_err(|e| self.io_error(e))
+        match &self.db {
+            Db::Rw(db) => db.begin_write().map_err(|e| self.io_error(e)),
+            Db::Ro(_) => Err(StoreError::Io {
+                path: self.path.clone(),
+                detail: "opened read-only".into(),
+            }),
+        }
     }
 
     /// Commits durably (fsync): acknowledged state survives a power cut.
@@ -129,19 +185,46 @@ fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn open_db(path: &Path) -> Result<Database, StoreError> {
-    // Create the file ourselves so it is 0600 from its first instant; redb
-    // then initialises the empty file.
+/// A new state file is initialised under a temporary name and renamed into
+/// place: redb sizes a new file before it writes its magic number, and a
+/// crash in between must not leave a `gondwana.redb` that no later boot
+/// accepts.
+fn initialise_new(path: &Path) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(path);
+    let not_writable = |source| StoreError::NotWritable {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("redb.new");
+    // A leftover from an interrupted attempt is simply redone.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(not_writable(e)),
+    }
+    // 0600 from its first instant.
     OpenOptions::new()
-        .create(true)
-        .truncate(false)
+        .create_new(true)
         .write(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|source| StoreError::NotWritable {
-            dir: path.parent().unwrap_or(path).to_path_buf(),
-            source,
-        })?;
+        .open(&tmp)
+        .map_err(not_writable)?;
+    drop(
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&tmp)
+            .map_err(|e| classify_open(&tmp, e))?,
+    );
+    File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_failure(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io_failure(path, e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_failure(path, e))
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
     let mode = fs::metadata(path)
         .map_err(|e| io_failure(path, e))?
         .permissions()
@@ -152,7 +235,7 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
     }
     Database::builder()
         .set_cache_size(CACHE_BYTES)
-        .create(path)
+        .open(path)
         .map_err(|e| classify_open(path, e))
 }
 

@@ -63,7 +63,21 @@ pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     }
 }
 
-fn read_version(db: &Database, path: &Path) -> Result<u32, StoreError> {
+/// Refuses a newer or foreign file (through any handle, read-only too) and
+/// returns the version found.
+pub fn check_supported(db: &impl ReadableDatabase, path: &Path) -> Result<u32, StoreError> {
+    let found = read_version(db, path)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(found)
+}
+
+fn read_version(db: &impl ReadableDatabase, path: &Path) -> Result<u32, StoreError> {
     let err = |e: redb::Error| classify(path, e);
     let txn = db.begin_read().map_err(|e| err(e.into()))?;
     let tables: Vec<String> = txn
