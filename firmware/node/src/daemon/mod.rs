@@ -66,7 +66,7 @@ async fn serve(
                 .clone()
                 .context("role = \"hub\" needs hub.public_endpoint")?;
             let hub = HubContext {
-                wireguard_key: identity.state.wireguard_key,
+                wireguard_key: RwLock::new(identity.state.wireguard_key),
                 identity: identity.state.clone(),
                 signing: identity.signing,
                 subnet: config.mesh.subnet,
@@ -243,16 +243,26 @@ fn bind_admin_socket(path: &std::path::Path) -> anyhow::Result<UnixListener> {
 fn reload(app: &App) {
     let (path, named) = &app.config_path;
     match Config::load(path, *named) {
-        Ok(new) => {
+        Ok(mut new) => {
             let old = app.config();
             if new.role != old.role
                 || new.api.loopback != old.api.loopback
                 || new.api.listen != old.api.listen
+                || new.api.admin_socket != old.api.admin_socket
+                || new.hub.enroll_listen != old.hub.enroll_listen
+                || new.mesh.subnet != old.mesh.subnet
             {
                 eprintln!(
-                    "gondwana: SIGHUP: role and listener changes take effect at the next start"
+                    "gondwana: SIGHUP: role, subnet and listener changes take effect at the next start"
                 );
             }
+            // What is bound at start stays as it was until then.
+            new.role = old.role;
+            new.api.loopback = old.api.loopback;
+            new.api.listen = old.api.listen;
+            new.api.admin_socket = old.api.admin_socket.clone();
+            new.hub.enroll_listen = old.hub.enroll_listen;
+            new.mesh.subnet = old.mesh.subnet;
             if let Ok(mut c) = app.config.write() {
                 *c = Arc::new(new);
             }

@@ -245,7 +245,7 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             let status = match r {
                 Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 Refusal::SubnetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-                Refusal::BoxnameTaken(_) => StatusCode::CONFLICT,
+                Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) => StatusCode::CONFLICT,
                 _ => StatusCode::FORBIDDEN,
             };
             Err(fail(
@@ -349,6 +349,11 @@ fn admin_blocking(
             }
             let next = crate::commands::identity::rotate_in_store(store, signing)?;
             app.set_identity(next.clone());
+            if let Some(hub) = &app.hub
+                && !signing
+            {
+                registry::publish_hub_key(store, hub, next.wireguard_key)?;
+            }
             Ok(crate::commands::identity::state_json(&next))
         }
         (&Method::GET, ["admin", "directory"]) => {

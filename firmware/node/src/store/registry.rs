@@ -56,7 +56,8 @@ pub struct NodeEntry {
 pub struct HubContext {
     pub signing: SigningSecret,
     pub identity: IdentityState,
-    pub wireguard_key: [u8; 32],
+    /// Current: a WireGuard rotation on the hub changes it while running.
+    pub wireguard_key: std::sync::RwLock<[u8; 32]>,
     pub subnet: Ipv4Net,
     pub endpoint: String,
     pub wireguard_port: u16,
@@ -83,6 +84,8 @@ pub enum Refusal {
     BoxnameTaken(String),
     #[error("{0}")]
     SubnetExhausted(String),
+    #[error("{0}")]
+    StaleIdentity(String),
     #[error("store: {0}")]
     Store(String),
 }
@@ -98,6 +101,7 @@ impl Refusal {
             Refusal::NodeRevoked(_) => "node_revoked",
             Refusal::BoxnameTaken(_) => "boxname_taken",
             Refusal::SubnetExhausted(_) => "subnet_exhausted",
+            Refusal::StaleIdentity(_) => "stale_identity",
             Refusal::Store(_) => "internal",
         }
     }
@@ -369,6 +373,9 @@ pub fn enrol(
         // its existing address, no second use of any token. Key rotations
         // since are taken from its (verified) identity log.
         Some(mut e) => {
+            // Only a log that extends the mirror counts: an old (shorter) or
+            // diverging log must not roll the node's keys back.
+            check_extends_mirror(store, &txn, &node_id, &verified.identity_log)?;
             if e.signing_key != identity.signing_key || e.wireguard_key != identity.wireguard_key {
                 e.signing_key = identity.signing_key;
                 e.wireguard_key = identity.wireguard_key;
@@ -532,6 +539,32 @@ fn publish_node(
     Ok(())
 }
 
+/// Refuses a log that is shorter than, or diverges from, the mirror.
+fn check_extends_mirror(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    node_id: &str,
+    log: &[Vec<u8>],
+) -> Result<(), Refusal> {
+    let mirror = txn
+        .open_table(IDENTITY_MIRROR)
+        .map_err(|e| store.io_error(e))?;
+    for item in mirror
+        .range((node_id, 0)..=(node_id, u64::MAX))
+        .map_err(|e| store.io_error(e))?
+    {
+        let (k, v) = item.map_err(|e| store.io_error(e))?;
+        let seq = k.value().1;
+        let presented = usize::try_from(seq).ok().and_then(|i| log.get(i));
+        if presented.map(Vec::as_slice) != Some(v.value()) {
+            return Err(Refusal::StaleIdentity(format!(
+                "the presented identity log is older than, or diverges from, the hub's mirror at entry {seq}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Keeps the longest verified identity log the hub has seen for a node.
 pub fn mirror_log(
     store: &StateStore,
@@ -574,7 +607,7 @@ fn grant_for(
         subnet: hub.subnet,
         hub_node_id: hub.identity.node_id.clone(),
         hub_mesh_ip: mesh::hub_address(&hub.subnet),
-        hub_wireguard_key: hub.wireguard_key,
+        hub_wireguard_key: hub.wireguard_key(),
         hub_endpoint: endpoint,
         wireguard_port: hub.wireguard_port,
         api_port: hub.api_port,
@@ -583,17 +616,61 @@ fn grant_for(
     })
 }
 
-/// On hub start: the hub's own node record is the directory's first entry.
+impl HubContext {
+    pub fn wireguard_key(&self) -> [u8; 32] {
+        match self.wireguard_key.read() {
+            Ok(k) => *k,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+}
+
+/// Hub: after rotating its own WireGuard key, publish it (directory record;
+/// grants read it from the context).
+pub fn publish_hub_key(
+    store: &StateStore,
+    hub: &HubContext,
+    new_key: [u8; 32],
+) -> Result<(), StoreError> {
+    match hub.wireguard_key.write() {
+        Ok(mut k) => *k = new_key,
+        Err(poisoned) => *poisoned.into_inner() = new_key,
+    }
+    let txn = store.write()?;
+    directory::append_record(store, &txn, &hub.signing, hub_record(hub))?;
+    append_audit(store, &txn, "hub.keys", "hub WireGuard key published")?;
+    store.commit(txn)
+}
+
+fn hub_record(hub: &HubContext) -> Record {
+    Record::Node {
+        node_id: hub.identity.node_id.clone(),
+        boxname: hub.identity.boxname.clone(),
+        signing_key: hub.identity.signing_key,
+        wireguard_key: hub.wireguard_key(),
+        mesh_ip: mesh::hub_address(&hub.subnet),
+        endpoint_hint: heapless::String::try_from(hub.endpoint.as_str()).ok(),
+    }
+}
+
+/// On hub start: the hub's own node record is the directory's first entry;
+/// a WireGuard key rotated while the hub was down is published too.
 pub fn ensure_hub_record(store: &StateStore, hub: &HubContext) -> Result<(), StoreError> {
     let txn = store.write()?;
     if directory::head_in(store, &txn)?.len > 0 {
+        let published = hub_wg_key_in_directory(store, &txn, hub)?;
+        if published != Some(hub.wireguard_key()) {
+            directory::append_record(store, &txn, &hub.signing, hub_record(hub))?;
+            append_audit(store, &txn, "hub.keys", "hub WireGuard key published")?;
+            store.commit(txn)?;
+        }
         return Ok(());
     }
     let record = Record::Node {
         node_id: hub.identity.node_id.clone(),
         boxname: hub.identity.boxname.clone(),
         signing_key: hub.identity.signing_key,
-        wireguard_key: hub.wireguard_key,
+        wireguard_key: hub.wireguard_key(),
         mesh_ip: mesh::hub_address(&hub.subnet),
         endpoint_hint: heapless::String::try_from(hub.endpoint.as_str()).ok(),
     };
@@ -680,4 +757,36 @@ pub fn mirror_update(
     }
     store.commit(txn)?;
     Ok((state.len, state.tip))
+}
+
+/// The hub's WireGuard key as its latest own directory record states it.
+fn hub_wg_key_in_directory(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &HubContext,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let table = txn
+        .open_table(super::schema::DIRECTORY)
+        .map_err(|e| store.io_error(e))?;
+    let key = hub.signing.public_key();
+    let mut found = None;
+    for item in table.iter().map_err(|e| store.io_error(e))? {
+        let (_, v) = item.map_err(|e| store.io_error(e))?;
+        if let Ok((entry, _)) =
+            gondwana_core::envelope::Envelope::open::<gondwana_core::directory::Entry>(
+                gondwana_core::envelope::tag::DIRECTORY_ENTRY,
+                v.value(),
+                Some(&key),
+            )
+            && let Record::Node {
+                node_id,
+                wireguard_key,
+                ..
+            } = entry.record
+            && node_id == hub.identity.node_id
+        {
+            found = Some(wireguard_key);
+        }
+    }
+    Ok(found)
 }

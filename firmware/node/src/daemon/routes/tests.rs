@@ -29,7 +29,7 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     let identity = store.require_identity().unwrap();
     let hub = HubContext {
-        wireguard_key: identity.state.wireguard_key,
+        wireguard_key: RwLock::new(identity.state.wireguard_key),
         identity: identity.state.clone(),
         signing: identity.signing,
         subnet: config.mesh.subnet,
