@@ -22,8 +22,10 @@ use crate::store::registry::HubContext;
 use crate::store::{OpenMode, StateStore};
 
 fn hub_app(dir: &std::path::Path) -> Arc<App> {
-    let mut config = Config::default();
-    config.role = Role::Hub;
+    let mut config = Config {
+        role: Role::Hub,
+        ..Config::default()
+    };
     config.hub.public_endpoint = Some("hub.test:51822".into());
     crate::boot::firstboot::run(dir, &config).unwrap();
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
