@@ -242,16 +242,8 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             ))
         }
         Err(r) => {
-            let status = match r {
-                Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                Refusal::SubnetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-                Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) => StatusCode::CONFLICT,
-                _ => StatusCode::FORBIDDEN,
-            };
-            Err(fail(
-                r.code(),
-                ApiError::new(status, r.code(), r.to_string()),
-            ))
+            let code = r.code();
+            Err(fail(code, refusal_error(r)))
         }
     }
 }
@@ -264,12 +256,16 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
     let (entries, state) = import_bundle(&req.body)
         .map_err(|e| ApiError::bad_request(format!("identity log: {e}")))?;
     let app2 = app.clone();
-    let len = blocking(move || {
-        let hub = app2.hub.as_ref().ok_or("not a hub")?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let hub = app2
+            .hub
+            .as_ref()
+            .ok_or(Refusal::Store("not a hub".into()))?;
         registry::mirror_update(&app2.store, &hub.signing, &state, &entries)
-            .map_err(|e| e.to_string())
     })
-    .await?;
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let len = outcome.map_err(refusal_error)?;
     Ok(ApiResponse::json(
         StatusCode::OK,
         &json!({"entries": len.0, "tip": to_hex(&len.1)}),
@@ -395,6 +391,22 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
         }
         Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "enrol_failed", format!("{e:#}")).into(),
     }
+}
+
+/// A refusal as the client sees it: its code and a detail, never a path of
+/// the hub's (store errors are logged here and answered as "internal").
+fn refusal_error(r: Refusal) -> ApiError {
+    let status = match r {
+        Refusal::Store(detail) => {
+            eprintln!("gondwana: store error while answering a request: {detail}");
+            return ApiError::internal("the hub could not complete the request; see its log");
+        }
+        Refusal::SubnetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) => StatusCode::CONFLICT,
+        Refusal::UnknownNode(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::FORBIDDEN,
+    };
+    ApiError::new(status, r.code(), r.to_string())
 }
 
 async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(

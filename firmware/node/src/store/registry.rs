@@ -86,6 +86,8 @@ pub enum Refusal {
     SubnetExhausted(String),
     #[error("{0}")]
     StaleIdentity(String),
+    #[error("node {0} is not enrolled here")]
+    UnknownNode(String),
     #[error("store: {0}")]
     Store(String),
 }
@@ -102,6 +104,7 @@ impl Refusal {
             Refusal::BoxnameTaken(_) => "boxname_taken",
             Refusal::SubnetExhausted(_) => "subnet_exhausted",
             Refusal::StaleIdentity(_) => "stale_identity",
+            Refusal::UnknownNode(_) => "unknown_node",
             Refusal::Store(_) => "internal",
         }
     }
@@ -433,6 +436,10 @@ fn new_node(
         let value = names.get(boxname.as_str()).map_err(|e| store.io_error(e))?;
         value.map(|v| v.value().to_string())
     };
+    // The hub's own name is never handed out, not even to a --replace token.
+    if boxname == hub.identity.boxname.as_str() {
+        return Err(Refusal::BoxnameTaken(boxname));
+    }
     let mut reuse_ip = None;
     if let Some(holder) = holder.filter(|h| *h != node_id) {
         if !token.replace {
@@ -697,36 +704,16 @@ pub fn mirror_update(
     hub_signing: &SigningSecret,
     state: &IdentityState,
     log: &[Vec<u8>],
-) -> Result<(u64, Hash32), StoreError> {
-    let refused = |detail: String| StoreError::Io {
-        path: store.path().to_path_buf(),
-        detail,
-    };
+) -> Result<(u64, Hash32), Refusal> {
     let node_id = state.node_id.to_string();
     let txn = store.write()?;
     let Some(mut entry) = find_node(store, &txn, &node_id)? else {
-        return Err(refused(format!("{node_id} is not enrolled here")));
+        return Err(Refusal::UnknownNode(node_id));
     };
     if entry.revoked {
-        return Err(refused(format!("{node_id} is revoked")));
+        return Err(Refusal::NodeRevoked(node_id));
     }
-    {
-        let mirror = txn
-            .open_table(IDENTITY_MIRROR)
-            .map_err(|e| store.io_error(e))?;
-        for item in mirror
-            .range((node_id.as_str(), 0)..=(node_id.as_str(), u64::MAX))
-            .map_err(|e| store.io_error(e))?
-        {
-            let (k, v) = item.map_err(|e| store.io_error(e))?;
-            let seq = k.value().1 as usize;
-            if log.get(seq).map(Vec::as_slice) != Some(v.value()) {
-                return Err(refused(format!(
-                    "the pushed log diverges from the mirror at entry {seq} (or is shorter)"
-                )));
-            }
-        }
-    }
+    check_extends_mirror(store, &txn, &node_id, log)?;
     mirror_log(store, &txn, &node_id, log)?;
     if entry.signing_key != state.signing_key || entry.wireguard_key != state.wireguard_key {
         entry.signing_key = state.signing_key;
@@ -734,7 +721,7 @@ pub fn mirror_update(
         entry.identity_len = state.len;
         entry.identity_tip = state.tip;
         write_node(store, &txn, &entry)?;
-        let boxname = Boxname::parse(&entry.boxname).map_err(|e| refused(e.to_string()))?;
+        let boxname = Boxname::parse(&entry.boxname).map_err(|e| Refusal::Store(e.to_string()))?;
         directory::append_record(
             store,
             &txn,
