@@ -43,7 +43,7 @@ pub enum Role {
     Node,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MeshConfig {
     pub subnet: Ipv4Net,
@@ -73,7 +73,7 @@ fn parse_net(s: &str) -> Ipv4Net {
     s.parse().unwrap_or_default()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Loopback listener; the port is `mesh.api_port` unless given here.
@@ -96,7 +96,7 @@ impl Default for ApiConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubConfig {
     /// WireGuard endpoint nodes are given: `host:port`, a DNS name allowed.

@@ -52,8 +52,9 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
             firstboot::run(state_dir, config)?;
             let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
             if let Some(e) = store.enrolment()? {
-                println!("already enrolled");
-                println!("{}", serde_json::to_string_pretty(&enrolment_json(&e))?);
+                let mut v = enrolment_json(&e);
+                v["already_enrolled"] = json!(true);
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
             let e = runtime()?.block_on(enrol_task::enrol_once(&store, &plan))?;

@@ -245,24 +245,29 @@ fn reload(app: &App) {
     match Config::load(path, *named) {
         Ok(mut new) => {
             let old = app.config();
-            if new.role != old.role
+            // What is bound or built at start stays as it was until then.
+            let fixed = new.role != old.role
                 || new.api.loopback != old.api.loopback
                 || new.api.listen != old.api.listen
                 || new.api.admin_socket != old.api.admin_socket
+                || new.api.max_body_bytes != old.api.max_body_bytes
                 || new.hub.enroll_listen != old.hub.enroll_listen
+                || new.hub.public_endpoint != old.hub.public_endpoint
+                || new.hub.enroll_rate_burst != old.hub.enroll_rate_burst
+                || new.hub.enroll_rate_per_minute != old.hub.enroll_rate_per_minute
                 || new.mesh.subnet != old.mesh.subnet
-            {
+                || new.mesh.wireguard_port != old.mesh.wireguard_port
+                || new.mesh.api_port != old.mesh.api_port;
+            if fixed {
                 eprintln!(
-                    "gondwana: SIGHUP: role, subnet and listener changes take effect at the next start"
+                    "gondwana: SIGHUP: role, subnet, ports, listeners, body limit and enrolment rate \
+                     changes take effect at the next start"
                 );
             }
-            // What is bound at start stays as it was until then.
             new.role = old.role;
-            new.api.loopback = old.api.loopback;
-            new.api.listen = old.api.listen;
-            new.api.admin_socket = old.api.admin_socket.clone();
-            new.hub.enroll_listen = old.hub.enroll_listen;
-            new.mesh.subnet = old.mesh.subnet;
+            new.api = old.api.clone();
+            new.hub = old.hub.clone();
+            new.mesh = old.mesh.clone();
             if let Ok(mut c) = app.config.write() {
                 *c = Arc::new(new);
             }

@@ -376,10 +376,9 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
         Err(e) => return ApiError::bad_request(e.to_string()).into(),
     };
     if let Ok(Some(e)) = app.store.enrolment() {
-        return ApiResponse::json(
-            StatusCode::OK,
-            &json!({"already_enrolled": true, "mesh_ip": e.grant.mesh_ip.to_string()}),
-        );
+        let mut v = crate::commands::enroll::enrolment_json(&e);
+        v["already_enrolled"] = json!(true);
+        return ApiResponse::json(StatusCode::OK, &v);
     }
     match crate::daemon::enrol_task::enrol_once(&app.store, &plan).await {
         Ok(e) => {
