@@ -245,7 +245,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     ]);
     again.ok();
     assert!(
-        again.stdout.contains("already enrolled"),
+        again.stdout.contains("\"already_enrolled\": true"),
         "{}",
         again.describe()
     );
