@@ -459,16 +459,7 @@ fn new_node(
 
     let mesh_ip = match reuse_ip {
         Some(ip) => ip,
-        None => {
-            let addresses = txn.open_table(ADDRESSES).map_err(|e| store.io_error(e))?;
-            let mut used = Vec::new();
-            for item in addresses.iter().map_err(|e| store.io_error(e))? {
-                let (k, _) = item.map_err(|e| store.io_error(e))?;
-                used.push(k.value());
-            }
-            mesh::lowest_free(&hub.subnet, |a| used.binary_search(&u32::from(a)).is_ok())
-                .map_err(|e| Refusal::SubnetExhausted(e.to_string()))?
-        }
+        None => lowest_free_address(store, txn, &hub.subnet)?,
     };
 
     token.uses += 1;
@@ -509,6 +500,40 @@ fn new_node(
         &format!("{node_id} ({boxname}) {mesh_ip} token {token_id}"),
     )?;
     Ok(entry)
+}
+
+/// The lowest free node address. When the taken ones are a gap-free run
+/// from the first node address (no revocations yet), the answer is the one
+/// after the last, found from the table's length and last key alone; only a
+/// table with gaps is scanned.
+fn lowest_free_address(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    subnet: &Ipv4Net,
+) -> Result<Ipv4Addr, Refusal> {
+    let addresses = txn.open_table(ADDRESSES).map_err(|e| store.io_error(e))?;
+    let first = u32::from(mesh::hub_address(subnet)) + 1;
+    let count = addresses.len().map_err(|e| store.io_error(e))?;
+    let last = addresses
+        .last()
+        .map_err(|e| store.io_error(e))?
+        .map(|(k, _)| k.value());
+    let exhausted = |e: mesh::PlanError| Refusal::SubnetExhausted(e.to_string());
+    match last {
+        None => mesh::lowest_free(subnet, |_| false).map_err(exhausted),
+        Some(last) if u64::from(last) + 1 == u64::from(first) + count => {
+            mesh::lowest_free(subnet, |a| u32::from(a) <= last).map_err(exhausted)
+        }
+        Some(_) => {
+            let mut used = Vec::new();
+            for item in addresses.iter().map_err(|e| store.io_error(e))? {
+                let (k, _) = item.map_err(|e| store.io_error(e))?;
+                used.push(k.value());
+            }
+            mesh::lowest_free(subnet, |a| used.binary_search(&u32::from(a)).is_ok())
+                .map_err(exhausted)
+        }
+    }
 }
 
 fn write_node(
