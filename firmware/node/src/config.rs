@@ -148,6 +148,11 @@ pub struct EnrollConfig {
     /// Default: the hub's mesh address and API port from the grant
     /// (reached through the tunnel).
     pub hub_api_url: Option<String>,
+    /// The label of a FAT volume (a USB stick) whose `gondwana/enroll.toml`
+    /// is tried after `search_paths`; empty disables (boot/gw_config.rs).
+    pub config_volume_label: String,
+    /// Where such a volume is mounted (read-only, only while it is read).
+    pub config_volume_mount: PathBuf,
 }
 
 impl Default for EnrollConfig {
@@ -162,6 +167,8 @@ impl Default for EnrollConfig {
             retry_max_secs: 300.0,
             directory_pull_secs: 60,
             hub_api_url: None,
+            config_volume_label: "GW_CONFIG".into(),
+            config_volume_mount: PathBuf::from("/run/gondwana/gw-config"),
         }
     }
 }

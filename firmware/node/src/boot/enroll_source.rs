@@ -1,8 +1,10 @@
 //! Where a fresh box finds its enrolment instructions, in order:
 //! 1. each `enroll.search_paths` file (the boot partition's
-//!    `gondwana/enroll.toml`, then a `GW_CONFIG` volume's — the initramfs
-//!    mounts such a volume read-only at `/run/gondwana/gw-config`);
-//! 2. `gondwana.enroll=<base64url of the TOML>` on the kernel command line.
+//!    `gondwana/enroll.toml`, then one under `/run/gondwana/gw-config`);
+//! 2. `gondwana/enroll.toml` on a FAT volume labelled `GW_CONFIG` (a USB
+//!    stick: the MOCHAbin's eMMC is soldered), mounted read-only just long
+//!    enough to read it (see `gw_config`);
+//! 3. `gondwana.enroll=<base64url of the TOML>` on the kernel command line.
 //!
 //! The file names the hub URL, the hub's public key (the pin) and the token.
 
@@ -94,6 +96,11 @@ pub fn find(config: &EnrollConfig) -> Result<Option<EnrollPlan>, SourceError> {
             return parse_toml(&text, path.display().to_string()).map(Some);
         }
     }
+    // A FAT volume labelled `enroll.config_volume_label` (a USB stick),
+    // mounted read-only only while its enroll.toml is read.
+    if let Some(found) = super::gw_config::read_enroll(config)? {
+        return parse_toml(&found.text, found.source).map(Some);
+    }
     from_cmdline(&config.kernel_cmdline)
 }
 
@@ -144,6 +151,8 @@ mod tests {
         let config = EnrollConfig {
             search_paths: vec![first.clone(), second.clone()],
             kernel_cmdline: cmdline.clone(),
+            // A real GW_CONFIG stick on the test machine must not count.
+            config_volume_label: String::new(),
             ..EnrollConfig::default()
         };
         assert!(find(&config).unwrap().is_none());

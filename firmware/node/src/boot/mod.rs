@@ -4,3 +4,4 @@
 pub mod adopt;
 pub mod enroll_source;
 pub mod firstboot;
+pub mod gw_config;

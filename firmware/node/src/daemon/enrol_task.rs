@@ -129,7 +129,13 @@ pub async fn run(app: Arc<App>) {
             return;
         }
         let config = app.config();
-        let plan = match enroll_source::find(&config.enroll) {
+        // Reading block devices and mounting a stick can block for long on a
+        // failing USB device: off the runtime's only thread.
+        let sources = config.clone();
+        let found = tokio::task::spawn_blocking(move || enroll_source::find(&sources.enroll))
+            .await
+            .unwrap_or(Ok(None));
+        let plan = match found {
             Ok(Some(plan)) => plan,
             Ok(None) => {
                 app.set_status(EnrolStatus::Unenrolled);

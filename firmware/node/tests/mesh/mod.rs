@@ -714,6 +714,13 @@ impl Node {
     /// Rewrites the config with `directory_pull_secs = pull_secs` and
     /// `extra` appended (a TOML fragment).
     pub fn write_config(&self, pull_secs: u64, extra: &str) {
+        // A GW_CONFIG stick on the test machine must not enrol test nodes;
+        // tests of that path name the label themselves.
+        let no_stick = if extra.contains("config_volume_label") {
+            ""
+        } else {
+            "config_volume_label = \"\"\n"
+        };
         fs::write(
             &self.config,
             format!(
@@ -727,7 +734,7 @@ impl Node {
                  directory_pull_secs = {pull_secs}\n\
                  retry_initial_secs = 0.2\n\
                  retry_max_secs = 2\n\
-                 {extra}",
+                 {no_stick}{extra}",
                 self.api_port,
                 self.dir.join("admin.sock").display(),
                 self.enroll_file.display(),
