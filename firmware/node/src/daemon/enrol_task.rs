@@ -41,7 +41,19 @@ pub async fn enrol_once(store: &Arc<StateStore>, plan: &EnrollPlan) -> anyhow::R
             error_text(&body)
         );
     }
-    let nonce_hex = serde_json::from_slice::<serde_json::Value>(&body)?["nonce"]
+    let answer = serde_json::from_slice::<serde_json::Value>(&body)?;
+    // A hub that names another key than our pin would only hand us a grant
+    // we must refuse, after spending a use of our token: stop here.
+    if let Some(key) = answer["hub_key"].as_str()
+        && key != to_hex(&plan.hub_key)
+    {
+        anyhow::bail!(
+            "the hub at {} says its key is {key}, but enroll.toml pins {}: not submitting",
+            plan.hub_url,
+            to_hex(&plan.hub_key)
+        );
+    }
+    let nonce_hex = answer["nonce"]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no nonce"))?;

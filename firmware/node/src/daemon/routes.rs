@@ -180,9 +180,13 @@ fn nonce(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
             "too many enrolments in progress; retry later",
         ));
     }
+    // The hub's key comes with the nonce so a node pinned to another hub
+    // stops before it submits (and spends a token use). It proves nothing:
+    // the grant's signature is what the node trusts.
+    let hub_key = app.hub.as_ref().map(|h| to_hex(&h.signing.public_key()));
     Ok(ApiResponse::json(
         StatusCode::OK,
-        &json!({"nonce": to_hex(&seed[..])}),
+        &json!({"nonce": to_hex(&seed[..]), "hub_key": hub_key}),
     ))
 }
 
