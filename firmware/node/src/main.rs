@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod daemon;
 mod exit;
+mod net;
 mod random;
 mod status;
 mod store;

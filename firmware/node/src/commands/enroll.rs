@@ -57,7 +57,7 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            let e = runtime()?.block_on(enrol_task::enrol_once(&store, &plan))?;
+            let e = runtime()?.block_on(enrol_task::enrol_once(&store, config, &plan))?;
             enrolment_json(&e)
         }
     };

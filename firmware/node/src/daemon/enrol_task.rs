@@ -21,13 +21,19 @@ use crate::api::client;
 use crate::boot::enroll_source::{self, EnrollPlan};
 use crate::config::Config;
 use crate::daemon::app::{App, EnrolStatus};
+use crate::net::host_addrs::host_subnets;
 use crate::store::enrolment::{Enrolment, save_enrolment};
 use crate::store::{StateStore, StoredIdentity};
+use gondwana_core::mesh;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One enrolment exchange; on success the grant is durably stored.
-pub async fn enrol_once(store: &Arc<StateStore>, plan: &EnrollPlan) -> anyhow::Result<Enrolment> {
+pub async fn enrol_once(
+    store: &Arc<StateStore>,
+    config: &Config,
+    plan: &EnrollPlan,
+) -> anyhow::Result<Enrolment> {
     let app_store = store.clone();
     let store = store.clone();
     let identity = tokio::task::spawn_blocking(move || store.require_identity()).await??;
@@ -89,6 +95,11 @@ pub async fn enrol_once(store: &Arc<StateStore>, plan: &EnrollPlan) -> anyhow::R
     }
     let response = enrol::decode_response(&body)?;
     let grant = enrol::open_grant(&response.grant, &plan.hub_key, &request, &identity.state)?;
+    // The collision guard: a mesh that overlaps this host's own networks
+    // (or a reserved one) would take traffic from them.
+    let host = host_subnets(&config.mesh.interface)?;
+    mesh::check_subnet(&grant.subnet, &config.mesh.reserved_subnets, &host)
+        .map_err(|e| anyhow::anyhow!("{e}: refusing to join this mesh"))?;
     let first_page =
         directory::verify_bundle(&response.directory, &plan.hub_key, &Head::default())?;
 
@@ -170,7 +181,7 @@ pub async fn run(app: Arc<App>) {
             }
         };
         attempts += 1;
-        match enrol_once(&app.store, &plan).await {
+        match enrol_once(&app.store, &config, &plan).await {
             Ok(e) => {
                 if let Ok(mut g) = app.hub_mirror_len.lock() {
                     *g = Some(app.identity().len);

@@ -28,10 +28,11 @@ use crate::api::rate_limit::RateLimiter;
 use crate::api::{self, Limits};
 use crate::boot::firstboot;
 use crate::commands::version;
-use crate::config::{Config, Role};
+use crate::config::{Config, ConfigError, Role};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::nonces::NonceBook;
 use crate::daemon::routes::{AdminApi, EnrolApi, PublicApi};
+use crate::net::host_addrs::host_subnets;
 use crate::store::registry::{self, HubContext};
 use crate::store::{OpenMode, StateStore};
 
@@ -54,6 +55,9 @@ async fn serve(
     named: bool,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    if config.role == Role::Hub {
+        guard_subnet(&config, &config_path)?;
+    }
     firstboot::run(&state_dir, &config)?;
     let store = Arc::new(StateStore::open(&state_dir, OpenMode::ExistingOnly)?);
     let identity = store.require_identity()?;
@@ -238,6 +242,18 @@ fn bind_admin_socket(path: &std::path::Path) -> anyhow::Result<UnixListener> {
         .with_context(|| format!("binding the admin socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
+}
+
+/// The hub refuses to start on a subnet that overlaps a reserved one or one
+/// already on this host, naming the overlap (exit 7, nothing configured).
+fn guard_subnet(config: &Config, path: &std::path::Path) -> anyhow::Result<()> {
+    let host = host_subnets(&config.mesh.interface).context("listing this host's addresses")?;
+    gondwana_core::mesh::check_subnet(&config.mesh.subnet, &config.mesh.reserved_subnets, &host)
+        .map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            detail: format!("mesh.subnet: {e}"),
+        })?;
+    Ok(())
 }
 
 fn reload(app: &App) {

@@ -384,7 +384,7 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
         v["already_enrolled"] = json!(true);
         return ApiResponse::json(StatusCode::OK, &v);
     }
-    match crate::daemon::enrol_task::enrol_once(&app.store, &plan).await {
+    match crate::daemon::enrol_task::enrol_once(&app.store, &app.config(), &plan).await {
         Ok(e) => {
             if let Ok(mut g) = app.hub_mirror_len.lock() {
                 *g = Some(app.identity().len);
