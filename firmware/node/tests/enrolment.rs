@@ -293,7 +293,7 @@ fn manual_enrol_with_and_without_a_daemon() {
         token,
     ]);
     assert_ne!(out.code, Some(0), "{}", out.describe());
-    assert!(out.stderr.contains("grant"), "{}", out.describe());
+    assert!(out.stderr.contains("pinned"), "{}", out.describe());
     assert_eq!(c.status()["enrolment"]["state"], "unenrolled");
 }
 

@@ -113,7 +113,7 @@ fn wrong_hub_pin_never_enrols() {
     );
     let err = s["enrolment"]["last_error"].as_str().unwrap();
     assert!(
-        err.contains("pins") && err.contains("not submitting"),
+        err.contains("pinned") && err.contains("not submitting"),
         "{s}"
     );
     let s = n.status();

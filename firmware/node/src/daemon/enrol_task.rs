@@ -54,7 +54,7 @@ pub async fn enrol_once(
         && key != to_hex(&plan.hub_key)
     {
         anyhow::bail!(
-            "the hub at {} says its key is {key}, but enroll.toml pins {}: not submitting",
+            "the hub at {} says its key is {key}, but the pinned hub key is {}: not submitting",
             plan.hub_url,
             to_hex(&plan.hub_key)
         );
