@@ -30,16 +30,7 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
         }
         Role::Node => {
             v["enrolment"] = match store.enrolment() {
-                Ok(Some(e)) => json!({
-                    "state": "enrolled",
-                    "mesh_ip": e.grant.mesh_ip.to_string(),
-                    "subnet": e.grant.subnet.to_string(),
-                    "boxname": e.grant.boxname.as_str(),
-                    "hub": e.hub_url,
-                    "hub_node_id": e.grant.hub_node_id.as_str(),
-                    "hub_endpoint": e.grant.hub_endpoint.as_str(),
-                    "since_unix": e.since_unix,
-                }),
+                Ok(Some(e)) => crate::commands::enroll::enrolment_json(&e),
                 Ok(None) => json!({"state": "unenrolled"}),
                 Err(e) => json!({"state": "error", "detail": e.to_string()}),
             };
