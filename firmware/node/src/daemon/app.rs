@@ -43,7 +43,14 @@ pub struct App {
     pub nonces: Mutex<NonceBook>,
     pub enrol_rate: RateLimiter,
     pub started: Instant,
+    /// The last `GET /v1/status` answer and when it was made: status reads
+    /// two redb snapshots, and a monitoring loop hammering it must not cost
+    /// the hub more than a few snapshots a second.
+    pub status_cache: Mutex<Option<(Instant, bytes::Bytes)>>,
 }
+
+/// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
+pub const STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl App {
     pub fn config(&self) -> Arc<Config> {
@@ -60,11 +67,26 @@ impl App {
         }
     }
 
+    /// Something status shows has changed: the next `GET /v1/status` is fresh.
+    pub fn changed(&self) {
+        if let Ok(mut cache) = self.status_cache.lock() {
+            *cache = None;
+        }
+    }
+
+    pub fn set_hub_mirror_len(&self, len: u64) {
+        if let Ok(mut g) = self.hub_mirror_len.lock() {
+            *g = Some(len);
+        }
+        self.changed();
+    }
+
     pub fn set_identity(&self, state: IdentityState) {
         match self.identity.write() {
             Ok(mut i) => *i = state,
             Err(poisoned) => *poisoned.into_inner() = state,
         }
+        self.changed();
     }
 
     pub fn set_status(&self, status: EnrolStatus) {
@@ -72,6 +94,7 @@ impl App {
             Ok(mut s) => *s = status,
             Err(poisoned) => *poisoned.into_inner() = status,
         }
+        self.changed();
     }
 
     pub fn status_snapshot(&self) -> EnrolStatus {
@@ -83,6 +106,23 @@ impl App {
 
     pub fn role(&self) -> Role {
         self.config().role
+    }
+
+    /// `GET /v1/status`: the JSON of [`Self::status_json`], at most
+    /// [`STATUS_MAX_AGE`] old.
+    pub fn status_bytes(&self) -> bytes::Bytes {
+        let now = Instant::now();
+        if let Ok(cache) = self.status_cache.lock()
+            && let Some((at, body)) = cache.as_ref()
+            && now.duration_since(*at) < STATUS_MAX_AGE
+        {
+            return body.clone();
+        }
+        let body = bytes::Bytes::from(serde_json::to_vec(&self.status_json()).unwrap_or_default());
+        if let Ok(mut cache) = self.status_cache.lock() {
+            *cache = Some((now, body.clone()));
+        }
+        body
     }
 
     /// `GET /v1/status` and `gondwana status`.

@@ -183,9 +183,7 @@ pub async fn run(app: Arc<App>) {
         attempts += 1;
         match enrol_once(&app.store, &config, &plan).await {
             Ok(e) => {
-                if let Ok(mut g) = app.hub_mirror_len.lock() {
-                    *g = Some(app.identity().len);
-                }
+                app.set_hub_mirror_len(app.identity().len);
                 eprintln!(
                     "gondwana: enrolled as {} ({}) via {}",
                     e.grant.mesh_ip, e.grant.boxname, plan.source
@@ -228,9 +226,7 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
         if known != Some(identity.len) {
             match push_mirror(&app.store, &url).await {
                 Ok(len) => {
-                    if let Ok(mut g) = app.hub_mirror_len.lock() {
-                        *g = Some(len);
-                    }
+                    app.set_hub_mirror_len(len);
                 }
                 Err(e) => eprintln!("gondwana: identity mirror push to {url} failed: {e:#}"),
             }
@@ -268,6 +264,7 @@ pub async fn pull_directory(app: &App, base: &str, enrolment: &Enrolment) -> any
         pulled += verified.len() as u64;
         let store = app.store.clone();
         tokio::task::spawn_blocking(move || store.append_directory(&verified, head)).await??;
+        app.changed();
     }
 }
 

@@ -133,6 +133,7 @@ async fn serve(
         nonces: Mutex::new(NonceBook::default()),
         enrol_rate: RateLimiter::new(burst, f64::from(per_minute) / 60.0),
         started: Instant::now(),
+        status_cache: Mutex::new(None),
     });
 
     let config = app.config();

@@ -30,9 +30,11 @@ impl Handler for PublicApi {
         let result = match (&req.method, req.segments().as_slice()) {
             (&Method::GET, ["v1", "health"]) => Ok(health()),
             (&Method::GET, ["v1", "ready"]) => Ok(ready(app)),
-            (&Method::GET, ["v1", "status"]) => {
-                Ok(ApiResponse::json(StatusCode::OK, &app.status_json()))
-            }
+            (&Method::GET, ["v1", "status"]) => Ok(ApiResponse::bytes(
+                StatusCode::OK,
+                crate::api::CONTENT_TYPE_JSON,
+                app.status_bytes(),
+            )),
             (&Method::GET, ["v1", "identity"]) => Ok(identity(app)),
             (&Method::GET, ["v1", "identity", "log"]) => identity_log(app).await,
             (&Method::GET, ["v1", "directory"]) => directory_page(app, &req).await,
@@ -239,6 +241,7 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
     match outcome {
         Ok(body) => {
             app.metrics.inc("gondwana_enrolments_total", &[]);
+            app.changed();
             Ok(ApiResponse::bytes(
                 StatusCode::OK,
                 CONTENT_TYPE_OCTETS,
@@ -270,6 +273,7 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
     let len = outcome.map_err(refusal_error)?;
+    app.changed();
     Ok(ApiResponse::json(
         StatusCode::OK,
         &json!({"entries": len.0, "tip": to_hex(&len.1)}),
@@ -296,8 +300,11 @@ impl Handler for AdminApi {
         if method == Method::POST && path == ["admin", "enroll"] {
             return admin_enroll(&app, body).await;
         }
+        let app2 = app.clone();
         let result =
-            tokio::task::spawn_blocking(move || admin_blocking(&app, &method, &path, body)).await;
+            tokio::task::spawn_blocking(move || admin_blocking(&app2, &method, &path, body)).await;
+        // Any admin action may change what status shows.
+        app.changed();
         match result {
             Ok(Ok(v)) => ApiResponse::json(StatusCode::OK, &v),
             Ok(Err(e)) => ApiError::bad_request(format!("{e:#}")).into(),
@@ -386,9 +393,7 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
     }
     match crate::daemon::enrol_task::enrol_once(&app.store, &app.config(), &plan).await {
         Ok(e) => {
-            if let Ok(mut g) = app.hub_mirror_len.lock() {
-                *g = Some(app.identity().len);
-            }
+            app.set_hub_mirror_len(app.identity().len);
             app.set_status(crate::daemon::app::EnrolStatus::Enrolled);
             ApiResponse::json(StatusCode::OK, &crate::commands::enroll::enrolment_json(&e))
         }

@@ -53,6 +53,7 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
         nonces: Mutex::new(NonceBook::default()),
         enrol_rate: RateLimiter::new(1000, 1000.0),
         started: Instant::now(),
+        status_cache: Mutex::new(None),
     })
 }
 
