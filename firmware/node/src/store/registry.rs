@@ -178,23 +178,25 @@ pub fn create_token(
 
 impl StateStore {
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(TOKENS).map_err(|e| self.io_error(e))?;
-        let mut out = Vec::new();
-        for item in table.iter().map_err(|e| self.io_error(e))? {
-            let (_, v) = item.map_err(|e| self.io_error(e))?;
-            out.push(get(self, v.value(), "token")?);
-        }
-        Ok(out)
+        self.decode_all(TOKENS, "token")
     }
 
     pub fn nodes(&self) -> Result<Vec<NodeEntry>, StoreError> {
+        self.decode_all(NODES, "node")
+    }
+
+    /// Every value of a `&str`-keyed table of postcard records, in key order.
+    fn decode_all<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: redb::TableDefinition<&str, &[u8]>,
+        what: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let txn = self.read()?;
-        let table = txn.open_table(NODES).map_err(|e| self.io_error(e))?;
+        let table = txn.open_table(table).map_err(|e| self.io_error(e))?;
         let mut out = Vec::new();
         for item in table.iter().map_err(|e| self.io_error(e))? {
             let (_, v) = item.map_err(|e| self.io_error(e))?;
-            out.push(get(self, v.value(), "node")?);
+            out.push(get(self, v.value(), what)?);
         }
         Ok(out)
     }
