@@ -1,0 +1,236 @@
+//! The mesh's desired WireGuard peers, and the plan that takes an interface
+//! from what it has to what it should have (plan-then-apply: the daemon
+//! reads the interface, calls [`plan_peers`], applies only the result).
+//!
+//! Hub-and-spoke: the hub has every live node as a peer (its mesh address as
+//! a /32, no endpoint: nodes roam and the hub learns where they are); a node
+//! has exactly one peer, the hub, for the whole mesh subnet, with the hub's
+//! endpoint and a keepalive so NAT state towards the hub stays open.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+
+use crate::NodeId;
+use crate::directory::View;
+use crate::keys::PublicKey;
+
+/// Keepalive a node sends towards the hub (seconds): below the 30 s UDP
+/// timeout of common NAT boxes, the value `wg-quick` users know.
+pub const NODE_KEEPALIVE_SECS: u16 = 25;
+
+/// One peer as the interface should have it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<Ipv4Net>,
+    /// `None`: leave whatever endpoint the peer roamed to.
+    pub endpoint: Option<SocketAddr>,
+    pub keepalive: Option<u16>,
+}
+
+/// One peer as the interface has it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSeen {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<Ipv4Net>,
+    pub endpoint: Option<SocketAddr>,
+    pub keepalive: Option<u16>,
+}
+
+/// The least set of changes: peers to add or rewrite, peers to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerPlan {
+    pub upsert: Vec<PeerSpec>,
+    pub remove: Vec<PublicKey>,
+}
+
+impl PeerPlan {
+    pub fn is_empty(&self) -> bool {
+        self.upsert.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The hub's peers: every live node of the directory but the hub itself.
+/// Two records with the same WireGuard key (a key re-used by a re-flashed
+/// box under a new identity) would fight over one peer: the later mesh
+/// address wins, deterministically, by node id order.
+pub fn hub_peers(view: &View, hub_id: &NodeId, hub_wireguard_key: &PublicKey) -> Vec<PeerSpec> {
+    let mut by_key: BTreeMap<PublicKey, Ipv4Addr> = BTreeMap::new();
+    for (id, node) in &view.nodes {
+        if id == hub_id || node.wireguard_key == *hub_wireguard_key {
+            continue;
+        }
+        by_key.insert(node.wireguard_key, node.mesh_ip);
+    }
+    by_key
+        .into_iter()
+        .map(|(public_key, ip)| PeerSpec {
+            public_key,
+            allowed_ips: vec![Ipv4Net::from(ip)],
+            endpoint: None,
+            keepalive: None,
+        })
+        .collect()
+}
+
+/// A node's one peer: the hub, for the whole mesh subnet. `endpoint` is the
+/// hub's endpoint as last resolved (`None` until a name resolves).
+pub fn node_peers(
+    hub_wireguard_key: PublicKey,
+    subnet: Ipv4Net,
+    endpoint: Option<SocketAddr>,
+) -> Vec<PeerSpec> {
+    vec![PeerSpec {
+        public_key: hub_wireguard_key,
+        allowed_ips: vec![subnet.trunc()],
+        endpoint,
+        keepalive: Some(NODE_KEEPALIVE_SECS),
+    }]
+}
+
+/// What to change so the interface has exactly `desired`. Peers that match
+/// are left alone (no handshake is disturbed); a desired `endpoint: None`
+/// matches any endpoint the peer has roamed to.
+pub fn plan_peers(desired: &[PeerSpec], actual: &[PeerSeen]) -> PeerPlan {
+    let seen: BTreeMap<&PublicKey, &PeerSeen> = actual.iter().map(|p| (&p.public_key, p)).collect();
+    let wanted: BTreeMap<&PublicKey, &PeerSpec> =
+        desired.iter().map(|p| (&p.public_key, p)).collect();
+    let upsert = wanted
+        .values()
+        .filter(|want| match seen.get(&want.public_key) {
+            None => true,
+            Some(have) => !matches(want, have),
+        })
+        .map(|p| (*p).clone())
+        .collect();
+    let remove = seen
+        .keys()
+        .filter(|k| !wanted.contains_key(*k))
+        .map(|k| **k)
+        .collect();
+    PeerPlan { upsert, remove }
+}
+
+fn matches(want: &PeerSpec, have: &PeerSeen) -> bool {
+    let mut a: Vec<Ipv4Net> = want.allowed_ips.iter().map(Ipv4Net::trunc).collect();
+    let mut b: Vec<Ipv4Net> = have.allowed_ips.iter().map(Ipv4Net::trunc).collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
+        && want.keepalive.unwrap_or(0) == have.keepalive.unwrap_or(0)
+        && (want.endpoint.is_none() || want.endpoint == have.endpoint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Boxname;
+    use crate::directory::{NodeRecord, Record};
+
+    fn id(n: u8) -> NodeId {
+        NodeId::from_genesis_key(&[n; 32])
+    }
+
+    fn view(nodes: &[u8]) -> View {
+        let mut v = View::default();
+        for &n in nodes {
+            v.nodes.insert(
+                id(n),
+                NodeRecord {
+                    boxname: Boxname::parse(&format!("box-{n}")).unwrap(),
+                    signing_key: [n; 32],
+                    wireguard_key: [n ^ 0x80; 32],
+                    mesh_ip: Ipv4Addr::new(10, 99, 0, n),
+                    endpoint_hint: None,
+                },
+            );
+        }
+        v
+    }
+
+    fn seen(spec: &PeerSpec) -> PeerSeen {
+        PeerSeen {
+            public_key: spec.public_key,
+            allowed_ips: spec.allowed_ips.clone(),
+            endpoint: spec.endpoint,
+            keepalive: spec.keepalive,
+        }
+    }
+
+    #[test]
+    fn hub_has_every_live_node_but_itself() {
+        let v = view(&[1, 2, 3]);
+        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+        assert_eq!(peers.len(), 2);
+        assert!(peers.iter().all(|p| p.endpoint.is_none()));
+        assert_eq!(
+            peers[0].allowed_ips,
+            vec!["10.99.0.2/32".parse::<Ipv4Net>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn revoked_nodes_are_not_peers() {
+        let mut v = view(&[1, 2, 3]);
+        v.apply(&Record::Revoke {
+            node_id: id(3),
+            reason: heapless::String::try_from("stolen").unwrap(),
+        });
+        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].public_key, [2 ^ 0x80; 32]);
+    }
+
+    #[test]
+    fn a_converged_interface_needs_nothing() {
+        let desired = hub_peers(&view(&[1, 2, 3, 4]), &id(1), &[0; 32]);
+        let actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        assert!(plan_peers(&desired, &actual).is_empty());
+    }
+
+    #[test]
+    fn roamed_endpoints_are_left_alone_but_a_changed_hub_endpoint_is_set() {
+        let desired = hub_peers(&view(&[1, 2]), &id(9), &[0; 32]);
+        let mut actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        actual[0].endpoint = Some("192.0.2.7:40000".parse().unwrap());
+        assert!(plan_peers(&desired, &actual).is_empty());
+
+        let subnet: Ipv4Net = "10.99.0.0/16".parse().unwrap();
+        let old = node_peers([7; 32], subnet, Some("192.0.2.1:51820".parse().unwrap()));
+        let new = node_peers([7; 32], subnet, Some("192.0.2.2:51820".parse().unwrap()));
+        let actual: Vec<PeerSeen> = old.iter().map(seen).collect();
+        let plan = plan_peers(&new, &actual);
+        assert_eq!(plan.upsert, new);
+        assert!(plan.remove.is_empty());
+    }
+
+    #[test]
+    fn only_what_differs_is_touched() {
+        let desired = hub_peers(&view(&[2, 3, 4]), &id(1), &[0; 32]);
+        let mut actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        actual.remove(0); // missing
+        actual[0].allowed_ips = vec!["10.99.0.200/32".parse().unwrap()]; // changed
+        actual.push(PeerSeen {
+            public_key: [0xee; 32],
+            allowed_ips: vec![],
+            endpoint: None,
+            keepalive: None,
+        }); // stale
+        let plan = plan_peers(&desired, &actual);
+        assert_eq!(plan.upsert.len(), 2);
+        assert_eq!(plan.upsert[0].public_key, [2 ^ 0x80; 32]);
+        assert_eq!(plan.upsert[1].public_key, [3 ^ 0x80; 32]);
+        assert_eq!(plan.remove, vec![[0xee; 32]]);
+    }
+
+    #[test]
+    fn node_peer_covers_the_subnet_with_keepalive() {
+        let p = node_peers([5; 32], "10.99.3.4/16".parse().unwrap(), None);
+        assert_eq!(p[0].allowed_ips, vec!["10.99.0.0/16".parse().unwrap()]);
+        assert_eq!(p[0].keepalive, Some(NODE_KEEPALIVE_SECS));
+    }
+}
