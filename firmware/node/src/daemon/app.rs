@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::{Config, Role};
+use crate::daemon::dataplane::DataplaneStatus;
 use crate::daemon::nonces::NonceBook;
 use crate::store::StateStore;
 use crate::store::registry::HubContext;
@@ -47,6 +48,9 @@ pub struct App {
     /// two redb snapshots, and a monitoring loop hammering it must not cost
     /// the hub more than a few snapshots a second.
     pub status_cache: Mutex<Option<(Instant, bytes::Bytes)>>,
+    /// Wakes the data-plane task: something the mesh depends on changed.
+    pub dataplane_kick: tokio::sync::Notify,
+    pub dataplane: Mutex<DataplaneStatus>,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -67,11 +71,35 @@ impl App {
         }
     }
 
-    /// Something status shows has changed: the next `GET /v1/status` is fresh.
+    /// Something status shows has changed: the next `GET /v1/status` is
+    /// fresh, and the data plane looks again (registry, directory or
+    /// enrolment may be what changed; a pass that finds nothing to do is
+    /// cheap).
     pub fn changed(&self) {
+        self.invalidate_status();
+        self.dataplane_kick.notify_one();
+    }
+
+    fn invalidate_status(&self) {
         if let Ok(mut cache) = self.status_cache.lock() {
             *cache = None;
         }
+    }
+
+    pub fn dataplane_status(&self) -> DataplaneStatus {
+        match self.dataplane.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Only status changes: no kick, or the task would wake itself.
+    pub fn set_dataplane_status(&self, status: DataplaneStatus) {
+        match self.dataplane.lock() {
+            Ok(mut s) => *s = status,
+            Err(poisoned) => *poisoned.into_inner() = status,
+        }
+        self.invalidate_status();
     }
 
     pub fn set_hub_mirror_len(&self, len: u64) {
@@ -131,6 +159,7 @@ impl App {
         let identity = self.identity();
         let mut v = crate::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
+        v["dataplane"] = self.dataplane_status().to_json();
         if config.role == Role::Node {
             let hub_len = self.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
             v["identity"] = crate::status::mirror_json(&identity, hub_len);

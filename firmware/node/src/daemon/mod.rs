@@ -7,6 +7,7 @@
 //! interval; listeners and role need a restart).
 
 pub mod app;
+pub mod dataplane;
 pub mod enrol_task;
 pub mod nonces;
 pub mod routes;
@@ -134,6 +135,8 @@ async fn serve(
         enrol_rate: RateLimiter::new(burst, f64::from(per_minute) / 60.0),
         started: Instant::now(),
         status_cache: Mutex::new(None),
+        dataplane_kick: tokio::sync::Notify::new(),
+        dataplane: Mutex::new(Default::default()),
     });
 
     let config = app.config();
@@ -188,10 +191,11 @@ async fn serve(
         stop_rx.clone(),
     )));
 
-    let background = match app.role() {
-        Role::Node => Some(tokio::spawn(enrol_task::run(app.clone()))),
-        Role::Hub => None,
+    let mut background = match app.role() {
+        Role::Node => vec![tokio::spawn(enrol_task::run(app.clone()))],
+        Role::Hub => vec![],
     };
+    background.push(tokio::spawn(dataplane::run(app.clone(), stop_rx.clone())));
     eprintln!(
         "gondwana: {} {} ({}) running",
         match app.role() {
@@ -214,7 +218,9 @@ async fn serve(
     }
     eprintln!("gondwana: shutting down");
     let _ = stop_tx.send(true);
-    if let Some(task) = background {
+    // The interface, its peers and the firewall stay as they are: traffic
+    // keeps flowing while the daemon restarts, and the next start adopts them.
+    for task in background {
         task.abort();
     }
     for server in servers {

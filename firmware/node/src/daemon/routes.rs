@@ -72,10 +72,25 @@ fn health() -> ApiResponse {
 
 /// Ready when the state answers a read (and, with the data plane, when the
 /// interface is up).
+/// Ready: the state is readable and, once the box is in a mesh, its
+/// interface is up. A node still waiting for its enrolment is ready (it
+/// serves its API and enrols by itself); a down or revoked mesh is not.
 fn ready(app: &App) -> ApiResponse {
-    match app.store.directory_head() {
-        Ok(_) => ApiResponse::json(StatusCode::OK, &json!({"ready": true})),
-        Err(e) => ApiError::unavailable(format!("state: {e}")).into(),
+    if let Err(e) = app.store.directory_head() {
+        return ApiError::unavailable(format!("state: {e}")).into();
+    }
+    let mesh = app.dataplane_status();
+    match mesh.state {
+        "up" | "waiting" => {
+            ApiResponse::json(StatusCode::OK, &json!({"ready": true, "mesh": mesh.state}))
+        }
+        other => ApiError::unavailable(format!(
+            "mesh interface {} is {}{}",
+            mesh.interface,
+            if other.is_empty() { "starting" } else { other },
+            mesh.error.map(|e| format!(": {e}")).unwrap_or_default()
+        ))
+        .into(),
     }
 }
 

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# tests/mesh-netns.sh — the data plane for real: a hub and two nodes, each in
+# its own network namespace, joined through an "underlay" namespace (a
+# bridge and veths). Userspace WireGuard (boringtun), because this host's
+# kernel has no WireGuard module; the kernel backend is tested in a VM.
+#
+# Checks: auto-enrolment over the underlay and tunnels up; node1 pings node2
+# through the hub; the real `wg show` lists exactly the expected peers and
+# the real `nft list ruleset` shows our table; grants open one port to one
+# peer (add, del, timeout); revoking node2 removes its peer and stops its
+# traffic; killing and restarting the hub daemon keeps tunnels passing
+# traffic; restarting a node daemon adopts the same interface and key with no
+# duplicate peers; an overlapping subnet is refused with nothing configured.
+#
+# Usage: tests/mesh-netns.sh [path/to/gondwana]   (root; default: out/x86_64…)
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${1:-$ROOT/out/x86_64-unknown-linux-musl/gondwana}
+[[ -x $BIN ]] || {
+    echo "no gondwana binary at $BIN (run scripts/build)" >&2
+    exit 2
+}
+[[ $(id -u) == 0 ]] || {
+    echo "needs root (network namespaces)" >&2
+    exit 2
+}
+
+ID=$$
+WORK=$(mktemp -d /tmp/gw-mesh.XXXXXX)
+NS_U=gwu$ID NS_H=gwh$ID NS_A=gwa$ID NS_B=gwb$ID NS_X=gwx$ID
+# Interface names are unique per host: boringtun's UAPI socket path
+# (/var/run/wireguard/<if>.sock) ignores network namespaces.
+IF_H=wgh$ID IF_A=wga$ID IF_B=wgb$ID
+UNDERLAY=192.0.2
+SUBNET=10.77.0.0/24
+HUB_MESH=10.77.0.1
+ENROLL_PORT=8799
+API_PORT=8798
+SERVICE_PORT=8080
+created_ns=()
+failures=0
+checks=0
+
+log() { printf '%s  %s\n' "$(date +%T)" "$*"; }
+pass() {
+    checks=$((checks + 1))
+    log "ok   $*"
+}
+fail() {
+    checks=$((checks + 1))
+    failures=$((failures + 1))
+    log "FAIL $*"
+}
+check() { # check "what" command...
+    local what=$1
+    shift
+    if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi
+}
+check_not() {
+    local what=$1
+    shift
+    if "$@" >/dev/null 2>&1; then fail "$what"; else pass "$what"; fi
+}
+# wait_for SECONDS command...: true once command succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.3
+    done
+}
+
+in_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+cleanup() {
+    # Everything we started lives in our namespaces: kill by pid, then
+    # delete the namespaces by their exact names.
+    for ns in "${created_ns[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+    done
+    sleep 0.5
+    for ns in "${created_ns[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        ip netns delete "$ns" 2>/dev/null
+    done
+    for ifname in "$IF_H" "$IF_A" "$IF_B" wgx$ID; do
+        rm -f "/var/run/wireguard/$ifname.sock"
+    done
+    if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
+        for f in "$WORK"/*/daemon.log; do
+            echo "---- $f"
+            tail -n 40 "$f"
+        done
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+add_ns() {
+    ip netns add "$1" && created_ns+=("$1")
+    in_ns "$1" ip link set lo up
+}
+
+# The underlay: a bridge in its own namespace, one veth per box.
+add_ns "$NS_U"
+in_ns "$NS_U" ip link add br0 type bridge
+in_ns "$NS_U" ip link set br0 up
+attach() { # attach NS HOSTNUM
+    local ns=$1 n=$2
+    add_ns "$ns"
+    ip link add "v$ns" type veth peer name "u$ns"
+    ip link set "v$ns" netns "$ns"
+    ip link set "u$ns" netns "$NS_U"
+    in_ns "$NS_U" ip link set "u$ns" master br0 up
+    in_ns "$ns" ip link set "v$ns" name eth0
+    in_ns "$ns" ip addr add "$UNDERLAY.$n/24" dev eth0
+    in_ns "$ns" ip link set eth0 up
+}
+attach "$NS_H" 1
+attach "$NS_A" 2
+attach "$NS_B" 3
+
+# config NAME ROLE IFACE [extra toml]
+config() {
+    local name=$1 role=$2 ifname=$3 extra=${4:-}
+    mkdir -p "$WORK/$name"
+    cat >"$WORK/$name/gondwana.toml" <<EOF
+role = "$role"
+$extra
+[wireguard]
+backend = "userspace"
+[mesh]
+subnet = "$SUBNET"
+interface = "$ifname"
+[api]
+admin_socket = "$WORK/$name/admin.sock"
+[enroll]
+search_paths = ["$WORK/$name/enroll.toml"]
+retry_initial_secs = 0.5
+retry_max_secs = 2
+directory_pull_secs = 2
+EOF
+}
+gw() { # gw NAME NS args...: the CLI of box NAME inside its namespace
+    local name=$1 ns=$2
+    shift 2
+    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" "$@"
+}
+declare -A daemon_pid
+start() { # start NAME NS
+    local name=$1 ns=$2
+    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" run \
+        >>"$WORK/$name/daemon.log" 2>&1 &
+    daemon_pid[$name]=$!
+}
+status_field() { # status_field NAME NS python-expression-on-s
+    gw "$1" "$2" status --json 2>/dev/null |
+        python3 -c "import json,sys; s=json.load(sys.stdin); print($3)"
+}
+mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
+hub_handshake() {
+    [[ $(status_field "$1" "$2" "(s['dataplane'].get('hub') or {}).get('last_handshake_unix') or ''") != "" ]]
+}
+tcp_open() { # tcp_open NS IP PORT: connect within 2 s
+    in_ns "$1" python3 -c "import socket,sys; socket.create_connection(('$2',$3),timeout=2).close()"
+}
+wg_peers() { in_ns "$1" wg show "$2" peers | sort; }
+wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
+
+config hub hub "$IF_H" "[hub]
+public_endpoint = \"$UNDERLAY.1:51822\"
+enroll_listen = \"$UNDERLAY.1:$ENROLL_PORT\"
+public_url = \"http://$UNDERLAY.1:$ENROLL_PORT\""
+config node1 node "$IF_A"
+config node2 node "$IF_B"
+
+log "starting the hub in $NS_H"
+start hub "$NS_H"
+wait_for 20 mesh_up hub "$NS_H" || fail "hub data plane up"
+gw hub "$NS_H" token create --uses 2 --ttl 1h --out "$WORK/enroll.toml" >/dev/null ||
+    fail "token create"
+cp "$WORK/enroll.toml" "$WORK/node1/enroll.toml"
+cp "$WORK/enroll.toml" "$WORK/node2/enroll.toml"
+log "starting node1 and node2; they enrol by themselves over the underlay"
+start node1 "$NS_A"
+start node2 "$NS_B"
+
+check "node1 enrolled, tunnel up" wait_for 40 mesh_up node1 "$NS_A"
+check "node2 enrolled, tunnel up" wait_for 40 mesh_up node2 "$NS_B"
+check "node1 handshake with the hub" wait_for 30 hub_handshake node1 "$NS_A"
+check "node2 handshake with the hub" wait_for 30 hub_handshake node2 "$NS_B"
+IP_A=$(status_field node1 "$NS_A" "s['enrolment']['mesh_ip']")
+IP_B=$(status_field node2 "$NS_B" "s['enrolment']['mesh_ip']")
+log "node1 = $IP_A, node2 = $IP_B"
+
+check "node1 pings the hub" in_ns "$NS_A" ping -c 2 -W 2 "$HUB_MESH"
+check "node1 pings node2 through the hub" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
+check "node2 pings node1 through the hub" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
+
+expected=$(printf '%s\n' "$(wg_pub node1 "$NS_A")" "$(wg_pub node2 "$NS_B")" | sort)
+check "hub: wg show lists exactly node1 and node2" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
+check "node1: wg show lists exactly the hub" \
+    [ "$(wg_peers "$NS_A" "$IF_A")" == "$(wg_pub hub "$NS_H")" ]
+check "node1: wg show lists the mesh subnet for the hub" \
+    bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$SUBNET'"
+check "node1: wg show keepalive 25" \
+    bash -c "ip netns exec $NS_A wg show $IF_A persistent-keepalive | grep -qw 25"
+check "node1: nft list ruleset shows table inet gondwana" \
+    bash -c "ip netns exec $NS_A nft list ruleset | grep -q 'table inet gondwana'"
+check "node1: the API answers on its mesh address from node2" \
+    in_ns "$NS_B" python3 -c "import urllib.request; urllib.request.urlopen('http://$IP_A:$API_PORT/v1/health', timeout=3)"
+
+log "grants: a service on node1:$SERVICE_PORT"
+in_ns "$NS_A" python3 -c "
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', $SERVICE_PORT)); s.listen(16)
+while True:
+    c, _ = s.accept(); c.close()" &
+sleep 0.5
+check_not "node2 cannot reach node1:$SERVICE_PORT before a grant" tcp_open "$NS_B" "$IP_A" $SERVICE_PORT
+check "grant add" gw node1 "$NS_A" grant add --ip "$IP_B" --port $SERVICE_PORT
+check "node2 reaches node1:$SERVICE_PORT after grant add" tcp_open "$NS_B" "$IP_A" $SERVICE_PORT
+check "grant list shows it" bash -c "ip netns exec $NS_A $BIN --state-dir $WORK/node1/state --config $WORK/node1/gondwana.toml grant list | grep -q '$IP_B'"
+check "grant del" gw node1 "$NS_A" grant del --ip "$IP_B" --port $SERVICE_PORT
+check_not "node2 cannot reach node1:$SERVICE_PORT after grant del" tcp_open "$NS_B" "$IP_A" $SERVICE_PORT
+check "grant add --timeout 3s" gw node1 "$NS_A" grant add --ip "$IP_B" --port $SERVICE_PORT --timeout 3s
+check "node2 reaches node1:$SERVICE_PORT within the timeout" tcp_open "$NS_B" "$IP_A" $SERVICE_PORT
+sleep 4
+check_not "node2 cannot reach node1:$SERVICE_PORT after the timeout" tcp_open "$NS_B" "$IP_A" $SERVICE_PORT
+check "grants are in the audit log" bash -c "ip netns exec $NS_A $BIN --state-dir $WORK/node1/state --config $WORK/node1/gondwana.toml audit show | grep -q grant"
+
+log "kill -9 the hub daemon: tunnels keep passing traffic"
+kill -9 "${daemon_pid[hub]}"
+wait "${daemon_pid[hub]}" 2>/dev/null
+check "node1 pings node2 with the hub daemon dead" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
+start hub "$NS_H"
+check "hub restarted, data plane up" wait_for 20 mesh_up hub "$NS_H"
+check "hub after restart: exactly the same peers" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
+check "node1 pings node2 after the hub restart" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
+
+log "restart node1's daemon: same interface, same key, no duplicate peers"
+key_before=$(wg_pub node1 "$NS_A")
+kill "${daemon_pid[node1]}"
+wait "${daemon_pid[node1]}" 2>/dev/null
+check "node1 pings the hub while its daemon is down" in_ns "$NS_A" ping -c 1 -W 2 "$HUB_MESH"
+start node1 "$NS_A"
+check "node1 restarted, data plane up" wait_for 20 mesh_up node1 "$NS_A"
+check "node1: same key after restart" [ "$(wg_pub node1 "$NS_A")" == "$key_before" ]
+check "node1: one peer after restart" [ "$(wg_peers "$NS_A" "$IF_A" | wc -l)" == 1 ]
+check "node1: one interface" [ "$(in_ns "$NS_A" ip -o link show | grep -c "$IF_A")" == 1 ]
+
+log "revoke node2 on the hub"
+key_b=$(wg_pub node2 "$NS_B")
+check "node revoke" gw hub "$NS_H" node revoke node2 --reason "scenario test" \
+    || gw hub "$NS_H" node list
+no_peer_b() { ! wg_peers "$NS_H" "$IF_H" | grep -qF "$key_b"; }
+check "hub removes node2's peer" wait_for 15 no_peer_b
+check_not "node2 can no longer reach node1" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
+check_not "node2 can no longer reach the hub" in_ns "$NS_B" ping -c 1 -W 2 "$HUB_MESH"
+check "node1 still pings the hub" in_ns "$NS_A" ping -c 1 -W 2 "$HUB_MESH"
+
+log "a hub whose subnet overlaps the underlay is refused, nothing configured"
+add_ns "$NS_X"
+in_ns "$NS_X" ip link add dummy0 type veth peer name dummy1 2>/dev/null
+in_ns "$NS_X" ip addr add 10.77.0.5/24 dev dummy0
+in_ns "$NS_X" ip link set dummy0 up
+config overlap hub wgx$ID "[hub]
+public_endpoint = \"127.0.0.1:51822\""
+gw overlap "$NS_X" run >"$WORK/overlap/daemon.log" 2>&1
+rc=$?
+check "overlapping hub exits 7" [ $rc == 7 ]
+check "it names the overlap" grep -q 10.77.0 "$WORK/overlap/daemon.log"
+check_not "no interface was created" in_ns "$NS_X" ip link show wgx$ID
+check "no nftables table was created" [ -z "$(in_ns "$NS_X" nft list tables)" ]
+
+echo
+echo "mesh-netns: $((checks - failures)) of $checks checks passed"
+((failures == 0))
