@@ -23,7 +23,7 @@ fn hub_refuses_a_subnet_that_overlaps_a_host_address() {
     std::fs::write(
         &config,
         format!(
-            "role = \"hub\"\n[hub]\npublic_endpoint = \"127.0.0.1:51822\"\n\
+            "role = \"hub\"\n[wireguard]\nbackend = \"none\"\n[hub]\npublic_endpoint = \"127.0.0.1:51822\"\n\
              [api]\nloopback = \"127.0.0.1:18931\"\nadmin_socket = \"{}\"\n",
             dir.path().join("admin.sock").display()
         ),

@@ -515,6 +515,8 @@ impl Hub {
                  enroll_listen = \"127.0.0.1:{enroll_port}\"\n\
                  public_url = \"http://127.0.0.1:{enroll_port}\"\n\
                  {extra_hub}\
+                 [wireguard]\n\
+                 backend = \"none\"\n\
                  [api]\n\
                  loopback = \"127.0.0.1:{api_port}\"\n\
                  admin_socket = \"{}\"\n",
@@ -724,7 +726,9 @@ impl Node {
         fs::write(
             &self.config,
             format!(
-                "[api]\n\
+                "[wireguard]\n\
+                 backend = \"none\"\n\
+                 [api]\n\
                  loopback = \"127.0.0.1:{}\"\n\
                  admin_socket = \"{}\"\n\
                  [enroll]\n\
