@@ -12,6 +12,7 @@
 pub mod device_process;
 pub mod kernel;
 pub mod uapi;
+pub mod uapi_proxy;
 pub mod userspace;
 
 use std::net::SocketAddr;

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
@@ -23,12 +23,15 @@ use crate::net::link::Links;
 /// (1500 - 80 bytes of IPv6 + UDP + WireGuard overhead).
 pub const DEFAULT_MTU: u32 = 1420;
 
-/// How to start the device process: `program args… <iface> --socket-dir D`.
+/// How to start the device process: `program args… <iface> --socket-dir
+/// D` (without the last three when `append_interface_args` is false: the
+/// tests' launcher passes them in `envs`).
 #[derive(Debug, Clone)]
 pub struct Launcher {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub envs: Vec<(OsString, OsString)>,
+    pub append_interface_args: bool,
 }
 
 impl Launcher {
@@ -38,6 +41,7 @@ impl Launcher {
             program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
             args: vec!["wireguard-userspace".into()],
             envs: Vec::new(),
+            append_interface_args: true,
         }
     }
 }
@@ -136,19 +140,22 @@ pub fn server_pid(socket: &Path) -> Option<i32> {
 /// its socket answers, or fails with the device's own error message).
 async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
     let launcher = &options.launcher;
-    let mut command = Command::new(&launcher.program);
+    // tokio's Command forks from this thread, so the device process starts
+    // in this thread's network namespace (tests run each node in its own).
+    let mut command = tokio::process::Command::new(&launcher.program);
+    command.args(&launcher.args);
+    if launcher.append_interface_args {
+        command.arg(iface).arg("--socket-dir").arg(&options.socket_dir);
+    }
     command
-        .args(&launcher.args)
-        .arg(iface)
-        .arg("--socket-dir")
-        .arg(&options.socket_dir)
         .envs(launcher.envs.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let output = tokio::task::spawn_blocking(move || command.output())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    let output = command
+        .output()
         .await
-        .map_err(|e| start_error(iface, e))?
         .map_err(|e| start_error(iface, format!("{}: {e}", launcher.program.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
