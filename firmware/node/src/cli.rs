@@ -51,6 +51,19 @@ pub enum Command {
     /// The signed mesh directory.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Internal: the userspace WireGuard device process (boringtun on a TUN
+    /// device, UAPI socket for `wg`). Started by the daemon; detaches.
+    #[command(hide = true)]
+    WireguardUserspace(WireguardUserspaceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WireguardUserspaceArgs {
+    /// The interface to create (unique on this host: the socket path is).
+    pub interface: String,
+    /// Where the UAPI socket goes (`wg` looks in /var/run/wireguard).
+    #[arg(long, default_value = crate::net::wireguard::uapi::DEFAULT_SOCKET_DIR)]
+    pub socket_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

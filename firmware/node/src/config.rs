@@ -189,6 +189,10 @@ pub struct WireguardConfig {
     pub private_key_file: Option<PathBuf>,
     /// An existing wg-quick config whose `[Interface] PrivateKey` is adopted.
     pub wg_quick_config: Option<PathBuf>,
+    /// `auto` (kernel when the module answers, else userspace), `kernel`
+    /// or `userspace` (docs/wireguard.md).
+    #[serde(default)]
+    pub backend: crate::net::wireguard::BackendChoice,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,11 +303,15 @@ mod tests {
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/tmp/s")));
         assert_eq!(c.boxname().unwrap().as_str(), "box-1");
         assert_eq!(c.adopt_source(), Some(AdoptSource::KeyFile("/k".into())));
+        assert_eq!(c.wireguard.backend, crate::net::wireguard::BackendChoice::Auto);
+        let u = parse("[wireguard]\nbackend = \"userspace\"\n").unwrap();
+        assert_eq!(u.wireguard.backend, crate::net::wireguard::BackendChoice::Userspace);
     }
 
     #[test]
     fn refuses_typos_bad_names_and_two_keys() {
         assert!(parse("stat_dir = \"/x\"\n").is_err());
+        assert!(parse("[wireguard]\nbackend = \"kernal\"\n").is_err());
         assert!(parse("boxname = \"Bad_Name\"\n").is_err());
         assert!(
             parse("[wireguard]\nprivate_key_file = \"/a\"\nwg_quick_config = \"/b\"\n").is_err()

@@ -38,6 +38,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         version::run(flag.json);
         return Ok(());
     }
+    // Before any config: the device process needs none, and must not fail
+    // on a config the daemon is about to reload.
+    if let Command::WireguardUserspace(args) = &cli.command {
+        return net::wireguard::device_process::main(&args.interface, &args.socket_dir);
+    }
     let (config_path, named) = cli.config_path();
     let config = Config::load(&config_path, named)?;
     let state_dir = cli
@@ -55,7 +60,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, flag.json),
-        Command::Version(_) => Ok(()),
+        Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),
         Command::Run => daemon::run(config, config_path, named, state_dir),
         Command::Status(flag) => enroll::status(&state_dir, &config, flag.json),
         Command::Enroll(args) => enroll::enroll(&state_dir, &config, args),

@@ -1,4 +1,11 @@
-//! The host's network, as far as the mesh needs it. (Links, routes and
-//! WireGuard over netlink arrive with the data plane.)
+//! The host's network, as far as the mesh needs it: addresses already in
+//! use (collision guard), links/addresses/routes over rtnetlink, and the
+//! WireGuard interface (kernel or userspace backend).
 
 pub mod host_addrs;
+// Used by the reconciler (daemon/), which lands separately; until then
+// parts are only reached from tests.
+#[allow(dead_code)]
+pub mod link;
+#[allow(dead_code)]
+pub mod wireguard;
