@@ -90,7 +90,7 @@ cleanup() {
         ip netns delete "$ns" 2>/dev/null
     done
     for ifname in "$IF_H" "$IF_A" "$IF_B" wgx$ID; do
-        rm -f "/var/run/wireguard/$ifname.sock"
+        rm -f "/var/run/wireguard/$ifname.sock" "/var/run/wireguard/$ifname.log"
     done
     if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
         for f in "$WORK"/*/daemon.log; do
@@ -155,8 +155,10 @@ gw() { # gw NAME NS args...: the CLI of box NAME inside its namespace
 declare -A daemon_pid
 start() { # start NAME NS
     local name=$1 ns=$2
-    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" run \
-        >>"$WORK/$name/daemon.log" 2>&1 &
+    # `ip netns exec` execs the daemon: $! is the daemon's pid (a shell
+    # function in the background would be a subshell's).
+    ip netns exec "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" \
+        run >>"$WORK/$name/daemon.log" 2>&1 &
     daemon_pid[$name]=$!
 }
 status_field() { # status_field NAME NS python-expression-on-s

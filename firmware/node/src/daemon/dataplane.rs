@@ -26,8 +26,10 @@ use crate::api;
 use crate::config::{Config, Role};
 use crate::daemon::app::App;
 use crate::daemon::routes::PublicApi;
-use crate::net::link;
-use crate::net::wireguard::{DeviceState, OpenOptions, PeerConfig, PeerState, WireGuard};
+use crate::net::link::{self, Links};
+use crate::net::wireguard::{
+    BackendChoice, DeviceState, OpenOptions, PeerConfig, PeerState, WireGuard,
+};
 use crate::store::enrolment::Enrolment;
 
 /// Re-check the interface this often even when nothing was signalled.
@@ -56,10 +58,6 @@ pub struct DataplaneStatus {
 }
 
 impl DataplaneStatus {
-    pub fn up(&self) -> bool {
-        self.state == "up"
-    }
-
     pub fn to_json(&self) -> Value {
         json!({
             "state": if self.state.is_empty() { "starting" } else { self.state },
@@ -96,6 +94,7 @@ pub struct Reconciler {
     app: Arc<App>,
     stop: watch::Receiver<bool>,
     wireguard: Option<WireGuard>,
+    links: Option<Links>,
     view: View,
     head: Head,
     hub_endpoint: Option<(SocketAddr, Instant)>,
@@ -104,10 +103,20 @@ pub struct Reconciler {
 
 /// The task: never returns while the daemon runs.
 pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>) {
+    let config = app.config();
+    if config.wireguard.backend == BackendChoice::None {
+        app.set_dataplane_status(DataplaneStatus {
+            state: "disabled",
+            interface: config.mesh.interface.clone(),
+            ..Default::default()
+        });
+        return;
+    }
     let mut r = Reconciler {
         app: app.clone(),
         stop,
         wireguard: None,
+        links: None,
         view: View::default(),
         head: Head::default(),
         hub_endpoint: None,
@@ -180,14 +189,18 @@ impl Reconciler {
         };
         let mut device = wg.get().await?;
         let own_key = stored.wireguard.public_key();
-        if device.public_key != Some(own_key) || device.listen_port != config.mesh.wireguard_port
-        {
+        if device.public_key != Some(own_key) || device.listen_port != config.mesh.wireguard_port {
             wg.configure(&stored.wireguard.to_bytes(), config.mesh.wireguard_port)
                 .await?;
             device = wg.get().await?;
         }
-        link::ensure_address(&iface, member.address).await?;
-        link::set_up(&iface).await?;
+        if self.links.is_none() {
+            self.links = Some(Links::new()?);
+        }
+        if let Some(links) = &self.links {
+            links.ensure_address(&iface, member.address).await?;
+            links.set_up(&iface).await?;
+        }
         if config.role == Role::Hub {
             // Node-to-node traffic hairpins through the hub.
             link::enable_ipv4_forwarding()?;
@@ -210,7 +223,13 @@ impl Reconciler {
                     .get(&node.hub_id)
                     .map(|h| h.wireguard_key)
                     .unwrap_or(node.hub_key);
-                let endpoint = self.hub_endpoint(&node.hub_endpoint, &device, &hub_key).await;
+                let endpoint = resolve_hub(
+                    &mut self.hub_endpoint,
+                    &node.hub_endpoint,
+                    &device,
+                    &hub_key,
+                )
+                .await;
                 dataplane::node_peers(hub_key, member.address, endpoint)
             }
         };
@@ -221,7 +240,10 @@ impl Reconciler {
             wg.apply_peers(&upsert, &plan.remove).await?;
             if plan.remove.len() + plan.upsert.len() <= 8 {
                 for p in &plan.upsert {
-                    eprintln!("gondwana: data plane: peer {} set", wg_key_to_base64(&p.public_key));
+                    eprintln!(
+                        "gondwana: data plane: peer {} set",
+                        wg_key_to_base64(&p.public_key)
+                    );
                 }
                 for k in &plan.remove {
                     eprintln!("gondwana: data plane: peer {} removed", wg_key_to_base64(k));
@@ -235,7 +257,14 @@ impl Reconciler {
             }
             device = wg.get().await?;
         }
-        self.bind_mesh_listener(&config, member.address.addr()).await;
+        bind_mesh_listener(
+            &mut self.mesh_listener,
+            &self.app,
+            &self.stop,
+            &config,
+            member.address.addr(),
+        )
+        .await;
 
         let now = SystemTime::now();
         let fresh = |p: &&PeerState| {
@@ -243,7 +272,11 @@ impl Reconciler {
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age < HANDSHAKE_STALE)
         };
-        let hub = member.node.as_ref().and_then(|_| device.peers.first()).map(peer_json);
+        let hub = member
+            .node
+            .as_ref()
+            .and_then(|_| device.peers.first())
+            .map(peer_json);
         Ok(Some(DataplaneStatus {
             state: if revoked { "revoked" } else { "up" },
             backend: Some(wg.backend().as_str()),
@@ -310,65 +343,71 @@ impl Reconciler {
             }
         }
     }
+}
 
-    /// The hub's endpoint, resolved once and again when handshakes stop.
-    async fn hub_endpoint(
-        &mut self,
-        text: &str,
-        device: &DeviceState,
-        hub_key: &PublicKey,
-    ) -> Option<SocketAddr> {
-        let stale = device
-            .peers
-            .iter()
-            .find(|p| &p.config.public_key == hub_key)
-            .and_then(|p| p.last_handshake)
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_none_or(|age| age > HANDSHAKE_STALE);
-        let due = match &self.hub_endpoint {
-            None => true,
-            Some((_, at)) => stale && at.elapsed() > RESOLVE_MIN_INTERVAL,
-        };
-        if due {
-            match tokio::net::lookup_host(text).await {
-                Ok(addrs) => {
-                    let mut addrs: Vec<SocketAddr> = addrs.collect();
-                    // IPv4 first: the underlay of most boxes.
-                    addrs.sort_by_key(|a| !a.is_ipv4());
-                    match addrs.first() {
-                        Some(a) => self.hub_endpoint = Some((*a, Instant::now())),
-                        None => eprintln!("gondwana: data plane: {text} resolved to nothing"),
-                    }
+/// The hub's endpoint, resolved once and again when handshakes stop.
+async fn resolve_hub(
+    cache: &mut Option<(SocketAddr, Instant)>,
+    text: &str,
+    device: &DeviceState,
+    hub_key: &PublicKey,
+) -> Option<SocketAddr> {
+    let stale = device
+        .peers
+        .iter()
+        .find(|p| &p.config.public_key == hub_key)
+        .and_then(|p| p.last_handshake)
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_none_or(|age| age > HANDSHAKE_STALE);
+    let due = match cache {
+        None => true,
+        Some((_, at)) => stale && at.elapsed() > RESOLVE_MIN_INTERVAL,
+    };
+    if due {
+        match tokio::net::lookup_host(text).await {
+            Ok(addrs) => {
+                let mut addrs: Vec<SocketAddr> = addrs.collect();
+                // IPv4 first: the underlay of most boxes.
+                addrs.sort_by_key(|a| !a.is_ipv4());
+                match addrs.first() {
+                    Some(a) => *cache = Some((*a, Instant::now())),
+                    None => eprintln!("gondwana: data plane: {text} resolved to nothing"),
                 }
-                Err(e) => eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}"),
             }
+            Err(e) => eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}"),
         }
-        self.hub_endpoint.map(|(a, _)| a)
     }
+    cache.map(|(a, _)| a)
+}
 
-    /// The node API on the mesh address, once that address exists.
-    async fn bind_mesh_listener(&mut self, config: &Config, ip: Ipv4Addr) {
-        let addr = SocketAddr::from((ip, config.mesh.api_port));
-        if self.mesh_listener == Some(addr) {
-            return;
+/// The node API on the mesh address, once that address exists.
+async fn bind_mesh_listener(
+    bound: &mut Option<SocketAddr>,
+    app: &Arc<App>,
+    stop: &watch::Receiver<bool>,
+    config: &Config,
+    ip: Ipv4Addr,
+) {
+    let addr = SocketAddr::from((ip, config.mesh.api_port));
+    if *bound == Some(addr) {
+        return;
+    }
+    match TcpListener::bind(addr).await {
+        Ok(listener) => {
+            eprintln!("gondwana: API on http://{addr} (mesh)");
+            let limits = api::Limits {
+                max_body_bytes: config.api.max_body_bytes,
+                ..api::Limits::default()
+            };
+            tokio::spawn(api::serve(
+                listener,
+                Arc::new(PublicApi(app.clone())),
+                limits,
+                stop.clone(),
+            ));
+            *bound = Some(addr);
         }
-        match TcpListener::bind(addr).await {
-            Ok(listener) => {
-                eprintln!("gondwana: API on http://{addr} (mesh)");
-                let limits = api::Limits {
-                    max_body_bytes: config.api.max_body_bytes,
-                    ..api::Limits::default()
-                };
-                tokio::spawn(api::serve(
-                    listener,
-                    Arc::new(PublicApi(self.app.clone())),
-                    limits,
-                    self.stop.clone(),
-                ));
-                self.mesh_listener = Some(addr);
-            }
-            Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),
-        }
+        Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),
     }
 }
 

@@ -99,7 +99,10 @@ fn start_detached(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Resu
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("device process did not open {} within 10 s", socket.display());
+            bail!(
+                "device process did not open {} within 10 s",
+                socket.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -158,7 +161,10 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
             break;
         }
     });
-    eprintln!("{iface}: userspace WireGuard device up, UAPI on {}", socket.display());
+    eprintln!(
+        "{iface}: userspace WireGuard device up, UAPI on {}",
+        socket.display()
+    );
 
     let reason = loop {
         match rx.recv_timeout(Duration::from_secs(1)) {

@@ -49,6 +49,8 @@ pub enum BackendChoice {
     Auto,
     Kernel,
     Userspace,
+    /// No interface at all: control plane only (see docs/dataplane.md).
+    None,
 }
 
 /// What one peer should look like. `endpoint: None` means "no opinion":
@@ -131,6 +133,8 @@ pub enum WgError {
     DeviceStart { iface: String, detail: String },
     #[error("WireGuard UAPI on {socket}: {detail}")]
     Uapi { socket: PathBuf, detail: String },
+    #[error("{0}: wireguard.backend is \"none\" (control plane only)")]
+    Disabled(String),
     #[error("WireGuard netlink: {0}")]
     Netlink(String),
     #[error("no private key set on {0}: configure() must come before peers")]
@@ -165,6 +169,9 @@ impl WireGuard {
             BackendChoice::Kernel => Device::Kernel(kernel::KernelDevice::open(iface).await?),
             BackendChoice::Userspace => {
                 Device::Userspace(userspace::UserspaceDevice::open(iface, options).await?)
+            }
+            BackendChoice::None => {
+                return Err(WgError::Disabled(iface.to_string()));
             }
             BackendChoice::Auto => {
                 // A live userspace device wins: it is what is carrying

@@ -145,7 +145,10 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
     let mut command = tokio::process::Command::new(&launcher.program);
     command.args(&launcher.args);
     if launcher.append_interface_args {
-        command.arg(iface).arg("--socket-dir").arg(&options.socket_dir);
+        command
+            .arg(iface)
+            .arg("--socket-dir")
+            .arg(&options.socket_dir);
     }
     command
         .envs(launcher.envs.iter().map(|(k, v)| (k, v)))
@@ -159,7 +162,10 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
         .map_err(|e| start_error(iface, format!("{}: {e}", launcher.program.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(start_error(iface, format!("{}: {}", output.status, stderr.trim())));
+        return Err(start_error(
+            iface,
+            format!("{}: {}", output.status, stderr.trim()),
+        ));
     }
     Ok(())
 }
