@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod boxname;
 pub mod directory;
 pub mod enrol;
+pub mod grant;
 pub mod envelope;
 pub mod hash;
 pub mod identity_log;
