@@ -2,3 +2,4 @@
 //! WireGuard over netlink arrive with the data plane.)
 
 pub mod host_addrs;
+pub mod firewall;
