@@ -47,6 +47,8 @@ pub struct App {
     /// two redb snapshots, and a monitoring loop hammering it must not cost
     /// the hub more than a few snapshots a second.
     pub status_cache: Mutex<Option<(Instant, bytes::Bytes)>>,
+    /// The firewall and its grants (daemon/grants.rs).
+    pub grants: crate::daemon::grants::Grants,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -131,6 +133,7 @@ impl App {
         let identity = self.identity();
         let mut v = crate::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
+        v["firewall"] = self.grants.status_json();
         if config.role == Role::Node {
             let hub_len = self.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
             v["identity"] = crate::status::mirror_json(&identity, hub_len);

@@ -54,6 +54,7 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
         enrol_rate: RateLimiter::new(1000, 1000.0),
         started: Instant::now(),
         status_cache: Mutex::new(None),
+        grants: crate::daemon::grants::Grants::disabled(),
     })
 }
 
