@@ -259,11 +259,16 @@ fn element(g: &Grant, timeout_ms: Option<u64>) -> ([u8; 8], Option<u64>) {
     (grant_key(g.ip, g.port), timeout_ms)
 }
 
-/// Milliseconds a stored grant has left (at least 1 s, so one about to
-/// expire is not re-applied without a timeout).
+/// Milliseconds a stored grant has left: at least 1 s (one about to expire
+/// is not re-applied without a timeout), at most the longest timeout (a
+/// clock that is far behind must not make it nearly permanent).
 fn remaining(s: &StoredGrant, now_unix: u64) -> Option<u64> {
-    s.expires_unix
-        .map(|t| plan::timeout_ms(t.saturating_sub(now_unix).max(1)))
+    s.expires_unix.map(|t| {
+        plan::timeout_ms(
+            t.saturating_sub(now_unix)
+                .clamp(1, grant::MAX_TIMEOUT_SECS),
+        )
+    })
 }
 
 #[cfg(test)]
