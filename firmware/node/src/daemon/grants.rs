@@ -289,3 +289,6 @@ pub async fn remote(app: &App, req: GrantRequest, delete: bool) -> anyhow::Resul
     }
     Ok(json!({"node": node.boxname, "mesh_ip": node.mesh_ip.to_string(), "result": answer}))
 }
+
+#[cfg(test)]
+mod tests;
