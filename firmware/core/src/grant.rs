@@ -77,7 +77,9 @@ pub fn check_timeout(secs: u64) -> Result<u64, GrantError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GrantAction {
     /// Add (or refresh) the grant; `None` = no timeout.
-    Add { timeout_secs: Option<u64> },
+    Add {
+        timeout_secs: Option<u64>,
+    },
     Delete,
 }
 

@@ -25,8 +25,12 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(v) = open_command(&sealed, &f.hub_key, &subnet)
     {
         check(v.grant.ip, v.grant.port);
-        let body: GrantCommand =
-            envelope::decode_canonical(data, envelope::MAX_ENVELOPE_BODY).expect("accepted body decodes");
-        assert_eq!(envelope::encode(&body), data, "accepted body is not canonical");
+        let body: GrantCommand = envelope::decode_canonical(data, envelope::MAX_ENVELOPE_BODY)
+            .expect("accepted body decodes");
+        assert_eq!(
+            envelope::encode(&body),
+            data,
+            "accepted body is not canonical"
+        );
     }
 });

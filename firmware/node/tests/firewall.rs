@@ -169,10 +169,28 @@ fn daemon_applies_the_table_and_grants_survive_a_restart() {
 
     node.run(&["grant", "add", "--ip", "10.10.0.5", "--port", "22"])
         .ok();
-    node.run(&["grant", "add", "--ip", "10.10.0.6", "--port", "443", "--timeout", "1h"])
-        .ok();
-    node.run(&["grant", "add", "--ip", "10.10.0.7", "--port", "80", "--timeout", "2s"])
-        .ok();
+    node.run(&[
+        "grant",
+        "add",
+        "--ip",
+        "10.10.0.6",
+        "--port",
+        "443",
+        "--timeout",
+        "1h",
+    ])
+    .ok();
+    node.run(&[
+        "grant",
+        "add",
+        "--ip",
+        "10.10.0.7",
+        "--port",
+        "80",
+        "--timeout",
+        "2s",
+    ])
+    .ok();
     let set = ns.exec(&["nft", "list set inet gwtest grants"]);
     assert!(set.contains("10.10.0.5 . 22"), "{set}");
     assert!(set.contains("10.10.0.6 . 443 timeout 1h"), "{set}");
@@ -220,7 +238,10 @@ fn daemon_applies_the_table_and_grants_survive_a_restart() {
     ns.exec(&["nft", "flush ruleset"]);
     ns.exec(&["nft", "add table inet operator"]);
     let daemon = start(&ns, &node);
-    let after: Vec<_> = grants(&node).into_iter().map(|(ip, port, _)| (ip, port)).collect();
+    let after: Vec<_> = grants(&node)
+        .into_iter()
+        .map(|(ip, port, _)| (ip, port))
+        .collect();
     assert_eq!(after, vec![("10.10.0.6".to_string(), 443)]);
     assert_eq!(ns.exec(&["nft", "list table inet operator"]), operator);
 
@@ -228,5 +249,8 @@ fn daemon_applies_the_table_and_grants_survive_a_restart() {
     node.run(&["audit", "verify"]).ok();
     let audit = node.run(&["audit", "show", "--json"]);
     let text = audit.ok().stdout();
-    assert!(text.contains("firewall.grant") && text.contains("firewall.revoke"), "{text}");
+    assert!(
+        text.contains("firewall.grant") && text.contains("firewall.revoke"),
+        "{text}"
+    );
 }

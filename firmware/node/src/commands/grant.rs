@@ -28,7 +28,9 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
         } => (
             "/admin/grant/add",
             "POST",
-            Some(json!({"ip": ip, "port": port, "timeout_secs": timeout.map(|d| d.as_secs().max(1)), "node": node})),
+            Some(
+                json!({"ip": ip, "port": port, "timeout_secs": timeout.map(|d| d.as_secs().max(1)), "node": node}),
+            ),
             *j,
         ),
         GrantCommand::Del {
@@ -55,9 +57,18 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
             println!("{}", line(g));
         }
     } else if v.get("revoked").is_some() {
-        println!("revoked {}:{}", v["revoked"]["ip"].as_str().unwrap_or(""), v["revoked"]["port"]);
+        println!(
+            "revoked {}:{}",
+            v["revoked"]["ip"].as_str().unwrap_or(""),
+            v["revoked"]["port"]
+        );
     } else if v.get("node").is_some() {
-        println!("{} ({}): {}", v["node"].as_str().unwrap_or(""), v["mesh_ip"].as_str().unwrap_or(""), v["result"]);
+        println!(
+            "{} ({}): {}",
+            v["node"].as_str().unwrap_or(""),
+            v["mesh_ip"].as_str().unwrap_or(""),
+            v["result"]
+        );
     } else {
         println!("granted {}", line(&v));
     }
@@ -66,7 +77,10 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
 
 fn line(g: &Value) -> String {
     let left = match g["expires_in_secs"].as_u64() {
-        Some(s) => format!("expires in {}", humantime::format_duration(std::time::Duration::from_secs(s))),
+        Some(s) => format!(
+            "expires in {}",
+            humantime::format_duration(std::time::Duration::from_secs(s))
+        ),
         None => "no timeout".into(),
     };
     format!("{}:{}  {left}", g["ip"].as_str().unwrap_or(""), g["port"])
@@ -96,16 +110,26 @@ fn direct(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::
         GrantCommand::Add {
             ip, port, timeout, ..
         } => {
-            let g = fw.grant(&store, *ip, *port, timeout.map(|d| d.as_secs().max(1)), now_unix(), "cli")?;
+            let g = fw.grant(
+                &store,
+                *ip,
+                *port,
+                timeout.map(|d| d.as_secs().max(1)),
+                now_unix(),
+                "cli",
+            )?;
             live_json(&g)
         }
         GrantCommand::Del { ip, port, .. } => {
             fw.revoke(&store, *ip, *port, "cli")?;
             json!({"revoked": {"ip": ip.to_string(), "port": port}})
         }
-        GrantCommand::List { .. } => {
-            Value::Array(fw.list()?.iter().map(|g: &LiveGrant| live_json(g)).collect())
-        }
+        GrantCommand::List { .. } => Value::Array(
+            fw.list()?
+                .iter()
+                .map(|g: &LiveGrant| live_json(g))
+                .collect(),
+        ),
     })
 }
 
@@ -126,6 +150,9 @@ pub fn bench(count: u32, table: &str) -> anyhow::Result<()> {
     fw.kernel_add_many(&grants)?;
     let secs = start.elapsed().as_secs_f64();
     let listed = fw.list()?.len();
-    println!("{}", json!({"count": count, "seconds": secs, "listed": listed}));
+    println!(
+        "{}",
+        json!({"count": count, "seconds": secs, "listed": listed})
+    );
     Ok(())
 }

@@ -168,12 +168,15 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
-    let verified = grant::open_command(&req.body, &hub_key, &fw.plan().subnet).map_err(|e| match e {
-        grant::CommandError::Envelope(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, "bad_signature", format!("grant command: {e}"))
-        }
-        _ => ApiError::bad_request(format!("grant command: {e}")),
-    })?;
+    let verified =
+        grant::open_command(&req.body, &hub_key, &fw.plan().subnet).map_err(|e| match e {
+            grant::CommandError::Envelope(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_signature",
+                format!("grant command: {e}"),
+            ),
+            _ => ApiError::bad_request(format!("grant command: {e}")),
+        })?;
     let fresh = app
         .grants
         .nonces
@@ -189,13 +192,22 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
     }
     let app2 = app.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let fw = app2.grants.require().map_err(|e| FirewallError::Kernel(
-            crate::net::firewall::netlink::NetlinkError::Malformed(e.to_string()),
-        ))?;
+        let fw = app2.grants.require().map_err(|e| {
+            FirewallError::Kernel(crate::net::firewall::netlink::NetlinkError::Malformed(
+                e.to_string(),
+            ))
+        })?;
         let g = verified.grant;
         match verified.action {
             GrantAction::Add { timeout_secs } => fw
-                .grant(&app2.store, g.ip, g.port.into(), timeout_secs, now_unix(), "hub")
+                .grant(
+                    &app2.store,
+                    g.ip,
+                    g.port.into(),
+                    timeout_secs,
+                    now_unix(),
+                    "hub",
+                )
                 .map(|l| live_json(&l)),
             GrantAction::Delete => fw
                 .revoke(&app2.store, g.ip, g.port.into(), "hub")
@@ -211,7 +223,9 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
             eprintln!("gondwana: grant command failed: {e}");
-            Err(ApiError::internal("the grant could not be applied; see the node's log"))
+            Err(ApiError::internal(
+                "the grant could not be applied; see the node's log",
+            ))
         }
     }
 }
@@ -232,7 +246,9 @@ pub async fn remote(app: &App, req: GrantRequest, delete: bool) -> anyhow::Resul
         .store
         .nodes()?
         .into_iter()
-        .find(|n| !n.revoked && (n.boxname == who || n.node_id == who || n.mesh_ip.to_string() == who))
+        .find(|n| {
+            !n.revoked && (n.boxname == who || n.node_id == who || n.mesh_ip.to_string() == who)
+        })
         .ok_or_else(|| anyhow::anyhow!("no live node {who}"))?;
     // Checked here too, so a typo fails before anything crosses the wire.
     let g = grant::Grant::new(req.ip, req.port, &hub.subnet)?;
@@ -251,7 +267,10 @@ pub async fn remote(app: &App, req: GrantRequest, delete: bool) -> anyhow::Resul
     .await?;
     let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if !status.is_success() {
-        anyhow::bail!("{who}: {status}: {}", answer["detail"].as_str().unwrap_or(""));
+        anyhow::bail!(
+            "{who}: {status}: {}",
+            answer["detail"].as_str().unwrap_or("")
+        );
     }
     let nonce: [u8; 32] = answer["nonce"]
         .as_str()

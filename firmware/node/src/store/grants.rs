@@ -46,10 +46,7 @@ pub fn put_grant(
         store,
         txn,
         AUDIT_GRANT,
-        &format!(
-            "{}:{} {until} by {by}",
-            stored.grant.ip, stored.grant.port
-        ),
+        &format!("{}:{} {until} by {by}", stored.grant.ip, stored.grant.port),
     )
 }
 
@@ -62,7 +59,9 @@ pub fn remove_grant(
 ) -> Result<bool, StoreError> {
     let existed = {
         let mut t = txn.open_table(GRANTS).map_err(|e| store.io_error(e))?;
-        t.remove(key(grant)).map_err(|e| store.io_error(e))?.is_some()
+        t.remove(key(grant))
+            .map_err(|e| store.io_error(e))?
+            .is_some()
     };
     append_audit(
         store,
@@ -127,8 +126,11 @@ mod tests {
             port,
         };
         let txn = store.write().unwrap();
-        for (grant, expires_unix) in [(g(2, 22), Some(100)), (g(3, 80), None), (g(4, 443), Some(50))]
-        {
+        for (grant, expires_unix) in [
+            (g(2, 22), Some(100)),
+            (g(3, 80), None),
+            (g(4, 443), Some(50)),
+        ] {
             put_grant(
                 &store,
                 &txn,

@@ -111,7 +111,10 @@ async fn call(api: &PublicApi, method: Method, target: &str, body: Vec<u8>) -> (
     let mut req = ApiRequest::new(method, target);
     req.body = Bytes::from(body);
     let r = api.handle(req).await;
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 async fn fresh_nonce(api: &PublicApi) -> [u8; 32] {
@@ -149,8 +152,16 @@ async fn hub_signed_commands_apply_once_and_nothing_else_does() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let live = fw.list().unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!((live[0].ip, live[0].port, live[0].timeout_secs), (Ipv4Addr::new(10, 10, 0, 3), 22, Some(600)));
-    assert_eq!(crate::store::grants::stored_grants(&app.store).unwrap().len(), 1);
+    assert_eq!(
+        (live[0].ip, live[0].port, live[0].timeout_secs),
+        (Ipv4Addr::new(10, 10, 0, 3), 22, Some(600))
+    );
+    assert_eq!(
+        crate::store::grants::stored_grants(&app.store)
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Replayed: the nonce is gone.
     let (status, v) = call(&api, Method::POST, "/v1/grants", sealed).await;
@@ -163,11 +174,26 @@ async fn hub_signed_commands_apply_once_and_nothing_else_does() {
     let other = SigningSecret::from_seed([43; 32]);
     let n = fresh_nonce(&api).await;
     for (body, want) in [
-        (seal_command(&command(n, [10, 10, 0, 4], 22, ADD), &other).unwrap(), StatusCode::FORBIDDEN),
-        (seal_command(&command(n, [10, 10, 1, 4], 22, ADD), &hub).unwrap(), StatusCode::BAD_REQUEST),
-        (seal_command(&command(n, [10, 10, 0, 0], 22, ADD), &hub).unwrap(), StatusCode::BAD_REQUEST),
-        (seal_command(&command(n, [0, 0, 0, 0], 22, ADD), &hub).unwrap(), StatusCode::BAD_REQUEST),
-        (seal_command(&command(n, [10, 10, 0, 4], 0, ADD), &hub).unwrap(), StatusCode::BAD_REQUEST),
+        (
+            seal_command(&command(n, [10, 10, 0, 4], 22, ADD), &other).unwrap(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 1, 4], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 0, 0], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [0, 0, 0, 0], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 0, 4], 0, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
         (vec![1, 2, 3], StatusCode::FORBIDDEN),
     ] {
         let (status, v) = call(&api, Method::POST, "/v1/grants", body).await;
@@ -178,14 +204,24 @@ async fn hub_signed_commands_apply_once_and_nothing_else_does() {
 
     // A command with a never-issued nonce.
     let sealed = seal_command(&command([0; 32], [10, 10, 0, 4], 22, ADD), &hub).unwrap();
-    assert_eq!(call(&api, Method::POST, "/v1/grants", sealed).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&api, Method::POST, "/v1/grants", sealed).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // Delete through a signed command.
     let n = fresh_nonce(&api).await;
     let del = seal_command(&command(n, [10, 10, 0, 3], 22, GrantAction::Delete), &hub).unwrap();
-    assert_eq!(call(&api, Method::POST, "/v1/grants", del).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&api, Method::POST, "/v1/grants", del).await.0,
+        StatusCode::OK
+    );
     assert!(fw.list().unwrap().is_empty());
-    assert!(crate::store::grants::stored_grants(&app.store).unwrap().is_empty());
+    assert!(
+        crate::store::grants::stored_grants(&app.store)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -199,5 +235,13 @@ async fn an_unenrolled_node_accepts_no_commands() {
     let sealed = seal_command(&command(n, [10, 10, 0, 3], 22, ADD), &hub).unwrap();
     let (status, v) = call(&api, Method::POST, "/v1/grants", sealed).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert!(app.grants.firewall.as_ref().unwrap().list().unwrap().is_empty());
+    assert!(
+        app.grants
+            .firewall
+            .as_ref()
+            .unwrap()
+            .list()
+            .unwrap()
+            .is_empty()
+    );
 }

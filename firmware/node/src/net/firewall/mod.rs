@@ -136,16 +136,16 @@ impl Firewall {
         if present {
             ops.extend(self.elements(ElemOp::Delete, &[element(g, None)]));
         }
-        ops.extend(self.elements(ElemOp::Add, &[element(g, timeout_secs.map(plan::timeout_ms))]));
+        ops.extend(self.elements(
+            ElemOp::Add,
+            &[element(g, timeout_secs.map(plan::timeout_ms))],
+        ));
         netlink::send_batch(netlink::elements_batch(&ops))?;
         Ok(())
     }
 
     /// Adds many grants in one batch (the benchmark's path; all or none).
-    pub fn kernel_add_many(
-        &self,
-        grants: &[(Grant, Option<u64>)],
-    ) -> Result<(), FirewallError> {
+    pub fn kernel_add_many(&self, grants: &[(Grant, Option<u64>)]) -> Result<(), FirewallError> {
         let elements: Vec<_> = grants
             .iter()
             .map(|(g, t)| element(g, t.map(plan::timeout_ms)))
@@ -263,12 +263,8 @@ fn element(g: &Grant, timeout_ms: Option<u64>) -> ([u8; 8], Option<u64>) {
 /// is not re-applied without a timeout), at most the longest timeout (a
 /// clock that is far behind must not make it nearly permanent).
 fn remaining(s: &StoredGrant, now_unix: u64) -> Option<u64> {
-    s.expires_unix.map(|t| {
-        plan::timeout_ms(
-            t.saturating_sub(now_unix)
-                .clamp(1, grant::MAX_TIMEOUT_SECS),
-        )
-    })
+    s.expires_unix
+        .map(|t| plan::timeout_ms(t.saturating_sub(now_unix).clamp(1, grant::MAX_TIMEOUT_SECS)))
 }
 
 #[cfg(test)]

@@ -138,7 +138,8 @@ pub fn send_batch(mut batch: Vec<u8>) -> Result<(), NetlinkError> {
     // carries `last - 1`.
     let wanted = last.saturating_sub(1);
     let fd = open_socket(batch.len() * 2)?;
-    let sent = socket::send(fd.as_raw_fd(), &batch, MsgFlags::empty()).map_err(NetlinkError::Socket)?;
+    let sent =
+        socket::send(fd.as_raw_fd(), &batch, MsgFlags::empty()).map_err(NetlinkError::Socket)?;
     if sent != batch.len() {
         return Err(NetlinkError::Malformed(format!(
             "sent {sent} of {} bytes",

@@ -334,7 +334,12 @@ pub fn element_dump_request(table: &str, set: &str) -> Vec<u8> {
     let mut a = Attrs::default();
     a.str(NFTA_SET_ELEM_LIST_TABLE, table);
     a.str(NFTA_SET_ELEM_LIST_SET, set);
-    message(NFT_MSG_GETSETELEM, NLM_F_DUMP | NLM_F_ACK, NFPROTO_INET, &a.0)
+    message(
+        NFT_MSG_GETSETELEM,
+        NLM_F_DUMP | NLM_F_ACK,
+        NFPROTO_INET,
+        &a.0,
+    )
 }
 
 /// A set element as the kernel reports it.
@@ -430,8 +435,14 @@ mod tests {
             (NFT_MSG_NEWSETELEM.into(), sys::NFT_MSG_NEWSETELEM.into()),
             (NFT_MSG_GETSETELEM.into(), sys::NFT_MSG_GETSETELEM.into()),
             (NFT_MSG_DELSETELEM.into(), sys::NFT_MSG_DELSETELEM.into()),
-            (NFTA_RULE_EXPRESSIONS.into(), sys::NFTA_RULE_EXPRESSIONS.into()),
-            (NFTA_SET_ELEM_TIMEOUT.into(), sys::NFTA_SET_ELEM_TIMEOUT.into()),
+            (
+                NFTA_RULE_EXPRESSIONS.into(),
+                sys::NFTA_RULE_EXPRESSIONS.into(),
+            ),
+            (
+                NFTA_SET_ELEM_TIMEOUT.into(),
+                sys::NFTA_SET_ELEM_TIMEOUT.into(),
+            ),
             (
                 NFTA_SET_ELEM_EXPIRATION.into(),
                 sys::NFTA_SET_ELEM_EXPIRATION.into(),
@@ -453,7 +464,10 @@ mod tests {
             (NFT_META_L4PROTO.into(), sys::NFT_META_L4PROTO.into()),
             (NFT_SET_TIMEOUT.into(), sys::NFT_SET_TIMEOUT.into()),
             (NFT_CT_STATE.into(), sys::NFT_CT_STATE.into()),
-            (NFNL_SUBSYS_NFTABLES.into(), sys::NFNL_SUBSYS_NFTABLES.into()),
+            (
+                NFNL_SUBSYS_NFTABLES.into(),
+                sys::NFNL_SUBSYS_NFTABLES.into(),
+            ),
         ];
         for (i, (ours, theirs)) in pairs.iter().enumerate() {
             assert_eq!(ours, theirs, "constant #{i}");

@@ -68,10 +68,7 @@ impl Ruleset {
         api_port: u16,
     ) -> Result<Ruleset, PlanError> {
         check_table_name(table)?;
-        if interface.is_empty()
-            || interface.len() > 15
-            || interface.contains(['/', ' ', '\0'])
-        {
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
             return Err(PlanError::Interface(interface.into()));
         }
         if api_port == 0 {
@@ -119,7 +116,11 @@ impl Ruleset {
         let api = [
             self.from_subnet(),
             l4proto(IPPROTO_TCP),
-            vec![dport(REG_1), eq(self.api_port.to_be_bytes().to_vec()), accept()],
+            vec![
+                dport(REG_1),
+                eq(self.api_port.to_be_bytes().to_vec()),
+                accept(),
+            ],
         ]
         .concat();
         let grants = [
@@ -270,7 +271,9 @@ mod tests {
                     dreg: REG_1
                 }
             );
-            assert!(matches!(&r[1], Expr::Cmp { data, .. } if data.starts_with(b"wg-mesh\0") && data.len() == 16));
+            assert!(
+                matches!(&r[1], Expr::Cmp { data, .. } if data.starts_with(b"wg-mesh\0") && data.len() == 16)
+            );
             assert!(matches!(r.last(), Some(Expr::Verdict(_))));
         }
         assert_eq!(rules[4].last(), Some(&Expr::Verdict(NF_DROP)));
@@ -316,7 +319,10 @@ mod tests {
     #[test]
     fn grant_keys_round_trip() {
         let k = super::super::nfmsg::grant_key(Ipv4Addr::new(10, 10, 0, 3), 443);
-        assert_eq!(parse_grant_key(&k), Some((Ipv4Addr::new(10, 10, 0, 3), 443)));
+        assert_eq!(
+            parse_grant_key(&k),
+            Some((Ipv4Addr::new(10, 10, 0, 3), 443))
+        );
         assert_eq!(parse_grant_key(&[1, 2, 3]), None);
     }
 }

@@ -80,14 +80,27 @@ fn ip(last: u8) -> Ipv4Addr {
 fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
     let ns = Netns::new("table");
     ns.sh(&["nft", "add table inet operator"]);
-    ns.sh(&["nft", "add chain inet operator in { type filter hook input priority 0; }"]);
-    ns.sh(&["nft", "add rule inet operator in tcp dport 22 counter accept"]);
+    ns.sh(&[
+        "nft",
+        "add chain inet operator in { type filter hook input priority 0; }",
+    ]);
+    ns.sh(&[
+        "nft",
+        "add rule inet operator in tcp dport 22 counter accept",
+    ]);
     let operator = ns.sh(&["nft", "list table inet operator"]);
 
     let fw = ns.run(|| {
         let fw = Firewall::new(plan("wg-mesh"));
         fw.apply(&[]).unwrap();
-        fw.kernel_add(&Grant { ip: ip(5), port: 22 }, None).unwrap();
+        fw.kernel_add(
+            &Grant {
+                ip: ip(5),
+                port: 22,
+            },
+            None,
+        )
+        .unwrap();
         // A second start replaces everything, grants included.
         fw.apply(&[(grant_key(ip(6), 80), None)]).unwrap();
         fw.list().unwrap()
@@ -128,8 +141,22 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
     ns.run(|| {
         let fw = Firewall::new(plan("wg-mesh"));
         fw.apply(&[]).unwrap();
-        fw.kernel_add(&Grant { ip: ip(7), port: 443 }, None).unwrap();
-        fw.kernel_add(&Grant { ip: ip(8), port: 22 }, Some(2)).unwrap();
+        fw.kernel_add(
+            &Grant {
+                ip: ip(7),
+                port: 443,
+            },
+            None,
+        )
+        .unwrap();
+        fw.kernel_add(
+            &Grant {
+                ip: ip(8),
+                port: 22,
+            },
+            Some(2),
+        )
+        .unwrap();
         let l = fw.list().unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].timeout_secs, Some(2));
@@ -137,21 +164,53 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
         assert_eq!(l[0].timeout_secs, None);
 
         // Refreshing a grant gives it the new timeout.
-        fw.kernel_add(&Grant { ip: ip(7), port: 443 }, Some(300)).unwrap();
+        fw.kernel_add(
+            &Grant {
+                ip: ip(7),
+                port: 443,
+            },
+            Some(300),
+        )
+        .unwrap();
         assert_eq!(fw.list().unwrap()[0].timeout_secs, Some(300));
 
         // Bad input: refused before the kernel is touched.
         let before = fw.list().unwrap();
-        for (addr, port) in [(Ipv4Addr::new(10, 10, 1, 1), 22), (ip(0), 22), (Ipv4Addr::UNSPECIFIED, 22), (ip(9), 0), (ip(9), 70000)] {
+        for (addr, port) in [
+            (Ipv4Addr::new(10, 10, 1, 1), 22),
+            (ip(0), 22),
+            (Ipv4Addr::UNSPECIFIED, 22),
+            (ip(9), 0),
+            (ip(9), 70000),
+        ] {
             assert!(fw.check(addr, port).is_err(), "{addr}:{port}");
         }
-        assert!(fw.kernel_add(&Grant { ip: ip(9), port: 1 }, Some(0)).is_err());
+        assert!(
+            fw.kernel_add(&Grant { ip: ip(9), port: 1 }, Some(0))
+                .is_err()
+        );
         assert_eq!(fw.list().unwrap(), before);
 
-        assert!(fw.kernel_delete(&Grant { ip: ip(7), port: 443 }).unwrap());
-        assert!(!fw.kernel_delete(&Grant { ip: ip(7), port: 443 }).unwrap());
+        assert!(
+            fw.kernel_delete(&Grant {
+                ip: ip(7),
+                port: 443
+            })
+            .unwrap()
+        );
+        assert!(
+            !fw.kernel_delete(&Grant {
+                ip: ip(7),
+                port: 443
+            })
+            .unwrap()
+        );
         std::thread::sleep(Duration::from_millis(2600));
-        assert_eq!(fw.list().unwrap(), vec![], "the 2 s grant expired kernel-side");
+        assert_eq!(
+            fw.list().unwrap(),
+            vec![],
+            "the 2 s grant expired kernel-side"
+        );
     });
 }
 
@@ -165,7 +224,15 @@ fn many_grants_go_in_one_batch() {
         let fw = Firewall::new(Ruleset::new("gondwana", "wg-mesh", subnet, 8798).unwrap());
         fw.apply(&[]).unwrap();
         let grants: Vec<_> = (0..12_000u32)
-            .map(|i| (Grant { ip: Ipv4Addr::from(0x0a0a_0001 + i % 60_000), port: 1000 + (i / 60_000) as u16 }, Some(600)))
+            .map(|i| {
+                (
+                    Grant {
+                        ip: Ipv4Addr::from(0x0a0a_0001 + i % 60_000),
+                        port: 1000 + (i / 60_000) as u16,
+                    },
+                    Some(600),
+                )
+            })
             .collect();
         fw.kernel_add_many(&grants).unwrap();
         fw.list().unwrap().len()
@@ -184,9 +251,17 @@ fn connects(ns: &Netns, to: SocketAddr) -> bool {
 fn traffic_is_dropped_until_granted() {
     let a = Netns::new("a");
     let b = Netns::new("b");
-    let (va, vb) = (format!("gwa{}", std::process::id() % 100_000), format!("gwb{}", std::process::id() % 100_000));
-    sh(&["ip", "link", "add", &va, "netns", &a.0, "type", "veth", "peer", "name", &vb, "netns", &b.0]);
-    for (ns, dev, addrs) in [(&a, &va, ["10.10.0.1/24", "192.168.77.1/24"]), (&b, &vb, ["10.10.0.2/24", "192.168.77.2/24"])] {
+    let (va, vb) = (
+        format!("gwa{}", std::process::id() % 100_000),
+        format!("gwb{}", std::process::id() % 100_000),
+    );
+    sh(&[
+        "ip", "link", "add", &va, "netns", &a.0, "type", "veth", "peer", "name", &vb, "netns", &b.0,
+    ]);
+    for (ns, dev, addrs) in [
+        (&a, &va, ["10.10.0.1/24", "192.168.77.1/24"]),
+        (&b, &vb, ["10.10.0.2/24", "192.168.77.2/24"]),
+    ] {
         for addr in addrs {
             ns.sh(&["ip", "addr", "add", addr, "dev", dev]);
         }
@@ -203,7 +278,10 @@ fn traffic_is_dropped_until_granted() {
     let service: SocketAddr = "10.10.0.1:7000".parse().unwrap();
     let api_mesh: SocketAddr = "10.10.0.1:8798".parse().unwrap();
     let api_outside: SocketAddr = "192.168.77.1:8798".parse().unwrap();
-    let grant = Grant { ip: ip(2), port: 7000 };
+    let grant = Grant {
+        ip: ip(2),
+        port: 7000,
+    };
     let va3 = va.clone();
     let with_fw = move |f: fn(&Firewall, &Grant)| {
         let va = va3.clone();
