@@ -209,8 +209,11 @@ pub fn dump_elements(table_name: &str) -> Result<Vec<DumpedElement>, NetlinkErro
     }
 }
 
-/// (type, seq, payload after the header) of each message in a datagram.
-fn messages(mut buf: &[u8]) -> Result<Vec<(u16, u32, &[u8])>, NetlinkError> {
+/// One received message: type, sequence number, payload after the header.
+type Message<'a> = (u16, u32, &'a [u8]);
+
+/// Every message in a datagram.
+fn messages(mut buf: &[u8]) -> Result<Vec<Message<'_>>, NetlinkError> {
     let mut out = Vec::new();
     while buf.len() >= 16 {
         let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;

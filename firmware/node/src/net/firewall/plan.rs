@@ -99,7 +99,7 @@ impl Ruleset {
             accept(),
         ];
         let ping = [
-            self.from_subnet(),
+            self.source_in_subnet(),
             l4proto(IPPROTO_ICMP),
             vec![
                 Expr::Payload {
@@ -114,7 +114,7 @@ impl Ruleset {
         ]
         .concat();
         let api = [
-            self.from_subnet(),
+            self.source_in_subnet(),
             l4proto(IPPROTO_TCP),
             vec![
                 dport(REG_1),
@@ -159,7 +159,7 @@ impl Ruleset {
     }
 
     /// `ip saddr <subnet>`.
-    fn from_subnet(&self) -> Vec<Expr> {
+    fn source_in_subnet(&self) -> Vec<Expr> {
         let mut v = nfproto_ipv4();
         v.push(saddr());
         if self.subnet.prefix_len() < 32 {
