@@ -20,16 +20,19 @@ pub mod tag {
     pub const ENROL_TOKEN_PROOF: &[u8] = b"gondwana/v1/enrol-token-proof\0";
     pub const ENROL_GRANT: &[u8] = b"gondwana/v1/enrol-grant\0";
     pub const DIRECTORY_ENTRY: &[u8] = b"gondwana/v1/directory-entry\0";
+    /// A hub's command to add or remove a firewall grant on a node.
+    pub const GRANT_COMMAND: &[u8] = b"gondwana/v1/grant-command\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
 
-    pub const ALL: [&[u8]; 7] = [
+    pub const ALL: [&[u8]; 8] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
         ENROL_TOKEN_PROOF,
         ENROL_GRANT,
         DIRECTORY_ENTRY,
+        GRANT_COMMAND,
         TOKEN_VERIFIER,
     ];
 }

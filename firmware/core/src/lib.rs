@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod directory;
 pub mod enrol;
 pub mod envelope;
+pub mod grant;
 pub mod hash;
 pub mod identity_log;
 pub mod keys;

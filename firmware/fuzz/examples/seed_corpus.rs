@@ -174,6 +174,20 @@ fn main() {
     out.put("enrol_grant", "body", &envelope::encode(&grant));
     out.put("signed_bodies", "grant", &envelope::encode(&grant));
 
+    // Firewall grant commands: sealed, and the body alone.
+    let command = gondwana_core::grant::GrantCommand {
+        version: gondwana_core::grant::VERSION,
+        nonce: [9; 32],
+        action: gondwana_core::grant::GrantAction::Add {
+            timeout_secs: Some(3600),
+        },
+        ip: [10, 10, 0, 7],
+        port: 22,
+    };
+    let sealed = gondwana_core::grant::seal_command(&command, &f.hub).expect("command");
+    out.put("grant_command", "sealed", &sealed);
+    out.put("grant_command", "body", &envelope::encode(&command));
+
     // Directory: a bundle of every record kind from the empty head, and the
     // entry bodies on their own.
     let mut head = Head::default();

@@ -55,6 +55,53 @@ pub enum Command {
     /// device, UAPI socket for `wg`). Started by the daemon; detaches.
     #[command(hide = true)]
     WireguardUserspace(WireguardUserspaceArgs),
+    /// Firewall grants: let one mesh address reach one TCP port of this box.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Benchmark driver (scripts/bench): N grants in one netlink batch.
+    #[command(hide = true)]
+    FirewallBench {
+        #[arg(long, default_value_t = 1000)]
+        count: u32,
+        #[arg(long, default_value = "gondwana")]
+        table: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Allow IP (inside the mesh subnet) to reach TCP PORT here.
+    Add {
+        #[arg(long)]
+        ip: std::net::Ipv4Addr,
+        #[arg(long)]
+        port: u32,
+        /// Kernel-side timeout, e.g. 90s, 30m, 12h. None: until `grant del`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Hub: grant on this node (boxname, node id or mesh address).
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a grant.
+    Del {
+        #[arg(long)]
+        ip: std::net::Ipv4Addr,
+        #[arg(long)]
+        port: u32,
+        /// Hub: remove it on this node.
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The grants the kernel holds now, with the time they have left.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

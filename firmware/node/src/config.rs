@@ -33,6 +33,28 @@ pub struct Config {
     pub hub: HubConfig,
     #[serde(default)]
     pub enroll: EnrollConfig,
+    #[serde(default)]
+    pub firewall: FirewallConfig,
+}
+
+/// The mesh firewall (docs/firewall.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallConfig {
+    /// Off only for development hosts and tests that share a network
+    /// namespace; a box in the field always runs it.
+    pub enabled: bool,
+    /// Our nf_tables table (family inet), replaced at every start.
+    pub table: String,
+}
+
+impl Default for FirewallConfig {
+    fn default() -> Self {
+        FirewallConfig {
+            enabled: true,
+            table: crate::net::firewall::plan::DEFAULT_TABLE.into(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -262,6 +284,8 @@ impl Config {
                 self.mesh.interface
             )));
         }
+        crate::net::firewall::plan::check_table_name(&self.firewall.table)
+            .map_err(|e| invalid(format!("firewall.table: {e}")))?;
         if self.role == Role::Hub && self.hub.public_endpoint.is_none() {
             return Err(invalid(
                 "role = \"hub\" needs hub.public_endpoint (host:port)".into(),

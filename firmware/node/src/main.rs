@@ -21,7 +21,7 @@ use clap::Parser;
 
 use crate::boot::firstboot::{self, KeyOrigin};
 use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
-use crate::commands::{audit, directory, enroll, hub, identity, version};
+use crate::commands::{audit, directory, enroll, grant, hub, identity, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
 fn main() -> ExitCode {
@@ -67,6 +67,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Token(c) => hub::token(&state_dir, &config, c),
         Command::Node(c) => hub::node(&state_dir, &config, c),
         Command::Directory(c) => directory::run(&state_dir, &config, c),
+        Command::Grant(c) => grant::run(&state_dir, &config, c),
+        Command::FirewallBench { count, table } => grant::bench(*count, table),
     }
 }
 

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod directory;
 pub mod enroll;
+pub mod grant;
 pub mod hub;
 pub mod identity;
 pub mod version;

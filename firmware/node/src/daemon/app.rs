@@ -51,6 +51,8 @@ pub struct App {
     /// Wakes the data-plane task: something the mesh depends on changed.
     pub dataplane_kick: tokio::sync::Notify,
     pub dataplane: Mutex<DataplaneStatus>,
+    /// The firewall and its grants (daemon/grants.rs).
+    pub grants: crate::daemon::grants::Grants,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -160,6 +162,7 @@ impl App {
         let mut v = crate::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
         v["dataplane"] = self.dataplane_status().to_json();
+        v["firewall"] = self.grants.status_json();
         if config.role == Role::Node {
             let hub_len = self.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
             v["identity"] = crate::status::mirror_json(&identity, hub_len);

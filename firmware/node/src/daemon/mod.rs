@@ -9,6 +9,7 @@
 pub mod app;
 pub mod dataplane;
 pub mod enrol_task;
+pub mod grants;
 pub mod nonces;
 pub mod routes;
 
@@ -121,7 +122,9 @@ async fn serve(
         ],
         1,
     );
+    let grants = grants::Grants::start(&config, &store)?;
     let app = Arc::new(App {
+        grants,
         store,
         config: RwLock::new(Arc::new(config)),
         config_path: (config_path, named),

@@ -18,6 +18,7 @@ use crate::admin::ops::{self, TokenCreate, now_unix};
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler};
 use crate::config::Role;
 use crate::daemon::app::App;
+use crate::daemon::grants;
 use crate::store::registry::{self, Refusal};
 
 pub struct PublicApi(pub Arc<App>);
@@ -42,6 +43,8 @@ impl Handler for PublicApi {
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
             (&Method::POST, ["v1", "identity", "mirror"]) => mirror_push(app, &req).await,
+            (&Method::GET, ["v1", "grants", "nonce"]) => grants::nonce(app),
+            (&Method::POST, ["v1", "grants"]) => grants::command(app, &req).await,
             (_, ["v1", ..] | ["metrics"]) => {
                 Err(ApiError::not_found(format!("{} {}", req.method, req.path)))
             }
@@ -315,6 +318,20 @@ impl Handler for AdminApi {
         if method == Method::POST && path == ["admin", "enroll"] {
             return admin_enroll(&app, body).await;
         }
+        if method == Method::POST
+            && let ["admin", "grant", op @ ("add" | "del")] = req.segments().as_slice()
+            && body.get("node").is_some_and(|n| !n.is_null())
+        {
+            let delete = *op == "del";
+            let result = match serde_json::from_value::<grants::GrantRequest>(body) {
+                Ok(r) => grants::remote(&app, r, delete).await,
+                Err(e) => Err(anyhow::anyhow!("grant request: {e}")),
+            };
+            return match result {
+                Ok(v) => ApiResponse::json(StatusCode::OK, &v),
+                Err(e) => ApiError::bad_request(format!("{e:#}")).into(),
+            };
+        }
         let app2 = app.clone();
         let result =
             tokio::task::spawn_blocking(move || admin_blocking(&app2, &method, &path, body)).await;
@@ -340,6 +357,13 @@ fn admin_blocking(
     let text = |k: &str| body[k].as_str().map(str::to_string);
     match (method, p.as_slice()) {
         (&Method::GET, ["admin", "status"]) => Ok(app.status_json()),
+        (&Method::POST, ["admin", "grant", "add"]) => {
+            grants::admin_add(app, &serde_json::from_value(body)?)
+        }
+        (&Method::POST, ["admin", "grant", "del"]) => {
+            grants::admin_del(app, &serde_json::from_value(body)?)
+        }
+        (&Method::GET, ["admin", "grants"]) => grants::admin_list(app),
         (&Method::POST, ["admin", "token", "create"]) => {
             let spec: TokenCreate = serde_json::from_value(body)?;
             ops::token_create(store, &config, spec)

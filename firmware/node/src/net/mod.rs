@@ -2,6 +2,7 @@
 //! use (collision guard), links/addresses/routes over rtnetlink, and the
 //! WireGuard interface (kernel or userspace backend).
 
+pub mod firewall;
 pub mod host_addrs;
 // Used by the reconciler (daemon/), which lands separately; until then
 // parts are only reached from tests.

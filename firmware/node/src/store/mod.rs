@@ -8,6 +8,7 @@
 mod audit;
 pub mod directory;
 pub mod enrolment;
+pub mod grants;
 mod head;
 mod identity;
 mod lock;

@@ -33,6 +33,9 @@ pub const IDENTITY_MIRROR: TableDefinition<(&str, u64), &[u8]> =
 pub const DIRECTORY: TableDefinition<u64, &[u8]> = TableDefinition::new("directory");
 /// Node: its enrolment (grant, hub URL and pin).
 pub const ENROLMENT: TableDefinition<&str, &[u8]> = TableDefinition::new("enrolment");
+/// Both: firewall grants, (IPv4 address as u32, TCP port) → absolute expiry
+/// in Unix seconds (0 = none). Re-applied to the kernel at every start.
+pub const GRANTS: TableDefinition<(u32, u16), u64> = TableDefinition::new("grants");
 
 pub const KEY_SCHEMA_VERSION: &str = "schema_version";
 pub const KEY_DIRECTORY_HEAD: &str = "directory_head";
@@ -44,7 +47,8 @@ pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 /// Version 1: meta, secrets, identity_log, audit.
 /// Version 2: + tokens, nodes, addresses, boxnames, identity_mirror,
 /// directory, enrolment (enrolment and the hub).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3: + grants (the firewall).
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     loop {
@@ -128,6 +132,9 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
                 txn.open_table(IDENTITY_MIRROR).map_err(|e| err(e.into()))?;
                 txn.open_table(DIRECTORY).map_err(|e| err(e.into()))?;
                 txn.open_table(ENROLMENT).map_err(|e| err(e.into()))?;
+            }
+            2 => {
+                txn.open_table(GRANTS).map_err(|e| err(e.into()))?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.

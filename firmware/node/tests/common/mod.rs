@@ -162,7 +162,7 @@ impl Node {
         let tmp = tempfile::tempdir().expect("tempdir");
         let state = tmp.path().join("state");
         let config = tmp.path().join("gondwana.toml");
-        fs::write(&config, text).expect("write config");
+        fs::write(&config, host_safe(text)).expect("write config");
         Node { tmp, state, config }
     }
 
@@ -176,7 +176,7 @@ impl Node {
     }
 
     pub fn set_config(&self, text: &str) {
-        fs::write(&self.config, text).expect("write config");
+        fs::write(&self.config, host_safe(text)).expect("write config");
     }
 
     /// A path inside the node's temp dir (outside the state dir).
@@ -560,4 +560,15 @@ pub fn assert_same_bytes(before: &[u8], after: &[u8], what: &str) {
         before.len(),
         after.len()
     );
+}
+
+/// Daemons under these tests share the host's network namespace: their
+/// firewall stays off unless a test configures it (the firewall's own
+/// tests run in namespaces they create).
+pub fn host_safe(text: &str) -> String {
+    if text.contains("[firewall]") {
+        text.to_string()
+    } else {
+        format!("{text}\n[firewall]\nenabled = false\n")
+    }
 }

@@ -519,7 +519,9 @@ impl Hub {
                  backend = \"none\"\n\
                  [api]\n\
                  loopback = \"127.0.0.1:{api_port}\"\n\
-                 admin_socket = \"{}\"\n",
+                 admin_socket = \"{}\"\n\
+                 [firewall]\n\
+                 enabled = false\n",
                 dir.join("admin.sock").display()
             ),
         )
@@ -738,12 +740,17 @@ impl Node {
                  directory_pull_secs = {pull_secs}\n\
                  retry_initial_secs = 0.2\n\
                  retry_max_secs = 2\n\
-                 {no_stick}{extra}",
+                 {no_stick}{extra}{}",
                 self.api_port,
                 self.dir.join("admin.sock").display(),
                 self.enroll_file.display(),
                 self.cmdline.display(),
                 self.hub_api_url,
+                if extra.contains("[firewall]") {
+                    ""
+                } else {
+                    "\n[firewall]\nenabled = false\n"
+                },
             ),
         )
         .unwrap();

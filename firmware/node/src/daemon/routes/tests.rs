@@ -56,6 +56,7 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
         status_cache: Mutex::new(None),
         dataplane_kick: tokio::sync::Notify::new(),
         dataplane: Mutex::new(Default::default()),
+        grants: crate::daemon::grants::Grants::disabled(),
     })
 }
 

@@ -1,0 +1,313 @@
+//! The daemon's firewall and grants: started once, used by the admin
+//! socket (`grant add|del|list`), by `POST /v1/grants` (hub-signed
+//! commands) and, on a hub, to send such commands to a node.
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gondwana_core::grant::{self, GrantAction, GrantCommand};
+use gondwana_core::hash::to_hex;
+use gondwana_core::keys::decode_hex32;
+use gondwana_core::mesh::Ipv4Net;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::admin::ops::now_unix;
+use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
+use crate::config::Config;
+use crate::daemon::app::App;
+use crate::daemon::nonces::NonceBook;
+use crate::net::firewall::{Firewall, FirewallError};
+use crate::store::StateStore;
+
+pub struct Grants {
+    /// `None` when `[firewall] enabled = false`.
+    pub firewall: Option<Firewall>,
+    table: String,
+    /// Nonces handed out for hub-signed commands (single use).
+    nonces: Mutex<NonceBook>,
+}
+
+/// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
+/// else the configured one (a hub, or a node not enrolled yet).
+pub fn mesh_subnet(config: &Config, store: &StateStore) -> Ipv4Net {
+    match store.enrolment() {
+        Ok(Some(e)) => e.grant.subnet,
+        _ => config.mesh.subnet,
+    }
+}
+
+impl Grants {
+    /// Applies the table and the stored grants. Fails when the firewall
+    /// is enabled but nf_tables cannot be programmed: a box must not run
+    /// believing its mesh is filtered when it is not.
+    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, FirewallError> {
+        let subnet = mesh_subnet(config, store);
+        let firewall = Firewall::start(config, subnet, store, now_unix())?;
+        if let Some(fw) = &firewall {
+            eprintln!(
+                "gondwana: firewall: table inet {} on {} ({})",
+                fw.plan().table,
+                fw.plan().interface,
+                fw.plan().subnet
+            );
+        }
+        Ok(Grants {
+            firewall,
+            table: config.firewall.table.clone(),
+            nonces: Mutex::new(NonceBook::default()),
+        })
+    }
+
+    /// No firewall (route tests of other parts).
+    #[cfg(test)]
+    pub fn disabled() -> Grants {
+        Grants {
+            firewall: None,
+            table: String::new(),
+            nonces: Mutex::new(NonceBook::default()),
+        }
+    }
+
+    pub fn status_json(&self) -> Value {
+        match &self.firewall {
+            Some(fw) => json!({
+                "enabled": true, "table": format!("inet {}", self.table),
+                "interface": fw.plan().interface, "subnet": fw.plan().subnet.to_string(),
+            }),
+            None => json!({"enabled": false}),
+        }
+    }
+
+    pub fn require(&self) -> anyhow::Result<&Firewall> {
+        self.firewall
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the firewall is disabled ([firewall] enabled = false)"))
+    }
+}
+
+/// The admin socket's grant body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub ip: Ipv4Addr,
+    pub port: u32,
+    pub timeout_secs: Option<u64>,
+    /// Hub only: grant on this node (boxname or mesh address) instead.
+    pub node: Option<String>,
+}
+
+pub fn live_json(g: &crate::net::firewall::LiveGrant) -> Value {
+    json!({"ip": g.ip.to_string(), "port": g.port,
+           "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs})
+}
+
+pub fn admin_add(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
+    let fw = app.grants.require()?;
+    let g = fw.grant(
+        &app.store,
+        req.ip,
+        req.port,
+        req.timeout_secs,
+        now_unix(),
+        "admin socket",
+    )?;
+    Ok(live_json(&g))
+}
+
+pub fn admin_del(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
+    let fw = app.grants.require()?;
+    fw.revoke(&app.store, req.ip, req.port, "admin socket")?;
+    Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
+}
+
+pub fn admin_list(app: &App) -> anyhow::Result<Value> {
+    let fw = app.grants.require()?;
+    Ok(Value::Array(fw.list()?.iter().map(live_json).collect()))
+}
+
+// ---- POST /v1/grants: a hub-signed command -------------------------------
+
+/// `GET /v1/grants/nonce`: a single-use nonce for the next command.
+pub fn nonce(app: &App) -> Result<ApiResponse, ApiError> {
+    app.grants
+        .firewall
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("the firewall is disabled on this node"))?;
+    let seed = crate::random::seed().map_err(|e| ApiError::internal(e.to_string()))?;
+    let ok = app
+        .grants
+        .nonces
+        .lock()
+        .map(|mut book| book.issue(*seed, Instant::now()))
+        .unwrap_or(false);
+    if !ok {
+        return Err(ApiError::unavailable("too many grant commands in progress"));
+    }
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &json!({"nonce": to_hex(&seed[..])}),
+    ))
+}
+
+/// `POST /v1/grants`: verified against the pinned hub key, then the nonce
+/// is taken (so a replay finds nothing), then applied.
+pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let Some(fw) = app.grants.firewall.as_ref() else {
+        return Err(ApiError::not_found("the firewall is disabled on this node"));
+    };
+    let hub_key = match app.store.enrolment() {
+        Ok(Some(e)) => e.hub_key,
+        Ok(None) => {
+            return Err(ApiError::forbidden(
+                "this node has no pinned hub (not enrolled): it accepts no grant commands",
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let verified =
+        grant::open_command(&req.body, &hub_key, &fw.plan().subnet).map_err(|e| match e {
+            grant::CommandError::Envelope(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "bad_signature",
+                format!("grant command: {e}"),
+            ),
+            _ => ApiError::bad_request(format!("grant command: {e}")),
+        })?;
+    let fresh = app
+        .grants
+        .nonces
+        .lock()
+        .map(|mut book| book.take(&verified.nonce, Instant::now()))
+        .unwrap_or(false);
+    if !fresh {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_nonce",
+            "the command's nonce was not issued here, is stale or was already used",
+        ));
+    }
+    let app2 = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let fw = app2.grants.require().map_err(|e| {
+            FirewallError::Kernel(crate::net::firewall::netlink::NetlinkError::Malformed(
+                e.to_string(),
+            ))
+        })?;
+        let g = verified.grant;
+        match verified.action {
+            GrantAction::Add { timeout_secs } => fw
+                .grant(
+                    &app2.store,
+                    g.ip,
+                    g.port.into(),
+                    timeout_secs,
+                    now_unix(),
+                    "hub",
+                )
+                .map(|l| live_json(&l)),
+            GrantAction::Delete => fw
+                .revoke(&app2.store, g.ip, g.port.into(), "hub")
+                .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}})),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    app.changed();
+    match outcome {
+        Ok(v) => Ok(ApiResponse::json(StatusCode::OK, &v)),
+        Err(e @ FirewallError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
+        Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
+        Err(e) => {
+            eprintln!("gondwana: grant command failed: {e}");
+            Err(ApiError::internal(
+                "the grant could not be applied; see the node's log",
+            ))
+        }
+    }
+}
+
+// ---- hub: send a command to a node ----------------------------------------
+
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Hub: signs and sends a grant command to `node` (boxname, node id or mesh
+/// address) over the mesh, and returns the node's answer.
+pub async fn remote(app: &App, req: GrantRequest, delete: bool) -> anyhow::Result<Value> {
+    let hub = app
+        .hub
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--node needs a hub (this box's role is node)"))?;
+    let who = req.node.clone().unwrap_or_default();
+    let node = app
+        .store
+        .nodes()?
+        .into_iter()
+        .find(|n| {
+            !n.revoked && (n.boxname == who || n.node_id == who || n.mesh_ip.to_string() == who)
+        })
+        .ok_or_else(|| anyhow::anyhow!("no live node {who}"))?;
+    // Checked here too, so a typo fails before anything crosses the wire.
+    let g = grant::Grant::new(req.ip, req.port, &hub.subnet)?;
+    if let Some(t) = req.timeout_secs {
+        grant::check_timeout(t)?;
+    }
+    let base = format!("http://{}:{}", node.mesh_ip, hub.api_port);
+    let (status, body) = crate::api::client::request(
+        Method::GET,
+        &format!("{base}/v1/grants/nonce"),
+        None,
+        Bytes::new(),
+        REMOTE_TIMEOUT,
+        4096,
+    )
+    .await?;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!(
+            "{who}: {status}: {}",
+            answer["detail"].as_str().unwrap_or("")
+        );
+    }
+    let nonce: [u8; 32] = answer["nonce"]
+        .as_str()
+        .and_then(|h| decode_hex32(h).ok())
+        .ok_or_else(|| anyhow::anyhow!("{who}: malformed nonce answer"))?;
+    let command = GrantCommand {
+        version: grant::VERSION,
+        nonce,
+        action: if delete {
+            GrantAction::Delete
+        } else {
+            GrantAction::Add {
+                timeout_secs: req.timeout_secs,
+            }
+        },
+        ip: g.ip.octets(),
+        port: g.port,
+    };
+    let sealed = grant::seal_command(&command, &hub.signing)?;
+    let (status, body) = crate::api::client::request(
+        Method::POST,
+        &format!("{base}/v1/grants"),
+        Some(CONTENT_TYPE_OCTETS),
+        Bytes::from(sealed),
+        REMOTE_TIMEOUT,
+        64 * 1024,
+    )
+    .await?;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!(
+            "{who} refused: {status}: {}",
+            answer["detail"].as_str().unwrap_or("")
+        );
+    }
+    Ok(json!({"node": node.boxname, "mesh_ip": node.mesh_ip.to_string(), "result": answer}))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,247 @@
+//! `POST /v1/grants` called directly on a node whose firewall lives in a
+//! network namespace this test creates: a hub-signed command is applied
+//! (kernel, store, audit); forged, replayed, out-of-subnet and unenrolled
+//! ones are 4xx JSON and change nothing.
+
+use std::fs::File;
+use std::process::Command;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use gondwana_core::enrol::{self, EnrolGrant};
+use gondwana_core::grant::{GrantAction, GrantCommand, seal_command};
+use gondwana_core::keys::SigningSecret;
+use gondwana_core::{Boxname, NodeId};
+use http::{Method, StatusCode};
+
+use super::*;
+use crate::api::metrics::Metrics;
+use crate::api::rate_limit::RateLimiter;
+use crate::api::{ApiRequest, Handler};
+use crate::daemon::app::EnrolStatus;
+use crate::daemon::routes::PublicApi;
+use crate::store::{OpenMode, StateStore};
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Moves this (test) thread into a fresh namespace; threads it spawns
+/// (tokio's blocking pool) inherit it.
+fn enter_netns() -> Netns {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("gwfw-api-{}-{n}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &name])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cannot create netns {name} (root needed)");
+    let ns = Netns(name);
+    let file = File::open(format!("/run/netns/{}", ns.0)).unwrap();
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    ns
+}
+
+fn grant_for(node: &StateStore) -> EnrolGrant {
+    let id = node.require_identity().unwrap().state;
+    EnrolGrant {
+        version: enrol::VERSION,
+        hub_nonce: [1; 32],
+        node_id: id.node_id.clone(),
+        node_signing_key: id.signing_key,
+        node_wireguard_key: id.wireguard_key,
+        boxname: Boxname::parse("n1").unwrap(),
+        mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+        subnet: "10.10.0.0/24".parse().unwrap(),
+        hub_node_id: NodeId::from_genesis_key(&[5; 32]),
+        hub_mesh_ip: Ipv4Addr::new(10, 10, 0, 1),
+        hub_wireguard_key: [6; 32],
+        hub_endpoint: "hub.test:51822".try_into().unwrap(),
+        wireguard_port: 51822,
+        api_port: 8798,
+        directory_len: 0,
+        directory_tip: [0; 32],
+    }
+}
+
+fn node_app(dir: &std::path::Path, hub: Option<&SigningSecret>) -> Arc<App> {
+    let mut config = Config::default();
+    config.firewall.table = "gwapitest".into();
+    crate::boot::firstboot::run(dir, &config).unwrap();
+    let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
+    if let Some(hub) = hub {
+        let grant = grant_for(&store);
+        let sealed = enrol::seal_grant(&grant, hub).unwrap();
+        crate::store::enrolment::save_enrolment(
+            &store,
+            &sealed,
+            &grant,
+            "http://hub.test",
+            &hub.public_key(),
+            0,
+        )
+        .unwrap();
+    }
+    let grants = Grants::start(&config, &store).unwrap();
+    let identity = store.require_identity().unwrap();
+    Arc::new(App {
+        grants,
+        store,
+        config: RwLock::new(Arc::new(config)),
+        config_path: (dir.join("none.toml"), false),
+        state_dir: dir.to_path_buf(),
+        identity: RwLock::new(identity.state),
+        hub: None,
+        enrol_status: Mutex::new(EnrolStatus::Enrolled),
+        hub_mirror_len: Mutex::new(None),
+        metrics: Metrics::new(),
+        nonces: Mutex::new(NonceBook::default()),
+        enrol_rate: RateLimiter::new(1000, 1000.0),
+        started: Instant::now(),
+        status_cache: Mutex::new(None),
+    })
+}
+
+async fn call(api: &PublicApi, method: Method, target: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let mut req = ApiRequest::new(method, target);
+    req.body = Bytes::from(body);
+    let r = api.handle(req).await;
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null),
+    )
+}
+
+async fn fresh_nonce(api: &PublicApi) -> [u8; 32] {
+    let (status, v) = call(api, Method::GET, "/v1/grants/nonce", vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    decode_hex32(v["nonce"].as_str().unwrap()).unwrap()
+}
+
+fn command(nonce: [u8; 32], ip: [u8; 4], port: u16, action: GrantAction) -> GrantCommand {
+    GrantCommand {
+        version: grant::VERSION,
+        nonce,
+        action,
+        ip,
+        port,
+    }
+}
+
+const ADD: GrantAction = GrantAction::Add {
+    timeout_secs: Some(600),
+};
+
+#[tokio::test]
+async fn hub_signed_commands_apply_once_and_nothing_else_does() {
+    let _ns = enter_netns();
+    let hub = SigningSecret::from_seed([42; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = node_app(dir.path(), Some(&hub));
+    let api = PublicApi(app.clone());
+    let fw = app.grants.firewall.as_ref().unwrap();
+
+    let nonce = fresh_nonce(&api).await;
+    let sealed = seal_command(&command(nonce, [10, 10, 0, 3], 22, ADD), &hub).unwrap();
+    let (status, v) = call(&api, Method::POST, "/v1/grants", sealed.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let live = fw.list().unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(
+        (live[0].ip, live[0].port, live[0].timeout_secs),
+        (Ipv4Addr::new(10, 10, 0, 3), 22, Some(600))
+    );
+    assert_eq!(
+        crate::store::grants::stored_grants(&app.store)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Replayed: the nonce is gone.
+    let (status, v) = call(&api, Method::POST, "/v1/grants", sealed).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"], "unknown_nonce");
+
+    // Forged (another key), out of subnet, the whole subnet, port 0,
+    // garbage: 4xx JSON, and the nonce of a refused command stays unused
+    // only if the refusal came before it was taken.
+    let other = SigningSecret::from_seed([43; 32]);
+    let n = fresh_nonce(&api).await;
+    for (body, want) in [
+        (
+            seal_command(&command(n, [10, 10, 0, 4], 22, ADD), &other).unwrap(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 1, 4], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 0, 0], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [0, 0, 0, 0], 22, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            seal_command(&command(n, [10, 10, 0, 4], 0, ADD), &hub).unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (vec![1, 2, 3], StatusCode::FORBIDDEN),
+    ] {
+        let (status, v) = call(&api, Method::POST, "/v1/grants", body).await;
+        assert_eq!(status, want, "{v}");
+        assert!(v["error"].is_string() && v["detail"].is_string(), "{v}");
+    }
+    assert_eq!(fw.list().unwrap().len(), 1);
+
+    // A command with a never-issued nonce.
+    let sealed = seal_command(&command([0; 32], [10, 10, 0, 4], 22, ADD), &hub).unwrap();
+    assert_eq!(
+        call(&api, Method::POST, "/v1/grants", sealed).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Delete through a signed command.
+    let n = fresh_nonce(&api).await;
+    let del = seal_command(&command(n, [10, 10, 0, 3], 22, GrantAction::Delete), &hub).unwrap();
+    assert_eq!(
+        call(&api, Method::POST, "/v1/grants", del).await.0,
+        StatusCode::OK
+    );
+    assert!(fw.list().unwrap().is_empty());
+    assert!(
+        crate::store::grants::stored_grants(&app.store)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_unenrolled_node_accepts_no_commands() {
+    let _ns = enter_netns();
+    let hub = SigningSecret::from_seed([42; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = node_app(dir.path(), None);
+    let api = PublicApi(app.clone());
+    let n = fresh_nonce(&api).await;
+    let sealed = seal_command(&command(n, [10, 10, 0, 3], 22, ADD), &hub).unwrap();
+    let (status, v) = call(&api, Method::POST, "/v1/grants", sealed).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        app.grants
+            .firewall
+            .as_ref()
+            .unwrap()
+            .list()
+            .unwrap()
+            .is_empty()
+    );
+}

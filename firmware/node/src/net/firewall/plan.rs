@@ -1,0 +1,328 @@
+//! The ruleset, as data: what our table holds for a given mesh interface,
+//! subnet and API port. No I/O; `netlink.rs` turns it into one batch.
+//!
+//! ```text
+//! table inet gondwana {
+//!   set grants { type ipv4_addr . inet_service; flags timeout; }
+//!   chain input {
+//!     type filter hook input priority filter; policy accept;
+//!     iifname "wg-mesh" ct state established,related accept
+//!     iifname "wg-mesh" ip saddr 10.10.0.0/24 icmp type echo-request accept
+//!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 8798 accept
+//!     iifname "wg-mesh" ip saddr . tcp dport @grants accept
+//!     iifname "wg-mesh" counter drop
+//!   }
+//! }
+//! ```
+
+use std::net::Ipv4Addr;
+
+use gondwana_core::mesh::Ipv4Net;
+
+use super::nfmsg::{
+    CT_ESTABLISHED, CT_RELATED, CmpOp, Expr, NF_ACCEPT, NF_DROP, NFPROTO_IPV4, NFT_META_IIFNAME,
+    NFT_META_L4PROTO, NFT_META_NFPROTO, PayloadBase, REG_1, REG32_01,
+};
+
+pub const DEFAULT_TABLE: &str = "gondwana";
+pub const INPUT_CHAIN: &str = "input";
+pub const GRANT_SET: &str = "grants";
+/// The set's id inside the batch that creates it (rules and elements in
+/// the same batch refer to it by this id as well as by name).
+pub const GRANT_SET_ID: u32 = 1;
+/// `priority filter` (0). nf_tables runs every base chain on a hook and a
+/// packet must pass all of them: our drop is final whatever an operator's
+/// tables say, and our accept never overrides an operator's drop. So the
+/// number only orders us among equals; 0 is what operators expect.
+pub const INPUT_PRIORITY: i32 = 0;
+
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const ICMP_ECHO_REQUEST: u8 = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub table: String,
+    pub interface: String,
+    pub subnet: Ipv4Net,
+    pub api_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "firewall table name {0:?}: 1-32 characters, letters, digits, '_' or '-', starting with a letter"
+    )]
+    TableName(String),
+    #[error("mesh interface name {0:?}: 1-15 characters, no '/', spaces or NUL")]
+    Interface(String),
+    #[error("API port must be 1-65535")]
+    ApiPort,
+}
+
+impl Ruleset {
+    pub fn new(
+        table: &str,
+        interface: &str,
+        subnet: Ipv4Net,
+        api_port: u16,
+    ) -> Result<Ruleset, PlanError> {
+        check_table_name(table)?;
+        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
+            return Err(PlanError::Interface(interface.into()));
+        }
+        if api_port == 0 {
+            return Err(PlanError::ApiPort);
+        }
+        Ok(Ruleset {
+            table: table.into(),
+            interface: interface.into(),
+            subnet: subnet.trunc(),
+            api_port,
+        })
+    }
+
+    /// The input chain's rules, in order.
+    pub fn input_rules(&self) -> Vec<Vec<Expr>> {
+        let established = [
+            Expr::CtState { dreg: REG_1 },
+            Expr::Bitwise {
+                reg: REG_1,
+                mask: (CT_ESTABLISHED | CT_RELATED).to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+            },
+            Expr::Cmp {
+                sreg: REG_1,
+                op: CmpOp::Neq,
+                data: vec![0; 4],
+            },
+            accept(),
+        ];
+        let ping = [
+            self.source_in_subnet(),
+            l4proto(IPPROTO_ICMP),
+            vec![
+                Expr::Payload {
+                    base: PayloadBase::Transport,
+                    offset: 0,
+                    len: 1,
+                    dreg: REG_1,
+                },
+                eq(vec![ICMP_ECHO_REQUEST]),
+                accept(),
+            ],
+        ]
+        .concat();
+        let api = [
+            self.source_in_subnet(),
+            l4proto(IPPROTO_TCP),
+            vec![
+                dport(REG_1),
+                eq(self.api_port.to_be_bytes().to_vec()),
+                accept(),
+            ],
+        ]
+        .concat();
+        let grants = [
+            nfproto_ipv4(),
+            l4proto(IPPROTO_TCP),
+            vec![
+                saddr(),
+                dport(REG32_01),
+                Expr::Lookup {
+                    set: GRANT_SET.into(),
+                    set_id: GRANT_SET_ID,
+                    sreg: REG_1,
+                },
+                accept(),
+            ],
+        ]
+        .concat();
+        let drop = vec![Expr::Counter, Expr::Verdict(NF_DROP)];
+        [established.to_vec(), ping, api, grants, drop]
+            .into_iter()
+            .map(|body| [self.on_mesh(), body].concat())
+            .collect()
+    }
+
+    /// `iifname "<mesh>"`: nft compares the full 16-byte, NUL-padded name.
+    fn on_mesh(&self) -> Vec<Expr> {
+        let mut name = [0u8; 16];
+        name[..self.interface.len()].copy_from_slice(self.interface.as_bytes());
+        vec![
+            Expr::Meta {
+                key: NFT_META_IIFNAME,
+                dreg: REG_1,
+            },
+            eq(name.to_vec()),
+        ]
+    }
+
+    /// `ip saddr <subnet>`.
+    fn source_in_subnet(&self) -> Vec<Expr> {
+        let mut v = nfproto_ipv4();
+        v.push(saddr());
+        if self.subnet.prefix_len() < 32 {
+            v.push(Expr::Bitwise {
+                reg: REG_1,
+                mask: self.subnet.netmask().octets().to_vec(),
+                xor: vec![0; 4],
+            });
+        }
+        v.push(eq(self.subnet.network().octets().to_vec()));
+        v
+    }
+}
+
+pub fn check_table_name(name: &str) -> Result<(), PlanError> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PlanError::TableName(name.into()))
+    }
+}
+
+fn eq(data: Vec<u8>) -> Expr {
+    Expr::Cmp {
+        sreg: REG_1,
+        op: CmpOp::Eq,
+        data,
+    }
+}
+
+fn accept() -> Expr {
+    Expr::Verdict(NF_ACCEPT)
+}
+
+fn nfproto_ipv4() -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: NFT_META_NFPROTO,
+            dreg: REG_1,
+        },
+        eq(vec![NFPROTO_IPV4]),
+    ]
+}
+
+fn l4proto(proto: u8) -> Vec<Expr> {
+    vec![
+        Expr::Meta {
+            key: NFT_META_L4PROTO,
+            dreg: REG_1,
+        },
+        eq(vec![proto]),
+    ]
+}
+
+fn saddr() -> Expr {
+    Expr::Payload {
+        base: PayloadBase::Network,
+        offset: 12,
+        len: 4,
+        dreg: REG_1,
+    }
+}
+
+fn dport(dreg: u32) -> Expr {
+    Expr::Payload {
+        base: PayloadBase::Transport,
+        offset: 2,
+        len: 2,
+        dreg,
+    }
+}
+
+/// Milliseconds the kernel takes for a timeout of `secs` seconds.
+pub fn timeout_ms(secs: u64) -> u64 {
+    secs.saturating_mul(1000)
+}
+
+/// A grant's key back from the kernel's 8 bytes.
+pub fn parse_grant_key(key: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let k: [u8; 8] = key.try_into().ok()?;
+    Some((
+        Ipv4Addr::new(k[0], k[1], k[2], k[3]),
+        u16::from_be_bytes([k[4], k[5]]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Ruleset {
+        Ruleset::new("gondwana", "wg-mesh", "10.10.0.0/24".parse().unwrap(), 8798).unwrap()
+    }
+
+    #[test]
+    fn every_rule_is_scoped_to_the_mesh_interface_and_ends_in_a_verdict() {
+        let rules = plan().input_rules();
+        assert_eq!(rules.len(), 5);
+        for r in &rules {
+            assert_eq!(
+                r[0],
+                Expr::Meta {
+                    key: NFT_META_IIFNAME,
+                    dreg: REG_1
+                }
+            );
+            assert!(
+                matches!(&r[1], Expr::Cmp { data, .. } if data.starts_with(b"wg-mesh\0") && data.len() == 16)
+            );
+            assert!(matches!(r.last(), Some(Expr::Verdict(_))));
+        }
+        assert_eq!(rules[4].last(), Some(&Expr::Verdict(NF_DROP)));
+        assert!(rules[..4].iter().all(|r| r.last() == Some(&accept())));
+    }
+
+    #[test]
+    fn api_rule_matches_the_subnet_and_port() {
+        let api = &plan().input_rules()[2];
+        assert!(api.contains(&eq(vec![10, 10, 0, 0])));
+        assert!(api.contains(&Expr::Bitwise {
+            reg: REG_1,
+            mask: vec![255, 255, 255, 0],
+            xor: vec![0; 4]
+        }));
+        assert!(api.contains(&eq(8798u16.to_be_bytes().to_vec())));
+    }
+
+    #[test]
+    fn grant_rule_looks_up_address_and_port_together() {
+        let g = &plan().input_rules()[3];
+        assert!(g.contains(&Expr::Lookup {
+            set: GRANT_SET.into(),
+            set_id: GRANT_SET_ID,
+            sreg: REG_1
+        }));
+        assert!(g.contains(&dport(REG32_01)));
+    }
+
+    #[test]
+    fn refuses_bad_names() {
+        let net: Ipv4Net = "10.10.0.0/24".parse().unwrap();
+        for t in ["", "1abc", "a b", "a;drop", &"x".repeat(33)] {
+            assert!(Ruleset::new(t, "wg-mesh", net, 1).is_err(), "{t:?}");
+        }
+        for i in ["", "a/b", "sixteen-chars-xx", "a b"] {
+            assert!(Ruleset::new("t", i, net, 1).is_err(), "{i:?}");
+        }
+        assert!(Ruleset::new("t", "wg0", net, 0).is_err());
+        assert!(Ruleset::new("my_table-2", "wg0", net, 1).is_ok());
+    }
+
+    #[test]
+    fn grant_keys_round_trip() {
+        let k = super::super::nfmsg::grant_key(Ipv4Addr::new(10, 10, 0, 3), 443);
+        assert_eq!(
+            parse_grant_key(&k),
+            Some((Ipv4Addr::new(10, 10, 0, 3), 443))
+        );
+        assert_eq!(parse_grant_key(&[1, 2, 3]), None);
+    }
+}
