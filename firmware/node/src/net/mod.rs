@@ -9,3 +9,8 @@ pub mod host_addrs;
 pub mod link;
 #[allow(dead_code)]
 pub mod wireguard;
+#[cfg(test)]
+pub mod testns;
+
+#[cfg(test)]
+mod link_tests;

@@ -272,3 +272,6 @@ pub fn check_name(iface: &str) -> Result<(), WgError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
