@@ -192,6 +192,7 @@ pub struct WireguardConfig {
     /// `auto` (kernel when the module answers, else userspace), `kernel`
     /// or `userspace` (docs/wireguard.md).
     #[serde(default)]
+    #[allow(dead_code)] // read by the reconciler (daemon/), landing separately
     pub backend: crate::net::wireguard::BackendChoice,
 }
 
@@ -303,9 +304,15 @@ mod tests {
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/tmp/s")));
         assert_eq!(c.boxname().unwrap().as_str(), "box-1");
         assert_eq!(c.adopt_source(), Some(AdoptSource::KeyFile("/k".into())));
-        assert_eq!(c.wireguard.backend, crate::net::wireguard::BackendChoice::Auto);
+        assert_eq!(
+            c.wireguard.backend,
+            crate::net::wireguard::BackendChoice::Auto
+        );
         let u = parse("[wireguard]\nbackend = \"userspace\"\n").unwrap();
-        assert_eq!(u.wireguard.backend, crate::net::wireguard::BackendChoice::Userspace);
+        assert_eq!(
+            u.wireguard.backend,
+            crate::net::wireguard::BackendChoice::Userspace
+        );
     }
 
     #[test]

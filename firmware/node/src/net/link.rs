@@ -154,7 +154,11 @@ impl Links {
             .collect())
     }
 
-    async fn ipv4_addresses(&self, index: u32, name: &str) -> Result<Vec<AddressMessage>, LinkError> {
+    async fn ipv4_addresses(
+        &self,
+        index: u32,
+        name: &str,
+    ) -> Result<Vec<AddressMessage>, LinkError> {
         let all: Vec<AddressMessage> = self
             .handle
             .address()

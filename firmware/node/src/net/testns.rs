@@ -56,7 +56,11 @@ impl NetNs {
 
     /// `ip netns exec NAME args…`, which must succeed.
     pub fn exec(&self, args: &[&str]) -> Output {
-        run_ok(Command::new("ip").args(["netns", "exec", &self.name]).args(args))
+        run_ok(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(args),
+        )
     }
 
     /// Like `exec` but returns the output whatever the status.
@@ -71,12 +75,16 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
 pub fn run_ok(command: &mut Command) -> Output {
-    let out = command.output().unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
     assert!(
         out.status.success(),
         "{command:?} failed ({}): {}{}",

@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use boringtun::device::{DeviceConfig, DeviceHandle};
+use nix::sys::stat::{Mode, umask};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use nix::sys::stat::{Mode, umask};
 
 use super::uapi;
 use super::uapi_proxy::Backend;
@@ -100,7 +100,10 @@ fn start_detached(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Resu
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("device process did not open {} within 10 s", socket.display());
+            bail!(
+                "device process did not open {} within 10 s",
+                socket.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -152,7 +155,10 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
             let _ = tx.send(signal);
         }
     });
-    eprintln!("{iface}: userspace WireGuard device up, UAPI on {}", socket.display());
+    eprintln!(
+        "{iface}: userspace WireGuard device up, UAPI on {}",
+        socket.display()
+    );
 
     let reason = loop {
         match rx.recv_timeout(Duration::from_secs(1)) {

@@ -17,7 +17,7 @@ use netlink_packet_wireguard::{
 use tokio::sync::Mutex;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::plan::{Plan, PeerOp};
+use super::plan::{PeerOp, Plan};
 use super::{DeviceState, PeerConfig, PeerState, WgError};
 use crate::net::link::Links;
 
@@ -313,7 +313,10 @@ mod tests {
         PeerConfig {
             public_key: [k; 32],
             endpoint: endpoint.map(|e| e.parse().unwrap()),
-            allowed_ips: vec!["10.10.0.0/24".parse().unwrap(), "10.10.1.7/32".parse().unwrap()],
+            allowed_ips: vec![
+                "10.10.0.0/24".parse().unwrap(),
+                "10.10.1.7/32".parse().unwrap(),
+            ],
             keepalive: Some(25),
         }
     }
@@ -322,10 +325,17 @@ mod tests {
     fn device_message_carries_key_and_port_and_survives_encoding() {
         let msg = device_message("wg-mesh", &Zeroizing::new([7; 32]), 51822);
         assert_eq!(roundtrip(&msg), msg);
-        assert!(msg.attributes.contains(&WireguardAttribute::PrivateKey([7; 32])));
+        assert!(
+            msg.attributes
+                .contains(&WireguardAttribute::PrivateKey([7; 32]))
+        );
         let mut wiped = msg.clone();
         wipe(&mut wiped);
-        assert!(wiped.attributes.contains(&WireguardAttribute::PrivateKey([0; 32])));
+        assert!(
+            wiped
+                .attributes
+                .contains(&WireguardAttribute::PrivateKey([0; 32]))
+        );
     }
 
     #[test]
@@ -360,7 +370,9 @@ mod tests {
 
         let first = WireguardMessage {
             cmd: WireguardCmd::GetDevice,
-            attributes: vec![WireguardAttribute::Peers(vec![peer_of(&PeerOp::Add(peer(9, None)))])],
+            attributes: vec![WireguardAttribute::Peers(vec![peer_of(&PeerOp::Add(
+                peer(9, None),
+            ))])],
         };
         let mut rest = peer(9, None);
         rest.allowed_ips = vec!["10.20.0.0/16".parse().unwrap()];

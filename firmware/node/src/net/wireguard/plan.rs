@@ -104,8 +104,18 @@ mod tests {
 
     #[test]
     fn identical_peers_are_not_touched() {
-        let have = vec![state(peer(1, &["10.0.0.2/32", "10.0.0.3/32"], Some("1.2.3.4:5"), Some(25)))];
-        let want = peer(1, &["10.0.0.3/32", "10.0.0.2/32"], Some("1.2.3.4:5"), Some(25));
+        let have = vec![state(peer(
+            1,
+            &["10.0.0.2/32", "10.0.0.3/32"],
+            Some("1.2.3.4:5"),
+            Some(25),
+        ))];
+        let want = peer(
+            1,
+            &["10.0.0.3/32", "10.0.0.2/32"],
+            Some("1.2.3.4:5"),
+            Some(25),
+        );
         let p = plan(&have, &[want], &[]);
         assert!(p.ops.is_empty());
         assert_eq!(p.unchanged, 1);
@@ -158,9 +168,19 @@ mod tests {
         let have = vec![state(peer(1, &["10.0.0.2/32"], None, None))];
         let p = plan(
             &have,
-            &[peer(1, &["10.0.0.9/32"], None, None), peer(5, &[], None, None), peer(5, &[], None, None)],
+            &[
+                peer(1, &["10.0.0.9/32"], None, None),
+                peer(5, &[], None, None),
+                peer(5, &[], None, None),
+            ],
             &[[1; 32], [1; 32]],
         );
-        assert_eq!(p.ops, vec![PeerOp::Remove([1; 32]), PeerOp::Add(peer(5, &[], None, None))]);
+        assert_eq!(
+            p.ops,
+            vec![
+                PeerOp::Remove([1; 32]),
+                PeerOp::Add(peer(5, &[], None, None))
+            ]
+        );
     }
 }

@@ -86,7 +86,12 @@ fn random_key() -> Zeroizing<[u8; 32]> {
     key
 }
 
-fn peer(public_key: [u8; 32], ips: &[&str], endpoint: Option<&str>, keepalive: Option<u16>) -> PeerConfig {
+fn peer(
+    public_key: [u8; 32],
+    ips: &[&str],
+    endpoint: Option<&str>,
+    keepalive: Option<u16>,
+) -> PeerConfig {
     PeerConfig {
         public_key,
         endpoint: endpoint.map(|e| e.parse().unwrap()),
@@ -101,7 +106,11 @@ fn b64(key: &[u8; 32]) -> String {
 
 fn wg(args: &[&str]) -> String {
     let out = Command::new("wg").args(args).output().expect("run wg");
-    assert!(out.status.success(), "wg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -117,20 +126,29 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
     let k = key.clone();
     let o = options.clone();
     ns.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o).await.unwrap();
+        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o)
+            .await
+            .unwrap();
         assert_eq!(wg.backend(), Backend::Userspace);
         let before = wg.get().await.unwrap();
         assert_eq!(before.public_key, None);
         assert!(before.peers.is_empty());
         // Peers before a key are refused, not a boringtun panic.
-        let err = wg.apply_peers(&[peer(p1, &["10.70.0.2/32"], None, None)], &[]).await;
+        let err = wg
+            .apply_peers(&[peer(p1, &["10.70.0.2/32"], None, None)], &[])
+            .await;
         assert!(matches!(err, Err(WgError::NoKey(_))), "{err:?}");
         wg.configure(&k, 51901).await.unwrap();
         let changes = wg
             .apply_peers(
                 &[
                     peer(p1, &["10.70.0.2/32"], None, None),
-                    peer(p2, &["10.70.0.3/32", "10.71.0.0/16"], Some("192.0.2.7:51822"), Some(25)),
+                    peer(
+                        p2,
+                        &["10.70.0.3/32", "10.71.0.0/16"],
+                        Some("192.0.2.7:51822"),
+                        Some(25),
+                    ),
                     peer(p3, &["10.70.0.4/32"], None, None),
                 ],
                 &[],
@@ -142,11 +160,22 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
         assert_eq!(state.public_key, Some(public_key(&k)));
         assert_eq!(state.listen_port, 51901);
         assert_eq!(state.peers.len(), 3);
-        let two = state.peers.iter().find(|p| p.config.public_key == p2).unwrap();
-        assert_eq!(two.config.endpoint, Some("192.0.2.7:51822".parse().unwrap()));
+        let two = state
+            .peers
+            .iter()
+            .find(|p| p.config.public_key == p2)
+            .unwrap();
+        assert_eq!(
+            two.config.endpoint,
+            Some("192.0.2.7:51822".parse().unwrap())
+        );
         assert_eq!(two.config.keepalive, Some(25));
         assert_eq!(two.last_handshake, None);
-        let one = state.peers.iter().find(|p| p.config.public_key == p1).unwrap();
+        let one = state
+            .peers
+            .iter()
+            .find(|p| p.config.public_key == p1)
+            .unwrap();
         // No endpoint or keepalive leaked from peer 2 (boringtun's carry-over).
         assert_eq!((one.config.endpoint, one.config.keepalive), (None, None));
 
@@ -155,23 +184,44 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
             .apply_peers(
                 &[
                     peer(p1, &["10.70.0.2/32"], None, None),
-                    peer(p2, &["10.71.0.0/16", "10.70.0.3/32"], Some("192.0.2.7:51822"), Some(25)),
+                    peer(
+                        p2,
+                        &["10.71.0.0/16", "10.70.0.3/32"],
+                        Some("192.0.2.7:51822"),
+                        Some(25),
+                    ),
                 ],
                 &[],
             )
             .await
             .unwrap();
-        assert_eq!(same, PeerChanges { unchanged: 2, ..PeerChanges::default() });
+        assert_eq!(
+            same,
+            PeerChanges {
+                unchanged: 2,
+                ..PeerChanges::default()
+            }
+        );
         // Changed, removed, and an absent removal.
         let changed = wg
-            .apply_peers(&[peer(p1, &["10.70.0.9/32"], None, Some(10))], &[p3, [9; 32]])
+            .apply_peers(
+                &[peer(p1, &["10.70.0.9/32"], None, Some(10))],
+                &[p3, [9; 32]],
+            )
             .await
             .unwrap();
         assert_eq!((changed.updated, changed.removed), (1, 1));
         let state = wg.get().await.unwrap();
         assert_eq!(state.peers.len(), 2);
-        let one = state.peers.iter().find(|p| p.config.public_key == p1).unwrap();
-        assert_eq!(one.config.allowed_ips, vec!["10.70.0.9/32".parse().unwrap()]);
+        let one = state
+            .peers
+            .iter()
+            .find(|p| p.config.public_key == p1)
+            .unwrap();
+        assert_eq!(
+            one.config.allowed_ips,
+            vec!["10.70.0.9/32".parse().unwrap()]
+        );
         assert_eq!(one.config.keepalive, Some(10));
     });
 
@@ -190,21 +240,42 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
     assert_eq!(two[4], "0", "no handshake yet: {dump}");
     let conf = wg(&["showconf", &iface]);
     assert!(conf.contains("ListenPort = 51901"), "{conf}");
-    assert!(conf.contains(&format!("PublicKey = {}", b64(&p1))), "{conf}");
+    assert!(
+        conf.contains(&format!("PublicKey = {}", b64(&p1))),
+        "{conf}"
+    );
 
     // `wg set` changing an existing peer (which panics plain boringtun).
-    wg(&["set", &iface, "peer", &b64(&p1), "allowed-ips", "10.70.0.10/32", "persistent-keepalive", "15"]);
+    wg(&[
+        "set",
+        &iface,
+        "peer",
+        &b64(&p1),
+        "allowed-ips",
+        "10.70.0.10/32",
+        "persistent-keepalive",
+        "15",
+    ]);
     let o = options.clone();
     let name = iface.clone();
     let k = key.clone();
     ns.run(move || async move {
         // A second open adopts the same device, key and peers.
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o).await.unwrap();
+        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o)
+            .await
+            .unwrap();
         let state = wg.get().await.unwrap();
         assert_eq!(state.public_key, Some(public_key(&k)));
         assert_eq!(state.peers.len(), 2);
-        let one = state.peers.iter().find(|p| p.config.public_key == p1).unwrap();
-        assert_eq!(one.config.allowed_ips, vec!["10.70.0.10/32".parse().unwrap()]);
+        let one = state
+            .peers
+            .iter()
+            .find(|p| p.config.public_key == p1)
+            .unwrap();
+        assert_eq!(
+            one.config.allowed_ips,
+            vec!["10.70.0.10/32".parse().unwrap()]
+        );
         assert_eq!(one.config.keepalive, Some(15));
         wg.configure(&k, 51901).await.unwrap();
         assert_eq!(wg.get().await.unwrap().peers.len(), 2);
@@ -231,11 +302,18 @@ fn auto_falls_back_to_userspace_and_forced_kernel_fails_clearly() {
         assert!(matches!(err, WgError::KernelUnavailable(_)), "{err:?}");
         assert!(err.to_string().contains("kernel has no WireGuard"), "{err}");
         // Nothing was created by the refused attempt.
-        assert_eq!(Links::new().unwrap().link_index(&iface).await.unwrap(), None);
-        let auto = WireGuard::open(&iface, BackendChoice::Auto, &options).await.unwrap();
+        assert_eq!(
+            Links::new().unwrap().link_index(&iface).await.unwrap(),
+            None
+        );
+        let auto = WireGuard::open(&iface, BackendChoice::Auto, &options)
+            .await
+            .unwrap();
         assert_eq!(auto.backend(), Backend::Userspace);
         // Auto adopts the live userspace device.
-        let again = WireGuard::open(&iface, BackendChoice::Auto, &options).await.unwrap();
+        let again = WireGuard::open(&iface, BackendChoice::Auto, &options)
+            .await
+            .unwrap();
         assert_eq!(again.backend(), Backend::Userspace);
         again.delete().await.unwrap();
     });
@@ -248,7 +326,12 @@ fn spawn_holder(ns: &NetNs, iface: &str, spec: &str) -> Child {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(exe)
-        .args(["net::wireguard::tests::hold_device_entry", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "net::wireguard::tests::hold_device_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(HOLD_ENV, spec)
         .env(IFACE_ENV, iface)
         .env(DIR_ENV, socket_dir())
@@ -256,7 +339,10 @@ fn spawn_holder(ns: &NetNs, iface: &str, spec: &str) -> Child {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let ready = BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l == "ready");
+    let ready = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l == "ready");
     assert!(ready, "holder for {iface} did not get ready");
     child
 }
@@ -267,20 +353,34 @@ fn spawn_holder(ns: &NetNs, iface: &str, spec: &str) -> Child {
 #[test]
 #[ignore = "entry point of a stand-in daemon (run by the tests below)"]
 fn hold_device_entry() {
-    let (Some(spec), Some(iface)) = (std::env::var(HOLD_ENV).ok(), std::env::var(IFACE_ENV).ok()) else {
+    let (Some(spec), Some(iface)) = (std::env::var(HOLD_ENV).ok(), std::env::var(IFACE_ENV).ok())
+    else {
         return;
     };
     let f: Vec<&str> = spec.split(' ').collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let options = test_options(&iface);
-        let wg = WireGuard::open(&iface, BackendChoice::Userspace, &options).await.unwrap();
+        let wg = WireGuard::open(&iface, BackendChoice::Userspace, &options)
+            .await
+            .unwrap();
         let key = Zeroizing::new(uapi::parse_hex_key(f[0]).unwrap());
         wg.configure(&key, f[1].parse().unwrap()).await.unwrap();
         let links = Links::new().unwrap();
-        links.ensure_address(&iface, f[2].parse().unwrap()).await.unwrap();
+        links
+            .ensure_address(&iface, f[2].parse().unwrap())
+            .await
+            .unwrap();
         links.set_up(&iface).await.unwrap();
-        let hub = peer(uapi::parse_hex_key(f[3]).unwrap(), &[f[4]], Some(f[5]), Some(25));
+        let hub = peer(
+            uapi::parse_hex_key(f[3]).unwrap(),
+            &[f[4]],
+            Some(f[5]),
+            Some(25),
+        );
         wg.apply_peers(&[hub], &[]).await.unwrap();
     });
     println!("ready");
@@ -288,7 +388,11 @@ fn hold_device_entry() {
 }
 
 fn ping(ns: &NetNs, to: &str) -> bool {
-    (0..5).any(|_| ns.try_exec(&["ping", "-c", "1", "-W", "2", to]).status.success())
+    (0..5).any(|_| {
+        ns.try_exec(&["ping", "-c", "1", "-W", "2", to])
+            .status
+            .success()
+    })
 }
 
 #[test]
@@ -298,7 +402,9 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let tag = unique_tag();
     let (wa, wb) = (format!("wga{tag}"), format!("wgb{tag}"));
     let _devices = Devices(vec![wa.clone(), wb.clone()]);
-    a.exec(&["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &b.name]);
+    a.exec(&[
+        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", &b.name,
+    ]);
     a.exec(&["ip", "addr", "add", "192.168.77.1/24", "dev", "va"]);
     a.exec(&["ip", "link", "set", "va", "up"]);
     b.exec(&["ip", "addr", "add", "192.168.77.2/24", "dev", "vb"]);
@@ -318,27 +424,44 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let name = wa.clone();
     let k = ka.clone();
     a.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options).await.unwrap();
-        wg.configure(&k, 51820).await.unwrap();
-        let links = Links::new().unwrap();
-        links.ensure_address(&name, "10.77.0.1/24".parse().unwrap()).await.unwrap();
-        links.set_up(&name).await.unwrap();
-        wg.apply_peers(&[peer(pb, &["10.77.0.2/32"], Some("192.168.77.2:51820"), None)], &[])
+        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
             .await
             .unwrap();
+        wg.configure(&k, 51820).await.unwrap();
+        let links = Links::new().unwrap();
+        links
+            .ensure_address(&name, "10.77.0.1/24".parse().unwrap())
+            .await
+            .unwrap();
+        links.set_up(&name).await.unwrap();
+        wg.apply_peers(
+            &[peer(
+                pb,
+                &["10.77.0.2/32"],
+                Some("192.168.77.2:51820"),
+                None,
+            )],
+            &[],
+        )
+        .await
+        .unwrap();
     });
     assert!(ping(&a, "10.77.0.2"), "no ping through the tunnel");
 
     let name = wa.clone();
     let options = test_options(&wa);
     let handshake = a.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options).await.unwrap();
+        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
+            .await
+            .unwrap();
         let state = wg.get().await.unwrap();
         let peer = &state.peers[0];
         assert!(peer.rx_bytes > 0 && peer.tx_bytes > 0, "{peer:?}");
         peer.last_handshake.expect("a handshake happened")
     });
-    let age = SystemTime::now().duration_since(handshake).expect("handshake not in the future");
+    let age = SystemTime::now()
+        .duration_since(handshake)
+        .expect("handshake not in the future");
     assert!(age < Duration::from_secs(60), "handshake {age:?} ago");
     let dump = wg(&["show", &wa, "latest-handshakes"]);
     let secs: u64 = dump.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -347,7 +470,10 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
         .unwrap()
         .as_secs()
         .saturating_sub(secs);
-    assert!(wg_age < 60, "wg show says the handshake was {wg_age} s ago: {dump}");
+    assert!(
+        wg_age < 60,
+        "wg show says the handshake was {wg_age} s ago: {dump}"
+    );
 
     // The process that started B's device dies; the device does not.
     holder.kill().unwrap();
@@ -357,11 +483,19 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let name = wb.clone();
     let options = test_options(&wb);
     b.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options).await.unwrap();
+        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
+            .await
+            .unwrap();
         wg.configure(&kb, 51820).await.unwrap();
         let hub = peer(pa, &["10.77.0.0/24"], Some("192.168.77.1:51820"), Some(25));
         let changes = wg.apply_peers(&[hub], &[]).await.unwrap();
-        assert_eq!(changes, PeerChanges { unchanged: 1, ..PeerChanges::default() });
+        assert_eq!(
+            changes,
+            PeerChanges {
+                unchanged: 1,
+                ..PeerChanges::default()
+            }
+        );
         let state = wg.get().await.unwrap();
         assert_eq!(state.public_key, Some(pb));
         assert_eq!(state.peers.len(), 1);
@@ -370,5 +504,9 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
         wg.apply_peers(&[], &[pa]).await.unwrap();
         assert!(wg.get().await.unwrap().peers.is_empty());
     });
-    assert!(!b.try_exec(&["ping", "-c", "1", "-W", "1", "10.77.0.1"]).status.success());
+    assert!(
+        !b.try_exec(&["ping", "-c", "1", "-W", "1", "10.77.0.1"])
+            .status
+            .success()
+    );
 }

@@ -249,8 +249,7 @@ impl GetParser {
                 };
                 match key {
                     "endpoint" => {
-                        peer.config.endpoint =
-                            Some(value.parse::<SocketAddr>().map_err(|_| bad())?)
+                        peer.config.endpoint = Some(value.parse::<SocketAddr>().map_err(|_| bad())?)
                     }
                     "allowed_ip" => {
                         if let Ok(net) = value.parse::<Ipv4Net>() {
@@ -380,6 +379,9 @@ mod tests {
     #[test]
     fn device_body_is_hex_and_port() {
         let body = device_body(&Zeroizing::new([0xab; 32]), 51822);
-        assert_eq!(*body, format!("private_key={}\nlisten_port=51822\n", "ab".repeat(32)));
+        assert_eq!(
+            *body,
+            format!("private_key={}\nlisten_port=51822\n", "ab".repeat(32))
+        );
     }
 }

@@ -312,7 +312,9 @@ impl SetRequest {
                 "update_only" => s.update_only = boolean(v)?,
                 "replace_allowed_ips" => s.replace_allowed_ips = boolean(v)?,
                 "preshared_key" => s.psk = Some(parse_hex_key(v).ok_or(EINVAL)?),
-                "persistent_keepalive_interval" => s.keepalive = Some(v.parse().map_err(|_| EINVAL)?),
+                "persistent_keepalive_interval" => {
+                    s.keepalive = Some(v.parse().map_err(|_| EINVAL)?)
+                }
                 "endpoint" => s.endpoint = Some(v.parse().map_err(|_| EINVAL)?),
                 "allowed_ip" => s.allowed.push(v.parse().map_err(|_| EINVAL)?),
                 "protocol_version" if v == "1" => {}
@@ -382,7 +384,10 @@ impl Translator {
             "last_handshake_time_nsec" => {
                 let nanos: u32 = v.parse().unwrap_or(0);
                 let elapsed = Duration::new(self.elapsed_secs, nanos.min(999_999_999));
-                let at = self.now.checked_sub(elapsed).unwrap_or(SystemTime::UNIX_EPOCH);
+                let at = self
+                    .now
+                    .checked_sub(elapsed)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
                 if let Some(peer) = self.peer {
                     self.seen.insert(peer, at);
                 }
@@ -424,7 +429,9 @@ impl Translator {
 }
 
 fn write_time(out: &mut impl Write, at: SystemTime) -> std::io::Result<()> {
-    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     writeln!(
         out,
         "last_handshake_time_sec={}\nlast_handshake_time_nsec={}",
@@ -450,7 +457,9 @@ pub fn serve_client(conn: UnixStream, backend: &Mutex<Backend>) {
         let errno = match line.trim_end_matches('\n') {
             "" => continue,
             "get=1" => {
-                let Ok(mut backend) = backend.lock() else { return };
+                let Ok(mut backend) = backend.lock() else {
+                    return;
+                };
                 // The request's blank line is skipped by the loop above.
                 match backend.get_for_client(&mut out) {
                     Ok(errno) => errno,
@@ -465,7 +474,9 @@ pub fn serve_client(conn: UnixStream, backend: &Mutex<Backend>) {
                         return;
                     }
                 };
-                let Ok(mut backend) = backend.lock() else { return };
+                let Ok(mut backend) = backend.lock() else {
+                    return;
+                };
                 backend.set(&request).unwrap_or(EIO)
             }
             _ => EINVAL,
@@ -534,7 +545,12 @@ mod tests {
         assert_eq!(r.sections.len(), 2);
         assert!(r.sections[1].remove);
         assert_eq!(r.sections[0].keepalive, Some(25));
-        for bad in ["listen_port=x", "nonsense", "allowed_ip=10.0.0.0/33", "public_key=zz"] {
+        for bad in [
+            "listen_port=x",
+            "nonsense",
+            "allowed_ip=10.0.0.0/33",
+            "public_key=zz",
+        ] {
             assert!(SetRequest::default().line(bad).is_err(), "{bad}");
         }
         let mut r = SetRequest::default();
@@ -559,7 +575,10 @@ mod tests {
         }
         t.finish(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("last_handshake_time_sec=1799999995\n"), "{text}");
+        assert!(
+            text.contains("last_handshake_time_sec=1799999995\n"),
+            "{text}"
+        );
         // Later, boringtun's session is gone: the time stays.
         let mut out = Vec::new();
         let mut t = Translator::new(now, t.seen);
@@ -568,6 +587,9 @@ mod tests {
         }
         t.finish(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("last_handshake_time_sec=1799999995\n"), "{text}");
+        assert!(
+            text.contains("last_handshake_time_sec=1799999995\n"),
+            "{text}"
+        );
     }
 }

@@ -62,13 +62,13 @@ impl UserspaceDevice {
         let socket = uapi::socket_path(&options.socket_dir, iface);
         let links = Links::new()?;
         if uapi::get(&socket).await.is_err() {
-            if let Some(link) = links.link(iface).await? {
-                if link.kind.as_deref() != Some("tun") {
-                    return Err(WgError::NotWireguard {
-                        iface: iface.to_string(),
-                        kind: link.kind.unwrap_or_else(|| "unknown".into()),
-                    });
-                }
+            if let Some(link) = links.link(iface).await?
+                && link.kind.as_deref() != Some("tun")
+            {
+                return Err(WgError::NotWireguard {
+                    iface: iface.to_string(),
+                    kind: link.kind.unwrap_or_else(|| "unknown".into()),
+                });
             }
             launch(iface, options).await?;
             links.set_mtu(iface, DEFAULT_MTU).await?;
@@ -145,7 +145,10 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
     let mut command = tokio::process::Command::new(&launcher.program);
     command.args(&launcher.args);
     if launcher.append_interface_args {
-        command.arg(iface).arg("--socket-dir").arg(&options.socket_dir);
+        command
+            .arg(iface)
+            .arg("--socket-dir")
+            .arg(&options.socket_dir);
     }
     command
         .envs(launcher.envs.iter().map(|(k, v)| (k, v)))
@@ -159,7 +162,10 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
         .map_err(|e| start_error(iface, format!("{}: {e}", launcher.program.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(start_error(iface, format!("{}: {}", output.status, stderr.trim())));
+        return Err(start_error(
+            iface,
+            format!("{}: {}", output.status, stderr.trim()),
+        ));
     }
     Ok(())
 }
