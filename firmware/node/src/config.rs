@@ -192,7 +192,6 @@ pub struct WireguardConfig {
     /// `auto` (kernel when the module answers, else userspace), `kernel`
     /// or `userspace` (docs/wireguard.md).
     #[serde(default)]
-    #[allow(dead_code)] // read by the reconciler (daemon/), landing separately
     pub backend: crate::net::wireguard::BackendChoice,
 }
 

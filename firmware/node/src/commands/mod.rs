@@ -4,3 +4,4 @@ pub mod enroll;
 pub mod hub;
 pub mod identity;
 pub mod version;
+pub mod wireguard_bench;
