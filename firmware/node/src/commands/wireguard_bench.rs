@@ -14,7 +14,12 @@ use gondwana_core::keys::wg_key_from_base64;
 
 use crate::net::wireguard::{BackendChoice, OpenOptions, PeerConfig, WireGuard};
 
-pub fn run(iface: &str, peers_file: &Path, backend: BackendChoice, hold: bool) -> anyhow::Result<()> {
+pub fn run(
+    iface: &str,
+    peers_file: &Path,
+    backend: BackendChoice,
+    hold: bool,
+) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(peers_file)
         .with_context(|| format!("reading {}", peers_file.display()))?;
     let (key, port, peers) = parse(&text)?;
