@@ -85,6 +85,9 @@ with open(f"{d}/peers.conf", "w") as f:
     for i in range(n):
         f.write(f"\n[Peer]\nPublicKey = {k()}\nAllowedIPs = 10.{200 + i // 65536}.{i // 256 % 256}.{i % 256}/32\n")
 PY
+    # The same for the wireguard-go device beside ours: another port.
+    sed 's/^ListenPort = 51830/ListenPort = 51832/' "$d/empty.conf" >"$d/go-empty.conf"
+    sed 's/^ListenPort = 51830/ListenPort = 51832/' "$d/peers.conf" >"$d/go-peers.conf"
     chmod 600 "$d"/*.conf
 
     # ---- 8b ---------------------------------------------------------------
@@ -104,14 +107,14 @@ PY
         wg setconf "$ours" "$d/peers.conf"
         t1=$(ms_now)
         set_ms+=($(((t1 - t0) / 1000)))
-        wg setconf "$go" "$d/empty.conf"
+        wg setconf "$go" "$d/go-empty.conf"
         t0=$(ms_now)
-        wg setconf "$go" "$d/peers.conf"
+        wg setconf "$go" "$d/go-peers.conf"
         t1=$(ms_now)
         go_set+=($(((t1 - t0) / 1000)))
-        wg setconf "$go" "$d/empty.conf"
+        wg setconf "$go" "$d/go-empty.conf"
         t0=$(ms_now)
-        ip netns exec "$a" "$bin" wireguard-bench "$go" "$d/peers.conf" >/dev/null
+        ip netns exec "$a" "$bin" wireguard-bench "$go" "$d/go-peers.conf" >/dev/null
         t1=$(ms_now)
         go_ours+=($(((t1 - t0) / 1000)))
     done
