@@ -16,7 +16,8 @@
 #       after applying) + the device process, against 24 MB.
 #
 # Knobs: BENCH_WG_PEERS (default 1000), BENCH_WG_RUNS (default 5),
-# BENCH_WG_SECS (iperf3 seconds, default 5).
+# BENCH_WG_SECS (iperf3 seconds, default 5), BENCH_WG_ROUNDS (alternating
+# iperf3 rounds, best of each is reported, default 2).
 
 wg_netns=()
 wg_sockets=()
@@ -31,14 +32,24 @@ print(struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12
 PY
 }
 
+# IFACE: stops the device serving it. Ours: SIGTERM to the socket's server.
+# wireguard-go daemonizes after opening its socket, so SO_PEERCRED names the
+# launcher that has exited: it is found by name instead (the interface names
+# here are unique to this run) and it also removes nothing itself.
 wg_stop() {
     local pid
     pid=$(wg_server_pid "$1") || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
+    if ! kill -0 "$pid" 2>/dev/null; then
+        pid=$(pgrep -x -f "wireguard-go $1") || pid=
+    fi
+    if [[ -n $pid ]]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "/var/run/wireguard/$1.sock"
 }
 
 wg_cleanup() {
@@ -62,6 +73,7 @@ ms_now() { date +%s%N; }
 bench_wireguard() {
     need_apt iperf3 wireguard-go iputils-ping iproute2 wireguard-tools
     local peers=${BENCH_WG_PEERS:-1000} wruns=${BENCH_WG_RUNS:-5} secs=${BENCH_WG_SECS:-5}
+    local rounds=${BENCH_WG_ROUNDS:-2}
     local tag=$(($$ % 100000)) a b t0 t1
     a=gwbench-$tag-a
     b=gwbench-$tag-b
@@ -158,28 +170,36 @@ open(f"{d}/a.conf", "w").write(f"[Interface]\nPrivateKey = {ka}\nListenPort = 51
 open(f"{d}/b.conf", "w").write(f"[Interface]\nPrivateKey = {kb}\nListenPort = 51831\n\n[Peer]\nPublicKey = {pub(ka)}\nAllowedIPs = 10.91.0.0/24\nEndpoint = 192.168.91.1:51831\nPersistentKeepalive = 25\n")
 PY
     chmod 600 "$d"/*.conf
-    local kind bps_ours bps_go
-    for kind in ours go; do
-        local ia=t${kind:0:1}a$tag ib=t${kind:0:1}b$tag
-        wg_start "$a" "$ia" "$kind"
-        wg_start "$b" "$ib" "$kind"
-        wg setconf "$ia" "$d/a.conf"
-        wg setconf "$ib" "$d/b.conf"
-        ip -n "$a" addr add 10.91.0.1/24 dev "$ia"
-        ip -n "$b" addr add 10.91.0.2/24 dev "$ib"
-        ip -n "$a" link set "$ia" mtu 1420 up
-        ip -n "$b" link set "$ib" mtu 1420 up
-        ip netns exec "$b" ping -c 3 -i 0.2 -W 2 10.91.0.1 >/dev/null
-        ip netns exec "$a" iperf3 -s -1 -B 10.91.0.1 >/dev/null 2>&1 &
-        local srv=$!
-        sleep 0.5
-        ip netns exec "$b" iperf3 -c 10.91.0.1 -t "$secs" -J >"$d/iperf-$kind.json"
-        wait "$srv" || true
-        local v
-        v=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]))' "$d/iperf-$kind.json")
-        if [[ $kind == ours ]]; then bps_ours=$v; else bps_go=$v; fi
-        wg_stop "$ia"
-        wg_stop "$ib"
+    # Alternating rounds, best of each: the machine is shared and one
+    # round's figure swings with the neighbours' load.
+    local kind round bps_ours=0 bps_go=0
+    for round in $(seq "$rounds"); do
+        for kind in ours go; do
+            local ia=t${kind:0:1}a$tag ib=t${kind:0:1}b$tag
+            wg_start "$a" "$ia" "$kind"
+            wg_start "$b" "$ib" "$kind"
+            wg setconf "$ia" "$d/a.conf"
+            wg setconf "$ib" "$d/b.conf"
+            ip -n "$a" addr add 10.91.0.1/24 dev "$ia"
+            ip -n "$b" addr add 10.91.0.2/24 dev "$ib"
+            ip -n "$a" link set "$ia" mtu 1420 up
+            ip -n "$b" link set "$ib" mtu 1420 up
+            ip netns exec "$b" ping -c 3 -i 0.2 -W 2 10.91.0.1 >/dev/null
+            ip netns exec "$a" iperf3 -s -1 -B 10.91.0.1 >/dev/null 2>&1 &
+            local srv=$!
+            sleep 0.5
+            ip netns exec "$b" iperf3 -c 10.91.0.1 -t "$secs" -J >"$d/iperf-$kind-$round.json"
+            wait "$srv" || true
+            local v
+            v=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]))' "$d/iperf-$kind-$round.json")
+            if [[ $kind == ours ]]; then
+                ((v > bps_ours)) && bps_ours=$v
+            else
+                ((v > bps_go)) && bps_go=$v
+            fi
+            wg_stop "$ia"
+            wg_stop "$ib"
+        done
     done
 
     python3 - "$peers" "$n_ours" "$n_go" "${our_ms[*]}" "${our_apply[*]}" "${set_ms[*]}" \
@@ -206,7 +226,7 @@ print()
 print(f"ratio gondwana / wg setconf (same device): {ours / setconf:.2f}  (target <= 1.5); "
       f"peers present afterwards: ours {n_ours}, wireguard-go {n_go}")
 print()
-print(f"## 8c. Tunnel throughput, iperf3 {secs} s, two namespaces over a veth, MTU 1420")
+print(f"## 8c. Tunnel throughput, iperf3 {secs} s, two namespaces over a veth, MTU 1420 (best of alternating rounds)")
 print()
 print("| device | Mbit/s |")
 print("|---|---|")

@@ -230,7 +230,20 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
     let mut lines = dump.lines();
     let head: Vec<&str> = lines.next().unwrap().split('\t').collect();
     assert_eq!(head[1], b64(&public_key(&key)), "{dump}");
-    assert_eq!(head[0], "(hidden)".to_string().replace("(hidden)", head[0]));
+    // Like the kernel, the root-only socket answers the private key (which
+    // `wg show` hides and `wg showconf` prints); nothing else shows it.
+    assert_eq!(head[0], b64(&key));
+    let mode = std::fs::metadata(uapi::socket_path(&socket_dir(), &iface)).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o077,
+        0
+    );
+    let log = std::fs::read_to_string(device_process::log_path(&socket_dir(), &iface)).unwrap();
+    assert!(log.contains("userspace WireGuard device up"), "{log}");
+    assert!(
+        !log.contains(&uapi::hex(&key)) && !log.contains(&b64(&key)),
+        "{log}"
+    );
     assert_eq!(head[2], "51901");
     let peers: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
     assert_eq!(peers.len(), 2, "{dump}");
