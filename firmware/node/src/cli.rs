@@ -66,6 +66,20 @@ pub enum Command {
         #[arg(long, default_value = "gondwana")]
         table: String,
     },
+    /// Internal (scripts/bench): apply a wg-style peer file through the
+    /// daemon's WireGuard code and print timings.
+    #[command(hide = true)]
+    WireguardBench(WireguardBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WireguardBenchArgs {
+    pub interface: String,
+    /// `[Interface] PrivateKey`, `ListenPort` and `[Peer]` sections.
+    pub peers_file: PathBuf,
+    /// Keep running (holding the interface open) until stdin closes.
+    #[arg(long)]
+    pub hold: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -61,6 +61,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, flag.json),
         Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),
+        Command::WireguardBench(args) => commands::wireguard_bench::run(
+            &args.interface,
+            &args.peers_file,
+            config.wireguard.backend,
+            args.hold,
+        ),
         Command::Run => daemon::run(config, config_path, named, state_dir),
         Command::Status(flag) => enroll::status(&state_dir, &config, flag.json),
         Command::Enroll(args) => enroll::enroll(&state_dir, &config, args),

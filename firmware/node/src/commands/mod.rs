@@ -5,3 +5,4 @@ pub mod grant;
 pub mod hub;
 pub mod identity;
 pub mod version;
+pub mod wireguard_bench;

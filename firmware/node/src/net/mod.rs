@@ -8,5 +8,10 @@ pub mod host_addrs;
 // parts are only reached from tests.
 #[allow(dead_code)]
 pub mod link;
+#[cfg(test)]
+pub mod testns;
 #[allow(dead_code)]
 pub mod wireguard;
+
+#[cfg(test)]
+mod link_tests;

@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use boringtun::device::{DeviceConfig, DeviceHandle};
-use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{Mode, umask};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use super::uapi;
 use super::uapi_proxy::Backend;
@@ -112,13 +113,9 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
     // Our own session: the daemon's terminal, process group and death are
     // not ours. (Fails only if we already lead one, which is fine.)
     let _ = nix::unistd::setsid();
-    // Signals are taken by sigwait on one thread; block them before any
-    // thread (boringtun's included) exists, so every thread inherits that.
-    let mut signals = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        signals.add(s);
-    }
-    signals.thread_block().context("blocking signals")?;
+    // Handlers for the whole process (whatever thread the kernel picks),
+    // read on one thread of ours; boringtun installs none in fd mode.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).context("signal handlers")?;
     // The socket takes private keys: root only.
     umask(Mode::from_bits_truncate(0o077));
 
@@ -153,12 +150,9 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
 
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        while let Ok(signal) = signals.wait() {
-            if signal == Signal::SIGHUP {
-                continue;
-            }
+        // SIGHUP (a closed terminal) is not a reason to drop the tunnel.
+        if let Some(signal) = signals.forever().find(|&s| s != SIGHUP) {
             let _ = tx.send(signal);
-            break;
         }
     });
     eprintln!(
@@ -168,7 +162,8 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
 
     let reason = loop {
         match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(signal) => break format!("{signal}"),
+            Ok(SIGTERM) => break "SIGTERM".to_string(),
+            Ok(signal) => break format!("signal {signal}"),
             Err(mpsc::RecvTimeoutError::Disconnected) => break "signal thread ended".into(),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }

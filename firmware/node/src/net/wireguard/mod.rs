@@ -279,3 +279,6 @@ pub fn check_name(iface: &str) -> Result<(), WgError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -225,9 +225,15 @@ impl GetParser {
         match key {
             "errno" => return value.parse().map(Some).map_err(|_| bad()),
             "own_public_key" => self.state.public_key = Some(parse_hex_key(value).ok_or_else(bad)?),
-            // Answers never carry the private key through us into a log:
-            // only whether one is set matters, and the public key says that.
-            "private_key" => {}
+            // wireguard-go and the kernel answer the private key rather
+            // than the public one: keep only the public key derived from
+            // it (the secret is not kept, and never logged).
+            "private_key" => {
+                let key = Zeroizing::new(parse_hex_key(value).ok_or_else(bad)?);
+                if *key != [0; 32] && self.state.public_key.is_none() {
+                    self.state.public_key = Some(super::public_key(&key));
+                }
+            }
             "listen_port" => self.state.listen_port = value.parse().map_err(|_| bad())?,
             "public_key" => {
                 self.close_peer();
@@ -333,6 +339,17 @@ mod tests {
         );
         assert_eq!((b.rx_bytes, b.tx_bytes), (10, 20));
         assert_eq!(s.peers[1].last_handshake, None);
+    }
+
+    #[test]
+    fn a_private_key_answer_gives_the_public_key_only() {
+        let private = Zeroizing::new([0x11; 32]);
+        let mut p = GetParser::default();
+        p.line(&format!("private_key={}", hex(&private))).unwrap();
+        p.line("listen_port=1").unwrap();
+        let s = p.finish();
+        assert_eq!(s.public_key, Some(super::super::public_key(&private)));
+        assert!(!format!("{s:?}").contains(&hex(&private)));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   over from one peer section to the next: every add names its keepalive
 //!   (and preshared key when any add has one), removals travel in their
 //!   own request and adds without an endpoint go before adds with one;
-//! - peers before a private key panic boringtun: refused with ENOKEY;
+//! - peers or a listen port before a private key panic boringtun:
+//!   refused with ENOKEY;
 //! - a malformed request is refused before anything is applied.
 
 use std::collections::HashMap;
@@ -193,7 +194,10 @@ impl Backend {
             .iter()
             .filter(|(k, f)| initial.get(*k) != Some(f))
             .collect();
-        if !adds.is_empty() && !has_key && request.private_key.is_none() {
+        // boringtun panics on peers, and on packets reaching a listening
+        // port, while it has no private key.
+        let keyless = !has_key && request.private_key.is_none();
+        if keyless && (!adds.is_empty() || request.listen_port.is_some()) {
             return Ok(ENOKEY);
         }
         adds.sort_by_key(|(k, f)| (f.endpoint.is_some(), **k));

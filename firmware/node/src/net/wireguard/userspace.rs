@@ -62,13 +62,13 @@ impl UserspaceDevice {
         let socket = uapi::socket_path(&options.socket_dir, iface);
         let links = Links::new()?;
         if uapi::get(&socket).await.is_err() {
-            if let Some(link) = links.link(iface).await? {
-                if link.kind.as_deref() != Some("tun") {
-                    return Err(WgError::NotWireguard {
-                        iface: iface.to_string(),
-                        kind: link.kind.unwrap_or_else(|| "unknown".into()),
-                    });
-                }
+            if let Some(link) = links.link(iface).await?
+                && link.kind.as_deref() != Some("tun")
+            {
+                return Err(WgError::NotWireguard {
+                    iface: iface.to_string(),
+                    kind: link.kind.unwrap_or_else(|| "unknown".into()),
+                });
             }
             launch(iface, options).await?;
             links.set_mtu(iface, DEFAULT_MTU).await?;
