@@ -58,7 +58,42 @@ pub struct App {
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
 pub const STATUS_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// What differs between one daemon (or test) and another; the rest of
+/// [`App`] starts empty.
+pub struct AppParts {
+    pub store: Arc<StateStore>,
+    pub config: Config,
+    pub config_path: (PathBuf, bool),
+    pub state_dir: PathBuf,
+    pub identity: IdentityState,
+    pub hub: Option<HubContext>,
+    pub grants: crate::daemon::grants::Grants,
+    pub metrics: Metrics,
+    pub enrol_rate: RateLimiter,
+}
+
 impl App {
+    pub fn new(parts: AppParts) -> App {
+        App {
+            grants: parts.grants,
+            store: parts.store,
+            config: RwLock::new(Arc::new(parts.config)),
+            config_path: parts.config_path,
+            state_dir: parts.state_dir,
+            identity: RwLock::new(parts.identity),
+            hub: parts.hub,
+            enrol_status: Mutex::new(EnrolStatus::Unenrolled),
+            hub_mirror_len: Mutex::new(None),
+            metrics: parts.metrics,
+            nonces: Mutex::new(NonceBook::default()),
+            enrol_rate: parts.enrol_rate,
+            started: Instant::now(),
+            status_cache: Mutex::new(None),
+            dataplane_kick: tokio::sync::Notify::new(),
+            dataplane: Mutex::new(DataplaneStatus::default()),
+        }
+    }
+
     pub fn config(&self) -> Arc<Config> {
         match self.config.read() {
             Ok(c) => c.clone(),

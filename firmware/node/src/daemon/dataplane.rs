@@ -168,6 +168,19 @@ impl Reconciler {
             return Ok(None);
         };
         self.follow_directory()?;
+        if let Some(fw) = &self.app.grants.firewall {
+            let store = self.app.store.clone();
+            if fw.follow_subnet(
+                member.address.trunc(),
+                &store,
+                crate::admin::ops::now_unix(),
+            )? {
+                eprintln!(
+                    "gondwana: firewall: now guarding {}",
+                    member.address.trunc()
+                );
+            }
+        }
 
         let stored = {
             let store = self.app.store.clone();
@@ -179,7 +192,8 @@ impl Reconciler {
                 .await
                 .with_context(|| format!("opening WireGuard interface {iface}"))?;
             eprintln!(
-                "gondwana: data plane: {iface} ({} backend)",
+                "gondwana: data plane: {} ({} backend)",
+                wg.interface(),
                 wg.backend().as_str()
             );
             self.wireguard = Some(wg);

@@ -17,8 +17,8 @@ use std::fs::DirBuilder;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener};
@@ -31,8 +31,7 @@ use crate::api::{self, Limits};
 use crate::boot::firstboot;
 use crate::commands::version;
 use crate::config::{Config, ConfigError, Role};
-use crate::daemon::app::{App, EnrolStatus};
-use crate::daemon::nonces::NonceBook;
+use crate::daemon::app::{App, AppParts};
 use crate::daemon::routes::{AdminApi, EnrolApi, PublicApi};
 use crate::net::host_addrs::host_subnets;
 use crate::store::registry::{self, HubContext};
@@ -123,24 +122,17 @@ async fn serve(
         1,
     );
     let grants = grants::Grants::start(&config, &store)?;
-    let app = Arc::new(App {
+    let app = Arc::new(App::new(AppParts {
         grants,
         store,
-        config: RwLock::new(Arc::new(config)),
+        config,
         config_path: (config_path, named),
         state_dir,
-        identity: RwLock::new(identity.state),
+        identity: identity.state,
         hub,
-        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
-        hub_mirror_len: Mutex::new(None),
         metrics,
-        nonces: Mutex::new(NonceBook::default()),
         enrol_rate: RateLimiter::new(burst, f64::from(per_minute) / 60.0),
-        started: Instant::now(),
-        status_cache: Mutex::new(None),
-        dataplane_kick: tokio::sync::Notify::new(),
-        dataplane: Mutex::new(Default::default()),
-    });
+    }));
 
     let config = app.config();
     let limits = Limits {

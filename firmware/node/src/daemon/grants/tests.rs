@@ -5,8 +5,7 @@
 
 use std::fs::File;
 use std::process::Command;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use gondwana_core::enrol::{self, EnrolGrant};
 use gondwana_core::grant::{GrantAction, GrantCommand, seal_command};
@@ -18,7 +17,7 @@ use super::*;
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::api::{ApiRequest, Handler};
-use crate::daemon::app::EnrolStatus;
+use crate::daemon::app::{AppParts, EnrolStatus};
 use crate::daemon::routes::PublicApi;
 use crate::store::{OpenMode, StateStore};
 
@@ -89,22 +88,19 @@ fn node_app(dir: &std::path::Path, hub: Option<&SigningSecret>) -> Arc<App> {
     }
     let grants = Grants::start(&config, &store).unwrap();
     let identity = store.require_identity().unwrap();
-    Arc::new(App {
+    let app = Arc::new(App::new(AppParts {
         grants,
         store,
-        config: RwLock::new(Arc::new(config)),
+        config,
         config_path: (dir.join("none.toml"), false),
         state_dir: dir.to_path_buf(),
-        identity: RwLock::new(identity.state),
+        identity: identity.state,
         hub: None,
-        enrol_status: Mutex::new(EnrolStatus::Enrolled),
-        hub_mirror_len: Mutex::new(None),
         metrics: Metrics::new(),
-        nonces: Mutex::new(NonceBook::default()),
         enrol_rate: RateLimiter::new(1000, 1000.0),
-        started: Instant::now(),
-        status_cache: Mutex::new(None),
-    })
+    }));
+    app.set_status(EnrolStatus::Enrolled);
+    app
 }
 
 async fn call(api: &PublicApi, method: Method, target: &str, body: Vec<u8>) -> (StatusCode, Value) {

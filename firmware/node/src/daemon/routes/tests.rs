@@ -1,8 +1,7 @@
 //! Routes called directly, without sockets (the real listeners are tested
 //! end to end in firmware/node/tests/enrolment*.rs).
 
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
 
 use gondwana_core::Boxname;
 use gondwana_core::enrol::{self, EnrolRequest};
@@ -16,8 +15,7 @@ use crate::admin::ops::TokenCreate;
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::Config;
-use crate::daemon::app::EnrolStatus;
-use crate::daemon::nonces::NonceBook;
+use crate::daemon::app::AppParts;
 use crate::store::registry::HubContext;
 use crate::store::{OpenMode, StateStore};
 
@@ -40,24 +38,17 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
         api_port: 8798,
     };
     registry::ensure_hub_record(&store, &hub).unwrap();
-    Arc::new(App {
+    Arc::new(App::new(AppParts {
         store,
-        config: RwLock::new(Arc::new(config)),
+        config,
         config_path: (dir.join("none.toml"), false),
         state_dir: dir.to_path_buf(),
-        identity: RwLock::new(identity.state),
+        identity: identity.state,
         hub: Some(hub),
-        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
-        hub_mirror_len: Mutex::new(None),
-        metrics: Metrics::new(),
-        nonces: Mutex::new(NonceBook::default()),
-        enrol_rate: RateLimiter::new(1000, 1000.0),
-        started: Instant::now(),
-        status_cache: Mutex::new(None),
-        dataplane_kick: tokio::sync::Notify::new(),
-        dataplane: Mutex::new(Default::default()),
         grants: crate::daemon::grants::Grants::disabled(),
-    })
+        metrics: Metrics::new(),
+        enrol_rate: RateLimiter::new(1000, 1000.0),
+    }))
 }
 
 async fn call(handler: &impl Handler, method: Method, target: &str, body: Vec<u8>) -> ApiResponse {

@@ -66,7 +66,9 @@ pub struct LiveGrant {
 /// The daemon's handle on its table. Element changes are serialised by a
 /// mutex so a refresh (delete + add) never races another change.
 pub struct Firewall {
-    plan: Ruleset,
+    /// Replaced when a node's enrolment brings another subnet than the one
+    /// the daemon started with ([`Firewall::follow_subnet`]).
+    plan: std::sync::RwLock<Ruleset>,
     lock: Mutex<()>,
 }
 
@@ -96,7 +98,7 @@ impl Firewall {
         let live = grants::prune_expired(store, now_unix)?;
         let elements: Vec<_> = live
             .iter()
-            .filter(|s| fw.plan.subnet.contains(&s.grant.ip))
+            .filter(|s| fw.plan().subnet.contains(&s.grant.ip))
             .map(|s| element(&s.grant, remaining(s, now_unix)))
             .collect();
         fw.apply(&elements)?;
@@ -105,25 +107,52 @@ impl Firewall {
 
     pub fn new(plan: Ruleset) -> Firewall {
         Firewall {
-            plan,
+            plan: std::sync::RwLock::new(plan),
             lock: Mutex::new(()),
         }
     }
 
-    pub fn plan(&self) -> &Ruleset {
-        &self.plan
+    pub fn plan(&self) -> Ruleset {
+        self.plan.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A node enrolled into another subnet than the one its table was
+    /// built for (it starts with `mesh.subnet` before its enrolment):
+    /// rebuild the table for the granted one, with the stored grants that
+    /// lie inside it. Nothing happens when the subnet is already right.
+    pub fn follow_subnet(
+        &self,
+        subnet: Ipv4Net,
+        store: &StateStore,
+        now_unix: u64,
+    ) -> Result<bool, FirewallError> {
+        let current = self.plan();
+        if current.subnet == subnet.trunc() {
+            return Ok(false);
+        }
+        let next = Ruleset::new(&current.table, &current.interface, subnet, current.api_port)?;
+        let live = grants::prune_expired(store, now_unix)?;
+        let elements: Vec<_> = live
+            .iter()
+            .filter(|s| next.subnet.contains(&s.grant.ip))
+            .map(|s| element(&s.grant, remaining(s, now_unix)))
+            .collect();
+        let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        netlink::send_batch(netlink::replace_table_batch(&next, &elements))?;
+        *self.plan.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(true)
     }
 
     /// Replaces the table: base ruleset plus `elements` (key, timeout ms).
     pub fn apply(&self, elements: &[([u8; 8], Option<u64>)]) -> Result<(), FirewallError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        netlink::send_batch(netlink::replace_table_batch(&self.plan, elements))?;
+        netlink::send_batch(netlink::replace_table_batch(&self.plan(), elements))?;
         Ok(())
     }
 
     /// Checks a requested grant against the mesh subnet.
     pub fn check(&self, ip: Ipv4Addr, port: u32) -> Result<Grant, FirewallError> {
-        Ok(Grant::new(ip, port, &self.plan.subnet)?)
+        Ok(Grant::new(ip, port, &self.plan().subnet)?)
     }
 
     /// Adds (or refreshes) one grant in the kernel only.
@@ -177,7 +206,7 @@ impl Firewall {
 
     /// The grants the kernel holds, read back from it.
     pub fn list(&self) -> Result<Vec<LiveGrant>, FirewallError> {
-        let mut out: Vec<LiveGrant> = netlink::dump_elements(&self.plan.table)?
+        let mut out: Vec<LiveGrant> = netlink::dump_elements(&self.plan().table)?
             .into_iter()
             .filter_map(|e| {
                 let (ip, port) = plan::parse_grant_key(&e.key)?;
@@ -195,13 +224,13 @@ impl Firewall {
 
     fn kernel_has(&self, g: &Grant) -> Result<bool, FirewallError> {
         let key = grant_key(g.ip, g.port);
-        Ok(netlink::dump_elements(&self.plan.table)?
+        Ok(netlink::dump_elements(&self.plan().table)?
             .iter()
             .any(|e| e.key == key))
     }
 
     fn elements(&self, op: ElemOp, elements: &[([u8; 8], Option<u64>)]) -> Vec<Vec<u8>> {
-        element_messages(&self.plan.table, GRANT_SET, op, elements)
+        element_messages(&self.plan().table, GRANT_SET, op, elements)
     }
 
     /// `grant add`: the kernel and the store (with its audit record) both
