@@ -78,7 +78,8 @@ qemu_boot() {
             -drive "if=pflash,format=raw,unit=1,file=$d/vars.fd"
             -drive "if=none,id=stick,format=raw,file=$img${QEMU_DRIVE_OPTS:+,$QEMU_DRIVE_OPTS}"
             -device qemu-xhci,id=xhci -device usb-storage,bus=xhci.0,drive=stick,removable=on)
-        [[ -w /dev/kvm ]] && cmd+=(-accel kvm)
+        # TCG by default (the figures are TCG; nested KVM is unreliable); opt in:
+        [[ ${QEMU_KVM:-0} == 1 && -w /dev/kvm ]] && cmd+=(-accel kvm)
         ;;
     *)
         echo "qemu_boot: unknown board $board" >&2
