@@ -148,9 +148,10 @@ qemu_stop() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
     unset "_QEMU_PID[$name]"
+    return 0
 }
 
 # Stop every VM this shell started (for EXIT traps).

@@ -33,7 +33,10 @@ QEMU_DIR=$work/vm
 hub_pid=
 cleanup() {
     qemu_stop_all
-    [[ -n $hub_pid ]] && kill "$hub_pid" 2>/dev/null && wait "$hub_pid" 2>/dev/null
+    if [[ -n $hub_pid ]]; then
+        kill "$hub_pid" 2>/dev/null || true
+        wait "$hub_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
