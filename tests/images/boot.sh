@@ -2,7 +2,8 @@
 # tests/images/boot.sh BOARD [CHECK...] — boot out/gondwana-BOARD.img in QEMU
 # (scripts/lib/qemu.sh) and check, from the serial console:
 #   first      first boot creates GW_STATE and an identity (persistent=true);
-#              the root rejects writes; a reboot keeps the node id
+#              the root rejects writes
+#   reboot     powering that medium on again keeps the node id
 #   resets     system_reset while the state partition is made and while the
 #              identity is provisioned: never a broken or a changed identity
 #   readonly   a read-only medium boots with state on tmpfs: persistent=false
@@ -23,7 +24,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 board=$1
 shift
 checks=("$@")
-((${#checks[@]})) || checks=(first resets readonly enrol)
+((${#checks[@]})) || checks=(first reboot resets readonly enrol)
 img=$ROOT/out/gondwana-$board.img
 [[ -f $img ]] || GONDWANA_IMAGE_XZ=0 "$ROOT/scripts/build-images" "$board"
 qemu_deps
@@ -67,8 +68,12 @@ check_first() {
     [[ $persistent == true ]] || fail "first boot: persistent=$persistent"
     grep -aq 'GONDWANA-ROOT read-only' "$QEMU_DIR/first/serial.log" || fail "the root filesystem accepted a write"
     ok "first boot: state partition created, identity $first_id, persistent, root read-only"
-    qemu_mark first
-    qemu_monitor first system_reset
+    qemu_stop first
+}
+
+check_reboot() {
+    [[ -n $first_id ]] || check_first
+    qemu_boot first "$board" "$work/first.img" # power off, power on
     qemu_wait first 'state partition /dev/[a-z0-9]*4 mounted' "$boot_secs" >/dev/null || fail "reboot: state not mounted"
     read -r id persistent < <(ready first)
     [[ $id == "$first_id" ]] || fail "reboot changed the node id: $first_id -> $id"
@@ -156,7 +161,7 @@ TOML
 
 for c in "${checks[@]}"; do
     case $c in
-    first | resets | readonly | enrol) "check_$c" ;;
+    first | reboot | resets | readonly | enrol) "check_$c" ;;
     *) fail "unknown check '$c'" ;;
     esac
 done
