@@ -30,6 +30,10 @@ qemu_deps() {
     local want=1:7.2+dfsg-7+deb12u18+b3
     if ! dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null | grep -qxF "$want" ||
         ! command -v qemu-system-aarch64 >/dev/null || ! command -v qemu-system-x86_64 >/dev/null; then
+        if [[ ${_GONDWANA_APT_UPDATED:-0} != 1 ]]; then
+            _gw_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+            export _GONDWANA_APT_UPDATED=1
+        fi
         _gw_deps_log "apt-get install qemu-system-x86 qemu-system-arm qemu-utils=$want"
         _gw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             --allow-downgrades qemu-system-x86 qemu-system-arm "qemu-utils=$want" >/dev/null
