@@ -10,6 +10,7 @@ mod config;
 mod daemon;
 mod exit;
 mod net;
+mod persistence;
 mod random;
 mod status;
 mod store;

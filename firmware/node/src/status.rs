@@ -15,6 +15,7 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
         "boxname": identity.boxname.as_str(),
         "signing_public_key": to_hex(&identity.signing_key),
         "state_dir": store.path().parent().map(|p| p.display().to_string()),
+        "persistent": store.path().parent().and_then(crate::persistence::state_is_persistent),
     });
     let head = store.directory_head().ok().unwrap_or_default();
     v["directory"] = json!({"entries": head.len, "tip": to_hex(&head.tip)});

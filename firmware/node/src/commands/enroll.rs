@@ -130,6 +130,9 @@ fn print_status(v: &Value) {
             "not running"
         }
     );
+    if v["persistent"] == false {
+        println!("  persistent: false (state on tmpfs: this identity is lost at reboot)");
+    }
     if v["hub"].is_object() {
         let h = &v["hub"];
         println!(

@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# image/debs.sh — fetch and unpack the Debian packages an offline image is
+# made of (kernel, busybox-static, e2fsprogs/sfdisk with their libraries),
+# cached under out/cache/debs/<arch>/ so later builds need no network.
+#
+#   fetch_debs ARCH DEST   -> DEST/<package>/ unpacked trees, DEST/kernel-version
+
+# Packages whose files go into the initramfs (sfdisk, mke2fs, e2fsck,
+# tune2fs, resize2fs and their shared libraries) and the rootfs (busybox).
+DEBS_TOOLS="busybox-static e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1"
+
+_debs_log() { printf 'build-images: %s\n' "$*" >&2; }
+
+ensure_foreign_arch() {
+    local arch=$1
+    [[ $arch == "$(dpkg --print-architecture)" ]] && return 0
+    if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+        _debs_log "dpkg --add-architecture $arch"
+        dpkg --add-architecture "$arch"
+        _GONDWANA_APT_UPDATED=0
+    fi
+    if [[ ${_GONDWANA_APT_UPDATED:-0} != 1 ]] && ! apt-cache show "busybox-static:$arch" >/dev/null 2>&1; then
+        _debs_log "apt-get update (for $arch)"
+        apt-get update -qq
+        export _GONDWANA_APT_UPDATED=1
+    fi
+}
+
+fetch_debs() {
+    local arch=$1 dest=$2
+    local cache=$ROOT/out/cache/debs/$arch
+    mkdir -p "$cache" "$dest"
+    # The kernel package the metapackage points at (e.g. linux-image-6.1.0-56-arm64);
+    # remembered in the cache so an offline rebuild takes the same one.
+    local kpkg
+    if [[ -s $cache/kernel-package ]]; then
+        kpkg=$(cat "$cache/kernel-package")
+    else
+        ensure_foreign_arch "$arch"
+        kpkg=$(apt-cache depends "linux-image-$arch:$arch" | sed -n 's/^ *Depends: \(linux-image-[^:]*\).*/\1/p' | head -n1)
+        [[ -n $kpkg ]] || { _debs_log "cannot resolve linux-image-$arch"; return 1; }
+        echo "$kpkg" >"$cache/kernel-package"
+    fi
+    local pkg missing=()
+    for pkg in $kpkg $DEBS_TOOLS; do
+        compgen -G "$cache/${pkg}_*.deb" >/dev/null || missing+=("$pkg:$arch")
+    done
+    if ((${#missing[@]})); then
+        ensure_foreign_arch "$arch"
+        _debs_log "apt-get download ${missing[*]}"
+        (cd "$cache" && apt-get download -q "${missing[@]}" >/dev/null)
+    fi
+    for pkg in $kpkg $DEBS_TOOLS; do
+        local deb
+        deb=$(compgen -G "$cache/${pkg}_*.deb" | LC_ALL=C sort | tail -n1)
+        if [[ ! -d $dest/$pkg ]]; then
+            dpkg-deb -x "$deb" "$dest/$pkg.tmp" && mv "$dest/$pkg.tmp" "$dest/$pkg"
+        fi
+    done
+    ls "$dest/$kpkg/lib/modules" >"$dest/kernel-version"
+    echo "$kpkg" >"$dest/kernel-package"
+}

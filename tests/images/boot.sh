@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# tests/images/boot.sh BOARD [CHECK...] — boot out/gondwana-BOARD.img in QEMU
+# (scripts/lib/qemu.sh) and check, from the serial console:
+#   first      first boot creates GW_STATE and an identity (persistent=true);
+#              the root rejects writes
+#   reboot     powering that medium on again keeps the node id
+#   resets     system_reset while the state partition is made and while the
+#              identity is provisioned: never a broken or a changed identity
+#   readonly   a read-only medium boots with state on tmpfs: persistent=false
+#   enrol      a fresh copy with enroll.toml injected into GW_BOOT enrols with
+#              a hub on the host (our x86_64 binary) and has a node id other
+#              than `first`'s (nothing identity-like in the image);
+#              GONDWANA_TEST_WG=1 also wants kernel WireGuard up in the VM
+#              (needs the data plane)
+# Default checks: all. Each VM gets a fresh sparse copy of the image, grown
+# to 512 MiB (the "medium"). Exit status non-zero on the first failure.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=scripts/lib/deps.sh
+. "$ROOT/scripts/lib/deps.sh"
+# shellcheck source=scripts/lib/qemu.sh
+. "$ROOT/scripts/lib/qemu.sh"
+
+board=$1
+shift
+checks=("$@")
+((${#checks[@]})) || checks=(first reboot resets readonly enrol)
+img=$ROOT/out/gondwana-$board.img
+[[ -f $img ]] || GONDWANA_IMAGE_XZ=0 "$ROOT/scripts/build-images" "$board"
+qemu_deps
+
+work=$(mktemp -d "/tmp/gondwana-imgtest-$board.XXXXXX")
+QEMU_DIR=$work/vm
+hub_pid=
+cleanup() {
+    qemu_stop_all
+    if [[ -n $hub_pid ]]; then
+        kill "$hub_pid" 2>/dev/null || true
+        wait "$hub_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+case $board in
+mochabin) boot_secs=120 ;;
+*) boot_secs=300 ;; # OVMF + GRUB + amd64 kernel under TCG
+esac
+
+t0=$SECONDS
+ok() { printf 'images[%s]: ok   %s (%ss)\n' "$board" "$*" $((SECONDS - t0)); }
+fail() {
+    printf 'images[%s]: FAIL %s\n' "$board" "$*" >&2
+    exit 1
+}
+fresh() { cp --sparse=always "$img" "$work/$1.img" && image_grow "$work/$1.img" 512M; }
+ready() { # VM -> "node_id persistent"
+    local line
+    line=$(qemu_wait "$1" 'GONDWANA-READY node_id=gw:' "$boot_secs") || fail "$1: no GONDWANA-READY"
+    sed -n 's/.*node_id=\([^ ]*\) persistent=\([^ ]*\).*/\1 \2/p' <<<"$line"
+}
+
+first_id=
+check_first() {
+    fresh first
+    qemu_boot first "$board" "$work/first.img"
+    qemu_wait first 'creating the state partition' "$boot_secs" >/dev/null || fail "first boot did not create the state partition"
+    read -r first_id persistent < <(ready first)
+    [[ $persistent == true ]] || fail "first boot: persistent=$persistent"
+    grep -aq 'GONDWANA-ROOT read-only' "$QEMU_DIR/first/serial.log" || fail "the root filesystem accepted a write"
+    ok "first boot: state partition created, identity $first_id, persistent, root read-only"
+    qemu_stop first
+}
+
+check_reboot() {
+    [[ -n $first_id ]] || check_first
+    qemu_boot first "$board" "$work/first.img" # power off, power on
+    qemu_wait first 'state partition /dev/[a-z0-9]*4 mounted' "$boot_secs" >/dev/null || fail "reboot: state not mounted"
+    read -r id persistent < <(ready first)
+    [[ $id == "$first_id" ]] || fail "reboot changed the node id: $first_id -> $id"
+    ok "after a reboot: same node id"
+    qemu_stop first
+}
+
+check_resets() {
+    fresh resets
+    qemu_boot resets "$board" "$work/resets.img"
+    # Reset just after the partition table is written, during mkfs, and
+    # while the daemon provisions the identity.
+    local marker
+    for marker in 'creating the state partition' 'formatting /dev' 'switching to root'; do
+        qemu_mark resets
+        qemu_wait resets "$marker" "$boot_secs" >/dev/null || fail "resets: no '$marker'"
+        qemu_monitor resets system_reset
+        ok "hard reset at '$marker'"
+    done
+    # A reset a moment after the daemon starts (identity commit in flight).
+    qemu_mark resets
+    qemu_wait resets 'GONDWANA-ROOT' "$boot_secs" >/dev/null || fail "resets: no root"
+    sleep 0.$((RANDOM % 10))
+    qemu_monitor resets system_reset
+    qemu_mark resets
+    read -r id1 _ < <(ready resets)
+    qemu_mark resets
+    qemu_monitor resets system_reset
+    read -r id2 _ < <(ready resets)
+    [[ -n $id1 && $id1 == "$id2" ]] || fail "identity changed across resets: $id1 -> $id2"
+    ok "after 4 hard resets during first boot: one identity ($id1), stable across a reset"
+    qemu_stop resets
+}
+
+check_readonly() {
+    fresh ro
+    QEMU_DRIVE_OPTS=readonly=on qemu_boot ro "$board" "$work/ro.img"
+    qemu_wait ro 'state on tmpfs' "$boot_secs" >/dev/null || fail "read-only medium: no tmpfs fallback"
+    read -r _ persistent < <(ready ro)
+    [[ $persistent == false ]] || fail "read-only medium: persistent=$persistent"
+    ok "read-only medium: state on tmpfs, persistent=false"
+    qemu_stop ro
+}
+
+check_enrol() {
+    local bin=$ROOT/out/x86_64-unknown-linux-musl/gondwana port=$((30000 + RANDOM % 20000))
+    [[ -x $bin ]] || "$ROOT/scripts/build" x86_64-unknown-linux-musl
+    mkdir -p "$work/hub"
+    # QEMU user networking: the guest reaches the host's loopback as 10.0.2.2.
+    cat >"$work/hub/gondwana.toml" <<TOML
+role = "hub"
+[hub]
+public_endpoint = "10.0.2.2:51822"
+enroll_listen = "127.0.0.1:$port"
+public_url = "http://10.0.2.2:$port"
+[api]
+loopback = "127.0.0.1:$((port + 1))"
+admin_socket = "$work/hub/admin.sock"
+TOML
+    hub() { "$bin" --config "$work/hub/gondwana.toml" --state-dir "$work/hub/state" "$@"; }
+    hub run 2>"$work/hub/log" &
+    hub_pid=$!
+    local i
+    for i in $(seq 100); do grep -q running "$work/hub/log" 2>/dev/null && break; sleep 0.1; done
+    hub token create --uses 1 --out "$work/enroll.toml" >/dev/null
+    fresh enrol
+    image_inject_enroll "$work/enrol.img" "$work/enroll.toml"
+    qemu_boot enrol "$board" "$work/enrol.img"
+    read -r id _ < <(ready enrol)
+    if [[ -n $first_id ]]; then
+        [[ $id != "$first_id" ]] || fail "two boots of the same image file gave the same node id $id"
+        ok "a second copy of the image is another node ($id)"
+    fi
+    qemu_wait enrol 'GONDWANA-ENROLLED mesh_ip=' 120 >/dev/null || fail "the node did not enrol (hub log: $(tail -5 "$work/hub/log"))"
+    hub node list | grep -q "${id#gw:}" || hub node list | grep -q "gw-${id:3:10}" || fail "the hub does not list $id: $(hub node list)"
+    ok "enroll.toml on GW_BOOT: enrolled with the host's hub"
+    if [[ ${GONDWANA_TEST_WG:-0} == 1 ]]; then
+        qemu_send enrol ""
+        qemu_send enrol "echo WG-\$(cat /sys/class/net/wg-mesh/type 2>/dev/null || echo missing)-END"
+        qemu_wait enrol 'WG-[0-9]+-END' 60 >/dev/null || fail "no kernel WireGuard interface wg-mesh in the VM"
+        ok "kernel WireGuard interface wg-mesh is up in the VM"
+    fi
+    qemu_stop enrol
+}
+
+for c in "${checks[@]}"; do
+    case $c in
+    first | reboot | resets | readonly | enrol) "check_$c" ;;
+    *) fail "unknown check '$c'" ;;
+    esac
+done
+echo "images[$board]: all checks passed (${checks[*]}) in $((SECONDS - t0))s"
