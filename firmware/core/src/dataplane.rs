@@ -20,21 +20,12 @@ use crate::keys::PublicKey;
 /// timeout of common NAT boxes, the value `wg-quick` users know.
 pub const NODE_KEEPALIVE_SECS: u16 = 25;
 
-/// One peer as the interface should have it.
+/// One peer as the interface should have it (or, read back, has it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSpec {
     pub public_key: PublicKey,
     pub allowed_ips: Vec<Ipv4Net>,
     /// `None`: leave whatever endpoint the peer roamed to.
-    pub endpoint: Option<SocketAddr>,
-    pub keepalive: Option<u16>,
-}
-
-/// One peer as the interface has it now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerSeen {
-    pub public_key: PublicKey,
-    pub allowed_ips: Vec<Ipv4Net>,
     pub endpoint: Option<SocketAddr>,
     pub keepalive: Option<u16>,
 }
@@ -93,15 +84,15 @@ pub fn node_peers(
 /// What to change so the interface has exactly `desired`. Peers that match
 /// are left alone (no handshake is disturbed); a desired `endpoint: None`
 /// matches any endpoint the peer has roamed to.
-pub fn plan_peers(desired: &[PeerSpec], actual: &[PeerSeen]) -> PeerPlan {
-    let seen: BTreeMap<&PublicKey, &PeerSeen> = actual.iter().map(|p| (&p.public_key, p)).collect();
+pub fn plan_peers(desired: &[PeerSpec], actual: &[PeerSpec]) -> PeerPlan {
+    let seen: BTreeMap<&PublicKey, &PeerSpec> = actual.iter().map(|p| (&p.public_key, p)).collect();
     let wanted: BTreeMap<&PublicKey, &PeerSpec> =
         desired.iter().map(|p| (&p.public_key, p)).collect();
     let upsert = wanted
         .values()
         .filter(|want| match seen.get(&want.public_key) {
             None => true,
-            Some(have) => !matches(want, have),
+            Some(have) => !satisfies(have, want),
         })
         .map(|p| (*p).clone())
         .collect();
@@ -113,7 +104,10 @@ pub fn plan_peers(desired: &[PeerSpec], actual: &[PeerSeen]) -> PeerPlan {
     PeerPlan { upsert, remove }
 }
 
-fn matches(want: &PeerSpec, have: &PeerSeen) -> bool {
+/// Does the interface's `have` already satisfy `want`? Allowed IPs compare
+/// as sets; a keepalive of 0 is "off"; `want.endpoint == None` accepts any
+/// endpoint the peer roamed to.
+pub fn satisfies(have: &PeerSpec, want: &PeerSpec) -> bool {
     let mut a: Vec<Ipv4Net> = want.allowed_ips.iter().map(Ipv4Net::trunc).collect();
     let mut b: Vec<Ipv4Net> = have.allowed_ips.iter().map(Ipv4Net::trunc).collect();
     a.sort();
@@ -152,13 +146,8 @@ mod tests {
         v
     }
 
-    fn seen(spec: &PeerSpec) -> PeerSeen {
-        PeerSeen {
-            public_key: spec.public_key,
-            allowed_ips: spec.allowed_ips.clone(),
-            endpoint: spec.endpoint,
-            keepalive: spec.keepalive,
-        }
+    fn seen(spec: &PeerSpec) -> PeerSpec {
+        spec.clone()
     }
 
     #[test]
@@ -188,21 +177,21 @@ mod tests {
     #[test]
     fn a_converged_interface_needs_nothing() {
         let desired = hub_peers(&view(&[1, 2, 3, 4]), &id(1), &[0; 32]);
-        let actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        let actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         assert!(plan_peers(&desired, &actual).is_empty());
     }
 
     #[test]
     fn roamed_endpoints_are_left_alone_but_a_changed_hub_endpoint_is_set() {
         let desired = hub_peers(&view(&[1, 2]), &id(9), &[0; 32]);
-        let mut actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         actual[0].endpoint = Some("192.0.2.7:40000".parse().unwrap());
         assert!(plan_peers(&desired, &actual).is_empty());
 
         let subnet: Ipv4Net = "10.99.0.0/16".parse().unwrap();
         let old = node_peers([7; 32], subnet, Some("192.0.2.1:51820".parse().unwrap()));
         let new = node_peers([7; 32], subnet, Some("192.0.2.2:51820".parse().unwrap()));
-        let actual: Vec<PeerSeen> = old.iter().map(seen).collect();
+        let actual: Vec<PeerSpec> = old.iter().map(seen).collect();
         let plan = plan_peers(&new, &actual);
         assert_eq!(plan.upsert, new);
         assert!(plan.remove.is_empty());
@@ -211,10 +200,10 @@ mod tests {
     #[test]
     fn only_what_differs_is_touched() {
         let desired = hub_peers(&view(&[2, 3, 4]), &id(1), &[0; 32]);
-        let mut actual: Vec<PeerSeen> = desired.iter().map(seen).collect();
+        let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         actual.remove(0); // missing
         actual[0].allowed_ips = vec!["10.99.0.200/32".parse().unwrap()]; // changed
-        actual.push(PeerSeen {
+        actual.push(PeerSpec {
             public_key: [0xee; 32],
             allowed_ips: vec![],
             endpoint: None,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use gondwana_core::dataplane::{self, PeerSeen, PeerSpec};
+use gondwana_core::dataplane;
 use gondwana_core::directory::{self, Head, View};
 use gondwana_core::keys::{PublicKey, wg_key_to_base64};
 use gondwana_core::mesh;
@@ -247,11 +247,10 @@ impl Reconciler {
                 dataplane::node_peers(hub_key, member.address, endpoint)
             }
         };
-        let seen: Vec<PeerSeen> = device.peers.iter().map(seen).collect();
+        let seen: Vec<PeerConfig> = device.peers.iter().map(|p| p.config.clone()).collect();
         let plan = dataplane::plan_peers(&desired, &seen);
         if !plan.is_empty() {
-            let upsert: Vec<PeerConfig> = plan.upsert.iter().map(config_of).collect();
-            wg.apply_peers(&upsert, &plan.remove).await?;
+            wg.apply_peers(&plan.upsert, &plan.remove).await?;
             if plan.remove.len() + plan.upsert.len() <= 8 {
                 for p in &plan.upsert {
                     eprintln!(
@@ -422,24 +421,6 @@ async fn bind_mesh_listener(
             *bound = Some(addr);
         }
         Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),
-    }
-}
-
-fn seen(p: &PeerState) -> PeerSeen {
-    PeerSeen {
-        public_key: p.config.public_key,
-        allowed_ips: p.config.allowed_ips.clone(),
-        endpoint: p.config.endpoint,
-        keepalive: p.config.keepalive,
-    }
-}
-
-fn config_of(p: &PeerSpec) -> PeerConfig {
-    PeerConfig {
-        public_key: p.public_key,
-        endpoint: p.endpoint,
-        allowed_ips: p.allowed_ips.clone(),
-        keepalive: p.keepalive,
     }
 }
 

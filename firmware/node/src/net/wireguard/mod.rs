@@ -15,11 +15,9 @@ pub mod uapi;
 pub mod uapi_proxy;
 pub mod userspace;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use gondwana_core::mesh::Ipv4Net;
 use zeroize::Zeroizing;
 
 pub use userspace::Launcher;
@@ -55,15 +53,9 @@ pub enum BackendChoice {
 
 /// What one peer should look like. `endpoint: None` means "no opinion":
 /// the device keeps whatever endpoint it learned from handshakes (a hub's
-/// view of roaming nodes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerConfig {
-    pub public_key: [u8; 32],
-    pub endpoint: Option<SocketAddr>,
-    pub allowed_ips: Vec<Ipv4Net>,
-    /// Persistent keepalive in seconds; `None` (or 0) is off.
-    pub keepalive: Option<u16>,
-}
+/// view of roaming nodes). The reconciler's type, shared so nothing
+/// converts between two copies of the same four fields.
+pub use gondwana_core::dataplane::PeerSpec as PeerConfig;
 
 /// One peer as the device reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

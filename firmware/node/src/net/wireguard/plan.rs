@@ -64,20 +64,10 @@ pub fn plan(current: &[PeerState], upsert: &[PeerConfig], remove: &[[u8; 32]]) -
     plan
 }
 
-/// Does the device's `have` already satisfy `want`? Allowed IPs compare as
-/// sets; a keepalive of 0 is "off"; `want.endpoint == None` accepts any
-/// learned endpoint.
+/// Does the device's `have` already satisfy `want`? (One definition for
+/// the reconciler's plan and this one: `gondwana_core::dataplane`.)
 pub fn same(have: &PeerConfig, want: &PeerConfig) -> bool {
-    let mut a = have.allowed_ips.clone();
-    let mut b = want.allowed_ips.clone();
-    a.sort();
-    a.dedup();
-    b.sort();
-    b.dedup();
-    let keepalive = |k: Option<u16>| k.filter(|&s| s != 0);
-    a == b
-        && keepalive(have.keepalive) == keepalive(want.keepalive)
-        && (want.endpoint.is_none() || want.endpoint == have.endpoint)
+    gondwana_core::dataplane::satisfies(have, want)
 }
 
 #[cfg(test)]
