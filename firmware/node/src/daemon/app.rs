@@ -74,6 +74,7 @@ pub struct AppParts {
 
 impl App {
     pub fn new(parts: AppParts) -> App {
+        let dataplane = crate::daemon::dataplane::initial_status(&parts.config);
         App {
             grants: parts.grants,
             store: parts.store,
@@ -90,7 +91,7 @@ impl App {
             started: Instant::now(),
             status_cache: Mutex::new(None),
             dataplane_kick: tokio::sync::Notify::new(),
-            dataplane: Mutex::new(DataplaneStatus::default()),
+            dataplane: Mutex::new(dataplane),
         }
     }
 

@@ -60,7 +60,7 @@ pub struct DataplaneStatus {
 impl DataplaneStatus {
     pub fn to_json(&self) -> Value {
         json!({
-            "state": if self.state.is_empty() { "starting" } else { self.state },
+            "state": self.state,
             "backend": self.backend,
             "interface": self.interface,
             "address": self.address.map(|a| a.to_string()),
@@ -102,14 +102,23 @@ pub struct Reconciler {
 }
 
 /// The task: never returns while the daemon runs.
+/// What status says before the first pass: "disabled" for a control-plane
+/// daemon (set before the listeners bind, so `/v1/ready` never sees it
+/// "starting"), else "starting".
+pub fn initial_status(config: &Config) -> DataplaneStatus {
+    DataplaneStatus {
+        state: if config.wireguard.backend == BackendChoice::None {
+            "disabled"
+        } else {
+            "starting"
+        },
+        interface: config.mesh.interface.clone(),
+        ..Default::default()
+    }
+}
+
 pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>) {
-    let config = app.config();
-    if config.wireguard.backend == BackendChoice::None {
-        app.set_dataplane_status(DataplaneStatus {
-            state: "disabled",
-            interface: config.mesh.interface.clone(),
-            ..Default::default()
-        });
+    if app.config().wireguard.backend == BackendChoice::None {
         return;
     }
     let mut r = Reconciler {

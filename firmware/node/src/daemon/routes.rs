@@ -84,13 +84,13 @@ fn ready(app: &App) -> ApiResponse {
     }
     let mesh = app.dataplane_status();
     match mesh.state {
-        "up" | "waiting" => {
+        "up" | "waiting" | "disabled" => {
             ApiResponse::json(StatusCode::OK, &json!({"ready": true, "mesh": mesh.state}))
         }
         other => ApiError::unavailable(format!(
             "mesh interface {} is {}{}",
             mesh.interface,
-            if other.is_empty() { "starting" } else { other },
+            other,
             mesh.error.map(|e| format!(": {e}")).unwrap_or_default()
         ))
         .into(),
