@@ -53,14 +53,16 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
     match &cli.command {
         Command::Firstboot(flag) => firstboot_command(&state_dir, &config, flag.json),
-        Command::Identity(IdentityCommand::Show(flag)) => identity::show(&state_dir, flag.json),
+        Command::Identity(IdentityCommand::Show(flag)) => {
+            identity::show(&state_dir, &config, flag.json)
+        }
         Command::Identity(IdentityCommand::Rotate(args)) => {
             identity::rotate(&state_dir, &config, args)
         }
         Command::Identity(IdentityCommand::Verify(args)) => identity::verify(&state_dir, args),
         Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
-        Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, flag.json),
-        Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, flag.json),
+        Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, &config, flag.json),
+        Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, &config, flag.json),
         Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),
         Command::WireguardBench(args) => commands::wireguard_bench::run(
             &args.interface,

@@ -34,33 +34,42 @@ pub fn state_json(state: &IdentityState) -> serde_json::Value {
 }
 
 pub fn print_state(state: &IdentityState) {
-    println!("  node id:        {}", state.node_id);
-    println!("  boxname:        {}", state.boxname);
-    println!("  signing key:    {}", to_hex(&state.signing_key));
-    println!(
-        "  wireguard key:  {}",
-        wg_key_to_base64(&state.wireguard_key)
-    );
+    print_state_json(&state_json(state));
+}
+
+/// The text form of [`state_json`] (the daemon answers with the JSON).
+fn print_state_json(v: &serde_json::Value) {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    println!("  node id:        {}", s("node_id"));
+    println!("  boxname:        {}", s("boxname"));
+    println!("  signing key:    {}", s("signing_public_key"));
+    println!("  wireguard key:  {}", s("wireguard_public_key"));
     println!(
         "  identity log:   {} entries, tip {}",
-        state.len,
-        to_hex(&state.tip)
+        v["log_entries"],
+        s("log_tip")
     );
-    if state.retired {
+    if v["retired"] == true {
         println!("  RETIRED");
     }
 }
 
-pub fn show(state_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
-    let identity = store.require_identity()?;
+/// While the daemon runs it holds the state: ask it over the admin socket.
+pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()> {
+    let mut v = match admin::client::call(config, "GET", "/admin/identity", None)? {
+        Some(v) => v,
+        None => state_json(
+            &StateStore::open(state_dir, OpenMode::ReadOnly)?
+                .require_identity()?
+                .state,
+        ),
+    };
     if json {
-        let mut v = state_json(&identity.state);
         v["state_dir"] = json!(state_dir);
         println!("{v}");
     } else {
         println!("identity ({})", state_dir.display());
-        print_state(&identity.state);
+        print_state_json(&v);
     }
     Ok(())
 }

@@ -217,6 +217,13 @@ pub async fn run(app: Arc<App>) {
 
 async fn sync_loop(app: &App, enrolment: Enrolment) {
     loop {
+        // The default hub URL is its mesh address: wait for the tunnel
+        // rather than log a failed pull for every second it takes.
+        let mesh = app.dataplane_status().state;
+        if app.config().enroll.hub_api_url.is_none() && !matches!(mesh, "up" | "disabled") {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let url = hub_api_url(&app.config(), &enrolment);
         if let Err(e) = pull_directory(app, &url, &enrolment).await {
             eprintln!("gondwana: directory pull from {url} failed: {e:#}");

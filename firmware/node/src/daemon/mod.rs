@@ -59,8 +59,7 @@ async fn serve(
     if config.role == Role::Hub {
         guard_subnet(&config, &config_path)?;
     }
-    firstboot::run(&state_dir, &config)?;
-    let store = Arc::new(StateStore::open(&state_dir, OpenMode::ExistingOnly)?);
+    let store = Arc::new(open_state(&state_dir, &config).await?);
     let identity = store.require_identity()?;
 
     let hub = match config.role {
@@ -223,6 +222,32 @@ async fn serve(
     }
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Provisions the identity if needed (same code as `firstboot`) and opens
+/// the store. A command run while no daemon was up (`gondwana status` from
+/// a monitoring loop, say) holds the state lock for a moment: a daemon
+/// starting then waits a few seconds for it rather than exiting, so an
+/// operator's command never makes a restart fail.
+async fn open_state(state_dir: &std::path::Path, config: &Config) -> anyhow::Result<StateStore> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = firstboot::run(state_dir, config)
+            .and_then(|_| Ok(StateStore::open(state_dir, OpenMode::ExistingOnly)?));
+        match attempt {
+            Ok(store) => return Ok(store),
+            Err(e)
+                if std::time::Instant::now() < deadline
+                    && matches!(
+                        e.downcast_ref::<crate::store::StoreError>(),
+                        Some(crate::store::StoreError::InUse { .. })
+                    ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// The admin socket: its directory 0700 and the socket 0600, root's.

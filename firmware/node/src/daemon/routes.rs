@@ -357,6 +357,13 @@ fn admin_blocking(
     let text = |k: &str| body[k].as_str().map(str::to_string);
     match (method, p.as_slice()) {
         (&Method::GET, ["admin", "status"]) => Ok(app.status_json()),
+        (&Method::GET, ["admin", "identity"]) => {
+            Ok(crate::commands::identity::state_json(&app.identity()))
+        }
+        (&Method::GET, ["admin", "audit"]) => Ok(serde_json::Value::Array(
+            crate::commands::audit::rows(store)?,
+        )),
+        (&Method::GET, ["admin", "audit", "verify"]) => crate::commands::audit::verify_json(store),
         (&Method::POST, ["admin", "grant", "add"]) => {
             grants::admin_add(app, &serde_json::from_value(body)?)
         }
