@@ -144,7 +144,7 @@ vm_sh() {
 check_enrol() {
     local bin=$ROOT/out/x86_64-unknown-linux-musl/gondwana port=$((30000 + RANDOM % 20000))
     [[ -x $bin ]] || "$ROOT/scripts/build" x86_64-unknown-linux-musl
-    need_apt wireguard-tools iputils-ping
+    need_apt wireguard-tools iputils-ping iproute2
     ip netns add "$netns"
     netns_made=1
     ip -n "$netns" link set lo up
