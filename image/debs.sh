@@ -4,10 +4,18 @@
 # cached under out/cache/debs/<arch>/ so later builds need no network.
 #
 #   fetch_debs ARCH DEST   -> DEST/<package>/ unpacked trees, DEST/kernel-version
+#   install_elf DEBS TREE LIBDIR FILE...
+#                          copy each FILE's shared libraries (DT_NEEDED,
+#                          recursively, from the unpacked DEBS trees) and its
+#                          ELF interpreter into TREE: the libraries into
+#                          TREE/LIBDIR, or, with LIBDIR "", where Debian
+#                          puts them (on ld.so's default search path)
 
 # Packages whose files go into the initramfs (sfdisk, mke2fs, e2fsck,
-# tune2fs, resize2fs and their shared libraries) and the rootfs (busybox).
-DEBS_TOOLS="busybox-static e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1"
+# tune2fs, resize2fs and their shared libraries) and the rootfs (busybox;
+# wg and nft for operators, with their libraries).
+DEBS_TOOLS="busybox-static e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1
+ wireguard-tools nftables libnftables1 libmnl0 libnftnl11 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0"
 
 _debs_log() { printf 'build-images: %s\n' "$*" >&2; }
 
@@ -59,4 +67,34 @@ fetch_debs() {
     done
     ls "$dest/$kpkg/lib/modules" >"$dest/kernel-version"
     echo "$kpkg" >"$dest/kernel-package"
+}
+
+install_elf() {
+    local debs=$1 tree=$2 libdir=$3
+    shift 3
+    local queue=("$@") f lib path dest interp
+    local -A seen=()
+    while ((${#queue[@]})); do
+        f=${queue[0]}
+        queue=("${queue[@]:1}")
+        interp=$(readelf -l "$f" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
+        if [[ -n $interp && ! -e $tree$interp ]]; then
+            mkdir -p "$tree$(dirname "$interp")"
+            cp -L "$debs/libc6$interp" "$tree$interp"
+        fi
+        for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+            [[ -z ${seen[$lib]:-} && $lib != ld-linux* ]] || continue # ld.so: the interpreter
+            seen[$lib]=1
+            path=$(find "$debs" -path "$debs/linux-image-*" -prune -o -name "$lib" -print | LC_ALL=C sort | head -n1)
+            [[ -n $path ]] || { _debs_log "install_elf: no $lib (needed by ${f#"$tree"}) in $debs"; return 1; }
+            if [[ -n $libdir ]]; then
+                dest=$tree$libdir/$lib
+            else # <package>/lib/<triplet>/libX.so.N -> TREE/lib/<triplet>/libX.so.N
+                dest=$tree/${path#"$debs"/*/}
+            fi
+            mkdir -p "$(dirname "$dest")"
+            cp -L "$path" "$dest"
+            queue+=("$dest")
+        done
+    done
 }

@@ -20,6 +20,9 @@
 # amd64-live -> qemu-system-x86_64 -M q35 with OVMF, the image as a USB stick
 # (qemu-xhci + usb-storage). Both get user networking (the host is 10.0.2.2)
 # and virtio-rng.
+# Environment: QEMU_DRIVE_OPTS (extra -drive options, e.g. readonly=on);
+# QEMU_NETNS runs QEMU in that network namespace (user networking then
+# reaches the namespace's loopback as 10.0.2.2).
 
 QEMU_DIR=${QEMU_DIR:-$ROOT/out/qemu}
 declare -A _QEMU_PID _QEMU_MARK
@@ -90,6 +93,8 @@ qemu_boot() {
         return 2
         ;;
     esac
+    # `ip netns exec` execs QEMU: the pid stays QEMU's.
+    [[ -z ${QEMU_NETNS:-} ]] || cmd=(ip netns exec "$QEMU_NETNS" "${cmd[@]}")
     "${cmd[@]}" "${common[@]}" "$@" >"$d/qemu.log" 2>&1 &
     _QEMU_PID[$name]=$!
     _QEMU_MARK[$name]=0

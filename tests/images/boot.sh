@@ -9,9 +9,14 @@
 #   readonly   a read-only medium boots with state on tmpfs: persistent=false
 #   enrol      a fresh copy with enroll.toml injected into GW_BOOT enrols with
 #              a hub on the host (our x86_64 binary) and has a node id other
-#              than `first`'s (nothing identity-like in the image);
-#              GONDWANA_TEST_WG=1 also wants kernel WireGuard up in the VM
-#              (needs the data plane)
+#              than `first`'s (nothing identity-like in the image); then
+#              kernel WireGuard in the VM: status says kernel/up, the
+#              handshake with the hub completed, pings cross the tunnel both
+#              ways, the VM's `wg show` agrees with our status and
+#              `nft list table inet gondwana` shows our table. The hub and
+#              that VM run in a network namespace made for the test: the
+#              hub's (userspace) WireGuard interface and nftables table never
+#              touch the host's network.
 # Default checks: all. Each VM gets a fresh sparse copy of the image, grown
 # to 512 MiB (the "medium"). Exit status non-zero on the first failure.
 set -euo pipefail
@@ -31,12 +36,18 @@ qemu_deps
 
 work=$(mktemp -d "/tmp/gondwana-imgtest-$board.XXXXXX")
 QEMU_DIR=$work/vm
-hub_pid=
+# The hub's network namespace and WireGuard interface: unique per run.
+netns=gwimg-$$ hub_if=wgt$$ netns_made=
 cleanup() {
     qemu_stop_all
-    if [[ -n $hub_pid ]]; then
-        kill "$hub_pid" 2>/dev/null || true
-        wait "$hub_pid" 2>/dev/null || true
+    if [[ -n $netns_made ]]; then
+        # The hub and its boringtun device process (which outlives it).
+        local pid
+        for pid in $(ip netns pids "$netns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+        sleep 0.3
+        for pid in $(ip netns pids "$netns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+        ip netns delete "$netns" 2>/dev/null || true
+        rm -f "/var/run/wireguard/$hub_if.sock" "/var/run/wireguard/$hub_if.log"
     fi
     rm -rf "$work"
 }
@@ -118,11 +129,28 @@ check_readonly() {
     qemu_stop ro
 }
 
+# VM COMMAND -> COMMAND's output, run on the VM's serial shell. The
+# markers are split in the typed text so its echo never matches.
+vm_seq=0
+vm_sh() {
+    local n=$((++vm_seq)) log=$QEMU_DIR/$1/serial.log from
+    qemu_mark "$1"
+    from=$(stat -c %s "$log")
+    qemu_send "$1" "echo GW-OUT-\"\"$n; $2; echo GW-END-\"\"$n"
+    qemu_wait "$1" "^GW-END-$n\$" 90 >/dev/null || return 1
+    tail -c +$((from + 1)) "$log" | tr -d '\r' | sed -n "/^GW-OUT-$n\$/,/^GW-END-$n\$/p" | sed '1d;$d'
+}
+
 check_enrol() {
     local bin=$ROOT/out/x86_64-unknown-linux-musl/gondwana port=$((30000 + RANDOM % 20000))
     [[ -x $bin ]] || "$ROOT/scripts/build" x86_64-unknown-linux-musl
+    need_apt wireguard-tools iputils-ping iproute2
+    ip netns add "$netns"
+    netns_made=1
+    ip -n "$netns" link set lo up
     mkdir -p "$work/hub"
-    # QEMU user networking: the guest reaches the host's loopback as 10.0.2.2.
+    # QEMU user networking in the namespace: the guest reaches the
+    # namespace's loopback as 10.0.2.2.
     cat >"$work/hub/gondwana.toml" <<TOML
 role = "hub"
 [hub]
@@ -132,31 +160,55 @@ public_url = "http://10.0.2.2:$port"
 [api]
 loopback = "127.0.0.1:$((port + 1))"
 admin_socket = "$work/hub/admin.sock"
+[mesh]
+interface = "$hub_if"
+[wireguard]
+backend = "userspace"
 TOML
-    hub() { "$bin" --config "$work/hub/gondwana.toml" --state-dir "$work/hub/state" "$@"; }
+    hub() { ip netns exec "$netns" "$bin" --config "$work/hub/gondwana.toml" --state-dir "$work/hub/state" "$@"; }
     hub run 2>"$work/hub/log" &
-    hub_pid=$!
-    local i
-    for i in $(seq 100); do grep -q running "$work/hub/log" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q running "$work/hub/log" 2>/dev/null && break; sleep 0.1; done
     hub token create --uses 1 --out "$work/enroll.toml" >/dev/null
     fresh enrol
     image_inject_enroll "$work/enrol.img" "$work/enroll.toml"
-    qemu_boot enrol "$board" "$work/enrol.img"
+    QEMU_NETNS=$netns qemu_boot enrol "$board" "$work/enrol.img"
     read -r id _ < <(ready enrol)
     if [[ -n $first_id ]]; then
         [[ $id != "$first_id" ]] || fail "two boots of the same image file gave the same node id $id"
         ok "a second copy of the image is another node ($id)"
     fi
-    qemu_wait enrol 'GONDWANA-ENROLLED mesh_ip=' 120 >/dev/null || fail "the node did not enrol (hub log: $(tail -5 "$work/hub/log"))"
+    local line mesh_ip
+    line=$(qemu_wait enrol 'GONDWANA-ENROLLED mesh_ip=' 120) || fail "the node did not enrol (hub log: $(tail -5 "$work/hub/log"))"
+    mesh_ip=$(sed -n 's/.*mesh_ip=\([0-9.]*\).*/\1/p' <<<"$line")
     hub node list | grep -q "${id#gw:}" || hub node list | grep -q "gw-${id:3:10}" || fail "the hub does not list $id: $(hub node list)"
-    ok "enroll.toml on GW_BOOT: enrolled with the host's hub"
-    if [[ ${GONDWANA_TEST_WG:-0} == 1 ]]; then
-        qemu_send enrol ""
-        qemu_send enrol "echo WG-\$(cat /sys/class/net/wg-mesh/type 2>/dev/null || echo missing)-END"
-        qemu_wait enrol 'WG-[0-9]+-END' 60 >/dev/null || fail "no kernel WireGuard interface wg-mesh in the VM"
-        ok "kernel WireGuard interface wg-mesh is up in the VM"
-    fi
+    ok "enroll.toml on GW_BOOT: enrolled with the hub ($mesh_ip)"
+    check_kernel_wireguard "$mesh_ip"
     qemu_stop enrol
+}
+
+# Kernel WireGuard in the enrolled VM, against the hub in $netns.
+check_kernel_wireguard() {
+    local mesh_ip=$1 hub_ip hub_key hs="" out=$work/vm-wg.txt
+    hub_ip=$(hub status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["dataplane"]["address"].split("/")[0])')
+    hub_key=$(ip netns exec "$netns" wg show "$hub_if" public-key)
+    for _ in $(seq 60); do # the hub's side of the handshake
+        hs=$(ip netns exec "$netns" wg show "$hub_if" latest-handshakes | awk '$2 > 0')
+        [[ -n $hs ]] && break
+        sleep 1
+    done
+    [[ -n $hs ]] || fail "no WireGuard handshake at the hub: $(ip netns exec "$netns" wg show "$hub_if")"
+    ip netns exec "$netns" ping -c 2 -W 5 "$mesh_ip" >/dev/null || fail "the hub cannot ping the VM's mesh IP $mesh_ip"
+    qemu_send enrol "" # askfirst: Enter starts the console shell
+    # Status is refreshed every reconciler pass (10 s): wait for the handshake in it.
+    for _ in $(seq 6); do
+        vm_sh enrol "gondwana status --json" >"$out" || fail "no answer on the VM's console"
+        grep -q '"last_handshake_unix":[0-9]' "$out" && break
+        sleep 5
+    done
+    vm_sh enrol "wg show wg-mesh public-key; wg show wg-mesh allowed-ips; wg show wg-mesh persistent-keepalive; ping -c 2 -W 5 $hub_ip >/dev/null && echo ping-ok; nft list table inet gondwana" >>"$out" ||
+        fail "no answer on the VM's console"
+    python3 "$ROOT/tests/images/check_wg.py" "$out" "$hs" "$hub_key" || fail "kernel WireGuard in the VM; the VM said: $(cat "$out")"
+    ok "kernel WireGuard in the VM: up, handshake with the hub, pings both ways, wg show agrees, nft table inet gondwana"
 }
 
 for c in "${checks[@]}"; do
