@@ -5,6 +5,8 @@
 #   qemu_deps                       install QEMU, U-Boot for virt, OVMF
 #   image_grow IMG SIZE             make the "medium" bigger (truncate)
 #   image_inject_enroll IMG FILE    mcopy FILE to gondwana/enroll.toml on GW_BOOT
+#   image_inject_file IMG SRC DEST  mcopy SRC to DEST (e.g. gondwana/gondwana.toml,
+#                                   the operator config) on GW_BOOT
 #   qemu_boot NAME BOARD IMG [qemu args…]   start a VM in the background;
 #                                   its files are in $QEMU_DIR/NAME/
 #                                   (serial.log, serial.sock, monitor.sock)
@@ -19,10 +21,10 @@
 # Debian's U-Boot (distro boot reads extlinux.conf from a virtio disk);
 # amd64-live -> qemu-system-x86_64 -M q35 with OVMF, the image as a USB stick
 # (qemu-xhci + usb-storage). Both get user networking (the host is 10.0.2.2)
-# and virtio-rng.
-# Environment: QEMU_DRIVE_OPTS (extra -drive options, e.g. readonly=on);
-# QEMU_NETNS runs QEMU in that network namespace (user networking then
-# reaches the namespace's loopback as 10.0.2.2).
+# and virtio-rng. QEMU_NET_OPTS adds options to that netdev (e.g.
+# hostfwd=udp:127.0.0.1:5000-:51822), QEMU_DRIVE_OPTS to the disk (e.g.
+# readonly=on); QEMU_NETNS runs QEMU in that network namespace (user
+# networking then reaches the namespace's loopback as 10.0.2.2).
 
 QEMU_DIR=${QEMU_DIR:-$ROOT/out/qemu}
 declare -A _QEMU_PID _QEMU_MARK
@@ -49,7 +51,7 @@ image_grow() { truncate -s "$2" "$1"; }
 # Byte offset of partition N of a disk image.
 image_part_offset() {
     local start
-    start=$(sfdisk --dump "$1" | sed -n "s|^$1$2 : start= *\([0-9]*\),.*|\1|p")
+    start=$(sfdisk --dump "$1" 2>/dev/null | sed -n "s|^$1$2 : start= *\([0-9]*\),.*|\1|p")
     echo $((start * 512))
 }
 
@@ -57,6 +59,12 @@ image_inject_enroll() {
     local img=$1 file=$2 off
     off=$(image_part_offset "$img" 1)
     MTOOLS_SKIP_CHECK=1 mcopy -o -i "$img@@$off" "$file" ::gondwana/enroll.toml
+}
+
+image_inject_file() {
+    local img=$1 src=$2 dest=$3 off
+    off=$(image_part_offset "$img" 1)
+    MTOOLS_SKIP_CHECK=1 mcopy -o -i "$img@@$off" "$src" "::$dest"
 }
 
 qemu_boot() {
@@ -69,7 +77,7 @@ qemu_boot() {
         -chardev "socket,id=ser0,path=$d/serial.sock,server=on,wait=off,logfile=$d/serial.log"
         -serial chardev:ser0
         -monitor "unix:$d/monitor.sock,server=on,wait=off"
-        -netdev user,id=net0 -device virtio-net-pci,netdev=net0
+        -netdev "user,id=net0${QEMU_NET_OPTS:+,$QEMU_NET_OPTS}" -device virtio-net-pci,netdev=net0
         -device virtio-rng-pci)
     local cmd
     case $board in
@@ -151,7 +159,7 @@ qemu_monitor() { _qemu_sock_send "$QEMU_DIR/$1/monitor.sock" "$2"$'\n'; }
 qemu_stop() {
     local name=$1 pid=${_QEMU_PID[$1]:-}
     [[ -n $pid ]] || return 0
-    qemu_monitor "$name" quit 2>/dev/null || kill "$pid" 2>/dev/null
+    qemu_monitor "$name" quit 2>/dev/null || kill "$pid" 2>/dev/null || true # (may have exited)
     local i
     for i in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || break
