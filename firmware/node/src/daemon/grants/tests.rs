@@ -241,3 +241,143 @@ async fn an_unenrolled_node_accepts_no_commands() {
             .is_empty()
     );
 }
+
+fn hub_app(dir: &std::path::Path) -> Arc<App> {
+    let mut config = Config {
+        role: crate::config::Role::Hub,
+        ..Config::default()
+    };
+    config.hub.public_endpoint = Some("hub.test:51822".into());
+    crate::boot::firstboot::run(dir, &config).unwrap();
+    let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
+    let identity = store.require_identity().unwrap();
+    let hub = crate::store::registry::HubContext {
+        wireguard_key: RwLock::new(identity.state.wireguard_key),
+        identity: identity.state.clone(),
+        signing: identity.signing,
+        subnet: config.mesh.subnet,
+        endpoint: "hub.test:51822".into(),
+        wireguard_port: 51822,
+        api_port: 8798,
+    };
+    crate::store::registry::ensure_hub_record(&store, &hub).unwrap();
+    Arc::new(App {
+        grants: Grants::disabled(),
+        store,
+        config: RwLock::new(Arc::new(config)),
+        config_path: (dir.join("none.toml"), false),
+        state_dir: dir.to_path_buf(),
+        identity: RwLock::new(identity.state),
+        hub: Some(hub),
+        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
+        hub_mirror_len: Mutex::new(None),
+        metrics: Metrics::new(),
+        nonces: Mutex::new(NonceBook::default()),
+        enrol_rate: RateLimiter::new(1000, 1000.0),
+        started: Instant::now(),
+        status_cache: Mutex::new(None),
+    })
+}
+
+/// Enrols a node (fixed keys) into the hub through its route, so the hub's
+/// registry names it at 10.10.0.2.
+async fn enrol_one(hub: &Arc<App>) {
+    use gondwana_core::enrol::EnrolRequest;
+    use gondwana_core::identity_log::build;
+    use gondwana_core::token::TokenSecret;
+    let created = crate::admin::ops::token_create(
+        &hub.store,
+        &hub.config(),
+        crate::admin::ops::TokenCreate {
+            uses: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let token = TokenSecret::parse(created["token"].as_str().unwrap()).unwrap();
+    let api = PublicApi(hub.clone());
+    let (_, v) = call(&api, Method::GET, "/v1/enroll/nonce", vec![]).await;
+    let node = SigningSecret::from_seed([77; 32]);
+    let (genesis, state) = build::genesis(&node, [78; 32], Boxname::parse("n1").unwrap()).unwrap();
+    let request = EnrolRequest {
+        version: enrol::VERSION,
+        hub_nonce: decode_hex32(v["nonce"].as_str().unwrap()).unwrap(),
+        wireguard_key: state.wireguard_key,
+        boxname: Boxname::parse("n1").unwrap(),
+        token_key: token.public_key(),
+    };
+    let submission = enrol::build_submission(&node, &[genesis], &request, &token).unwrap();
+    let mut req = ApiRequest::new(Method::POST, "/v1/enroll");
+    req.body = Bytes::from(submission);
+    assert_eq!(api.handle(req).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_hub_grants_on_a_node_over_its_api() {
+    let ns = enter_netns();
+    for args in [
+        ["link", "set", "lo", "up"].as_slice(),
+        &["addr", "add", "10.10.0.2/32", "dev", "lo"],
+    ] {
+        let ok = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "ip"])
+            .args(args)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "ip {args:?}");
+    }
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = hub_app(hub_dir.path());
+    enrol_one(&hub).await;
+    let node_dir = tempfile::tempdir().unwrap();
+    let node = node_app(node_dir.path(), hub.hub.as_ref().map(|h| &h.signing));
+    // The node's API on its mesh address, as the hub reaches it.
+    let listener = tokio::net::TcpListener::bind("10.10.0.2:8798")
+        .await
+        .unwrap();
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::api::serve(
+        listener,
+        Arc::new(PublicApi(node.clone())),
+        crate::api::Limits::default(),
+        stop_rx,
+    ));
+
+    let req = |port, timeout_secs| GrantRequest {
+        ip: Ipv4Addr::new(10, 10, 0, 9),
+        port,
+        timeout_secs,
+        node: Some("n1".into()),
+    };
+    let v = remote(&hub, req(8080, Some(120)), false).await.unwrap();
+    assert_eq!(v["result"]["port"], 8080, "{v}");
+    let live = node.grants.firewall.as_ref().unwrap().list().unwrap();
+    assert_eq!(
+        (live[0].ip, live[0].port),
+        (Ipv4Addr::new(10, 10, 0, 9), 8080)
+    );
+    // Refused on the hub before anything is sent; then a delete.
+    assert!(remote(&hub, req(0, None), false).await.is_err());
+    assert!(
+        remote(
+            &hub,
+            GrantRequest {
+                node: Some("nobody".into()),
+                ..req(1, None)
+            },
+            false
+        )
+        .await
+        .is_err()
+    );
+    remote(&hub, req(8080, None), true).await.unwrap();
+    assert!(
+        node.grants
+            .firewall
+            .as_ref()
+            .unwrap()
+            .list()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -27,19 +27,27 @@ use plan::{GRANT_SET, Ruleset};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] plan::PlanError),
-    #[error("{0}")]
+    #[error(transparent)]
     Grant(#[from] GrantError),
     #[error(
         "nf_tables: {0} (is the nf_tables module loaded and do we have CAP_NET_ADMIN? \
          set [firewall] enabled = false to run without a firewall)"
     )]
-    Kernel(#[from] NetlinkError),
-    #[error("{0}")]
+    Kernel(NetlinkError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("no grant for {0}:{1}")]
     NoSuchGrant(Ipv4Addr, u16),
+}
+
+// By hand, not `#[from]`: the message already names the cause, and a
+// `source` would make anyhow print it twice.
+impl From<NetlinkError> for FirewallError {
+    fn from(e: NetlinkError) -> Self {
+        FirewallError::Kernel(e)
+    }
 }
 
 impl FirewallError {
