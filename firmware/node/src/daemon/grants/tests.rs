@@ -252,7 +252,7 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     let identity = store.require_identity().unwrap();
     let hub = crate::store::registry::HubContext {
-        wireguard_key: RwLock::new(identity.state.wireguard_key),
+        wireguard_key: std::sync::RwLock::new(identity.state.wireguard_key),
         identity: identity.state.clone(),
         signing: identity.signing,
         subnet: config.mesh.subnet,
@@ -261,22 +261,17 @@ fn hub_app(dir: &std::path::Path) -> Arc<App> {
         api_port: 8798,
     };
     crate::store::registry::ensure_hub_record(&store, &hub).unwrap();
-    Arc::new(App {
+    Arc::new(App::new(AppParts {
         grants: Grants::disabled(),
         store,
-        config: RwLock::new(Arc::new(config)),
+        config,
         config_path: (dir.join("none.toml"), false),
         state_dir: dir.to_path_buf(),
-        identity: RwLock::new(identity.state),
+        identity: identity.state,
         hub: Some(hub),
-        enrol_status: Mutex::new(EnrolStatus::Unenrolled),
-        hub_mirror_len: Mutex::new(None),
         metrics: Metrics::new(),
-        nonces: Mutex::new(NonceBook::default()),
         enrol_rate: RateLimiter::new(1000, 1000.0),
-        started: Instant::now(),
-        status_cache: Mutex::new(None),
-    })
+    }))
 }
 
 /// Enrols a node (fixed keys) into the hub through its route, so the hub's
