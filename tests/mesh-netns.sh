@@ -126,9 +126,9 @@ attach "$NS_H" 1
 attach "$NS_A" 2
 attach "$NS_B" 3
 
-# config NAME ROLE IFACE [extra toml]
+# config NAME ROLE IFACE [extra toml] [subnet]
 config() {
-    local name=$1 role=$2 ifname=$3 extra=${4:-}
+    local name=$1 role=$2 ifname=$3 extra=${4:-} subnet=${5:-$SUBNET}
     mkdir -p "$WORK/$name"
     cat >"$WORK/$name/gondwana.toml" <<EOF
 role = "$role"
@@ -136,7 +136,7 @@ $extra
 [wireguard]
 backend = "userspace"
 [mesh]
-subnet = "$SUBNET"
+subnet = "$subnet"
 interface = "$ifname"
 [api]
 admin_socket = "$WORK/$name/admin.sock"
@@ -180,7 +180,9 @@ public_endpoint = \"$UNDERLAY.1:51822\"
 enroll_listen = \"$UNDERLAY.1:$ENROLL_PORT\"
 public_url = \"http://$UNDERLAY.1:$ENROLL_PORT\""
 config node1 node "$IF_A"
-config node2 node "$IF_B"
+# node2 starts with the default subnet: its firewall must follow the one
+# it enrols into.
+config node2 node "$IF_B" "" 10.10.0.0/24
 
 log "starting the hub in $NS_H"
 start hub "$NS_H"
@@ -215,6 +217,8 @@ check "node1: wg show keepalive 25" \
     bash -c "ip netns exec $NS_A wg show $IF_A persistent-keepalive | grep -qw 25"
 check "node1: nft list ruleset shows table inet gondwana" \
     bash -c "ip netns exec $NS_A nft list ruleset | grep -q 'table inet gondwana'"
+check "node2: its firewall follows the enrolment's subnet" \
+    bash -c "ip netns exec $NS_B nft list table inet gondwana | grep -q 'ip saddr $SUBNET tcp dport'"
 check "node1: the API answers on its mesh address from node2" \
     in_ns "$NS_B" python3 -c "import urllib.request; urllib.request.urlopen('http://$IP_A:$API_PORT/v1/health', timeout=3)"
 
