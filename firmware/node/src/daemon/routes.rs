@@ -474,4 +474,4 @@ async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -242,37 +242,7 @@ async fn an_unenrolled_node_accepts_no_commands() {
     );
 }
 
-fn hub_app(dir: &std::path::Path) -> Arc<App> {
-    let mut config = Config {
-        role: crate::config::Role::Hub,
-        ..Config::default()
-    };
-    config.hub.public_endpoint = Some("hub.test:51822".into());
-    crate::boot::firstboot::run(dir, &config).unwrap();
-    let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
-    let identity = store.require_identity().unwrap();
-    let hub = crate::store::registry::HubContext {
-        wireguard_key: std::sync::RwLock::new(identity.state.wireguard_key),
-        identity: identity.state.clone(),
-        signing: identity.signing,
-        subnet: config.mesh.subnet,
-        endpoint: "hub.test:51822".into(),
-        wireguard_port: 51822,
-        api_port: 8798,
-    };
-    crate::store::registry::ensure_hub_record(&store, &hub).unwrap();
-    Arc::new(App::new(AppParts {
-        grants: Grants::disabled(),
-        store,
-        config,
-        config_path: (dir.join("none.toml"), false),
-        state_dir: dir.to_path_buf(),
-        identity: identity.state,
-        hub: Some(hub),
-        metrics: Metrics::new(),
-        enrol_rate: RateLimiter::new(1000, 1000.0),
-    }))
-}
+use crate::daemon::routes::tests::hub_app;
 
 /// Enrols a node (fixed keys) into the hub through its route, so the hub's
 /// registry names it at 10.10.0.2.

@@ -19,7 +19,8 @@ use crate::daemon::app::AppParts;
 use crate::store::registry::HubContext;
 use crate::store::{OpenMode, StateStore};
 
-fn hub_app(dir: &std::path::Path) -> Arc<App> {
+/// A hub App on a fresh state dir (also used by the grants tests).
+pub(crate) fn hub_app(dir: &std::path::Path) -> Arc<App> {
     let mut config = Config {
         role: Role::Hub,
         ..Config::default()
