@@ -100,7 +100,10 @@ impl StateStore {
             prepare_dir(dir)?;
             Some(StateLock::acquire(dir)?)
         };
-        if !exists {
+        // Looked at again under the lock: a concurrent first boot may have
+        // created and provisioned the file since the look above, and
+        // initialising it again would replace that identity with another.
+        if !fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
             initialise_new(&path)?;
         }
         // Look before writing: a newer or foreign file is refused through a
