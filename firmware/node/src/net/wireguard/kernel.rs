@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::plan::{PeerOp, Plan};
-use super::{DeviceState, PeerConfig, PeerState, WgError};
+use super::{DeviceState, PeerState, WgError};
 use crate::net::link::Links;
 
 /// Peers per SetDevice message: keeps each message well under the
@@ -241,17 +241,7 @@ pub fn merge_answer(state: &mut DeviceState, message: &WireguardMessage) {
 }
 
 fn parse_peer(peer: &WireguardPeer) -> PeerState {
-    let mut state = PeerState {
-        config: PeerConfig {
-            public_key: [0; 32],
-            endpoint: None,
-            allowed_ips: Vec::new(),
-            keepalive: None,
-        },
-        last_handshake: None,
-        rx_bytes: 0,
-        tx_bytes: 0,
-    };
+    let mut state = PeerState::new([0; 32]);
     for attr in peer.iter() {
         match attr {
             WireguardPeerAttribute::PublicKey(k) => state.config.public_key = *k,
@@ -298,6 +288,7 @@ mod tests {
     use netlink_packet_generic::GenlHeader;
 
     use super::*;
+    use crate::net::wireguard::PeerConfig;
 
     fn roundtrip(message: &WireguardMessage) -> WireguardMessage {
         let mut buf = vec![0u8; message.buffer_len()];

@@ -68,6 +68,23 @@ pub struct PeerState {
     pub tx_bytes: u64,
 }
 
+impl PeerState {
+    /// A peer known only by its key so far (the rest is read after it).
+    pub fn new(public_key: [u8; 32]) -> PeerState {
+        PeerState {
+            config: PeerConfig {
+                public_key,
+                endpoint: None,
+                allowed_ips: Vec::new(),
+                keepalive: None,
+            },
+            last_handshake: None,
+            rx_bytes: 0,
+            tx_bytes: 0,
+        }
+    }
+}
+
 /// The device as it is now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceState {

@@ -36,30 +36,15 @@ pub async fn get(socket: &Path) -> Result<DeviceState, WgError> {
 }
 
 async fn get_inner(socket: &Path) -> Result<DeviceState, WgError> {
-    let mut stream = connect(socket).await?;
-    stream
-        .write_all(b"get=1\n\n")
-        .await
-        .map_err(|e| uapi_error(socket, format!("write: {e}")))?;
-    let mut reader = BufReader::new(stream);
     let mut parser = GetParser::default();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .await
-            .map_err(|e| uapi_error(socket, format!("read: {e}")))?;
-        if n == 0 {
-            return Err(uapi_error(socket, "connection closed before errno="));
-        }
-        match parser.line(line.trim_end_matches('\n')) {
-            Ok(None) => {}
-            Ok(Some(0)) => return Ok(parser.finish()),
-            Ok(Some(errno)) => return Err(uapi_error(socket, format!("get=1: errno={errno}"))),
-            Err(detail) => return Err(uapi_error(socket, detail)),
-        }
-    }
+    exchange(socket, b"get=1\n\n", |line| match parser.line(line) {
+        Ok(None) => Ok(false),
+        Ok(Some(0)) => Ok(true),
+        Ok(Some(errno)) => Err(format!("get=1: errno={errno}")),
+        Err(detail) => Err(detail),
+    })
+    .await?;
+    Ok(parser.finish())
 }
 
 /// Sends one `set=1` request (`body`: `key=value` lines, each ending in
@@ -71,13 +56,37 @@ pub async fn set(socket: &Path, body: &str) -> Result<(), WgError> {
 }
 
 async fn set_inner(socket: &Path, body: &str) -> Result<(), WgError> {
-    let mut stream = connect(socket).await?;
     let mut request = Zeroizing::new(String::with_capacity(body.len() + 8));
     request.push_str("set=1\n");
     request.push_str(body);
     request.push('\n');
+    exchange(socket, request.as_bytes(), |line| {
+        let Some(errno) = line.trim_end().strip_prefix("errno=") else {
+            return Ok(false);
+        };
+        match errno.parse::<i32>() {
+            Ok(0) => Ok(true),
+            Ok(e) => Err(format!(
+                "set=1 refused: errno={e} ({})",
+                std::io::Error::from_raw_os_error(e)
+            )),
+            Err(_) => Err(format!("bad errno line {line:?}")),
+        }
+    })
+    .await
+}
+
+/// Writes one request and hands each answer line (without its newline) to
+/// `on_line` until it says the answer is complete (`Ok(true)`) or refuses
+/// it (`Err(detail)`).
+async fn exchange(
+    socket: &Path,
+    request: &[u8],
+    mut on_line: impl FnMut(&str) -> Result<bool, String>,
+) -> Result<(), WgError> {
+    let mut stream = connect(socket).await?;
     stream
-        .write_all(request.as_bytes())
+        .write_all(request)
         .await
         .map_err(|e| uapi_error(socket, format!("write: {e}")))?;
     let mut reader = BufReader::new(stream);
@@ -91,18 +100,10 @@ async fn set_inner(socket: &Path, body: &str) -> Result<(), WgError> {
         if n == 0 {
             return Err(uapi_error(socket, "connection closed before errno="));
         }
-        if let Some(errno) = line.trim_end().strip_prefix("errno=") {
-            return match errno.parse::<i32>() {
-                Ok(0) => Ok(()),
-                Ok(e) => Err(uapi_error(
-                    socket,
-                    format!(
-                        "set=1 refused: errno={e} ({})",
-                        std::io::Error::from_raw_os_error(e)
-                    ),
-                )),
-                Err(_) => Err(uapi_error(socket, format!("bad errno line {line:?}"))),
-            };
+        match on_line(line.trim_end_matches('\n')) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(detail) => return Err(uapi_error(socket, detail)),
         }
     }
 }
@@ -237,17 +238,7 @@ impl GetParser {
             "listen_port" => self.state.listen_port = value.parse().map_err(|_| bad())?,
             "public_key" => {
                 self.close_peer();
-                self.peer = Some(PeerState {
-                    config: PeerConfig {
-                        public_key: parse_hex_key(value).ok_or_else(bad)?,
-                        endpoint: None,
-                        allowed_ips: Vec::new(),
-                        keepalive: None,
-                    },
-                    last_handshake: None,
-                    rx_bytes: 0,
-                    tx_bytes: 0,
-                });
+                self.peer = Some(PeerState::new(parse_hex_key(value).ok_or_else(bad)?));
             }
             _ => {
                 let Some(peer) = self.peer.as_mut() else {
