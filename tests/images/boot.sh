@@ -4,6 +4,9 @@
 #   first      first boot creates GW_STATE and an identity (persistent=true);
 #              the root rejects writes
 #   reboot     powering that medium on again keeps the node id
+#   reflash    writing the image again over that medium, grown to 768 MiB,
+#              keeps the node id; GW_STATE is re-found (not formatted) and
+#              grown to the medium's end
 #   resets     system_reset while the state partition is made and while the
 #              identity is provisioned: never a broken or a changed identity
 #   readonly   a read-only medium boots with state on tmpfs: persistent=false
@@ -29,7 +32,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 board=$1
 shift
 checks=("$@")
-((${#checks[@]})) || checks=(first reboot resets readonly enrol)
+((${#checks[@]})) || checks=(first reboot reflash resets readonly enrol)
 img=$ROOT/out/gondwana-$board.img
 [[ -f $img ]] || GONDWANA_IMAGE_XZ=0 "$ROOT/scripts/build-images" "$board"
 qemu_deps
@@ -90,6 +93,43 @@ check_reboot() {
     [[ $id == "$first_id" ]] || fail "reboot changed the node id: $first_id -> $id"
     ok "after a reboot: same node id"
     qemu_stop first
+}
+
+# Re-flashing the image over a medium that already holds a node (the
+# operator's upgrade path), onto a bigger medium: the read-only part is
+# replaced, the partition table loses GW_STATE's entry, and the next boot
+# must re-create the entry over the same filesystem (never format it), grow
+# it to the medium's new end, and be the same node.
+check_reflash() {
+    [[ -n $first_id ]] || check_first
+    dd if="$img" of="$work/first.img" bs=4M conv=notrunc status=none
+    image_grow "$work/first.img" 768M
+    qemu_boot first "$board" "$work/first.img"
+    qemu_wait first 'state partition /dev/[a-z0-9]*4 mounted' "$boot_secs" >/dev/null || fail "re-flash: state not mounted"
+    read -r id persistent < <(ready first)
+    qemu_stop first
+    ! grep -aq 'formatting /dev' "$QEMU_DIR/first/serial.log" || fail "re-flash: the state partition was formatted"
+    [[ $id == "$first_id" ]] || fail "re-flash changed the node id: $first_id -> $id"
+    sfdisk --verify "$work/first.img" >/dev/null 2>&1 || fail "re-flash: the partition table does not verify: $(sfdisk --verify "$work/first.img" 2>&1)"
+    python3 - "$work/first.img" <<'PY' || fail "re-flash: GW_STATE was not grown to the medium's end"
+import json, subprocess, sys
+img = sys.argv[1]
+table = json.loads(subprocess.check_output(["sfdisk", "--json", img]))["partitiontable"]
+part = [p for p in table["partitions"] if p["node"].endswith("4")][0]
+medium = (768 << 20) // 512
+# The entry reaches the medium's end (less the backup GPT on GPT media)...
+assert part["start"] + part["size"] >= medium - 34 - 2048, (part, medium)
+with open(img, "rb") as f:
+    f.seek(part["start"] * 512 + 1024)
+    sb = f.read(256)
+blocks = int.from_bytes(sb[4:8], "little") | int.from_bytes(sb[0x150:0x154], "little") << 32
+block_size = 1024 << int.from_bytes(sb[24:28], "little")
+# ...and the filesystem fills the entry (resize2fs rounds down a little).
+fs, entry = blocks * block_size, part["size"] * 512
+assert entry - fs < 8 << 20, (fs, entry)
+print(f"GW_STATE entry {entry >> 20} MiB, ext4 {fs >> 20} MiB")
+PY
+    ok "after re-flashing onto a bigger medium: same node id, GW_STATE kept (not formatted) and grown to the new end"
 }
 
 check_resets() {
@@ -220,7 +260,7 @@ check_kernel_wireguard() {
 
 for c in "${checks[@]}"; do
     case $c in
-    first | reboot | resets | readonly | enrol) "check_$c" ;;
+    first | reboot | reflash | resets | readonly | enrol) "check_$c" ;;
     *) fail "unknown check '$c'" ;;
     esac
 done
