@@ -2,7 +2,7 @@
 # scripts/lib/bench-images.sh — section 7 of scripts/bench (markdown on
 # stdout): image and squashfs sizes against the 24 MiB squashfs target, and
 # seconds from QEMU power-on to API-ready (the GONDWANA-READY console line,
-# printed once /v1/health answers) under TCG, first boot and a later boot,
+# printed once GET /v1/status answers) under TCG, first boot and a later boot,
 # against the 10 s aarch64 target. Reported, never asserted.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
