@@ -10,7 +10,9 @@
 # peer (add, del, timeout); revoking node2 removes its peer and stops its
 # traffic; killing and restarting the hub daemon keeps tunnels passing
 # traffic; restarting a node daemon adopts the same interface and key with no
-# duplicate peers; an overlapping subnet is refused with nothing configured.
+# duplicate peers; an IPv6 allowed IP an operator adds to a peer is removed
+# by the next reconciler pass; an overlapping subnet is refused with nothing
+# configured.
 #
 # Usage: tests/mesh-netns.sh [path/to/gondwana]   (root; default: out/x86_64…)
 set -uo pipefail
@@ -261,6 +263,14 @@ check "node1 restarted, data plane up" wait_for 20 mesh_up node1 "$NS_A"
 check "node1: same key after restart" [ "$(wg_pub node1 "$NS_A")" == "$key_before" ]
 check "node1: one peer after restart" [ "$(wg_peers "$NS_A" "$IF_A" | wc -l)" == 1 ]
 check "node1: one interface" [ "$(in_ns "$NS_A" ip -o link show | grep -c "$IF_A")" == 1 ]
+
+log "an operator's IPv6 allowed IP on node1's hub peer: the next pass replaces it"
+hub_key=$(wg_pub hub "$NS_H")
+in_ns "$NS_A" wg set "$IF_A" peer "$hub_key" allowed-ips "$SUBNET,fd00:77::/64"
+no_foreign_ip() { ! in_ns "$NS_A" wg show "$IF_A" allowed-ips | grep -q fd00:77; }
+check "node1: the reconciler removes it" wait_for 25 no_foreign_ip
+check "node1: the mesh subnet stays" bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$SUBNET'"
+check "node1 pings node2 after the re-set" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
 
 log "revoke node2 on the hub"
 key_b=$(wg_pub node2 "$NS_B")

@@ -257,7 +257,18 @@ impl Reconciler {
             }
         };
         let seen: Vec<PeerConfig> = device.peers.iter().map(|p| p.config.clone()).collect();
-        let plan = dataplane::plan_peers(&desired, &seen);
+        let mut plan = dataplane::plan_peers(&desired, &seen);
+        // A peer the device also gives allowed IPs outside our IPv4 model
+        // (an operator's IPv6 `wg set`) differs too: re-setting it replaces them.
+        for want in &desired {
+            let foreign = device
+                .peers
+                .iter()
+                .any(|p| p.config.public_key == want.public_key && !p.satisfies(want));
+            if foreign && !plan.upsert.iter().any(|u| u.public_key == want.public_key) {
+                plan.upsert.push(want.clone());
+            }
+        }
         if !plan.is_empty() {
             wg.apply_peers(&plan.upsert, &plan.remove).await?;
             if plan.remove.len() + plan.upsert.len() <= 8 {
@@ -437,7 +448,9 @@ fn peer_json(p: &PeerState) -> Value {
     json!({
         "public_key": wg_key_to_base64(&p.config.public_key),
         "endpoint": p.config.endpoint.map(|e| e.to_string()),
-        "allowed_ips": p.config.allowed_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "allowed_ips": p.config.allowed_ips.iter().map(|n| n.to_string())
+            .chain(p.foreign_allowed_ips.iter().cloned())
+            .collect::<Vec<_>>(),
         "last_handshake_unix": p.last_handshake
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map(|d| d.as_secs()),

@@ -258,8 +258,9 @@ fn parse_peer(peer: &WireguardPeer) -> PeerState {
             WireguardPeerAttribute::TxBytes(b) => state.tx_bytes = *b,
             WireguardPeerAttribute::AllowedIps(ips) => {
                 for ip in ips {
-                    if let Some(net) = allowed_ipv4(ip) {
-                        state.config.allowed_ips.push(net);
+                    match allowed_ipv4(ip) {
+                        Some(net) => state.config.allowed_ips.push(net),
+                        None => state.foreign_allowed_ips.push(describe_allowed_ip(ip)),
                     }
                 }
             }
@@ -280,6 +281,20 @@ fn allowed_ipv4(ip: &WireguardAllowedIp) -> Option<Ipv4Net> {
         }
     }
     Ipv4Net::new(addr?, cidr?).ok()
+}
+
+/// An allowed IP outside our IPv4 model (IPv6), as `addr/cidr` text.
+fn describe_allowed_ip(ip: &WireguardAllowedIp) -> String {
+    let mut addr = String::from("?");
+    let mut cidr = String::from("?");
+    for attr in ip.iter() {
+        match attr {
+            WireguardAllowedIpAttr::IpAddr(a) => addr = a.to_string(),
+            WireguardAllowedIpAttr::Cidr(c) => cidr = c.to_string(),
+            _ => {}
+        }
+    }
+    format!("{addr}/{cidr}")
 }
 
 #[cfg(test)]
@@ -352,6 +367,32 @@ mod tests {
         merge_answer(&mut state, &back);
         assert_eq!(state.peers[0].config, peer(1, Some("192.0.2.1:51822")));
         assert_eq!(state.peers[1].config, peer(2, None));
+    }
+
+    #[test]
+    fn an_ipv6_allowed_ip_is_kept_apart_so_the_peer_differs() {
+        let allowed = |addr: &str, cidr: u8, family| {
+            WireguardAllowedIp(vec![
+                WireguardAllowedIpAttr::Family(family),
+                WireguardAllowedIpAttr::IpAddr(addr.parse().unwrap()),
+                WireguardAllowedIpAttr::Cidr(cidr),
+            ])
+        };
+        let state = parse_peer(&WireguardPeer(vec![
+            WireguardPeerAttribute::PublicKey([1; 32]),
+            WireguardPeerAttribute::AllowedIps(vec![
+                allowed("10.0.0.2", 32, WireguardAddressFamily::Ipv4),
+                allowed("fd00::", 64, WireguardAddressFamily::Ipv6),
+            ]),
+        ]));
+        assert_eq!(
+            state.config.allowed_ips,
+            vec!["10.0.0.2/32".parse().unwrap()]
+        );
+        assert_eq!(state.foreign_allowed_ips, vec!["fd00::/64"]);
+        let mut want = peer(1, None);
+        want.allowed_ips = vec!["10.0.0.2/32".parse().unwrap()];
+        assert!(!state.satisfies(&want));
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub struct PeerState {
     pub last_handshake: Option<SystemTime>,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Allowed IPs outside our IPv4 model as the device reported them
+    /// (an operator's `wg set … allowed-ips fd00::/64`): while there are
+    /// any, the peer differs from every desired config and is re-set, which
+    /// replaces them.
+    pub foreign_allowed_ips: Vec<String>,
 }
 
 impl PeerState {
@@ -81,7 +86,15 @@ impl PeerState {
             last_handshake: None,
             rx_bytes: 0,
             tx_bytes: 0,
+            foreign_allowed_ips: Vec::new(),
         }
+    }
+
+    /// Does this peer, as the device has it, already satisfy `want`?
+    /// (One definition for the reconciler and `apply_peers`.)
+    pub fn satisfies(&self, want: &PeerConfig) -> bool {
+        self.foreign_allowed_ips.is_empty()
+            && gondwana_core::dataplane::satisfies(&self.config, want)
     }
 }
 

@@ -40,10 +40,8 @@ impl Plan {
 /// `upsert` and `remove` is removed (revocation wins); a removal of an
 /// absent peer and a repeated upsert are no-ops.
 pub fn plan(current: &[PeerState], upsert: &[PeerConfig], remove: &[[u8; 32]]) -> Plan {
-    let by_key: std::collections::HashMap<[u8; 32], &PeerConfig> = current
-        .iter()
-        .map(|p| (p.config.public_key, &p.config))
-        .collect();
+    let by_key: std::collections::HashMap<[u8; 32], &PeerState> =
+        current.iter().map(|p| (p.config.public_key, p)).collect();
     let mut plan = Plan::default();
     let mut seen = std::collections::HashSet::new();
     for key in remove {
@@ -57,17 +55,11 @@ pub fn plan(current: &[PeerState], upsert: &[PeerConfig], remove: &[[u8; 32]]) -
         }
         match by_key.get(&want.public_key) {
             None => plan.ops.push(PeerOp::Add(want.clone())),
-            Some(have) if same(have, want) => plan.unchanged += 1,
+            Some(have) if have.satisfies(want) => plan.unchanged += 1,
             Some(_) => plan.ops.push(PeerOp::Update(want.clone())),
         }
     }
     plan
-}
-
-/// Does the device's `have` already satisfy `want`? (One definition for
-/// the reconciler's plan and this one: `gondwana_core::dataplane`.)
-pub fn same(have: &PeerConfig, want: &PeerConfig) -> bool {
-    gondwana_core::dataplane::satisfies(have, want)
 }
 
 #[cfg(test)]
@@ -86,9 +78,7 @@ mod tests {
     fn state(config: PeerConfig) -> PeerState {
         PeerState {
             config,
-            last_handshake: None,
-            rx_bytes: 0,
-            tx_bytes: 0,
+            ..PeerState::new([0; 32])
         }
     }
 
@@ -109,6 +99,15 @@ mod tests {
         let p = plan(&have, &[want], &[]);
         assert!(p.ops.is_empty());
         assert_eq!(p.unchanged, 1);
+    }
+
+    #[test]
+    fn an_ipv6_allowed_ip_on_the_device_makes_the_peer_differ() {
+        let mut have = state(peer(1, &["10.0.0.2/32"], None, None));
+        have.foreign_allowed_ips.push("fd00::/64".into());
+        let want = peer(1, &["10.0.0.2/32"], None, None);
+        let p = plan(&[have], std::slice::from_ref(&want), &[]);
+        assert_eq!(p.ops, vec![PeerOp::Update(want)]);
     }
 
     #[test]

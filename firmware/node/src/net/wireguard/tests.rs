@@ -269,6 +269,15 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
         "persistent-keepalive",
         "15",
     ]);
+    // An IPv6 allowed IP is outside our model: seen, and replaced by a re-set.
+    wg(&[
+        "set",
+        &iface,
+        "peer",
+        &b64(&p2),
+        "allowed-ips",
+        "10.70.0.3/32,10.71.0.0/16,fd00::/64",
+    ]);
     let o = options.clone();
     let name = iface.clone();
     let k = key.clone();
@@ -290,6 +299,33 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
             vec!["10.70.0.10/32".parse().unwrap()]
         );
         assert_eq!(one.config.keepalive, Some(15));
+        let two = |state: &DeviceState| {
+            state
+                .peers
+                .iter()
+                .find(|p| p.config.public_key == p2)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(two(&state).foreign_allowed_ips, vec!["fd00::/64"]);
+        let want2 = peer(
+            p2,
+            &["10.70.0.3/32", "10.71.0.0/16"],
+            Some("192.0.2.7:51822"),
+            Some(25),
+        );
+        let changes = wg
+            .apply_peers(std::slice::from_ref(&want2), &[])
+            .await
+            .unwrap();
+        assert_eq!(changes.updated, 1, "{changes:?}");
+        let after = two(&wg.get().await.unwrap());
+        assert!(after.foreign_allowed_ips.is_empty(), "{after:?}");
+        assert!(after.satisfies(&want2), "{after:?}");
+        let ips = self::wg(&["show", &name, "allowed-ips"]);
+        assert!(!ips.contains("fd00"), "{ips}");
+        let again = wg.apply_peers(&[want2], &[]).await.unwrap();
+        assert_eq!(again.unchanged, 1, "{again:?}");
         wg.configure(&k, 51901).await.unwrap();
         assert_eq!(wg.get().await.unwrap().peers.len(), 2);
         wg.delete().await.unwrap();

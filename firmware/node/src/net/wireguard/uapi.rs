@@ -213,8 +213,8 @@ pub struct GetParser {
 impl GetParser {
     /// Feeds one line (without its newline). Returns `Some(errno)` at the
     /// closing `errno=` line. Unknown keys are skipped (newer protocol
-    /// versions add some); IPv6 allowed IPs are not part of our model and
-    /// are skipped too.
+    /// versions add some); allowed IPs outside our IPv4 model (IPv6) are
+    /// kept apart, as text, so the peer is seen to differ.
     pub fn line(&mut self, line: &str) -> Result<Option<i32>, String> {
         if line.is_empty() {
             return Ok(None);
@@ -248,11 +248,10 @@ impl GetParser {
                     "endpoint" => {
                         peer.config.endpoint = Some(value.parse::<SocketAddr>().map_err(|_| bad())?)
                     }
-                    "allowed_ip" => {
-                        if let Ok(net) = value.parse::<Ipv4Net>() {
-                            peer.config.allowed_ips.push(net);
-                        }
-                    }
+                    "allowed_ip" => match value.parse::<Ipv4Net>() {
+                        Ok(net) => peer.config.allowed_ips.push(net),
+                        Err(_) => peer.foreign_allowed_ips.push(value.to_string()),
+                    },
                     "persistent_keepalive_interval" => {
                         let secs: u16 = value.parse().map_err(|_| bad())?;
                         peer.config.keepalive = (secs != 0).then_some(secs);
