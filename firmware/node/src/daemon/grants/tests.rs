@@ -231,18 +231,15 @@ async fn an_unenrolled_node_accepts_no_commands() {
     let sealed = seal_command(&command(n, [10, 10, 0, 3], 22, ADD), &hub).unwrap();
     let (status, v) = call(&api, Method::POST, "/v1/grants", sealed).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
-    assert!(
-        app.grants
-            .firewall
-            .as_ref()
-            .unwrap()
-            .list()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(live_grants(&app).is_empty());
 }
 
 use crate::daemon::routes::tests::hub_app;
+
+/// The grants the app's nftables set holds now (read back from the kernel).
+fn live_grants(app: &App) -> Vec<crate::net::firewall::LiveGrant> {
+    app.grants.firewall.as_ref().unwrap().list().unwrap()
+}
 
 /// Enrols a node (fixed keys) into the hub through its route, so the hub's
 /// registry names it at 10.10.0.2.
@@ -316,7 +313,7 @@ async fn a_hub_grants_on_a_node_over_its_api() {
     };
     let v = remote(&hub, req(8080, Some(120)), false).await.unwrap();
     assert_eq!(v["result"]["port"], 8080, "{v}");
-    let live = node.grants.firewall.as_ref().unwrap().list().unwrap();
+    let live = live_grants(&node);
     assert_eq!(
         (live[0].ip, live[0].port),
         (Ipv4Addr::new(10, 10, 0, 9), 8080)
@@ -336,13 +333,5 @@ async fn a_hub_grants_on_a_node_over_its_api() {
         .is_err()
     );
     remote(&hub, req(8080, None), true).await.unwrap();
-    assert!(
-        node.grants
-            .firewall
-            .as_ref()
-            .unwrap()
-            .list()
-            .unwrap()
-            .is_empty()
-    );
+    assert!(live_grants(&node).is_empty());
 }
