@@ -5,6 +5,9 @@
 
 use std::process::Command;
 
+#[path = "common/require.rs"]
+mod require;
+
 fn unshare_available() -> bool {
     Command::new("unshare")
         .args(["--net", "true"])
@@ -15,7 +18,10 @@ fn unshare_available() -> bool {
 #[test]
 fn hub_refuses_a_subnet_that_overlaps_a_host_address() {
     if !unshare_available() {
-        eprintln!("SKIPPED: needs root and unshare --net");
+        require::missing(
+            "hub_refuses_a_subnet_that_overlaps_a_host_address",
+            "needs root and unshare --net",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

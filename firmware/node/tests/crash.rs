@@ -263,7 +263,10 @@ fn firstboot_killed_at(node: &Node, syscall: &str, nth: usize) -> ExitStatus {
 fn kill_at_every_syscall(start: Start) {
     let _serial = serial();
     if !strace_available() {
-        eprintln!("SKIPPED: strace is not installed (apt-get install strace)");
+        require::missing(
+            "kill_at_every_syscall",
+            "strace is not installed (apt-get install strace)",
+        );
         return;
     }
     let mut points = 0;
@@ -315,7 +318,10 @@ fn sigkill_at_every_write_and_sync_of_firstboot_once_the_state_file_exists() {
 fn a_kill_during_state_file_initialisation_leaves_no_identity_and_recovers() {
     let _serial = serial();
     if !strace_available() {
-        eprintln!("SKIPPED: strace is not installed");
+        require::missing(
+            "a_kill_during_state_file_initialisation_leaves_no_identity_and_recovers",
+            "strace is not installed (apt-get install strace)",
+        );
         return;
     }
     let node = Node::new();

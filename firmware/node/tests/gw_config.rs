@@ -4,15 +4,18 @@
 //! can reach the host) whose only enrolment source is such a volume.
 //!
 //! Needs root, util-linux (`losetup`, `unshare`, `mount`), dosfstools and
-//! mtools; without them each test prints SKIPPED and passes. When the kernel
+//! mtools; without them each test fails under `GONDWANA_REQUIRE_PRIVILEGED=1`
+//! (as `scripts/test` runs it) and prints SKIPPED otherwise. When the kernel
 //! cannot mount vfat at all, the tests check discovery only (the node finds
-//! the volume, cannot mount it, stays unenrolled) and say SKIPPED for the
-//! rest.
+//! the volume, cannot mount it, stays unenrolled) and say
+//! `SKIPPED (host kernel)` for the rest.
 //!
 //! The tests run one at a time: a node looks at every block device, so it
 //! would see another test's stick.
 
 mod mesh;
+#[path = "common/require.rs"]
+mod require;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -64,7 +67,7 @@ fn tools() -> Result<Tools, String> {
 }
 
 fn skipped(test: &str, why: &str) {
-    println!("SKIPPED {test}: {why}");
+    require::missing(test, why);
 }
 
 /// The lock that runs these tests one at a time, and the tools; `None`
@@ -414,7 +417,7 @@ fn a_gw_config_stick_enrols_the_node_and_is_unmounted_again() {
         wait_for_log(&daemon, &format!("{}: cannot mount", source(&stick.device)));
         assert_eq!(enrol_state(&node), "unenrolled");
         assert_not_mounted(&daemon, &mount_point, &stick.device);
-        skipped(
+        require::kernel_limit(
             TEST,
             "this kernel cannot mount vfat: checked that the volume is found, not the enrolment",
         );
@@ -468,7 +471,7 @@ fn other_labels_and_sticks_without_the_file_are_passed_over() {
         wait_for_log(&daemon, &format!("via {}", source(&lower.device)));
     } else {
         wait_for_log(&daemon, &format!("{}: cannot mount", source(&lower.device)));
-        skipped(
+        require::kernel_limit(
             TEST,
             "this kernel cannot mount vfat: checked which volumes are found, not the enrolment",
         );
@@ -492,7 +495,7 @@ fn a_malformed_enroll_toml_on_a_stick_is_reported() {
         Err(why) => return skipped(TEST, &why),
     };
     if !kernel_mounts_vfat(&tools, &stick.device, &m.root().join("probe")) {
-        return skipped(TEST, "this kernel cannot mount vfat");
+        return require::kernel_limit(TEST, "this kernel cannot mount vfat");
     }
     let (node, mount_point) = node(&m, "n1", "http://127.0.0.1:9");
     let daemon = NsDaemon::start(&tools, &node);

@@ -3,6 +3,8 @@
 //! at the redb state file directly (only ever after the process has exited).
 #![allow(dead_code)]
 
+pub mod require;
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
