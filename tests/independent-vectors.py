@@ -142,8 +142,22 @@ def check_genesis():
     assert node_id(signing_key) == ID_VECTORS[0][2]
 
 
+def check_nonces():
+    # docs/protocol.md "Nonces": secret 11 x 32, issued_at 5, random 02 x 8.
+    secret = bytes([0x11] * 32)
+    prefix = (5).to_bytes(8, "little") + bytes([2] * 8)
+    for tag, expected in (
+        (b"gondwana/v1/nonce-enrol\x00",
+         "05000000000000000202020202020202cdce985b5678ed54ad61da90a59320f8"),
+        (b"gondwana/v1/nonce-grant-command\x00",
+         "050000000000000002020202020202029d8f79b983088d3ec578b0fdeac67bcc"),
+    ):
+        mac = hashlib.blake2b(tag + prefix, key=secret, digest_size=16).digest()
+        assert (prefix + mac).hex() == expected, tag
+
+
 passed = failed = 0
-for check in (check_ids, check_genesis, check_token, check_submission, check_grant):
+for check in (check_ids, check_genesis, check_token, check_submission, check_grant, check_nonces):
     try:
         check()
         passed += 1

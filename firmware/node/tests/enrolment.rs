@@ -786,7 +786,7 @@ fn full_subnet_lowest_free_address_and_a_directory_longer_than_a_page() {
     let late = FakeNode::new("late");
     let request = late.request(fetch_nonce(port), &token);
     let r = post(port, "/v1/enroll", &late.submission(&request, &token)).unwrap();
-    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.status, 409, "{}", r.text());
     assert_eq!(r.json()["error"], "subnet_exhausted", "{}", r.text());
     assert_eq!(hub.snapshot(), before);
 

@@ -12,7 +12,7 @@ use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::{Config, Role};
 use crate::daemon::dataplane::DataplaneStatus;
-use crate::daemon::nonces::NonceBook;
+use crate::daemon::nonces::Nonces;
 use crate::store::StateStore;
 use crate::store::registry::HubContext;
 
@@ -41,7 +41,8 @@ pub struct App {
     /// Identity-log length the hub's mirror last reported.
     pub hub_mirror_len: Mutex<Option<u64>>,
     pub metrics: Metrics,
-    pub nonces: Mutex<NonceBook>,
+    /// Enrolment nonces (hub): stateless, only spent ones remembered.
+    pub nonces: Nonces,
     pub enrol_rate: RateLimiter,
     pub started: Instant,
     /// The last `GET /v1/status` answer and when it was made: status reads
@@ -86,7 +87,7 @@ impl App {
             enrol_status: Mutex::new(EnrolStatus::Unenrolled),
             hub_mirror_len: Mutex::new(None),
             metrics: parts.metrics,
-            nonces: Mutex::new(NonceBook::default()),
+            nonces: Nonces::new(gondwana_core::nonce::Purpose::Enrol),
             enrol_rate: parts.enrol_rate,
             started: Instant::now(),
             status_cache: Mutex::new(None),

@@ -3,8 +3,7 @@
 //! commands) and, on a hub, to send such commands to a node.
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gondwana_core::grant::{self, GrantAction, GrantCommand};
@@ -19,7 +18,7 @@ use crate::admin::ops::now_unix;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::config::Config;
 use crate::daemon::app::App;
-use crate::daemon::nonces::NonceBook;
+use crate::daemon::nonces::Nonces;
 use crate::net::firewall::{Firewall, FirewallError};
 use crate::store::StateStore;
 
@@ -27,8 +26,8 @@ pub struct Grants {
     /// `None` when `[firewall] enabled = false`.
     pub firewall: Option<Firewall>,
     table: String,
-    /// Nonces handed out for hub-signed commands (single use).
-    nonces: Mutex<NonceBook>,
+    /// Nonces for hub-signed commands: stateless, single use.
+    nonces: Nonces,
 }
 
 /// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
@@ -58,7 +57,7 @@ impl Grants {
         Ok(Grants {
             firewall,
             table: config.firewall.table.clone(),
-            nonces: Mutex::new(NonceBook::default()),
+            nonces: Nonces::new(gondwana_core::nonce::Purpose::GrantCommand),
         })
     }
 
@@ -68,7 +67,7 @@ impl Grants {
         Grants {
             firewall: None,
             table: String::new(),
-            nonces: Mutex::new(NonceBook::default()),
+            nonces: Nonces::new(gondwana_core::nonce::Purpose::GrantCommand),
         }
     }
 
@@ -80,6 +79,11 @@ impl Grants {
             }),
             None => json!({"enabled": false}),
         }
+    }
+
+    /// Grant-command nonces spent and still remembered (a metric).
+    pub fn nonces_spent(&self) -> usize {
+        self.nonces.used_len()
     }
 
     pub fn require(&self) -> anyhow::Result<&Firewall> {
@@ -131,30 +135,27 @@ pub fn admin_list(app: &App) -> anyhow::Result<Value> {
 
 // ---- POST /v1/grants: a hub-signed command -------------------------------
 
-/// `GET /v1/grants/nonce`: a single-use nonce for the next command.
+/// `GET /v1/grants/nonce`: a single-use nonce for the next command
+/// (daemon/nonces.rs).
 pub fn nonce(app: &App) -> Result<ApiResponse, ApiError> {
     app.grants
         .firewall
         .as_ref()
         .ok_or_else(|| ApiError::not_found("the firewall is disabled on this node"))?;
-    let seed = crate::random::seed().map_err(|e| ApiError::internal(e.to_string()))?;
-    let ok = app
+    // Stateless: asking stores nothing, so there is no load to refuse.
+    let nonce = app
         .grants
         .nonces
-        .lock()
-        .map(|mut book| book.issue(*seed, Instant::now()))
-        .unwrap_or(false);
-    if !ok {
-        return Err(ApiError::unavailable("too many grant commands in progress"));
-    }
+        .issue()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ApiResponse::json(
         StatusCode::OK,
-        &json!({"nonce": to_hex(&seed[..])}),
+        &json!({"nonce": to_hex(&nonce)}),
     ))
 }
 
 /// `POST /v1/grants`: verified against the pinned hub key, then the nonce
-/// is taken (so a replay finds nothing), then applied.
+/// is spent (so a replay is refused), then applied.
 pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     let Some(fw) = app.grants.firewall.as_ref() else {
         return Err(ApiError::not_found("the firewall is disabled on this node"));
@@ -177,17 +178,15 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
             ),
             _ => ApiError::bad_request(format!("grant command: {e}")),
         })?;
-    let fresh = app
-        .grants
-        .nonces
-        .lock()
-        .map(|mut book| book.take(&verified.nonce, Instant::now()))
-        .unwrap_or(false);
-    if !fresh {
+    // Only now, with the hub's signature verified, is the nonce spent (and
+    // remembered): an unauthenticated sender cannot grow the used set.
+    if let Err(why) = app.grants.nonces.spend(&verified.nonce) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "unknown_nonce",
-            "the command's nonce was not issued here, is stale or was already used",
+            format!(
+                "the command's nonce was not issued here, is stale or was already used ({why})"
+            ),
         ));
     }
     let app2 = app.clone();

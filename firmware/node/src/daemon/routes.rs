@@ -169,6 +169,14 @@ fn metrics(app: &App) -> ApiResponse {
     if let Ok(head) = app.store.directory_head() {
         app.metrics.set("gondwana_directory_entries", &[], head.len);
     }
+    if app.hub.is_some() {
+        let spent = app.nonces.used_len() as u64;
+        app.metrics.set("gondwana_enrol_nonces_spent", &[], spent);
+    }
+    if app.grants.firewall.is_some() {
+        let spent = app.grants.nonces_spent() as u64;
+        app.metrics.set("gondwana_grant_nonces_spent", &[], spent);
+    }
     ApiResponse::text(StatusCode::OK, app.metrics.render())
 }
 
@@ -189,24 +197,19 @@ fn nonce(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
             "too many enrolment attempts from this address",
         ));
     }
-    let seed = crate::random::seed().map_err(|e| ApiError::internal(e.to_string()))?;
-    let ok = app
+    // Stateless (daemon/nonces.rs): issuing stores nothing, so no load
+    // makes it refuse.
+    let nonce = app
         .nonces
-        .lock()
-        .map(|mut book| book.issue(*seed, Instant::now()))
-        .unwrap_or(false);
-    if !ok {
-        return Err(ApiError::unavailable(
-            "too many enrolments in progress; retry later",
-        ));
-    }
+        .issue()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     // The hub's key comes with the nonce so a node pinned to another hub
     // stops before it submits (and spends a token use). It proves nothing:
     // the grant's signature is what the node trusts.
     let hub_key = app.hub.as_ref().map(|h| to_hex(&h.signing.public_key()));
     Ok(ApiResponse::json(
         StatusCode::OK,
-        &json!({"nonce": to_hex(&seed[..]), "hub_key": hub_key}),
+        &json!({"nonce": to_hex(&nonce), "hub_key": hub_key}),
     ))
 }
 
@@ -230,12 +233,8 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             ApiError::bad_request(format!("enrolment request: {e}")),
         )
     })?;
-    let fresh = app
-        .nonces
-        .lock()
-        .map(|mut book| book.take(&verified.request.hub_nonce, Instant::now()))
-        .unwrap_or(false);
-    if !fresh {
+    // Forged, stale or spent nonces are refused before any look-up.
+    if app.nonces.check(&verified.request.hub_nonce).is_err() {
         let r = Refusal::UnknownNonce;
         return Err(fail(
             r.code(),
@@ -249,6 +248,14 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
             .hub
             .as_ref()
             .ok_or(Refusal::Store("not a hub".into()))?;
+        // The nonce is remembered only for an authenticated request: signed
+        // with a token key the hub issued. An unknown token spends nothing.
+        if !app2.store.knows_token(&verified.request.token_key)? {
+            return Err(Refusal::UnknownToken);
+        }
+        app2.nonces
+            .spend(&verified.request.hub_nonce)
+            .map_err(|_| Refusal::UnknownNonce)?;
         let grant = registry::enrol(&app2.store, hub, &verified, now_unix())?;
         let (entries, head) = app2.store.directory_page(0, MAX_PAGE)?;
         let bundle = directory::encode_bundle(&hub.signing.public_key(), 0, head, &entries);
@@ -450,17 +457,26 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
 /// A refusal as the client sees it: its code and a detail, never a path of
 /// the hub's (store errors are logged here and answered as "internal").
 fn refusal_error(r: Refusal) -> ApiError {
-    let status = match r {
-        Refusal::Store(detail) => {
-            eprintln!("gondwana: store error while answering a request: {detail}");
-            return ApiError::internal("the hub could not complete the request; see its log");
+    if let Refusal::Store(detail) = &r {
+        eprintln!("gondwana: store error while answering a request: {detail}");
+        return ApiError::internal("the hub could not complete the request; see its log");
+    }
+    ApiError::new(refusal_status(&r), r.code(), r.to_string())
+}
+
+/// The HTTP status of each refusal: 4xx, as docs/protocol.md ("Refusals")
+/// lists them (checked by `routes/refusal_doc.rs`); only a store failure
+/// is a 500.
+pub(crate) fn refusal_status(r: &Refusal) -> StatusCode {
+    match r {
+        Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // The request is fine; the hub's state conflicts with it.
+        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) | Refusal::SubnetExhausted(_) => {
+            StatusCode::CONFLICT
         }
-        Refusal::SubnetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) => StatusCode::CONFLICT,
         Refusal::UnknownNode(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::FORBIDDEN,
-    };
-    ApiError::new(status, r.code(), r.to_string())
+    }
 }
 
 async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(
@@ -473,5 +489,7 @@ async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(
     }
 }
 
+#[cfg(test)]
+mod refusal_doc;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -14,6 +14,7 @@ mod identity;
 mod lock;
 pub mod registry;
 mod schema;
+mod token_lookup;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io;

@@ -376,7 +376,7 @@ pub fn post(port: u16, path: &str, body: &[u8]) -> io::Result<Resp> {
     http(port, "POST", path, body)
 }
 
-fn parse_response(raw: &[u8]) -> io::Result<Resp> {
+pub fn parse_response(raw: &[u8]) -> io::Result<Resp> {
     let bad = |what: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
