@@ -18,6 +18,7 @@ pub mod identity_log;
 pub mod keys;
 pub mod mesh;
 pub mod node_id;
+pub mod revocation;
 pub mod token;
 pub mod wg_quick;
 

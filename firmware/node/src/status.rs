@@ -35,6 +35,18 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
                 Ok(None) => json!({"state": "unenrolled"}),
                 Err(e) => json!({"state": "error", "detail": e.to_string()}),
             };
+            match store.revocation() {
+                Ok(Some(r)) => {
+                    v["enrolment"]["state"] = json!("revoked");
+                    v["enrolment"]["revocation"] = json!({
+                        "revoked_unix": r.at_unix,
+                        "reason": r.reason,
+                        "directory_seq": r.seq,
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => v["enrolment"] = json!({"state": "error", "detail": e.to_string()}),
+            }
             v["identity"] = mirror_json(identity, None);
         }
     }

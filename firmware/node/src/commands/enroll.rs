@@ -159,6 +159,14 @@ fn print_status(v: &Value) {
             e["attempts"],
             s(&e["last_error"])
         ),
+        Some("revoked") => println!(
+            "  enrolment:  REVOKED by the hub (learned at {}, directory entry {}): {} — was {} in {}",
+            s(&e["revocation"]["revoked_unix"]),
+            s(&e["revocation"]["directory_seq"]),
+            s(&e["revocation"]["reason"]),
+            s(&e["mesh_ip"]),
+            s(&e["subnet"])
+        ),
         Some(other) => println!("  enrolment:  {other}"),
         None => {}
     }
