@@ -196,3 +196,55 @@ pub async fn commit(app: &App, raw: Vec<u8>, verified: Revocation) -> anyhow::Re
     app.set_revocation(stored);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn asks_at_once_then_backs_off_to_the_cap_and_again_at_once_after_contact() {
+        let config = EnrollConfig {
+            retry_initial_secs: 1.0,
+            retry_max_secs: 8.0,
+            ..EnrollConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        assert!(s.due(t0), "the first failure asks at once");
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..8 {
+            s.asked(at, &config);
+            let next = s.next.unwrap();
+            gaps.push(next - at);
+            assert!(!s.due(at));
+            assert!(s.due(next));
+            at = next;
+        }
+        // Jittered to 50-100 % of 1, 2, 4, 8, 8, … seconds.
+        for (i, gap) in gaps.iter().enumerate() {
+            let full = Duration::from_secs(1 << i.min(3));
+            assert!(*gap >= full / 2 && *gap <= full, "ask {i}: {gap:?}");
+        }
+        s.reset();
+        assert!(s.due(at), "after a contact that worked, at once again");
+    }
+
+    #[test]
+    fn a_stale_hub_handshake_counts_only_on_an_up_interface() {
+        let mut mesh = DataplaneStatus {
+            state: "up",
+            hub: Some(json!({"last_handshake_unix": 1_000})),
+            ..Default::default()
+        };
+        assert!(!hub_handshake_stale(&mesh, 1_000 + 180));
+        assert!(hub_handshake_stale(&mesh, 1_000 + 181));
+        mesh.state = "revoked";
+        assert!(!hub_handshake_stale(&mesh, 5_000));
+        mesh.state = "up";
+        // No handshake yet: pull failures speak for a tunnel never up.
+        mesh.hub = Some(json!({"last_handshake_unix": null}));
+        assert!(!hub_handshake_stale(&mesh, 5_000));
+    }
+}
