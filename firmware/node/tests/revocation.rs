@@ -283,6 +283,20 @@ fn a_revoked_node_learns_it_from_the_hubs_public_listener_and_keeps_saying_so() 
         1,
         "one audit record, not one per start"
     );
+    // `gondwana enroll` on it enrols nothing and says why.
+    let created = hub.token(&["--uses", "1"], &hub.dir.join("again.toml"));
+    let again = node.cli(&[
+        "enroll",
+        "--hub",
+        &hub.enroll_url(),
+        "--hub-key",
+        &gondwana_core::hash::to_hex(&hub_key),
+        "--token",
+        created["token"].as_str().unwrap(),
+    ]);
+    let v = again.ok().json();
+    assert_eq!(v["already_enrolled"], true, "{v}");
+    assert_eq!(v["state"], "revoked", "{v}");
 }
 
 #[test]

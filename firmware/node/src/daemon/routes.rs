@@ -448,7 +448,7 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
         Err(e) => return ApiError::bad_request(e.to_string()).into(),
     };
     if let Ok(Some(e)) = app.store.enrolment() {
-        let mut v = crate::commands::enroll::enrolment_json(&e);
+        let mut v = crate::status::enrolment_json(&app.store, &e);
         v["already_enrolled"] = json!(true);
         return ApiResponse::json(StatusCode::OK, &v);
     }
