@@ -6,9 +6,12 @@
 #
 # Checks: auto-enrolment over the underlay and tunnels up; node1 pings node2
 # through the hub; the real `wg show` lists exactly the expected peers and
-# the real `nft list ruleset` shows our table; grants open one port to one
-# peer (add, del, timeout); revoking node2 removes its peer and stops its
-# traffic; killing and restarting the hub daemon keeps tunnels passing
+# the real `nft list ruleset` shows our table; a LAN host that routes
+# node1's mesh address via node1's underlay address is dropped (and counted)
+# while node1's API on its underlay address (api.listen) answers it; grants
+# open one port to one peer (add, del, timeout); revoking node2 removes its
+# peer and stops its traffic, and node2 learns it from the hub's public
+# listener (status revoked, /v1/ready 503, no peers); killing and restarting the hub daemon keeps tunnels passing
 # traffic; restarting a node daemon adopts the same interface and key with no
 # duplicate peers; an IPv6 allowed IP an operator adds to a peer is removed
 # by the next reconciler pass; an overlapping subnet is refused with nothing
@@ -30,7 +33,7 @@ BIN=${1:-$ROOT/out/x86_64-unknown-linux-musl/gondwana}
 
 ID=$$
 WORK=$(mktemp -d /tmp/gw-mesh.XXXXXX)
-NS_U=gwu$ID NS_H=gwh$ID NS_A=gwa$ID NS_B=gwb$ID NS_X=gwx$ID
+NS_U=gwu$ID NS_H=gwh$ID NS_A=gwa$ID NS_B=gwb$ID NS_X=gwx$ID NS_L=gwl$ID
 # Interface names are unique per host: boringtun's UAPI socket path
 # (/var/run/wireguard/<if>.sock) ignores network namespaces.
 IF_H=wgh$ID IF_A=wga$ID IF_B=wgb$ID
@@ -127,10 +130,12 @@ attach() { # attach NS HOSTNUM
 attach "$NS_H" 1
 attach "$NS_A" 2
 attach "$NS_B" 3
+# A LAN host on the underlay: no gondwana, just routes and TCP.
+attach "$NS_L" 9
 
-# config NAME ROLE IFACE [extra toml] [subnet]
+# config NAME ROLE IFACE [extra toml] [subnet] [extra [api] lines]
 config() {
-    local name=$1 role=$2 ifname=$3 extra=${4:-} subnet=${5:-$SUBNET}
+    local name=$1 role=$2 ifname=$3 extra=${4:-} subnet=${5:-$SUBNET} api_extra=${6:-}
     mkdir -p "$WORK/$name"
     cat >"$WORK/$name/gondwana.toml" <<EOF
 role = "$role"
@@ -142,6 +147,7 @@ subnet = "$subnet"
 interface = "$ifname"
 [api]
 admin_socket = "$WORK/$name/admin.sock"
+$api_extra
 [enroll]
 search_paths = ["$WORK/$name/enroll.toml"]
 retry_initial_secs = 0.5
@@ -181,7 +187,8 @@ config hub hub "$IF_H" "[hub]
 public_endpoint = \"$UNDERLAY.1:51822\"
 enroll_listen = \"$UNDERLAY.1:$ENROLL_PORT\"
 public_url = \"http://$UNDERLAY.1:$ENROLL_PORT\""
-config node1 node "$IF_A"
+# node1 also serves its API on its underlay ("LAN") address.
+config node1 node "$IF_A" "" "$SUBNET" "listen = \"$UNDERLAY.2:$API_PORT\""
 # node2 starts with the default subnet: its firewall must follow the one
 # it enrols into.
 config node2 node "$IF_B" "" 10.10.0.0/24
@@ -222,6 +229,24 @@ check "node1: nft list ruleset shows table inet gondwana" \
 check "node2: its firewall follows the enrolment's subnet" \
     bash -c "ip netns exec $NS_B nft list table inet gondwana | grep -q 'ip saddr $SUBNET tcp dport'"
 check "node1: the API answers on its mesh address from node2" \
+    in_ns "$NS_B" python3 -c "import urllib.request; urllib.request.urlopen('http://$IP_A:$API_PORT/v1/health', timeout=3)"
+
+log "a LAN host routes node1's mesh address via node1's underlay address"
+guard_drops() { # guard_drops NS IFACE: the off-mesh guard rule's packet counter
+    in_ns "$1" nft list chain inet gondwana input |
+        sed -nE "s/.*ip daddr [0-9./]+ iifname != \"$2\" iifname != \"lo\" counter packets ([0-9]+) .*/\1/p"
+}
+in_ns "$NS_L" ip route add "$IP_A/32" via "$UNDERLAY.2"
+drops_before=$(guard_drops "$NS_A" "$IF_A")
+check "node1: nft shows the off-mesh guard with a counter" [ -n "$drops_before" ]
+check_not "the LAN host cannot reach node1's API on its mesh address" \
+    tcp_open "$NS_L" "$IP_A" $API_PORT
+drops_after=$(guard_drops "$NS_A" "$IF_A")
+check "node1: the guard counted it ($drops_before -> $drops_after)" \
+    [ "${drops_after:-0}" -gt "${drops_before:-0}" ]
+check "the LAN host reaches node1's API on its underlay address (api.listen)" \
+    in_ns "$NS_L" python3 -c "import urllib.request; urllib.request.urlopen('http://$UNDERLAY.2:$API_PORT/v1/health', timeout=3)"
+check "node2 still reaches node1's API on its mesh address" \
     in_ns "$NS_B" python3 -c "import urllib.request; urllib.request.urlopen('http://$IP_A:$API_PORT/v1/health', timeout=3)"
 
 log "grants: a service on node1:$SERVICE_PORT"
@@ -281,6 +306,28 @@ check "hub removes node2's peer" wait_for 15 no_peer_b
 check_not "node2 can no longer reach node1" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
 check_not "node2 can no longer reach the hub" in_ns "$NS_B" ping -c 1 -W 2 "$HUB_MESH"
 check "node1 still pings the hub" in_ns "$NS_A" ping -c 1 -W 2 "$HUB_MESH"
+ready_code() { # ready_code NS: the HTTP status of GET /v1/ready on loopback
+    in_ns "$1" python3 -c "
+import urllib.request, urllib.error
+try: print(urllib.request.urlopen('http://127.0.0.1:$API_PORT/v1/ready', timeout=3).status)
+except urllib.error.HTTPError as e: print(e.code)"
+}
+node2_says_revoked() {
+    [[ $(ready_code "$NS_B") == 503 ]] &&
+        [[ $(status_field node2 "$NS_B" "s['enrolment']['state']") == revoked ]]
+}
+# Its pulls through the tunnel time out (15 s) every 2 s; the first failure
+# makes it ask the hub's public listener.
+check "node2 learns it: ready 503, status revoked" wait_for 60 node2_says_revoked
+check "node2: status has the revocation's reason" \
+    [ "$(status_field node2 "$NS_B" "s['enrolment']['revocation']['reason']")" == "scenario test" ]
+no_peers_b() { [ -z "$(wg_peers "$NS_B" "$IF_B")" ]; }
+check "node2: wg show lists no peers" wait_for 15 no_peers_b
+check "node2: data plane state revoked" \
+    [ "$(status_field node2 "$NS_B" "s['dataplane']['state']")" == revoked ]
+check "node2: its daemon keeps running" kill -0 "${daemon_pid[node2]}"
+check "node1 still pings the hub after node2 learnt it" in_ns "$NS_A" ping -c 1 -W 2 "$HUB_MESH"
+check "node1 still ready" [ "$(ready_code "$NS_A")" == 200 ]
 
 log "a hub whose subnet overlaps the underlay is refused, nothing configured"
 add_ns "$NS_X"

@@ -31,12 +31,31 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
         }
         Role::Node => {
             v["enrolment"] = match store.enrolment() {
-                Ok(Some(e)) => crate::commands::enroll::enrolment_json(&e),
+                Ok(Some(e)) => enrolment_json(store, &e),
                 Ok(None) => json!({"state": "unenrolled"}),
                 Err(e) => json!({"state": "error", "detail": e.to_string()}),
             };
             v["identity"] = mirror_json(identity, None);
         }
+    }
+    v
+}
+
+/// A stored enrolment, `revoked` (with the revocation) once the node has
+/// stored one.
+pub fn enrolment_json(store: &StateStore, e: &crate::store::enrolment::Enrolment) -> Value {
+    let mut v = crate::commands::enroll::enrolment_json(e);
+    match store.revocation() {
+        Ok(Some(r)) => {
+            v["state"] = json!("revoked");
+            v["revocation"] = json!({
+                "revoked_unix": r.at_unix,
+                "reason": r.reason,
+                "directory_seq": r.seq,
+            });
+        }
+        Ok(None) => {}
+        Err(e) => return json!({"state": "error", "detail": e.to_string()}),
     }
     v
 }

@@ -52,7 +52,7 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
             firstboot::run(state_dir, config)?;
             let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
             if let Some(e) = store.enrolment()? {
-                let mut v = enrolment_json(&e);
+                let mut v = crate::status::enrolment_json(&store, &e);
                 v["already_enrolled"] = json!(true);
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -158,6 +158,14 @@ fn print_status(v: &Value) {
             s(&e["source"]),
             e["attempts"],
             s(&e["last_error"])
+        ),
+        Some("revoked") => println!(
+            "  enrolment:  REVOKED by the hub (learned at {}, directory entry {}): {} — was {} in {}",
+            s(&e["revocation"]["revoked_unix"]),
+            s(&e["revocation"]["directory_seq"]),
+            s(&e["revocation"]["reason"]),
+            s(&e["mesh_ip"]),
+            s(&e["subnet"])
         ),
         Some(other) => println!("  enrolment:  {other}"),
         None => {}

@@ -15,6 +15,7 @@ use crate::daemon::dataplane::DataplaneStatus;
 use crate::daemon::nonces::Nonces;
 use crate::store::StateStore;
 use crate::store::registry::HubContext;
+use crate::store::revocation::NodeRevocation;
 
 /// What the node knows about its enrolment, for status.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct App {
     pub dataplane: Mutex<DataplaneStatus>,
     /// The firewall and its grants (daemon/grants.rs).
     pub grants: crate::daemon::grants::Grants,
+    /// Node: its stored revocation, once it has one (daemon/revocation.rs).
+    pub revocation: RwLock<Option<NodeRevocation>>,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -76,6 +79,11 @@ pub struct AppParts {
 impl App {
     pub fn new(parts: AppParts) -> App {
         let dataplane = crate::daemon::dataplane::initial_status(&parts.config);
+        // Read before any listener binds: a revoked node is never ready.
+        let revocation = parts.store.revocation().unwrap_or_else(|e| {
+            eprintln!("gondwana: reading the stored revocation: {e}");
+            None
+        });
         App {
             grants: parts.grants,
             store: parts.store,
@@ -93,7 +101,26 @@ impl App {
             status_cache: Mutex::new(None),
             dataplane_kick: tokio::sync::Notify::new(),
             dataplane: Mutex::new(dataplane),
+            revocation: RwLock::new(revocation),
         }
+    }
+
+    /// Node: its revocation, if it has learned of one.
+    pub fn revocation(&self) -> Option<NodeRevocation> {
+        match self.revocation.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The revocation is stored: status, readiness and the data plane
+    /// follow it from now on.
+    pub fn set_revocation(&self, revocation: NodeRevocation) {
+        match self.revocation.write() {
+            Ok(mut r) => *r = Some(revocation),
+            Err(poisoned) => *poisoned.into_inner() = Some(revocation),
+        }
+        self.changed();
     }
 
     pub fn config(&self) -> Arc<Config> {

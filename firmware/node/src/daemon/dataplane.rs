@@ -37,7 +37,7 @@ pub const PASS_EVERY: Duration = Duration::from_secs(10);
 /// Re-resolve the hub's endpoint name when no handshake for this long
 /// (WireGuard re-handshakes every 2 minutes while traffic flows; keepalive
 /// keeps traffic flowing), at most every [`RESOLVE_MIN_INTERVAL`].
-const HANDSHAKE_STALE: Duration = Duration::from_secs(180);
+pub const HANDSHAKE_STALE: Duration = Duration::from_secs(180);
 const RESOLVE_MIN_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Where the mesh stands, for status and `/v1/ready`.
@@ -229,10 +229,11 @@ impl Reconciler {
             link::enable_ipv4_forwarding()?;
         }
 
-        let revoked = member
-            .node
-            .as_ref()
-            .is_some_and(|n| self.view.revoked.contains_key(&n.own_id));
+        // Seen in our directory, or stored after the hub's public listener
+        // answered (daemon/revocation.rs): no peers from now on.
+        let revoked = member.node.as_ref().is_some_and(|n| {
+            self.view.revoked.contains_key(&n.own_id) || self.app.revocation().is_some()
+        });
         let desired = match &member.node {
             None => {
                 let identity = self.app.identity();

@@ -21,6 +21,7 @@ use crate::api::client;
 use crate::boot::enroll_source::{self, EnrollPlan};
 use crate::config::Config;
 use crate::daemon::app::{App, EnrolStatus};
+use crate::daemon::revocation;
 use crate::net::host_addrs::host_subnets;
 use crate::store::enrolment::{Enrolment, save_enrolment};
 use crate::store::{StateStore, StoredIdentity};
@@ -216,17 +217,37 @@ pub async fn run(app: Arc<App>) {
 }
 
 async fn sync_loop(app: &App, enrolment: Enrolment) {
-    loop {
+    // A revocation pulled before this version acted on pulled ones.
+    if app.revocation().is_none() {
+        match revocation::stored(app, &enrolment) {
+            Ok(Some((raw, r))) => {
+                if let Err(e) = revocation::commit(app, raw, r).await {
+                    eprintln!("gondwana: storing this node's revocation: {e:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("gondwana: looking for this node's revocation: {e:#}"),
+        }
+    }
+    let mut ask = revocation::Schedule::default();
+    // Revoked: nothing more to ask the hub, ever (the daemon keeps running
+    // to say so).
+    while app.revocation().is_none() {
         // The default hub URL is its mesh address: wait for the tunnel
         // rather than log a failed pull for every second it takes.
-        let mesh = app.dataplane_status().state;
-        if app.config().enroll.hub_api_url.is_none() && !matches!(mesh, "up" | "disabled") {
+        let mesh = app.dataplane_status();
+        if app.config().enroll.hub_api_url.is_none() && !matches!(mesh.state, "up" | "disabled") {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
         let url = hub_api_url(&app.config(), &enrolment);
+        let mut reached = true;
         if let Err(e) = pull_directory(app, &url, &enrolment).await {
             eprintln!("gondwana: directory pull from {url} failed: {e:#}");
+            reached = false;
+        }
+        if app.revocation().is_some() {
+            break;
         }
         let identity = app.identity();
         let known = app.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
@@ -235,8 +256,29 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
                 Ok(len) => {
                     app.set_hub_mirror_len(len);
                 }
-                Err(e) => eprintln!("gondwana: identity mirror push to {url} failed: {e:#}"),
+                Err(e) => {
+                    eprintln!("gondwana: identity mirror push to {url} failed: {e:#}");
+                    reached = false;
+                }
             }
+        }
+        if revocation::hub_handshake_stale(&mesh, now_unix()) {
+            reached = false;
+        }
+        // The hub removes a revoked node's peer, so the tunnel goes silent:
+        // ask its public listener, which the tunnel does not carry.
+        if reached {
+            ask.reset();
+        } else if ask.due(std::time::Instant::now()) {
+            match revocation::ask_hub(app, &enrolment).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => eprintln!(
+                    "gondwana: asking {} whether this node is revoked: {e:#}",
+                    enrolment.hub_url
+                ),
+            }
+            ask.asked(std::time::Instant::now(), &app.config().enroll);
         }
         tokio::time::sleep(Duration::from_secs(
             app.config().enroll.directory_pull_secs.max(1),
@@ -269,9 +311,14 @@ pub async fn pull_directory(app: &App, base: &str, enrolment: &Enrolment) -> any
             return Ok(pulled);
         }
         pulled += verified.len() as u64;
+        let own = revocation::pulled(&verified, &enrolment.grant.node_id);
         let store = app.store.clone();
         tokio::task::spawn_blocking(move || store.append_directory(&verified, head)).await??;
         app.changed();
+        if let Some((raw, r)) = own {
+            revocation::commit(app, raw, r).await?;
+            return Ok(pulled);
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod enrol_task;
 pub mod grants;
 pub mod nonces;
+pub mod revocation;
 pub mod routes;
 
 use std::fs::DirBuilder;

@@ -1,7 +1,8 @@
 //! Routes, by (method, path segments), into handler functions. Three
 //! listeners, three route sets:
 //! - `PublicApi` (loopback, the configured address, later the mesh address);
-//! - `EnrolApi` (a hub's public enrolment listener): enrolment and health only;
+//! - `EnrolApi` (a hub's public enrolment listener): enrolment, revocation
+//!   look-ups and health only;
 //! - `AdminApi` (root-only Unix socket): tokens, nodes, rotation, enrol.
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler
 use crate::config::Role;
 use crate::daemon::app::App;
 use crate::daemon::grants;
+use crate::daemon::revocation;
 use crate::store::registry::{self, Refusal};
 
 pub struct PublicApi(pub Arc<App>);
@@ -42,6 +44,7 @@ impl Handler for PublicApi {
             (&Method::GET, ["metrics"]) => Ok(metrics(app)),
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
+            (&Method::GET, ["v1", "enroll", "revocation"]) => revocation::serve(app, &req).await,
             (&Method::POST, ["v1", "identity", "mirror"]) => mirror_push(app, &req).await,
             (&Method::GET, ["v1", "grants", "nonce"]) => grants::nonce(app),
             (&Method::POST, ["v1", "grants"]) => grants::command(app, &req).await,
@@ -61,8 +64,9 @@ impl Handler for EnrolApi {
             (&Method::GET, ["v1", "health"]) => Ok(health()),
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
+            (&Method::GET, ["v1", "enroll", "revocation"]) => revocation::serve(app, &req).await,
             _ => Err(ApiError::not_found(
-                "the enrolment listener serves only enrolment and health",
+                "the enrolment listener serves only enrolment, revocation and health",
             )),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -81,6 +85,17 @@ fn health() -> ApiResponse {
 fn ready(app: &App) -> ApiResponse {
     if let Err(e) = app.store.directory_head() {
         return ApiError::unavailable(format!("state: {e}")).into();
+    }
+    if let Some(r) = app.revocation() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "revoked",
+            format!(
+                "this node was revoked by its hub (directory entry {}, learned at {}): {}",
+                r.seq, r.at_unix, r.reason
+            ),
+        )
+        .into();
     }
     let mesh = app.dataplane_status();
     match mesh.state {
@@ -440,7 +455,7 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
         Err(e) => return ApiError::bad_request(e.to_string()).into(),
     };
     if let Ok(Some(e)) = app.store.enrolment() {
-        let mut v = crate::commands::enroll::enrolment_json(&e);
+        let mut v = crate::status::enrolment_json(&app.store, &e);
         v["already_enrolled"] = json!(true);
         return ApiResponse::json(StatusCode::OK, &v);
     }

@@ -13,6 +13,7 @@ mod head;
 mod identity;
 mod lock;
 pub mod registry;
+pub mod revocation;
 mod schema;
 mod token_lookup;
 

@@ -6,6 +6,7 @@
 //!   set grants { type ipv4_addr . inet_service; flags timeout; }
 //!   chain input {
 //!     type filter hook input priority filter; policy accept;
+//!     ip daddr 10.10.0.0/24 iifname != "wg-mesh" iifname != "lo" counter drop
 //!     iifname "wg-mesh" ct state established,related accept
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 icmp type echo-request accept
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 8798 accept
@@ -39,6 +40,11 @@ pub const INPUT_PRIORITY: i32 = 0;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
 const ICMP_ECHO_REQUEST: u8 = 8;
+/// Source and destination address offsets in the IPv4 header.
+const SADDR_OFFSET: u32 = 12;
+const DADDR_OFFSET: u32 = 16;
+/// The loopback interface: the box talking to its own mesh address.
+const LOOPBACK: &str = "lo";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
@@ -82,8 +88,36 @@ impl Ruleset {
         })
     }
 
-    /// The input chain's rules, in order.
+    /// The input chain's rules, in order: the off-mesh guard, then the
+    /// mesh interface's own rules.
     pub fn input_rules(&self) -> Vec<Vec<Expr>> {
+        let mut rules = vec![self.off_mesh_guard()];
+        rules.extend(self.mesh_rules());
+        rules
+    }
+
+    /// `ip daddr <subnet> iifname != "<mesh>" iifname != "lo" counter drop`:
+    /// a mesh address is reached through the mesh (or from the box itself),
+    /// never by a LAN host that routes the mesh subnet via this box's LAN
+    /// address. Addresses outside the subnet (an operator's `api.listen`)
+    /// are not this rule's business.
+    fn off_mesh_guard(&self) -> Vec<Expr> {
+        [
+            self.in_subnet(DADDR_OFFSET),
+            vec![
+                iifname(),
+                neq(padded_name(&self.interface)),
+                iifname(),
+                neq(padded_name(LOOPBACK)),
+                Expr::Counter,
+                Expr::Verdict(NF_DROP),
+            ],
+        ]
+        .concat()
+    }
+
+    /// The rules for what arrives on the mesh interface, in order.
+    fn mesh_rules(&self) -> Vec<Vec<Expr>> {
         let established = [
             Expr::CtState { dreg: REG_1 },
             Expr::Bitwise {
@@ -145,23 +179,26 @@ impl Ruleset {
             .collect()
     }
 
-    /// `iifname "<mesh>"`: nft compares the full 16-byte, NUL-padded name.
+    /// `iifname "<mesh>"`.
     fn on_mesh(&self) -> Vec<Expr> {
-        let mut name = [0u8; 16];
-        name[..self.interface.len()].copy_from_slice(self.interface.as_bytes());
-        vec![
-            Expr::Meta {
-                key: NFT_META_IIFNAME,
-                dreg: REG_1,
-            },
-            eq(name.to_vec()),
-        ]
+        vec![iifname(), eq(padded_name(&self.interface))]
     }
 
     /// `ip saddr <subnet>`.
     fn source_in_subnet(&self) -> Vec<Expr> {
+        self.in_subnet(SADDR_OFFSET)
+    }
+
+    /// `ip saddr|daddr <subnet>` for the address at `offset` of the IPv4
+    /// header.
+    fn in_subnet(&self, offset: u32) -> Vec<Expr> {
         let mut v = nfproto_ipv4();
-        v.push(saddr());
+        v.push(Expr::Payload {
+            base: PayloadBase::Network,
+            offset,
+            len: 4,
+            dreg: REG_1,
+        });
         if self.subnet.prefix_len() < 32 {
             v.push(Expr::Bitwise {
                 reg: REG_1,
@@ -195,6 +232,29 @@ fn eq(data: Vec<u8>) -> Expr {
     }
 }
 
+fn neq(data: Vec<u8>) -> Expr {
+    Expr::Cmp {
+        sreg: REG_1,
+        op: CmpOp::Neq,
+        data,
+    }
+}
+
+fn iifname() -> Expr {
+    Expr::Meta {
+        key: NFT_META_IIFNAME,
+        dreg: REG_1,
+    }
+}
+
+/// nft compares an interface name as the full 16-byte, NUL-padded field.
+fn padded_name(name: &str) -> Vec<u8> {
+    let mut padded = [0u8; 16];
+    let n = name.len().min(15);
+    padded[..n].copy_from_slice(&name.as_bytes()[..n]);
+    padded.to_vec()
+}
+
 fn accept() -> Expr {
     Expr::Verdict(NF_ACCEPT)
 }
@@ -222,7 +282,7 @@ fn l4proto(proto: u8) -> Vec<Expr> {
 fn saddr() -> Expr {
     Expr::Payload {
         base: PayloadBase::Network,
-        offset: 12,
+        offset: SADDR_OFFSET,
         len: 4,
         dreg: REG_1,
     }
@@ -260,29 +320,62 @@ mod tests {
     }
 
     #[test]
-    fn every_rule_is_scoped_to_the_mesh_interface_and_ends_in_a_verdict() {
-        let rules = plan().input_rules();
-        assert_eq!(rules.len(), 5);
-        for r in &rules {
-            assert_eq!(
-                r[0],
+    fn the_first_rule_drops_mesh_addresses_off_the_mesh_and_loopback() {
+        let guard = &plan().input_rules()[0];
+        assert_eq!(
+            guard,
+            &vec![
                 Expr::Meta {
-                    key: NFT_META_IIFNAME,
+                    key: NFT_META_NFPROTO,
                     dreg: REG_1
-                }
-            );
+                },
+                eq(vec![NFPROTO_IPV4]),
+                Expr::Payload {
+                    base: PayloadBase::Network,
+                    offset: 16,
+                    len: 4,
+                    dreg: REG_1
+                },
+                Expr::Bitwise {
+                    reg: REG_1,
+                    mask: vec![255, 255, 255, 0],
+                    xor: vec![0; 4]
+                },
+                eq(vec![10, 10, 0, 0]),
+                iifname(),
+                neq(b"wg-mesh\0\0\0\0\0\0\0\0\0".to_vec()),
+                iifname(),
+                neq(b"lo\0\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec()),
+                Expr::Counter,
+                Expr::Verdict(NF_DROP),
+            ]
+        );
+        // A /32 "subnet" compares the whole address, no mask.
+        let one = Ruleset::new("t", "wg0", "10.9.8.7/32".parse().unwrap(), 1).unwrap();
+        let g = &one.input_rules()[0];
+        assert!(!g.iter().any(|e| matches!(e, Expr::Bitwise { .. })));
+        assert!(g.contains(&eq(vec![10, 9, 8, 7])));
+    }
+
+    #[test]
+    fn every_other_rule_is_scoped_to_the_mesh_interface_and_ends_in_a_verdict() {
+        let rules = plan().input_rules();
+        assert_eq!(rules.len(), 6);
+        for r in &rules[1..] {
+            assert_eq!(r[0], iifname());
             assert!(
-                matches!(&r[1], Expr::Cmp { data, .. } if data.starts_with(b"wg-mesh\0") && data.len() == 16)
+                matches!(&r[1], Expr::Cmp { data, op: CmpOp::Eq, .. } if data.starts_with(b"wg-mesh\0") && data.len() == 16)
             );
             assert!(matches!(r.last(), Some(Expr::Verdict(_))));
         }
-        assert_eq!(rules[4].last(), Some(&Expr::Verdict(NF_DROP)));
-        assert!(rules[..4].iter().all(|r| r.last() == Some(&accept())));
+        assert_eq!(rules[5].last(), Some(&Expr::Verdict(NF_DROP)));
+        assert!(rules[1..5].iter().all(|r| r.last() == Some(&accept())));
     }
 
     #[test]
     fn api_rule_matches_the_subnet_and_port() {
-        let api = &plan().input_rules()[2];
+        let api = &plan().input_rules()[3];
+        assert!(api.contains(&saddr()));
         assert!(api.contains(&eq(vec![10, 10, 0, 0])));
         assert!(api.contains(&Expr::Bitwise {
             reg: REG_1,
@@ -294,7 +387,7 @@ mod tests {
 
     #[test]
     fn grant_rule_looks_up_address_and_port_together() {
-        let g = &plan().input_rules()[3];
+        let g = &plan().input_rules()[4];
         assert!(g.contains(&Expr::Lookup {
             set: GRANT_SET.into(),
             set_id: GRANT_SET_ID,

@@ -113,6 +113,7 @@ fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
         "type ipv4_addr . inet_service",
         "flags timeout",
         "type filter hook input priority filter; policy accept;",
+        "ip daddr 10.10.0.0/24 iifname != \"wg-mesh\" iifname != \"lo\" counter packets 0 bytes 0 drop",
         "iifname \"wg-mesh\" ct state established,related accept",
         "iifname \"wg-mesh\" ip saddr 10.10.0.0/24 icmp type echo-request accept",
         "iifname \"wg-mesh\" ip saddr 10.10.0.0/24 tcp dport 8798 accept",
@@ -304,4 +305,78 @@ fn traffic_is_dropped_until_granted() {
     assert!(connects(&b, service), "service with a 2 s grant");
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!connects(&b, service), "service after the timeout");
+}
+
+/// The packets counted by the off-mesh guard rule, read with the real `nft`.
+fn guard_drops(ns: &Netns, iface: &str) -> u64 {
+    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", "input"]);
+    let prefix =
+        format!("ip daddr 10.10.0.0/24 iifname != \"{iface}\" iifname != \"lo\" counter packets ");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no guard rule with a counter in\n{text}"))
+}
+
+/// A box A with a mesh link (to B) and a LAN link (to C). C routes the
+/// mesh subnet via A's LAN address: it must not reach A's mesh address,
+/// while A's LAN address (an operator's `api.listen`), B over the mesh and
+/// A itself over loopback still reach the API port.
+#[test]
+fn mesh_addresses_are_reachable_only_through_the_mesh() {
+    let a = Netns::new("box");
+    let b = Netns::new("peer");
+    let c = Netns::new("lan");
+    let pid = std::process::id() % 100_000;
+    let (mesh_a, mesh_b, lan_a, lan_c) = (
+        format!("gwm{pid}"),
+        format!("gwn{pid}"),
+        format!("gwl{pid}"),
+        format!("gwk{pid}"),
+    );
+    for (x, y, nx, ny) in [(&mesh_a, &mesh_b, &a, &b), (&lan_a, &lan_c, &a, &c)] {
+        sh(&[
+            "ip", "link", "add", x, "netns", &nx.0, "type", "veth", "peer", "name", y, "netns",
+            &ny.0,
+        ]);
+    }
+    for (ns, dev, addr) in [
+        (&a, &mesh_a, "10.10.0.1/24"),
+        (&b, &mesh_b, "10.10.0.2/24"),
+        (&a, &lan_a, "192.168.78.1/24"),
+        (&c, &lan_c, "192.168.78.2/24"),
+    ] {
+        ns.sh(&["ip", "addr", "add", addr, "dev", dev]);
+        ns.sh(&["ip", "link", "set", dev, "up"]);
+    }
+    for ns in [&a, &b, &c] {
+        ns.sh(&["ip", "link", "set", "lo", "up"]);
+    }
+    c.sh(&["ip", "route", "add", "10.10.0.0/24", "via", "192.168.78.1"]);
+    let api = a.run(|| TcpListener::bind("0.0.0.0:8798").unwrap());
+    let _keep = api;
+    let api_mesh: SocketAddr = "10.10.0.1:8798".parse().unwrap();
+    let api_lan: SocketAddr = "192.168.78.1:8798".parse().unwrap();
+
+    // Without our table the LAN host gets in: the drop below is ours.
+    assert!(connects(&c, api_mesh), "LAN to mesh address, no table");
+    let iface = mesh_a.clone();
+    a.run(move || Firewall::new(plan(&iface)).apply(&[]).unwrap());
+    assert_eq!(guard_drops(&a, &mesh_a), 0);
+
+    assert!(!connects(&c, api_mesh), "LAN host to the mesh address");
+    let dropped = guard_drops(&a, &mesh_a);
+    assert!(
+        dropped >= 1,
+        "the guard counted the LAN host's SYNs: {dropped}"
+    );
+    assert!(connects(&c, api_lan), "LAN host to the LAN address");
+    assert!(connects(&b, api_mesh), "mesh peer to the mesh address");
+    assert!(connects(&a, api_mesh), "the box itself over loopback");
+    assert_eq!(
+        guard_drops(&a, &mesh_a),
+        dropped,
+        "nothing else hit the guard"
+    );
 }

@@ -1,0 +1,250 @@
+//! Revocation, both sides (docs/protocol.md, "Revocation").
+//!
+//! Hub: `GET /v1/enroll/revocation?node=<id>` answers with the directory
+//! entry that revoked the node, as stored: the hub-signed proof a node can
+//! no longer pull through the tunnel the hub has just removed.
+//!
+//! Node: when its hub contact fails (directory pull, mirror push, a stale
+//! hub handshake) it asks that URL on the hub it enrolled through, at once
+//! and then with capped backoff ([`Schedule`]); an entry it pulls through
+//! the tunnel counts the same. A verified revocation is stored with an
+//! audit record, and from then on the data plane drops its peers, status
+//! says `revoked`, `/v1/ready` answers 503 and the enrolment task stops.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gondwana_core::NodeId;
+use gondwana_core::backoff;
+use gondwana_core::directory::{Entry, Head};
+use gondwana_core::envelope::MAX_ENVELOPE_BYTES;
+use gondwana_core::revocation::{self, Revocation};
+use http::{Method, StatusCode};
+
+use crate::admin::ops::now_unix;
+use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, client};
+use crate::config::EnrollConfig;
+use crate::daemon::app::App;
+use crate::daemon::dataplane::{DataplaneStatus, HANDSHAKE_STALE};
+use crate::store::enrolment::Enrolment;
+use crate::store::revocation::{NodeRevocation, revocation_entry, save_revocation};
+
+const ASK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Hub: the revocation record of `?node=`, or `404 not_revoked`. Behind the
+/// enrolment rate limiter; stores nothing.
+pub async fn serve(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    if app.hub.is_none() {
+        return Err(ApiError::not_found("this node is not a hub"));
+    }
+    if !app.enrol_rate.check(req.peer.ip(), Instant::now()) {
+        return Err(ApiError::rate_limited(
+            "too many enrolment requests from this address",
+        ));
+    }
+    let text = req
+        .query_param("node")
+        .ok_or_else(|| ApiError::bad_request("query parameter `node` (a node id) is required"))?;
+    let node_id = NodeId::parse(&text)
+        .map_err(|e| ApiError::bad_request(format!("query parameter `node`: {e}")))?;
+    let store = app.store.clone();
+    let id = node_id.as_str().to_string();
+    let found = tokio::task::spawn_blocking(move || revocation_entry(&store, &id))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| {
+            eprintln!("gondwana: looking up a revocation: {e}");
+            ApiError::internal("the hub could not complete the request; see its log")
+        })?;
+    match found {
+        Some(raw) => Ok(ApiResponse::bytes(
+            StatusCode::OK,
+            CONTENT_TYPE_OCTETS,
+            raw.into(),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_revoked",
+            format!("{node_id} is not revoked by this hub"),
+        )),
+    }
+}
+
+/// When a node asks: at the first failed hub contact after one that
+/// worked, then no sooner than `enroll.retry_initial_secs` doubling up to
+/// `enroll.retry_max_secs` (jittered) while contact keeps failing, so a
+/// hub outage costs the hub's public listener about one request per node
+/// per `retry_max_secs`.
+#[derive(Debug, Default)]
+pub struct Schedule {
+    asked: u32,
+    next: Option<Instant>,
+}
+
+impl Schedule {
+    /// The hub answered through the tunnel: the next failure asks at once.
+    pub fn reset(&mut self) {
+        *self = Schedule::default();
+    }
+
+    pub fn due(&self, now: Instant) -> bool {
+        self.next.is_none_or(|t| now >= t)
+    }
+
+    /// An ask found no revocation (or failed).
+    pub fn asked(&mut self, now: Instant, config: &EnrollConfig) {
+        self.asked = self.asked.saturating_add(1);
+        let delay = backoff::delay(
+            self.asked,
+            config.retry_initial(),
+            config.retry_max(),
+            crate::random::fraction(),
+        );
+        self.next = Some(now + delay);
+    }
+}
+
+/// The hub handshake went stale while the interface is up: WireGuard
+/// re-handshakes every 2 minutes while keepalives flow, so a peer the hub
+/// removed shows here within [`HANDSHAKE_STALE`].
+pub fn hub_handshake_stale(mesh: &DataplaneStatus, now_unix: u64) -> bool {
+    mesh.state == "up"
+        && mesh
+            .hub
+            .as_ref()
+            .and_then(|h| h["last_handshake_unix"].as_u64())
+            .is_some_and(|t| now_unix.saturating_sub(t) > HANDSHAKE_STALE.as_secs())
+}
+
+/// Asks the hub this node enrolled through whether it is revoked. `true`
+/// once a verified revocation is stored; an answer that does not verify
+/// (another signer, another node, not a revocation) changes nothing.
+pub async fn ask_hub(app: &App, enrolment: &Enrolment) -> anyhow::Result<bool> {
+    let url = format!(
+        "{}/v1/enroll/revocation?node={}",
+        enrolment.hub_url.trim_end_matches('/'),
+        enrolment.grant.node_id
+    );
+    let (status, body) = client::request(
+        Method::GET,
+        &url,
+        None,
+        Bytes::new(),
+        ASK_TIMEOUT,
+        MAX_ENVELOPE_BYTES,
+    )
+    .await?;
+    match status {
+        StatusCode::OK => {}
+        StatusCode::NOT_FOUND => return Ok(false),
+        other => anyhow::bail!("{url} answered {other}"),
+    }
+    let verified = revocation::open(&body, &enrolment.hub_key, &enrolment.grant.node_id)
+        .map_err(|e| anyhow::anyhow!("{url}: {e}; ignored"))?;
+    commit(app, body.to_vec(), verified).await?;
+    Ok(true)
+}
+
+/// The revocation of `own` among freshly pulled (verified) entries.
+pub fn pulled(entries: &[(Entry, Vec<u8>, Head)], own: &NodeId) -> Option<(Vec<u8>, Revocation)> {
+    entries
+        .iter()
+        .find_map(|(entry, raw, _)| revocation::revokes(entry, own).map(|r| (raw.clone(), r)))
+}
+
+/// The revocation of `own` in the stored directory (pulled before this
+/// version acted on it).
+pub fn stored(app: &App, enrolment: &Enrolment) -> anyhow::Result<Option<(Vec<u8>, Revocation)>> {
+    let own = &enrolment.grant.node_id;
+    let (entries, _) = app.store.directory_page(0, usize::MAX)?;
+    for raw in entries {
+        let mentions_us = revocation::decode_unverified(&raw)
+            .is_some_and(|e| revocation::revokes(&e, own).is_some());
+        if mentions_us {
+            let r = revocation::open(&raw, &enrolment.hub_key, own)?;
+            return Ok(Some((raw, r)));
+        }
+    }
+    Ok(None)
+}
+
+/// Stores a verified revocation (one transaction, with its audit record)
+/// and makes the daemon act on it.
+pub async fn commit(app: &App, raw: Vec<u8>, verified: Revocation) -> anyhow::Result<()> {
+    let store = app.store.clone();
+    let now = now_unix();
+    let record = verified.clone();
+    let fresh =
+        tokio::task::spawn_blocking(move || save_revocation(&store, &raw, &record, now)).await??;
+    let stored = if fresh {
+        NodeRevocation {
+            at_unix: now,
+            seq: verified.seq,
+            reason: verified.reason,
+        }
+    } else {
+        app.store
+            .revocation()?
+            .ok_or_else(|| anyhow::anyhow!("the stored revocation vanished"))?
+    };
+    eprintln!(
+        "gondwana: this node was revoked by its hub (directory entry {}): {}; \
+         its tunnel is torn down and it stops contacting the hub",
+        stored.seq, stored.reason
+    );
+    app.set_revocation(stored);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn asks_at_once_then_backs_off_to_the_cap_and_again_at_once_after_contact() {
+        let config = EnrollConfig {
+            retry_initial_secs: 1.0,
+            retry_max_secs: 8.0,
+            ..EnrollConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut s = Schedule::default();
+        assert!(s.due(t0), "the first failure asks at once");
+        let mut at = t0;
+        let mut gaps = Vec::new();
+        for _ in 0..8 {
+            s.asked(at, &config);
+            let next = s.next.unwrap();
+            gaps.push(next - at);
+            assert!(!s.due(at));
+            assert!(s.due(next));
+            at = next;
+        }
+        // Jittered to 50-100 % of 1, 2, 4, 8, 8, … seconds.
+        for (i, gap) in gaps.iter().enumerate() {
+            let full = Duration::from_secs(1 << i.min(3));
+            assert!(*gap >= full / 2 && *gap <= full, "ask {i}: {gap:?}");
+        }
+        s.reset();
+        assert!(s.due(at), "after a contact that worked, at once again");
+    }
+
+    #[test]
+    fn a_stale_hub_handshake_counts_only_on_an_up_interface() {
+        let mut mesh = DataplaneStatus {
+            state: "up",
+            hub: Some(json!({"last_handshake_unix": 1_000})),
+            ..Default::default()
+        };
+        assert!(!hub_handshake_stale(&mesh, 1_000 + 180));
+        assert!(hub_handshake_stale(&mesh, 1_000 + 181));
+        mesh.state = "revoked";
+        assert!(!hub_handshake_stale(&mesh, 5_000));
+        mesh.state = "up";
+        // No handshake yet: pull failures speak for a tunnel never up.
+        mesh.hub = Some(json!({"last_handshake_unix": null}));
+        assert!(!hub_handshake_stale(&mesh, 5_000));
+    }
+}
