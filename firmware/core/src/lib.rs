@@ -19,6 +19,7 @@ pub mod keys;
 pub mod mesh;
 pub mod node_id;
 pub mod token;
+pub mod wg_proof;
 pub mod wg_quick;
 
 pub use boxname::Boxname;

@@ -203,10 +203,17 @@ fn nonce(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     // The hub's key comes with the nonce so a node pinned to another hub
     // stops before it submits (and spends a token use). It proves nothing:
     // the grant's signature is what the node trusts.
+    // Likewise the hub's WireGuard key, which the node's proof of its own
+    // WireGuard key is made with: a substituted one only fails that proof.
     let hub_key = app.hub.as_ref().map(|h| to_hex(&h.signing.public_key()));
+    let hub_wireguard_key = app.hub.as_ref().map(|h| to_hex(&h.wireguard_key()));
     Ok(ApiResponse::json(
         StatusCode::OK,
-        &json!({"nonce": to_hex(&seed[..]), "hub_key": hub_key}),
+        &json!({
+            "nonce": to_hex(&seed[..]),
+            "hub_key": hub_key,
+            "hub_wireguard_key": hub_wireguard_key,
+        }),
     ))
 }
 
@@ -224,11 +231,16 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         ));
     }
     // Every stateless check first: nothing is looked up for a forgery.
-    let verified = enrol::verify_submission(&req.body).map_err(|e| {
-        fail(
+    let checked = enrol::verify_submission(&req.body, &hub.wireguard_secret());
+    let verified = checked.map_err(|e| match e {
+        enrol::EnrolError::WireguardProof(_) => {
+            let r = Refusal::BadWireguardProof(format!("enrolment request: {e}"));
+            fail(r.code(), refusal_error(r))
+        }
+        e => fail(
             "bad_request",
             ApiError::bad_request(format!("enrolment request: {e}")),
-        )
+        ),
     })?;
     let fresh = app
         .nonces
@@ -280,13 +292,14 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
     require_hub(app)?;
     let (entries, state) = import_bundle(&req.body)
         .map_err(|e| ApiError::bad_request(format!("identity log: {e}")))?;
+    let proof = wireguard_proof_header(req).map_err(refusal_error)?;
     let app2 = app.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let hub = app2
             .hub
             .as_ref()
             .ok_or(Refusal::Store("not a hub".into()))?;
-        registry::mirror_update(&app2.store, &hub.signing, &state, &entries)
+        registry::mirror_update(&app2.store, hub, &state, &entries, proof.as_ref())
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -296,6 +309,27 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
         StatusCode::OK,
         &json!({"entries": len.0, "tip": to_hex(&len.1)}),
     ))
+}
+
+/// `Gondwana-WireGuard-Proof: <64 hex>`, if present; a malformed one is a
+/// wrong proof.
+fn wireguard_proof_header(req: &ApiRequest) -> Result<Option<[u8; 32]>, Refusal> {
+    let Some(value) = req.headers.get(registry::WIREGUARD_PROOF_HEADER) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Refusal::BadWireguardProof(format!(
+            "{} must be 64 hexadecimal digits",
+            registry::WIREGUARD_PROOF_HEADER
+        ))
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    gondwana_core::keys::decode_hex32(text)
+        .map(Some)
+        .map_err(|_| bad())
 }
 
 impl Handler for AdminApi {
@@ -405,7 +439,7 @@ fn admin_blocking(
             if let Some(hub) = &app.hub
                 && !signing
             {
-                registry::publish_hub_key(store, hub, next.wireguard_key)?;
+                registry::publish_hub_key(store, hub, store.require_identity()?.wireguard)?;
             }
             Ok(crate::commands::identity::state_json(&next))
         }
@@ -456,7 +490,9 @@ fn refusal_error(r: Refusal) -> ApiError {
             return ApiError::internal("the hub could not complete the request; see its log");
         }
         Refusal::SubnetExhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) => StatusCode::CONFLICT,
+        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) | Refusal::WireguardKeyTaken(_) => {
+            StatusCode::CONFLICT
+        }
         Refusal::UnknownNode(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::FORBIDDEN,
     };
