@@ -60,9 +60,7 @@ impl WireguardSecret {
     /// all zeros (`peer` is a low-order point, so the result proves nothing
     /// about either secret).
     pub fn shared_secret(&self, peer: &PublicKey) -> Option<Zeroizing<[u8; 32]>> {
-        let shared = self
-            .0
-            .diffie_hellman(&x25519_dalek::PublicKey::from(*peer));
+        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(*peer));
         shared
             .was_contributory()
             .then(|| Zeroizing::new(shared.to_bytes()))

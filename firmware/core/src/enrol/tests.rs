@@ -153,7 +153,10 @@ fn submission_refusals() {
     for i in 0..good.len() {
         let mut m = good.clone();
         m[i] ^= 0x01;
-        assert!(verify_submission(&m, &hub_wg()).is_err(), "mutation at {i} accepted");
+        assert!(
+            verify_submission(&m, &hub_wg()).is_err(),
+            "mutation at {i} accepted"
+        );
     }
     assert!(matches!(
         verify_submission(&vec![0u8; MAX_SUBMISSION_BYTES + 1], &hub_wg()),
@@ -260,8 +263,7 @@ fn wireguard_proof_refusals() {
     // zeros, so no proof can count. The node side refuses to make one for a
     // low-order hub key too.
     let signing = SigningSecret::from_seed([4; 32]);
-    let (genesis, state) =
-        build::genesis(&signing, [0; 32], Boxname::parse("n").unwrap()).unwrap();
+    let (genesis, state) = build::genesis(&signing, [0; 32], Boxname::parse("n").unwrap()).unwrap();
     let low = Node {
         signing,
         wireguard: WireguardSecret::from_bytes([4; 32]),

@@ -108,7 +108,11 @@ fn low_order_keys_are_refused_on_both_sides() {
 #[test]
 fn another_domain_tag_is_refused() {
     let shared = alice().shared_secret(&bob().public_key()).unwrap();
-    for wrong in [tag::ENROL_TOKEN_PROOF, b"".as_slice(), b"gondwana/v1/wireguard-proof"] {
+    for wrong in [
+        tag::ENROL_TOKEN_PROOF,
+        b"".as_slice(),
+        b"gondwana/v1/wireguard-proof",
+    ] {
         let mut mac = Blake2bMac::<U32>::new_from_slice(&shared[..]).unwrap();
         mac.update(wrong);
         mac.update(b"hello");

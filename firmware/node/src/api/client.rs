@@ -84,11 +84,18 @@ pub async fn request_with_headers(
         .transpose()?;
     let mut extra = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ClientError::BadHeader(name.to_string()))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| ClientError::BadHeader(name.to_string()))?;
         extra.push((*name, value));
     }
-    let exchange = exchange(method, &target, content_type, &extra, body, max_response_bytes);
+    let exchange = exchange(
+        method,
+        &target,
+        content_type,
+        &extra,
+        body,
+        max_response_bytes,
+    );
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| ClientError::Timeout(timeout))?

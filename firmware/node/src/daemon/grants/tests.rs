@@ -261,16 +261,10 @@ async fn enrol_one(hub: &Arc<App>) {
     let (_, v) = call(&api, Method::GET, "/v1/enroll/nonce", vec![]).await;
     let node = SigningSecret::from_seed([77; 32]);
     let node_wg = gondwana_core::keys::WireguardSecret::from_bytes([78; 32]);
-    let hub_wg = gondwana_core::keys::decode_hex32(
-        v["hub_wireguard_key"].as_str().unwrap(),
-    )
-    .unwrap();
-    let (genesis, state) = build::genesis(
-        &node,
-        node_wg.public_key(),
-        Boxname::parse("n1").unwrap(),
-    )
-    .unwrap();
+    let hub_wg =
+        gondwana_core::keys::decode_hex32(v["hub_wireguard_key"].as_str().unwrap()).unwrap();
+    let (genesis, state) =
+        build::genesis(&node, node_wg.public_key(), Boxname::parse("n1").unwrap()).unwrap();
     let request = EnrolRequest {
         version: enrol::VERSION,
         hub_nonce: decode_hex32(v["nonce"].as_str().unwrap()).unwrap(),

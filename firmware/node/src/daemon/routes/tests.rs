@@ -126,15 +126,13 @@ async fn enrol_then_replay_is_refused_and_changes_nothing() {
     let node = SigningSecret::from_seed([77; 32]);
     let node_wg = gondwana_core::keys::WireguardSecret::from_bytes([78; 32]);
     let hub_wg = gondwana_core::keys::decode_hex32(
-        nonce_answer.json_body().unwrap()["hub_wireguard_key"].as_str().unwrap(),
+        nonce_answer.json_body().unwrap()["hub_wireguard_key"]
+            .as_str()
+            .unwrap(),
     )
     .unwrap();
-    let (genesis, state) = build::genesis(
-        &node,
-        node_wg.public_key(),
-        Boxname::parse("n1").unwrap(),
-    )
-    .unwrap();
+    let (genesis, state) =
+        build::genesis(&node, node_wg.public_key(), Boxname::parse("n1").unwrap()).unwrap();
     let request = EnrolRequest {
         version: enrol::VERSION,
         hub_nonce: gondwana_core::keys::decode_hex32(&nonce_hex).unwrap(),
