@@ -670,7 +670,7 @@ impl Hub {
 
     /// The hub's current WireGuard public key (what nodes prove with).
     pub fn wireguard_key(&self) -> [u8; 32] {
-        let v = self.cli(&["status", "--json"]).ok().json();
+        let v = self.cli(&["identity", "show", "--json"]).ok().json();
         let text = v["wireguard_public_key"]
             .as_str()
             .unwrap_or_else(|| panic!("no wireguard_public_key in {v}"));
