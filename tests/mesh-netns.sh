@@ -240,9 +240,9 @@ start thief "$NS_T"
 thief_refused() {
     [[ $(status_field thief "$NS_T" "s['enrolment'].get('last_error') or ''") == *wireguard_key_taken* ]]
 }
+check "the attacker is refused: wireguard_key_taken" wait_for 30 thief_refused
 check "the attacker holds node1's key" [ "$(gw thief "$NS_T" identity show --json |
     python3 -c "import json,sys; print(json.load(sys.stdin)['wireguard_public_key'])")" == "$key_a" ]
-check "the attacker is refused: wireguard_key_taken" wait_for 30 thief_refused
 kill "${daemon_pid[thief]}"
 wait "${daemon_pid[thief]}" 2>/dev/null
 uses=$(gw hub "$NS_H" token list --json |
