@@ -9,8 +9,7 @@ mod mesh;
 use gondwana_core::keys::{WireguardSecret, wg_key_to_base64};
 use gondwana_core::token::TokenSecret;
 use mesh::{
-    FakeNode, Hub, Mesh, Resp, Snapshot, assert_refused, fetch_nonce, post, random32,
-    token_secret,
+    FakeNode, Hub, Mesh, Resp, Snapshot, assert_refused, fetch_nonce, post, random32, token_secret,
 };
 use serde_json::Value;
 
@@ -205,7 +204,10 @@ fn an_enrolled_node_cannot_rotate_to_a_live_nodes_wireguard_key() {
     assert_unchanged(&hub, &before);
     assert_eq!(holders(&hub, &victim_key), [victim.state.node_id.as_str()]);
     let shown = hub.node_show(attacker.state.node_id.as_str());
-    assert_eq!(shown["identity_log_entries"], 1, "mirror unchanged: {shown}");
+    assert_eq!(
+        shown["identity_log_entries"], 1,
+        "mirror unchanged: {shown}"
+    );
 
     // A rotation to a key of its own, proved, is taken by the mirror...
     let mut honest = FakeNode::from_seed(seed, "attacker");
