@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Checks docs/identity.md's test vectors with an implementation that shares
-no code with ours: Python's hashlib (BLAKE2b), base64 and `cryptography`
-(ed25519). Prints 'vectors: N passed, M failed'."""
+"""Checks the test vectors of docs/identity.md and docs/protocol.md with an
+implementation that shares no code with ours: Python's hashlib (BLAKE2b,
+keyed mode for the WireGuard proof), base64 and `cryptography` (ed25519,
+X25519). Prints 'vectors: N passed, M failed'."""
 import base64
 import hashlib
 import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 ID_VECTORS = [
     ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
@@ -18,17 +20,26 @@ ID_VECTORS = [
 ]
 GENESIS_ENTRY = bytes.fromhex(
     "690100000000000000000000000000000000000000000000000000000000000000000000"
-    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a09090909"
-    "0909090909090909090909090909090909090909090909090909090905626f782d31d75a"
-    "980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40964d855cc9"
-    "cbd562a212ecb551fd0a94a02162fb4f64b3b184b03667ad38d5305e2ef6072313980c44"
-    "fed2fb473e1726ff56621e5366d17e865cb4c8500b440e00")
-GENESIS_TIP = "c2752c73437914768781091542c6a0f7651bbf3fcffaa580b632f7afb4797fee"
+    "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a8520f009"
+    "8930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d31d75a"
+    "980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40ebeb4b242a"
+    "6819854711f4c3963d9a4f19ce5499553cff4e5a0d1b1c3275942fac6bee94bb1cbddd74"
+    "fa4077ac940c5d28933cf9ba0e09f6f9a7363c9746f40d00")
+GENESIS_TIP = "b26d016796f5554ca7cc43412897cf7e1825538c3aa90e2820ea12e6814c35dd"
+# RFC 7748 section 6.1: Alice is the node, Bob the hub.
+NODE_WG_SECRET = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
+HUB_WG_SECRET = "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"
+SHARED_SECRET = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+WIREGUARD_PROOF = "16d70c2e29d45db9518e59a27498ac142ae49c72e99826be89dfddba65e7a44d"
+WIREGUARD_PROOF_TAG = b"gondwana/v1/wireguard-proof\x00"
 
 
 TOKEN_TEXT = "gwt1-aucqkbifaucqkbifaucqkbifaucqkbifaucqkbifaucqkbifaucq"
-SUBMISSION = bytes.fromhex("c90167010707070707070707070707070707070707070707070707070707070707070707090909090909090909090909090909090909090909090909090909090909090905626f782d316e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a409c1078aa41a6585c7180c48df890d41caedb9bcaca161315bd18ed9470b945d70fdea8db28f12e5a7d01dcf4a12050037386a0d9e22778d8f2286b50ceaea700408a2fd9fa20bfdaf573044f309b71dad484621b35d2e7068b92c79f4b5de74d4700ee4b873c4026bd1dae484d102cef499a3d3a8ba8f09852e51bdbe4752f510a01cc01690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40964d855cc9cbd562a212ecb551fd0a94a02162fb4f64b3b184b03667ad38d5305e2ef6072313980c44fed2fb473e1726ff56621e5366d17e865cb4c8500b440e00")
-GRANT = bytes.fromhex("bc020107070707070707070707070707070707070707070707070707070707070707073767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a71d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d310a0a00020a0a0000183767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435710a0a00010808080808080808080808080808080808080808080808080808080808080808116875622e6578616d706c653a3531383232ee9403de440200000000000000000000000000000000000000000000000000000000000000003d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c40b2a732c9e9022bd103934f74e33cfb9686c35fc4598f6400872a688ccd18aa3ed5dfd2997d5bb97e4ee6d2020d095ee95f5dc828a47b7db7d7766aef69fe9604")
+SUBMISSION = bytes.fromhex("c901670107070707070707070707070707070707070707070707070707070707070707078520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d316e7a1cdd29b0b78fd13af4c5598feff4ef2a97166e3ca6f2e4fbfccd80505bf1d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a404822026e9b2884861bf8ff0331dab8fee9b6983de13a55951dd1a695e270e47a0ba485c4e4db8e368b3f65d19af93bc77e4541c9c0421f8dc28f07ef35cde50c405a53d18c6f309dd81359fb1ac86d2131c675907d2d2eec6faa48ae903b6eb1ea403d64c7ce5e9dbec24c81b05c28aa66919c7db5aef40d7b981248567ed706042016d70c2e29d45db9518e59a27498ac142ae49c72e99826be89dfddba65e7a44d01cc01690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40ebeb4b242a6819854711f4c3963d9a4f19ce5499553cff4e5a0d1b1c3275942fac6bee94bb1cbddd74fa4077ac940c5d28933cf9ba0e09f6f9a7363c9746f40d00")
+GRANT = bytes.fromhex("bc020107070707070707070707070707070707070707070707070707070707070707073767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a71d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d310a0a00020a0a0000183767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435710a0a0001de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f116875622e6578616d706c653a3531383232ee9403de440200000000000000000000000000000000000000000000000000000000000000003d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c4081ab013ac07a390bb6b69c75fa275a8feb3ef621cfa01e401714d9102a98ef0b5b4a73fbffbd26ab5d262c76f9ef693e677955a229329fd8ec47e89706447e0f")
+ROTATION_ENTRY = bytes.fromhex("430101b26d016796f5554ca7cc43412897cf7e1825538c3aa90e2820ea12e6814c35dd02f77ff4b10788bfdca62ca0bb160d427cf5762d85f2b5cad6807ec9c3febbde09d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a403237a1408c717ef530900cf528049434b7893c86b6e93379309a8df0a5c37dae6f318394addc666380f40479a4627fd70809034abeaef71b2e4d028e3fdd7f0c00")
+ROTATION_TIP = "abf064aa87ef41b3d3eb3763b3276df670794f40d9c74985e56f2ee4eb142dcb"
+ROTATION_PROOF = "7c46902461f47ece21175a810d6dfafc7e1c509abedb669b2ba289eabbb30e92"
 HUB_SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
 
 
@@ -69,6 +80,36 @@ def open_envelope(raw: bytes, tag: bytes):
     return body, signer
 
 
+def x25519_public(secret_hex: str) -> bytes:
+    return X25519PrivateKey.from_private_bytes(bytes.fromhex(secret_hex)).public_key().public_bytes_raw()
+
+
+def wireguard_proof(secret_hex: str, peer_public: bytes, message: bytes) -> bytes:
+    """MAC under X25519(secret, peer): hashlib's BLAKE2b keyed mode."""
+    shared = X25519PrivateKey.from_private_bytes(bytes.fromhex(secret_hex)).exchange(
+        X25519PublicKey.from_public_bytes(peer_public))
+    assert shared != bytes(32)
+    return hashlib.blake2b(WIREGUARD_PROOF_TAG + message, key=shared, digest_size=32).digest()
+
+
+def check_wireguard_keys():
+    node, hub = x25519_public(NODE_WG_SECRET), x25519_public(HUB_WG_SECRET)
+    assert node.hex() == "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    assert hub.hex() == "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+    shared = X25519PrivateKey.from_private_bytes(bytes.fromhex(NODE_WG_SECRET)).exchange(
+        X25519PublicKey.from_public_bytes(hub))
+    assert shared.hex() == SHARED_SECRET
+    # A low-order peer key gives an all-zero secret, which must be refused:
+    # `cryptography` refuses it too.
+    try:
+        X25519PrivateKey.from_private_bytes(bytes.fromhex(NODE_WG_SECRET)).exchange(
+            X25519PublicKey.from_public_bytes(bytes(32)))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("low-order key accepted")
+
+
 def check_token():
     seed = bytes([5] * 32)
     assert TOKEN_TEXT == "gwt1-" + base64.b32encode(seed).decode().rstrip("=").lower()
@@ -79,7 +120,7 @@ def check_token():
 
 def check_submission():
     r = Reader(SUBMISSION)
-    request, proof = r.bytes(), r.bytes()
+    request, proof, wg_proof = r.bytes(), r.bytes(), r.bytes()
     log = [r.bytes() for _ in range(r.varint())]
     r.done()
     assert log == [GENESIS_ENTRY]
@@ -87,12 +128,20 @@ def check_submission():
     assert signer == bytes.fromhex(ID_VECTORS[0][1]), "signed by the node key"
     b = Reader(body)
     assert b.take(1) == b"\x01" and b.take(32) == bytes([7] * 32)
-    assert b.take(32) == bytes([9] * 32) and b.bytes() == b"box-1"
+    wg_key = b.take(32)
+    assert wg_key == x25519_public(NODE_WG_SECRET) and b.bytes() == b"box-1"
     token_key = b.take(32)
     b.done()
     seed = bytes([5] * 32)
     assert token_key == Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     Ed25519PublicKey.from_public_bytes(token_key).verify(proof, b"gondwana/v1/enrol-token-proof\x00" + body)
+    # The WireGuard proof over the same body: made by the node's secret with
+    # the hub's public key, and checked the hub's way (hub secret, node key).
+    hub_wg = x25519_public(HUB_WG_SECRET)
+    assert wg_proof.hex() == WIREGUARD_PROOF
+    assert wg_proof == wireguard_proof(NODE_WG_SECRET, hub_wg, body)
+    assert wg_proof == wireguard_proof(HUB_WG_SECRET, wg_key, body)
+    assert wg_proof != wireguard_proof(NODE_WG_SECRET, hub_wg, body[:-1])
     assert seed.hex() not in SUBMISSION.hex(), "the token secret never crosses the wire"
 
 
@@ -103,11 +152,12 @@ def check_grant():
     b = Reader(body)
     assert b.take(1) == b"\x01" and b.take(32) == bytes([7] * 32)
     assert b.bytes().decode() == ID_VECTORS[0][2]
-    assert b.take(32) == bytes.fromhex(ID_VECTORS[0][1]) and b.take(32) == bytes([9] * 32)
+    assert b.take(32) == bytes.fromhex(ID_VECTORS[0][1])
+    assert b.take(32) == x25519_public(NODE_WG_SECRET)
     assert b.bytes() == b"box-1"
     assert b.take(4) == bytes([10, 10, 0, 2]) and b.take(5) == bytes([10, 10, 0, 0, 24])
     assert b.bytes().decode() == node_id(hub)
-    assert b.take(4) == bytes([10, 10, 0, 1]) and b.take(32) == bytes([8] * 32)
+    assert b.take(4) == bytes([10, 10, 0, 1]) and b.take(32) == x25519_public(HUB_WG_SECRET)
     assert b.bytes() == b"hub.example:51822"
     assert (b.varint(), b.varint(), b.varint()) == (51822, 8798, 2)
     assert b.take(32) == bytes(32)
@@ -133,8 +183,9 @@ def check_genesis():
     assert body[0] == 1 and body[1] == 0 and body[2:34] == bytes(32), "version/seq/prev"
     assert body[34] == 0, "Genesis variant"
     signing_key, wg_key = body[35:67], body[67:99]
-    assert wg_key == bytes([9] * 32)
+    assert wg_key == x25519_public(NODE_WG_SECRET)
     assert body[99] == 5 and body[100:] == b"box-1"
+    assert len(body) == 105 and len(entry) == 204
     signer, sig_len, sig, option = rest[:32], rest[32], rest[33:97], rest[97:]
     assert signer == signing_key and sig_len == 64 and option == b"\x00"
     Ed25519PublicKey.from_public_bytes(signer).verify(sig, b"gondwana/v1/identity-entry\x00" + body)
@@ -156,8 +207,32 @@ def check_nonces():
         assert (prefix + mac).hex() == expected, tag
 
 
+def check_rotation():
+    """Entry 1: RotateWireguard to the key of secret 0a x 32; the mirror
+    push's proof over its hash with that secret."""
+    r = Reader(ROTATION_ENTRY)
+    body, signer, sig = r.bytes(), r.take(32), r.bytes()
+    assert r.take(1) == b"\x00", "no new_key_sig"
+    r.done()
+    Ed25519PublicKey.from_public_bytes(signer).verify(sig, b"gondwana/v1/identity-entry\x00" + body)
+    assert signer.hex() == ID_VECTORS[0][1], "signed by the node's current key"
+    b = Reader(body)
+    assert b.take(1) == b"\x01" and b.varint() == 1, "version 1, seq 1"
+    assert b.take(32).hex() == GENESIS_TIP, "prev = the genesis hash"
+    assert b.varint() == 2, "RotateWireguard"
+    new_secret = "0a" * 32
+    assert b.take(32) == x25519_public(new_secret)
+    b.done()
+    tip = hashlib.blake2b(ROTATION_ENTRY, digest_size=32).digest()
+    assert tip.hex() == ROTATION_TIP
+    proof = wireguard_proof(new_secret, x25519_public(HUB_WG_SECRET), tip)
+    assert proof.hex() == ROTATION_PROOF
+    assert proof == wireguard_proof(HUB_WG_SECRET, x25519_public(new_secret), tip)
+
+
 passed = failed = 0
-for check in (check_ids, check_genesis, check_token, check_submission, check_grant, check_nonces):
+for check in (check_ids, check_genesis, check_wireguard_keys, check_token, check_submission,
+              check_grant, check_rotation, check_nonces):
     try:
         check()
         passed += 1

@@ -14,7 +14,9 @@
 # listener (status revoked, /v1/ready 503, no peers); killing and restarting the hub daemon keeps tunnels passing
 # traffic; restarting a node daemon adopts the same interface and key with no
 # duplicate peers; an IPv6 allowed IP an operator adds to a peer is removed
-# by the next reconciler pass; an overlapping subnet is refused with nothing
+# by the next reconciler pass; an attacker box that adopted node1's
+# WireGuard private key is refused (wireguard_key_taken) and node1 keeps its
+# tunnel and its hub peer; an overlapping subnet is refused with nothing
 # configured.
 #
 # Usage: tests/mesh-netns.sh [path/to/gondwana]   (root; default: out/x86_64…)
@@ -33,10 +35,10 @@ BIN=${1:-$ROOT/out/x86_64-unknown-linux-musl/gondwana}
 
 ID=$$
 WORK=$(mktemp -d /tmp/gw-mesh.XXXXXX)
-NS_U=gwu$ID NS_H=gwh$ID NS_A=gwa$ID NS_B=gwb$ID NS_X=gwx$ID NS_L=gwl$ID
+NS_U=gwu$ID NS_H=gwh$ID NS_A=gwa$ID NS_B=gwb$ID NS_X=gwx$ID NS_L=gwl$ID NS_T=gwt$ID
 # Interface names are unique per host: boringtun's UAPI socket path
 # (/var/run/wireguard/<if>.sock) ignores network namespaces.
-IF_H=wgh$ID IF_A=wga$ID IF_B=wgb$ID
+IF_H=wgh$ID IF_A=wga$ID IF_B=wgb$ID IF_T=wgt$ID
 UNDERLAY=192.0.2
 SUBNET=10.77.0.0/24
 HUB_MESH=10.77.0.1
@@ -94,7 +96,7 @@ cleanup() {
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
         ip netns delete "$ns" 2>/dev/null
     done
-    for ifname in "$IF_H" "$IF_A" "$IF_B" wgx$ID; do
+    for ifname in "$IF_H" "$IF_A" "$IF_B" "$IF_T" wgx$ID; do
         rm -f "/var/run/wireguard/$ifname.sock" "/var/run/wireguard/$ifname.log"
     done
     if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
@@ -132,16 +134,18 @@ attach "$NS_A" 2
 attach "$NS_B" 3
 # A LAN host on the underlay: no gondwana, just routes and TCP.
 attach "$NS_L" 9
+attach "$NS_T" 4
 
-# config NAME ROLE IFACE [extra toml] [subnet] [extra [api] lines]
+# config NAME ROLE IFACE [extra toml] [subnet] [extra [api] lines] [extra [wireguard] lines]
 config() {
-    local name=$1 role=$2 ifname=$3 extra=${4:-} subnet=${5:-$SUBNET} api_extra=${6:-}
+    local name=$1 role=$2 ifname=$3 extra=${4:-} subnet=${5:-$SUBNET} api_extra=${6:-} wg_extra=${7:-}
     mkdir -p "$WORK/$name"
     cat >"$WORK/$name/gondwana.toml" <<EOF
 role = "$role"
 $extra
 [wireguard]
 backend = "userspace"
+$wg_extra
 [mesh]
 subnet = "$subnet"
 interface = "$ifname"
@@ -187,8 +191,12 @@ config hub hub "$IF_H" "[hub]
 public_endpoint = \"$UNDERLAY.1:51822\"
 enroll_listen = \"$UNDERLAY.1:$ENROLL_PORT\"
 public_url = \"http://$UNDERLAY.1:$ENROLL_PORT\""
-# node1 also serves its API on its underlay ("LAN") address.
-config node1 node "$IF_A" "" "$SUBNET" "listen = \"$UNDERLAY.2:$API_PORT\""
+# node1 also serves its API on its underlay ("LAN") address, and adopts an
+# existing WireGuard key (as a box moved from a wg-quick setup would); the
+# attacker below adopts the same file.
+wg genkey >"$WORK/node1.key"
+config node1 node "$IF_A" "" "$SUBNET" "listen = \"$UNDERLAY.2:$API_PORT\"" \
+    "private_key_file = \"$WORK/node1.key\""
 # node2 starts with the default subnet: its firewall must follow the one
 # it enrols into.
 config node2 node "$IF_B" "" 10.10.0.0/24
@@ -248,6 +256,32 @@ check "the LAN host reaches node1's API on its underlay address (api.listen)" \
     in_ns "$NS_L" python3 -c "import urllib.request; urllib.request.urlopen('http://$UNDERLAY.2:$API_PORT/v1/health', timeout=3)"
 check "node2 still reaches node1's API on its mesh address" \
     in_ns "$NS_B" python3 -c "import urllib.request; urllib.request.urlopen('http://$IP_A:$API_PORT/v1/health', timeout=3)"
+
+log "an attacker box adopts node1's WireGuard private key and enrols with a fresh token"
+config thief node "$IF_T" "" "$SUBNET" "" "private_key_file = \"$WORK/node1.key\""
+thief_token=$(gw hub "$NS_H" token create --uses 1 --ttl 1h --json --out "$WORK/thief/enroll.toml" |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['token_id'])")
+key_a=$(wg_pub node1 "$NS_A")
+start thief "$NS_T"
+thief_refused() {
+    [[ $(status_field thief "$NS_T" "s['enrolment'].get('last_error') or ''") == *wireguard_key_taken* ]]
+}
+check "the attacker is refused: wireguard_key_taken" wait_for 30 thief_refused
+check "the attacker holds node1's key" [ "$(gw thief "$NS_T" identity show --json |
+    python3 -c "import json,sys; print(json.load(sys.stdin)['wireguard_public_key'])")" == "$key_a" ]
+kill "${daemon_pid[thief]}"
+wait "${daemon_pid[thief]}" 2>/dev/null
+uses=$(gw hub "$NS_H" token list --json |
+    python3 -c "import json,sys; print([t['uses'] for t in json.load(sys.stdin) if t['id'] == '$thief_token'][0])")
+check "the attacker's token use is not spent" [ "$uses" == 0 ]
+key_holders=$(gw hub "$NS_H" directory show --json |
+    python3 -c "import json,sys; print(sum(n['wireguard_public_key'] == '$key_a' for n in json.load(sys.stdin)['nodes']))")
+check "the directory names node1's key once" [ "$key_holders" == 1 ]
+check "hub: wg show still lists node1's key with node1's /32" \
+    bash -c "ip netns exec $NS_H wg show $IF_H allowed-ips | grep -qxF '$key_a	$IP_A/32'"
+check "hub: still exactly node1 and node2" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
+check "node1 still pings the hub through the tunnel" in_ns "$NS_A" ping -c 2 -W 2 "$HUB_MESH"
+check "node1 still pings node2 through the tunnel" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
 
 log "grants: a service on node1:$SERVICE_PORT"
 in_ns "$NS_A" python3 -c "

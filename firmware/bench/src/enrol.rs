@@ -42,6 +42,7 @@ pub struct Spec {
 
 struct Node {
     signing: SigningSecret,
+    wireguard: WireguardSecret,
     log: Vec<Vec<u8>>,
     state: IdentityState,
 }
@@ -168,12 +169,13 @@ pub fn run(spec: &Spec) -> Result<String, String> {
 
 fn make_node(boxname: &str) -> Result<Node, String> {
     let signing = SigningSecret::from_seed(random_bytes::<32>()?);
-    let wireguard = WireguardSecret::from_bytes(random_bytes::<32>()?).public_key();
+    let wireguard = WireguardSecret::from_bytes(random_bytes::<32>()?);
     let boxname = Boxname::parse(boxname).map_err(|e| format!("boxname {boxname}: {e}"))?;
-    let (genesis, state) =
-        build::genesis(&signing, wireguard, boxname).map_err(|e| format!("genesis: {e}"))?;
+    let (genesis, state) = build::genesis(&signing, wireguard.public_key(), boxname)
+        .map_err(|e| format!("genesis: {e}"))?;
     Ok(Node {
         signing,
+        wireguard,
         log: vec![genesis],
         state,
     })
@@ -228,7 +230,8 @@ async fn enrol_one(target: &Target, node: &Node) -> Result<Ipv4Addr, String> {
     if status != StatusCode::OK {
         return Err(format!("nonce: {status} {}", excerpt(&body)));
     }
-    let hub_nonce = parse_nonce(&body)?;
+    let hub_nonce = parse_hex_field(&body, "nonce")?;
+    let hub_wireguard_key = parse_hex_field(&body, "hub_wireguard_key")?;
     let request = EnrolRequest {
         version: enrol::VERSION,
         hub_nonce,
@@ -236,8 +239,15 @@ async fn enrol_one(target: &Target, node: &Node) -> Result<Ipv4Addr, String> {
         boxname: node.state.boxname.clone(),
         token_key: target.token_key,
     };
-    let submission = enrol::build_submission(&node.signing, &node.log, &request, &target.token)
-        .map_err(|e| format!("building the submission: {e}"))?;
+    let submission = enrol::build_submission(
+        &node.signing,
+        &node.wireguard,
+        &hub_wireguard_key,
+        &node.log,
+        &request,
+        &target.token,
+    )
+    .map_err(|e| format!("building the submission: {e}"))?;
     let (status, body) = call(target, Method::POST, "/v1/enroll", Some(submission)).await?;
     if status != StatusCode::OK {
         return Err(format!("enroll: {status} {}", excerpt(&body)));
@@ -289,11 +299,12 @@ async fn call(
     Ok((status, body))
 }
 
-/// `{"nonce": "<64 hex digits>"}`.
-fn parse_nonce(body: &[u8]) -> Result<[u8; 32], String> {
+/// `"<field>": "<64 hex digits>"` of the nonce answer (`nonce`,
+/// `hub_wireguard_key`).
+fn parse_hex_field(body: &[u8], field: &str) -> Result<[u8; 32], String> {
     let text = std::str::from_utf8(body).map_err(|_| "nonce answer is not UTF-8".to_string())?;
-    let bad = || format!("nonce answer without a nonce: {}", excerpt(body));
-    let after_key = text.split_once("\"nonce\"").ok_or_else(bad)?.1;
+    let bad = || format!("nonce answer without {field}: {}", excerpt(body));
+    let after_key = text.split_once(&format!("\"{field}\"")).ok_or_else(bad)?.1;
     let value = after_key
         .trim_start()
         .strip_prefix(':')
@@ -302,7 +313,7 @@ fn parse_nonce(body: &[u8]) -> Result<[u8; 32], String> {
         .strip_prefix('"')
         .ok_or_else(bad)?;
     let hex = value.split_once('"').ok_or_else(bad)?.0;
-    decode_hex32(hex).map_err(|e| format!("nonce {hex:?}: {e}"))
+    decode_hex32(hex).map_err(|e| format!("{field} {hex:?}: {e}"))
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -316,16 +327,22 @@ mod tests {
     #[test]
     fn nonce_answers() {
         let hex = "07".repeat(32);
+        let wg = "08".repeat(32);
+        let answer = format!("{{\"nonce\":\"{hex}\",\"hub_wireguard_key\":\"{wg}\"}}");
         assert_eq!(
-            parse_nonce(format!("{{\"nonce\":\"{hex}\"}}").as_bytes()).unwrap(),
+            parse_hex_field(answer.as_bytes(), "nonce").unwrap(),
             [7; 32]
         );
         assert_eq!(
-            parse_nonce(format!("{{ \"nonce\" : \"{hex}\" }}").as_bytes()).unwrap(),
+            parse_hex_field(answer.as_bytes(), "hub_wireguard_key").unwrap(),
+            [8; 32]
+        );
+        assert_eq!(
+            parse_hex_field(format!("{{ \"nonce\" : \"{hex}\" }}").as_bytes(), "nonce").unwrap(),
             [7; 32]
         );
-        assert!(parse_nonce(b"{}").is_err());
-        assert!(parse_nonce(b"{\"nonce\":\"zz\"}").is_err());
+        assert!(parse_hex_field(b"{}", "nonce").is_err());
+        assert!(parse_hex_field(b"{\"nonce\":\"zz\"}", "nonce").is_err());
     }
 
     #[test]
@@ -339,8 +356,17 @@ mod tests {
             boxname: node.state.boxname.clone(),
             token_key: token.public_key(),
         };
-        let bytes = enrol::build_submission(&node.signing, &node.log, &request, &token).unwrap();
-        let verified = enrol::verify_submission(&bytes).unwrap();
+        let hub_wireguard = WireguardSecret::from_bytes([9; 32]);
+        let bytes = enrol::build_submission(
+            &node.signing,
+            &node.wireguard,
+            &hub_wireguard.public_key(),
+            &node.log,
+            &request,
+            &token,
+        )
+        .unwrap();
+        let verified = enrol::verify_submission(&bytes, &hub_wireguard).unwrap();
         assert_eq!(verified.request, request);
         assert_eq!(verified.identity, node.state);
     }

@@ -43,27 +43,65 @@ impl PeerPlan {
     }
 }
 
-/// The hub's peers: every live node of the directory but the hub itself.
-/// Two records with the same WireGuard key (a key re-used by a re-flashed
-/// box under a new identity) would fight over one peer: the later mesh
-/// address wins, deterministically, by node id order.
-pub fn hub_peers(view: &View, hub_id: &NodeId, hub_wireguard_key: &PublicKey) -> Vec<PeerSpec> {
-    let mut by_key: BTreeMap<PublicKey, Ipv4Addr> = BTreeMap::new();
+/// Live directory records that name one WireGuard key: the hub cannot give
+/// that key's peer to any of them without cutting off the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyConflict {
+    pub public_key: PublicKey,
+    /// The nodes naming it, in id order; the hub's own id when one of them
+    /// names the hub's key.
+    pub node_ids: Vec<NodeId>,
+}
+
+/// What the hub should have: its peers, and the keys it refuses to
+/// configure because more than one live record names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HubPeers {
+    pub peers: Vec<PeerSpec>,
+    pub conflicts: Vec<KeyConflict>,
+}
+
+/// The hub's peers: every live node of the directory but the hub itself,
+/// one per WireGuard key. The hub refuses a key two live nodes share when
+/// they enrol, so two records with one key only come from an older
+/// database. Such a key gets *no* peer, and is reported: giving it to
+/// either node would route the other's address to it, and choosing one by
+/// any rule lets whoever can pick their node id take the peer.
+pub fn hub_peers(view: &View, hub_id: &NodeId, hub_wireguard_key: &PublicKey) -> HubPeers {
+    let mut by_key: BTreeMap<PublicKey, Vec<(&NodeId, Ipv4Addr)>> = BTreeMap::new();
     for (id, node) in &view.nodes {
-        if id == hub_id || node.wireguard_key == *hub_wireguard_key {
+        if id == hub_id {
             continue;
         }
-        by_key.insert(node.wireguard_key, node.mesh_ip);
+        by_key
+            .entry(node.wireguard_key)
+            .or_default()
+            .push((id, node.mesh_ip));
     }
-    by_key
-        .into_iter()
-        .map(|(public_key, ip)| PeerSpec {
+    let mut out = HubPeers::default();
+    for (public_key, holders) in by_key {
+        let is_hub_key = public_key == *hub_wireguard_key;
+        if let [(_, ip)] = holders.as_slice()
+            && !is_hub_key
+        {
+            out.peers.push(PeerSpec {
+                public_key,
+                allowed_ips: vec![Ipv4Net::from(*ip)],
+                endpoint: None,
+                keepalive: None,
+            });
+            continue;
+        }
+        let mut node_ids: Vec<NodeId> = holders.iter().map(|(id, _)| (*id).clone()).collect();
+        if is_hub_key {
+            node_ids.push(hub_id.clone());
+        }
+        out.conflicts.push(KeyConflict {
             public_key,
-            allowed_ips: vec![Ipv4Net::from(ip)],
-            endpoint: None,
-            keepalive: None,
-        })
-        .collect()
+            node_ids,
+        });
+    }
+    out
 }
 
 /// A node's one peer: the hub, for the whole mesh subnet. `endpoint` is the
@@ -153,7 +191,7 @@ mod tests {
     #[test]
     fn hub_has_every_live_node_but_itself() {
         let v = view(&[1, 2, 3]);
-        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]).peers;
         assert_eq!(peers.len(), 2);
         assert!(peers.iter().all(|p| p.endpoint.is_none()));
         assert_eq!(
@@ -169,21 +207,21 @@ mod tests {
             node_id: id(3),
             reason: heapless::String::try_from("stolen").unwrap(),
         });
-        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+        let peers = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]).peers;
         assert_eq!(peers.len(), 1);
         assert_eq!(peers[0].public_key, [2 ^ 0x80; 32]);
     }
 
     #[test]
     fn a_converged_interface_needs_nothing() {
-        let desired = hub_peers(&view(&[1, 2, 3, 4]), &id(1), &[0; 32]);
+        let desired = hub_peers(&view(&[1, 2, 3, 4]), &id(1), &[0; 32]).peers;
         let actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         assert!(plan_peers(&desired, &actual).is_empty());
     }
 
     #[test]
     fn roamed_endpoints_are_left_alone_but_a_changed_hub_endpoint_is_set() {
-        let desired = hub_peers(&view(&[1, 2]), &id(9), &[0; 32]);
+        let desired = hub_peers(&view(&[1, 2]), &id(9), &[0; 32]).peers;
         let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         actual[0].endpoint = Some("192.0.2.7:40000".parse().unwrap());
         assert!(plan_peers(&desired, &actual).is_empty());
@@ -199,7 +237,7 @@ mod tests {
 
     #[test]
     fn only_what_differs_is_touched() {
-        let desired = hub_peers(&view(&[2, 3, 4]), &id(1), &[0; 32]);
+        let desired = hub_peers(&view(&[2, 3, 4]), &id(1), &[0; 32]).peers;
         let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
         actual.remove(0); // missing
         actual[0].allowed_ips = vec!["10.99.0.200/32".parse().unwrap()]; // changed
@@ -214,6 +252,62 @@ mod tests {
         assert_eq!(plan.upsert[0].public_key, [2 ^ 0x80; 32]);
         assert_eq!(plan.upsert[1].public_key, [3 ^ 0x80; 32]);
         assert_eq!(plan.remove, vec![[0xee; 32]]);
+    }
+
+    /// Nodes 2 and 3 name one key (an old database): neither gets a peer,
+    /// whatever their id order, and the conflict names both.
+    #[test]
+    fn a_shared_key_gets_no_peer_and_is_reported() {
+        for (first, second) in [(2, 3), (3, 2)] {
+            let mut v = view(&[1, 2, 3, 4]);
+            let shared = v.nodes[&id(first)].wireguard_key;
+            v.nodes.get_mut(&id(second)).unwrap().wireguard_key = shared;
+            let out = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+            assert_eq!(out.peers.len(), 1, "only node 4 keeps its peer");
+            assert_eq!(out.peers[0].public_key, [4 ^ 0x80; 32]);
+            assert!(out.peers.iter().all(|p| p.public_key != shared));
+            let mut both = vec![id(2), id(3)];
+            both.sort();
+            assert_eq!(
+                out.conflicts,
+                vec![KeyConflict {
+                    public_key: shared,
+                    node_ids: both
+                }]
+            );
+        }
+        // Revoking one of the two ends the conflict: the other gets its peer.
+        let mut v = view(&[1, 2, 3]);
+        let shared = v.nodes[&id(2)].wireguard_key;
+        v.nodes.get_mut(&id(3)).unwrap().wireguard_key = shared;
+        v.apply(&Record::Revoke {
+            node_id: id(3),
+            reason: heapless::String::try_from("duplicate").unwrap(),
+        });
+        let out = hub_peers(&v, &id(1), &[1 ^ 0x80; 32]);
+        assert!(out.conflicts.is_empty());
+        assert_eq!(out.peers.len(), 1);
+        assert_eq!(
+            out.peers[0].allowed_ips,
+            vec!["10.99.0.2/32".parse::<Ipv4Net>().unwrap()]
+        );
+    }
+
+    /// A node record naming the hub's own key gets no peer and is reported.
+    #[test]
+    fn a_node_with_the_hubs_key_is_reported() {
+        let mut v = view(&[1, 2, 3]);
+        v.nodes.get_mut(&id(3)).unwrap().wireguard_key = [0x77; 32];
+        let out = hub_peers(&v, &id(1), &[0x77; 32]);
+        assert_eq!(out.peers.len(), 1);
+        assert_eq!(out.peers[0].public_key, [2 ^ 0x80; 32]);
+        assert_eq!(
+            out.conflicts,
+            vec![KeyConflict {
+                public_key: [0x77; 32],
+                node_ids: vec![id(3), id(1)]
+            }]
+        );
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! Call order, node side:
 //! 1. fetch a fresh hub nonce (`GET /v1/enroll/nonce`);
 //! 2. [`build_submission`] — request signed by the node key, plus the token
-//!    proof and the node's identity log;
+//!    proof, the proof of the WireGuard private key ([`crate::wg_proof`],
+//!    under the hub's WireGuard key from the nonce answer) and the node's
+//!    identity log;
 //! 3. `POST /v1/enroll` the submission bytes;
 //! 4. [`open_grant`] — verify the hub-signed grant against the pinned hub
 //!    key and the request it answers. No clock is read anywhere.
 //!
 //! Hub side: [`verify_submission`] does every stateless check (signatures,
-//! canonical encodings, keys matching the identity log); the stateful ones
+//! canonical encodings, keys matching the identity log, the WireGuard
+//! proof under the hub's own WireGuard secret); the stateful ones
 //! (nonce unused, token valid, address) happen in the hub's store.
 
 use std::net::Ipv4Addr;
@@ -23,9 +26,10 @@ use crate::envelope::{
 };
 use crate::hash::Hash32;
 use crate::identity_log::{IdentityState, LogError, MAX_ENTRY_BYTES, verify_log};
-use crate::keys::{PublicKey, SignatureBytes, SigningSecret};
+use crate::keys::{PublicKey, SignatureBytes, SigningSecret, WireguardSecret};
 use crate::node_id::NodeId;
 use crate::token::{TokenSecret, check_proof};
+use crate::wg_proof::{self, ProofError, WireguardProof};
 
 pub const VERSION: u8 = 1;
 pub const NONCE_LEN: usize = 32;
@@ -33,7 +37,7 @@ pub const NONCE_LEN: usize = 32;
 /// before enrolment are rare; the mirror takes the rest later).
 pub const MAX_SUBMITTED_LOG: usize = 64;
 pub const MAX_SUBMISSION_BYTES: usize =
-    MAX_ENVELOPE_BYTES + 70 + MAX_SUBMITTED_LOG * (MAX_ENTRY_BYTES + 3);
+    MAX_ENVELOPE_BYTES + 70 + 33 + MAX_SUBMITTED_LOG * (MAX_ENTRY_BYTES + 3);
 pub const MAX_ENDPOINT_LEN: usize = 255;
 
 pub type Nonce = [u8; NONCE_LEN];
@@ -57,6 +61,12 @@ pub struct EnrolSubmission {
     /// Token key's signature over `tag::ENROL_TOKEN_PROOF || request body`.
     #[serde(with = "serde_bytes")]
     pub token_proof: SignatureBytes,
+    /// Proof of the WireGuard private key ([`crate::wg_proof`]): the MAC
+    /// under X25519(node WireGuard secret, hub WireGuard public) over
+    /// `tag::WIREGUARD_PROOF || request body` (the body as signed, which
+    /// holds the hub's nonce, so a proof is good for one request only).
+    #[serde(with = "serde_bytes")]
+    pub wireguard_proof: WireguardProof,
     /// The node's identity log, genesis first.
     pub identity_log: heapless::Vec<heapless::Vec<u8, MAX_ENTRY_BYTES>, MAX_SUBMITTED_LOG>,
 }
@@ -109,6 +119,9 @@ pub enum EnrolError {
     KeyMismatch,
     #[error("token proof does not verify")]
     BadTokenProof,
+    /// The hub's answer is `403 bad_wireguard_proof`.
+    #[error("proof of the WireGuard private key: {0}")]
+    WireguardProof(ProofError),
     #[error("identity is retired")]
     Retired,
     #[error("grant: {0}")]
@@ -139,9 +152,12 @@ pub struct VerifiedRequest {
     pub identity_log: Vec<Vec<u8>>,
 }
 
-/// Node side: the bytes to POST.
+/// Node side: the bytes to POST. `hub_wireguard_key` is the one the nonce
+/// answer names (a substituted key only makes the proof fail at the hub).
 pub fn build_submission(
     node_signing: &SigningSecret,
+    node_wireguard: &WireguardSecret,
+    hub_wireguard_key: &PublicKey,
     identity_log: &[Vec<u8>],
     request: &EnrolRequest,
     token: &TokenSecret,
@@ -169,14 +185,20 @@ pub fn build_submission(
         request: heapless::Vec::from_slice(&sealed)
             .map_err(|_| EnrolError::Request(EnvelopeError::BodyTooLarge(sealed.len())))?,
         token_proof: token.prove(&envelope.body),
+        wireguard_proof: wg_proof::prove(node_wireguard, hub_wireguard_key, &envelope.body)
+            .map_err(EnrolError::WireguardProof)?,
         identity_log: log,
     };
     Ok(encode(&submission))
 }
 
 /// Hub side: every stateless check, in order (decode bounds, identity log,
-/// request signature by the log's current key, body, token proof).
-pub fn verify_submission(bytes: &[u8]) -> Result<VerifiedRequest, EnrolError> {
+/// request signature by the log's current key, body, token proof, proof of
+/// the WireGuard key under the hub's WireGuard secret `hub_wireguard`).
+pub fn verify_submission(
+    bytes: &[u8],
+    hub_wireguard: &WireguardSecret,
+) -> Result<VerifiedRequest, EnrolError> {
     let submission: EnrolSubmission =
         decode_canonical(bytes, MAX_SUBMISSION_BYTES).map_err(EnrolError::Malformed)?;
     let identity = verify_log(&submission.identity_log).map_err(EnrolError::IdentityLog)?;
@@ -198,6 +220,13 @@ pub fn verify_submission(bytes: &[u8]) -> Result<VerifiedRequest, EnrolError> {
     if !check_proof(&request.token_key, &envelope.body, &submission.token_proof) {
         return Err(EnrolError::BadTokenProof);
     }
+    wg_proof::verify(
+        hub_wireguard,
+        &request.wireguard_key,
+        &envelope.body,
+        &submission.wireguard_proof,
+    )
+    .map_err(EnrolError::WireguardProof)?;
     Ok(VerifiedRequest {
         request,
         identity,

@@ -24,8 +24,11 @@ pub mod tag {
     pub const GRANT_COMMAND: &[u8] = b"gondwana/v1/grant-command\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
+    /// Not a signature tag: the domain of the MAC that proves possession of
+    /// a WireGuard private key (`wg_proof`).
+    pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 8] = [
+    pub const ALL: [&[u8]; 9] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -34,6 +37,7 @@ pub mod tag {
         DIRECTORY_ENTRY,
         GRANT_COMMAND,
         TOKEN_VERIFIER,
+        WIREGUARD_PROOF,
     ];
 }
 

@@ -56,6 +56,16 @@ impl WireguardSecret {
         x25519_dalek::PublicKey::from(&self.0).to_bytes()
     }
 
+    /// X25519 with `peer`: the 32-byte shared secret, or `None` when it is
+    /// all zeros (`peer` is a low-order point, so the result proves nothing
+    /// about either secret).
+    pub fn shared_secret(&self, peer: &PublicKey) -> Option<Zeroizing<[u8; 32]>> {
+        let shared = self.0.diffie_hellman(&x25519_dalek::PublicKey::from(*peer));
+        shared
+            .was_contributory()
+            .then(|| Zeroizing::new(shared.to_bytes()))
+    }
+
     /// The raw key as stored (and as `wg` shows it in base64). Stored
     /// unclamped, exactly as given, so an adopted key round-trips.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {

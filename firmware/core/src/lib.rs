@@ -21,6 +21,7 @@ pub mod node_id;
 pub mod nonce;
 pub mod revocation;
 pub mod token;
+pub mod wg_proof;
 pub mod wg_quick;
 
 pub use boxname::Boxname;

@@ -14,7 +14,7 @@ use gondwana_core::enrol::{self, EnrolRequest};
 use gondwana_core::envelope::{self, Envelope, MAX_ENVELOPE_BODY, tag};
 use gondwana_core::hash::to_hex;
 use gondwana_core::identity_log::{self, IdentityEvent, build};
-use gondwana_core::keys::{SigningSecret, wg_key_to_base64};
+use gondwana_core::keys::{SigningSecret, WireguardSecret, wg_key_to_base64};
 use gondwana_core::token::TokenSecret;
 use gondwana_core::{Boxname, NodeId};
 use gondwana_fuzz::{directory_records, fixture, sign_raw_body, valid_grant};
@@ -114,9 +114,16 @@ fn main() {
 
     // Enrolment submissions: the fixture node, and a node whose log has a
     // key rotation before enrolment (signed by its current key).
-    let submission = enrol::build_submission(&f.node_signing, &f.node_log, &f.request, &f.token)
-        .expect("submission");
-    enrol::verify_submission(&submission).expect("own submission verifies");
+    let submission = enrol::build_submission(
+        &f.node_signing,
+        &f.node_wireguard,
+        &f.hub_wireguard.public_key(),
+        &f.node_log,
+        &f.request,
+        &f.token,
+    )
+    .expect("submission");
+    enrol::verify_submission(&submission, &f.hub_wireguard).expect("own submission verifies");
     out.put("enrol_submission", "fixture", &submission);
     {
         let first = SigningSecret::from_seed([21; 32]);
@@ -132,11 +139,12 @@ fn main() {
             Some(&second),
         )
         .expect("rotate signing");
+        let rotated_wireguard = WireguardSecret::from_bytes([0x32; 32]);
         let (r2, s2) = build::next(
             &s1,
             &second,
             IdentityEvent::RotateWireguard {
-                new_wireguard_key: [0x32; 32],
+                new_wireguard_key: rotated_wireguard.public_key(),
             },
             None,
         )
@@ -150,8 +158,16 @@ fn main() {
             token_key: token.public_key(),
         };
         let log = vec![g, r1, r2];
-        let bytes = enrol::build_submission(&second, &log, &request, &token).expect("submission");
-        enrol::verify_submission(&bytes).expect("own submission verifies");
+        let bytes = enrol::build_submission(
+            &second,
+            &rotated_wireguard,
+            &f.hub_wireguard.public_key(),
+            &log,
+            &request,
+            &token,
+        )
+        .expect("submission");
+        enrol::verify_submission(&bytes, &f.hub_wireguard).expect("own submission verifies");
         out.put("enrol_submission", "rotated", &bytes);
         out.put(
             "signed_bodies",

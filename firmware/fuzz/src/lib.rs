@@ -10,13 +10,15 @@ use gondwana_core::directory;
 use gondwana_core::enrol::{self, EnrolGrant, EnrolRequest};
 use gondwana_core::envelope::{self, Envelope, MAX_ENVELOPE_BODY, signed_message};
 use gondwana_core::identity_log::{IdentityState, build};
-use gondwana_core::keys::{PublicKey, SigningSecret};
+use gondwana_core::keys::{PublicKey, SigningSecret, WireguardSecret};
 use gondwana_core::token::TokenSecret;
 
 /// The node whose enrolment the targets check: key seeds as in
 /// `firmware/core/src/enrol/tests.rs`.
 pub struct Fixture {
     pub node_signing: SigningSecret,
+    /// The node's WireGuard secret (its proof of possession).
+    pub node_wireguard: WireguardSecret,
     /// The node's identity log: its genesis only.
     pub node_log: Vec<Vec<u8>>,
     pub node_state: IdentityState,
@@ -26,6 +28,9 @@ pub struct Fixture {
     /// The hub: the pinned key of `open_grant` and the directory authority.
     pub hub: SigningSecret,
     pub hub_key: PublicKey,
+    /// The hub's WireGuard secret: what `verify_submission` checks the
+    /// node's proof with.
+    pub hub_wireguard: WireguardSecret,
     pub hub_state: IdentityState,
 }
 
@@ -33,9 +38,10 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let node_signing = SigningSecret::from_seed([1; 32]);
+        let node_wireguard = WireguardSecret::from_bytes([1 ^ 0x55; 32]);
         let (genesis, node_state) = build::genesis(
             &node_signing,
-            [1 ^ 0x55; 32],
+            node_wireguard.public_key(),
             Boxname::parse("n").expect("boxname"),
         )
         .expect("node genesis");
@@ -48,20 +54,23 @@ pub fn fixture() -> &'static Fixture {
             token_key: token.public_key(),
         };
         let hub = SigningSecret::from_seed([200; 32]);
+        let hub_wireguard = WireguardSecret::from_bytes([200 ^ 0x55; 32]);
         let (_, hub_state) = build::genesis(
             &hub,
-            [200 ^ 0x55; 32],
+            hub_wireguard.public_key(),
             Boxname::parse("hub").expect("boxname"),
         )
         .expect("hub genesis");
         Fixture {
             node_signing,
+            node_wireguard,
             node_log: vec![genesis],
             node_state,
             token,
             request,
             hub_key: hub.public_key(),
             hub,
+            hub_wireguard,
             hub_state,
         }
     })

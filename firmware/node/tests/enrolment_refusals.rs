@@ -37,8 +37,7 @@ fn forged_signature_is_refused() {
     // Signed by a key that is not the one the identity log names.
     let request = node.request(fetch_nonce(hub.enroll_port), &token);
     let impostor = SigningSecret::from_seed(random32());
-    let forged =
-        gondwana_core::enrol::build_submission(&impostor, &node.log, &request, &token).unwrap();
+    let forged = node.submission_signed_by(&impostor, &request, &token);
     let r = post(hub.enroll_port, "/v1/enroll", &forged).unwrap();
     let v = assert_refused(&r, 400, "bad_request");
     assert!(
@@ -53,8 +52,7 @@ fn forged_signature_is_refused() {
     // A token proof from another token than the one the request names.
     let other = gondwana_core::token::TokenSecret::from_seed(random32());
     let request = node.request(fetch_nonce(hub.enroll_port), &token);
-    let wrong_proof =
-        gondwana_core::enrol::build_submission(&node.signing, &node.log, &request, &other).unwrap();
+    let wrong_proof = node.submission(&request, &other);
     let r = post(hub.enroll_port, "/v1/enroll", &wrong_proof).unwrap();
     let v = assert_refused(&r, 400, "bad_request");
     assert!(v["detail"].as_str().unwrap().contains("token proof"), "{v}");
@@ -152,7 +150,7 @@ fn replayed_submission_is_refused() {
     let third = post(hub.api_port, "/v1/enroll", &bytes).unwrap();
     assert_refused(&third, 403, "unknown_nonce");
     // A nonce the hub never issued.
-    let invented = node.request(random32(), &token);
+    let invented = node.request(fetch_nonce(hub.enroll_port).with_nonce(random32()), &token);
     let r = post(
         hub.enroll_port,
         "/v1/enroll",
@@ -305,7 +303,14 @@ fn enrolment_requests_are_rate_limited_per_source() {
     let r = get(hub.api_port, "/v1/enroll/nonce").unwrap();
     assert_refused(&r, 429, "rate_limited");
     let node = FakeNode::new("eager");
-    let request = node.request(random32(), &token);
+    let hub_wireguard = hub.wireguard_key();
+    let request = node.request(
+        mesh::HubNonce {
+            nonce: random32(),
+            hub_wireguard,
+        },
+        &token,
+    );
     let r = post(
         hub.enroll_port,
         "/v1/enroll",
@@ -337,7 +342,7 @@ fn enrol_fake(hub: &Hub, node: &FakeNode, token: &gondwana_core::token::TokenSec
 
 /// Pushes `node`'s log to the hub's mirror; asserts 200.
 fn push_mirror(hub: &Hub, node: &FakeNode) {
-    let r = post(hub.api_port, "/v1/identity/mirror", &node.mirror_bundle()).unwrap();
+    let r = node.push_mirror(hub.api_port, Some(&hub.wireguard_key()));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["entries"], node.state.len, "{}", r.text());
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use flood::{flood, flood_sources, request_from, source};
 use gondwana_core::grant::{self, GrantAction, GrantCommand};
 use gondwana_core::keys::{SigningSecret, decode_hex32};
-use mesh::{FakeNode, Mesh, Node, assert_refused, metric, poll, random32, token_secret};
+use mesh::{FakeNode, HubNonce, Mesh, Node, assert_refused, metric, poll, random32, token_secret};
 
 const PER_SOURCE: usize = 20; // the default per-source burst
 
@@ -63,13 +63,13 @@ fn a_nonce_flood_from_many_sources_does_not_lock_out_enrolment() {
             let r = request_from(from, port, "POST", "/v1/enroll", &unknown);
             assert_refused(&r, 403, "unknown_token");
         }
-        let forged_nonce = fake.submission(&fake.request(random32(), &token), &token);
+        let forged_nonce =
+            fake.submission(&fake.request(nonce.with_nonce(random32()), &token), &token);
         let r = request_from(from, port, "POST", "/v1/enroll", &forged_nonce);
         assert_refused(&r, 403, "unknown_nonce");
         let impostor = SigningSecret::from_seed(random32());
         let request = fake.request(nonce, &token);
-        let forged =
-            gondwana_core::enrol::build_submission(&impostor, &fake.log, &request, &token).unwrap();
+        let forged = fake.submission_signed_by(&impostor, &request, &token);
         let r = request_from(from, port, "POST", "/v1/enroll", &forged);
         assert_refused(&r, 400, "bad_request");
     }
@@ -105,10 +105,15 @@ fn a_nonce_flood_from_many_sources_does_not_lock_out_enrolment() {
     );
 }
 
-fn nonce_from(from: std::net::Ipv4Addr, port: u16) -> [u8; 32] {
+fn nonce_from(from: std::net::Ipv4Addr, port: u16) -> HubNonce {
     let r = request_from(from, port, "GET", "/v1/enroll/nonce", b"");
     assert_eq!(r.status, 200, "nonce: {}", r.text());
-    decode_hex32(r.json()["nonce"].as_str().unwrap()).unwrap()
+    let v = r.json();
+    let hex = |field: &str| decode_hex32(v[field].as_str().unwrap()).unwrap();
+    HubNonce {
+        nonce: hex("nonce"),
+        hub_wireguard: hex("hub_wireguard_key"),
+    }
 }
 
 // ---- grant commands on a node -------------------------------------------

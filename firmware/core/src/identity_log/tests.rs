@@ -359,7 +359,8 @@ proptest! {
 }
 
 /// The genesis entry of docs/identity.md, byte for byte: signing seed =
-/// RFC 8032 TEST 1 secret, WireGuard public key = 32 × 0x09, boxname "box-1".
+/// RFC 8032 TEST 1 secret, WireGuard key = the public key of RFC 7748
+/// §6.1's Alice (8520f009…4e6a), boxname "box-1".
 #[test]
 fn published_genesis_vector() {
     let signer = SigningSecret::from_seed(
@@ -368,15 +369,19 @@ fn published_genesis_vector() {
         )
         .unwrap(),
     );
-    let (raw, state) = build::genesis(&signer, [9; 32], name("box-1")).unwrap();
+    let wireguard = crate::keys::decode_hex32(
+        "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a",
+    )
+    .unwrap();
+    let (raw, state) = build::genesis(&signer, wireguard, name("box-1")).unwrap();
     let signed: SignedEntry = decode_canonical(&raw, MAX_ENTRY_BYTES).unwrap();
+    assert_eq!(signed.body.len(), 105);
+    assert_eq!(raw.len(), 204);
     assert_eq!(crate::hash::to_hex(&signed.body), GENESIS_BODY_HEX);
     assert_eq!(crate::hash::to_hex(&raw), GENESIS_ENTRY_HEX);
-    assert_eq!(
-        crate::hash::to_hex(&state.tip),
-        "c2752c73437914768781091542c6a0f7651bbf3fcffaa580b632f7afb4797fee"
-    );
+    assert_eq!(crate::hash::to_hex(&state.tip), GENESIS_TIP_HEX);
 }
 
-const GENESIS_BODY_HEX: &str = "0100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31";
-const GENESIS_ENTRY_HEX: &str = "690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a090909090909090909090909090909090909090909090909090909090909090905626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40964d855cc9cbd562a212ecb551fd0a94a02162fb4f64b3b184b03667ad38d5305e2ef6072313980c44fed2fb473e1726ff56621e5366d17e865cb4c8500b440e00";
+const GENESIS_BODY_HEX: &str = "0100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d31";
+const GENESIS_ENTRY_HEX: &str = "690100000000000000000000000000000000000000000000000000000000000000000000d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a05626f782d31d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a40ebeb4b242a6819854711f4c3963d9a4f19ce5499553cff4e5a0d1b1c3275942fac6bee94bb1cbddd74fa4077ac940c5d28933cf9ba0e09f6f9a7363c9746f40d00";
+const GENESIS_TIP_HEX: &str = "b26d016796f5554ca7cc43412897cf7e1825538c3aa90e2820ea12e6814c35dd";

@@ -26,6 +26,8 @@ pub enum ClientError {
     BadUrl { url: String, reason: &'static str },
     #[error("invalid content type {0:?}")]
     BadContentType(String),
+    #[error("invalid header {0:?}")]
+    BadHeader(String),
     #[error("cannot connect to {target}: {source}")]
     Connect {
         target: String,
@@ -54,11 +56,46 @@ pub async fn request(
     timeout: Duration,
     max_response_bytes: usize,
 ) -> Result<(StatusCode, Bytes), ClientError> {
+    request_with_headers(
+        method,
+        url,
+        content_type,
+        &[],
+        body,
+        timeout,
+        max_response_bytes,
+    )
+    .await
+}
+
+/// [`request`] with extra headers (`name`, value), e.g. a proof header.
+pub async fn request_with_headers(
+    method: Method,
+    url: &str,
+    content_type: Option<&str>,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+    timeout: Duration,
+    max_response_bytes: usize,
+) -> Result<(StatusCode, Bytes), ClientError> {
     let target = Target::parse(url)?;
     let content_type = content_type
         .map(|ct| HeaderValue::from_str(ct).map_err(|_| ClientError::BadContentType(ct.into())))
         .transpose()?;
-    let exchange = exchange(method, &target, content_type, body, max_response_bytes);
+    let mut extra = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value =
+            HeaderValue::from_str(value).map_err(|_| ClientError::BadHeader(name.to_string()))?;
+        extra.push((*name, value));
+    }
+    let exchange = exchange(
+        method,
+        &target,
+        content_type,
+        &extra,
+        body,
+        max_response_bytes,
+    );
     tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| ClientError::Timeout(timeout))?
@@ -129,6 +166,7 @@ async fn exchange(
     method: Method,
     target: &Target,
     content_type: Option<HeaderValue>,
+    headers: &[(&'static str, HeaderValue)],
     body: Bytes,
     max: usize,
 ) -> Result<(StatusCode, Bytes), ClientError> {
@@ -146,6 +184,9 @@ async fn exchange(
         .header(CONNECTION, "close");
     if let Some(content_type) = content_type {
         req = req.header(CONTENT_TYPE, content_type);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, value.clone());
     }
     let req = req.body(Full::new(body)).map_err(|_| ClientError::BadUrl {
         url: target.path_and_query.clone(),

@@ -73,10 +73,11 @@ pub fn push_mirror_now(store: &StateStore, config: &Config) -> anyhow::Result<Op
     };
     let url = enrol_task::hub_api_url(config, &enrolment);
     let identity = store.require_identity()?;
+    let hub_wireguard_key = store.hub_wireguard_key()?;
     let outcome = runtime()?.block_on(async {
         tokio::time::timeout(
             Duration::from_secs(10),
-            enrol_task::push_mirror_of(&identity, &url),
+            enrol_task::push_mirror_of(&identity, hub_wireguard_key.as_ref(), &url),
         )
         .await
     });

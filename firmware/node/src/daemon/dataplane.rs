@@ -55,6 +55,9 @@ pub struct DataplaneStatus {
     pub mesh_listener: Option<SocketAddr>,
     pub last_pass_unix: Option<u64>,
     pub error: Option<String>,
+    /// Hub: WireGuard keys that more than one live record names, left
+    /// without a peer (see `gondwana_core::dataplane::hub_peers`).
+    pub key_conflicts: Vec<dataplane::KeyConflict>,
 }
 
 impl DataplaneStatus {
@@ -72,8 +75,16 @@ impl DataplaneStatus {
             "mesh_listener": self.mesh_listener.map(|a| a.to_string()),
             "last_pass_unix": self.last_pass_unix,
             "error": self.error,
+            "wireguard_key_conflicts": self.key_conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
         })
     }
+}
+
+fn conflict_json(c: &dataplane::KeyConflict) -> Value {
+    json!({
+        "public_key": wg_key_to_base64(&c.public_key),
+        "node_ids": c.node_ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+    })
 }
 
 /// What this box is in the mesh, from its role and enrolment.
@@ -234,10 +245,14 @@ impl Reconciler {
         let revoked = member.node.as_ref().is_some_and(|n| {
             self.view.revoked.contains_key(&n.own_id) || self.app.revocation().is_some()
         });
+        let mut key_conflicts = Vec::new();
         let desired = match &member.node {
             None => {
                 let identity = self.app.identity();
-                dataplane::hub_peers(&self.view, &identity.node_id, &own_key)
+                let hub = dataplane::hub_peers(&self.view, &identity.node_id, &own_key);
+                report_conflicts(&self.app.dataplane_status().key_conflicts, &hub.conflicts);
+                key_conflicts = hub.conflicts;
+                hub.peers
             }
             Some(_) if revoked => Vec::new(),
             Some(node) => {
@@ -324,6 +339,7 @@ impl Reconciler {
             mesh_listener: None,
             last_pass_unix: None,
             error: None,
+            key_conflicts,
         }))
     }
 
@@ -376,6 +392,20 @@ impl Reconciler {
                 self.head = next;
             }
         }
+    }
+}
+
+/// Logs each key conflict once, when it appears (passes run every few
+/// seconds; status shows the current ones).
+fn report_conflicts(before: &[dataplane::KeyConflict], now: &[dataplane::KeyConflict]) {
+    for c in now.iter().filter(|c| !before.contains(c)) {
+        let ids: Vec<String> = c.node_ids.iter().map(|id| id.to_string()).collect();
+        eprintln!(
+            "gondwana: data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
+            wg_key_to_base64(&c.public_key),
+            ids.len(),
+            ids.join(", ")
+        );
     }
 }
 

@@ -14,6 +14,8 @@ use gondwana_core::directory::{self, Head};
 use gondwana_core::enrol::{self, EnrolRequest};
 use gondwana_core::hash::to_hex;
 use gondwana_core::identity_log::export_bundle;
+use gondwana_core::keys::PublicKey;
+use gondwana_core::wg_proof;
 use http::Method;
 
 use crate::admin::ops::now_unix;
@@ -24,6 +26,7 @@ use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::revocation;
 use crate::net::host_addrs::host_subnets;
 use crate::store::enrolment::{Enrolment, save_enrolment};
+use crate::store::registry::WIREGUARD_PROOF_HEADER;
 use crate::store::{StateStore, StoredIdentity};
 use gondwana_core::mesh;
 
@@ -65,6 +68,12 @@ pub async fn enrol_once(
         .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no nonce"))?;
     let hub_nonce = gondwana_core::keys::decode_hex32(&nonce_hex)?;
+    // Unauthenticated like `hub_key`: a substituted key only makes the
+    // proof of our WireGuard key fail at the hub.
+    let hub_wireguard_key = answer["hub_wireguard_key"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no hub_wireguard_key"))
+        .and_then(|k| Ok(gondwana_core::keys::decode_hex32(k)?))?;
 
     let request = EnrolRequest {
         version: enrol::VERSION,
@@ -76,8 +85,14 @@ pub async fn enrol_once(
             .unwrap_or_else(|| identity.state.boxname.clone()),
         token_key: plan.token.public_key(),
     };
-    let submission =
-        enrol::build_submission(&identity.signing, &identity.log, &request, &plan.token)?;
+    let submission = enrol::build_submission(
+        &identity.signing,
+        &identity.wireguard,
+        &hub_wireguard_key,
+        &identity.log,
+        &request,
+        &plan.token,
+    )?;
     let url = format!("{}/v1/enroll", plan.hub_url);
     let (status, body) = client::request(
         Method::POST,
@@ -325,17 +340,33 @@ pub async fn pull_directory(app: &App, base: &str, enrolment: &Enrolment) -> any
 /// Sends the identity log to the hub's mirror; returns the mirror's length.
 pub async fn push_mirror(store: &Arc<StateStore>, base: &str) -> anyhow::Result<u64> {
     let store = store.clone();
-    let stored = tokio::task::spawn_blocking(move || store.require_identity()).await??;
-    push_mirror_of(&stored, base).await
+    let (stored, hub_wireguard_key) = tokio::task::spawn_blocking(move || {
+        anyhow::Ok((store.require_identity()?, store.hub_wireguard_key()?))
+    })
+    .await??;
+    push_mirror_of(&stored, hub_wireguard_key.as_ref(), base).await
 }
 
-pub async fn push_mirror_of(stored: &StoredIdentity, base: &str) -> anyhow::Result<u64> {
+/// Pushes the log with the proof of our current WireGuard key over its tip
+/// (`Gondwana-WireGuard-Proof`), which the hub requires when the log
+/// rotates that key; `hub_wireguard_key` is the hub's current one.
+pub async fn push_mirror_of(
+    stored: &StoredIdentity,
+    hub_wireguard_key: Option<&PublicKey>,
+    base: &str,
+) -> anyhow::Result<u64> {
     let bundle = export_bundle(&stored.log)?;
     let url = format!("{base}/v1/identity/mirror");
-    let (status, body) = client::request(
+    let mut headers = Vec::new();
+    if let Some(hub) = hub_wireguard_key {
+        let proof = wg_proof::prove(&stored.wireguard, hub, &stored.state.tip)?;
+        headers.push((WIREGUARD_PROOF_HEADER, to_hex(&proof)));
+    }
+    let (status, body) = client::request_with_headers(
         Method::POST,
         &url,
         Some("application/octet-stream"),
+        &headers,
         Bytes::from(bundle),
         CALL_TIMEOUT,
         4096,

@@ -71,7 +71,7 @@ async fn serve(
                 .clone()
                 .context("role = \"hub\" needs hub.public_endpoint")?;
             let hub = HubContext {
-                wireguard_key: RwLock::new(identity.state.wireguard_key),
+                wireguard: RwLock::new(identity.wireguard),
                 identity: identity.state.clone(),
                 signing: identity.signing,
                 subnet: config.mesh.subnet,

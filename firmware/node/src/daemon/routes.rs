@@ -221,10 +221,17 @@ fn nonce(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
     // The hub's key comes with the nonce so a node pinned to another hub
     // stops before it submits (and spends a token use). It proves nothing:
     // the grant's signature is what the node trusts.
+    // Likewise the hub's WireGuard key, which the node's proof of its own
+    // WireGuard key is made with: a substituted one only fails that proof.
     let hub_key = app.hub.as_ref().map(|h| to_hex(&h.signing.public_key()));
+    let hub_wireguard_key = app.hub.as_ref().map(|h| to_hex(&h.wireguard_key()));
     Ok(ApiResponse::json(
         StatusCode::OK,
-        &json!({"nonce": to_hex(&nonce), "hub_key": hub_key}),
+        &json!({
+            "nonce": to_hex(&nonce),
+            "hub_key": hub_key,
+            "hub_wireguard_key": hub_wireguard_key,
+        }),
     ))
 }
 
@@ -242,11 +249,16 @@ async fn enroll(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiErro
         ));
     }
     // Every stateless check first: nothing is looked up for a forgery.
-    let verified = enrol::verify_submission(&req.body).map_err(|e| {
-        fail(
+    let checked = enrol::verify_submission(&req.body, &hub.wireguard_secret());
+    let verified = checked.map_err(|e| match e {
+        enrol::EnrolError::WireguardProof(_) => {
+            let r = Refusal::BadWireguardProof(format!("enrolment request: {e}"));
+            fail(r.code(), refusal_error(r))
+        }
+        e => fail(
             "bad_request",
             ApiError::bad_request(format!("enrolment request: {e}")),
-        )
+        ),
     })?;
     // Forged, stale or spent nonces are refused before any look-up.
     if app.nonces.check(&verified.request.hub_nonce).is_err() {
@@ -302,13 +314,14 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
     require_hub(app)?;
     let (entries, state) = import_bundle(&req.body)
         .map_err(|e| ApiError::bad_request(format!("identity log: {e}")))?;
+    let proof = wireguard_proof_header(req).map_err(refusal_error)?;
     let app2 = app.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let hub = app2
             .hub
             .as_ref()
             .ok_or(Refusal::Store("not a hub".into()))?;
-        registry::mirror_update(&app2.store, &hub.signing, &state, &entries)
+        registry::mirror_update(&app2.store, hub, &state, &entries, proof.as_ref())
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -318,6 +331,27 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
         StatusCode::OK,
         &json!({"entries": len.0, "tip": to_hex(&len.1)}),
     ))
+}
+
+/// `Gondwana-WireGuard-Proof: <64 hex>`, if present; a malformed one is a
+/// wrong proof.
+fn wireguard_proof_header(req: &ApiRequest) -> Result<Option<[u8; 32]>, Refusal> {
+    let Some(value) = req.headers.get(registry::WIREGUARD_PROOF_HEADER) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Refusal::BadWireguardProof(format!(
+            "{} must be 64 hexadecimal digits",
+            registry::WIREGUARD_PROOF_HEADER
+        ))
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.len() != 64 {
+        return Err(bad());
+    }
+    gondwana_core::keys::decode_hex32(text)
+        .map(Some)
+        .map_err(|_| bad())
 }
 
 impl Handler for AdminApi {
@@ -427,7 +461,7 @@ fn admin_blocking(
             if let Some(hub) = &app.hub
                 && !signing
             {
-                registry::publish_hub_key(store, hub, next.wireguard_key)?;
+                registry::publish_hub_key(store, hub, store.require_identity()?.wireguard)?;
             }
             Ok(crate::commands::identity::state_json(&next))
         }
@@ -486,9 +520,10 @@ pub(crate) fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
         Refusal::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         // The request is fine; the hub's state conflicts with it.
-        Refusal::BoxnameTaken(_) | Refusal::StaleIdentity(_) | Refusal::SubnetExhausted(_) => {
-            StatusCode::CONFLICT
-        }
+        Refusal::BoxnameTaken(_)
+        | Refusal::StaleIdentity(_)
+        | Refusal::SubnetExhausted(_)
+        | Refusal::WireguardKeyTaken(_) => StatusCode::CONFLICT,
         Refusal::UnknownNode(_) => StatusCode::NOT_FOUND,
         _ => StatusCode::FORBIDDEN,
     }

@@ -113,6 +113,22 @@ impl StateStore {
         Ok(at)
     }
 
+    /// The hub's WireGuard key as this node knows it now: the hub's latest
+    /// record in the replicated directory (it follows the hub's rotations),
+    /// else the grant's. `None` when not enrolled.
+    pub fn hub_wireguard_key(&self) -> Result<Option<PublicKey>, StoreError> {
+        let Some(enrolment) = self.enrolment()? else {
+            return Ok(None);
+        };
+        let (view, _) = self.directory_view(&enrolment.hub_key)?;
+        Ok(Some(
+            view.nodes
+                .get(&enrolment.grant.hub_node_id)
+                .map(|hub| hub.wireguard_key)
+                .unwrap_or(enrolment.grant.hub_wireguard_key),
+        ))
+    }
+
     /// All stored directory entries, verified again from the start.
     pub fn directory_view(
         &self,

@@ -9,9 +9,10 @@ use gondwana_core::directory::Record;
 use gondwana_core::enrol::{self, EnrolGrant, VerifiedRequest};
 use gondwana_core::hash::{Hash32, to_hex};
 use gondwana_core::identity_log::IdentityState;
-use gondwana_core::keys::SigningSecret;
+use gondwana_core::keys::{PublicKey, SigningSecret, WireguardSecret, wg_key_to_base64};
 use gondwana_core::mesh::{self, Ipv4Net};
 use gondwana_core::token::{self, TokenSecret};
+use gondwana_core::wg_proof::{self, WireguardProof};
 use gondwana_core::{Boxname, NodeId};
 use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,8 @@ pub struct HubContext {
     pub signing: SigningSecret,
     pub identity: IdentityState,
     /// Current: a WireGuard rotation on the hub changes it while running.
-    pub wireguard_key: std::sync::RwLock<[u8; 32]>,
+    /// The secret checks nodes' proofs of possession ([`wg_proof`]).
+    pub wireguard: std::sync::RwLock<WireguardSecret>,
     pub subnet: Ipv4Net,
     pub endpoint: String,
     pub wireguard_port: u16,
@@ -86,6 +88,10 @@ pub enum Refusal {
     SubnetExhausted(String),
     #[error("{0}")]
     StaleIdentity(String),
+    #[error("{0}")]
+    WireguardKeyTaken(String),
+    #[error("{0}")]
+    BadWireguardProof(String),
     #[error("node {0} is not enrolled here")]
     UnknownNode(String),
     #[error("store: {0}")]
@@ -104,6 +110,8 @@ impl Refusal {
             Refusal::BoxnameTaken(_) => "boxname_taken",
             Refusal::SubnetExhausted(_) => "subnet_exhausted",
             Refusal::StaleIdentity(_) => "stale_identity",
+            Refusal::WireguardKeyTaken(_) => "wireguard_key_taken",
+            Refusal::BadWireguardProof(_) => "bad_wireguard_proof",
             Refusal::UnknownNode(_) => "unknown_node",
             Refusal::Store(_) => "internal",
         }
@@ -381,6 +389,9 @@ pub fn enrol(
             // Only a log that extends the mirror counts: an old (shorter) or
             // diverging log must not roll the node's keys back.
             check_extends_mirror(store, &txn, &node_id, &verified.identity_log)?;
+            if e.wireguard_key != identity.wireguard_key {
+                check_wireguard_key_free(store, &txn, hub, &node_id, &identity.wireguard_key)?;
+            }
             if e.signing_key != identity.signing_key || e.wireguard_key != identity.wireguard_key {
                 e.signing_key = identity.signing_key;
                 e.wireguard_key = identity.wireguard_key;
@@ -459,6 +470,10 @@ fn new_node(
         }
     }
 
+    // After the replacement above: a key held by the node this token
+    // replaces is free again; one held by any other live node is not.
+    check_wireguard_key_free(store, txn, hub, &node_id, &identity.wireguard_key)?;
+
     let mesh_ip = match reuse_ip {
         Some(ip) => ip,
         None => lowest_free_address(store, txn, &hub.subnet)?,
@@ -502,6 +517,40 @@ fn new_node(
         &format!("{node_id} ({boxname}) {mesh_ip} token {token_id}"),
     )?;
     Ok(entry)
+}
+
+/// One live node per WireGuard key: the hub's peer for a key carries one
+/// node's address, so a key the hub or another live (not revoked) node
+/// holds is refused. Reads every node record: enrolments are rare and the
+/// check must see the same transaction's view as the write it guards.
+fn check_wireguard_key_free(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &HubContext,
+    node_id: &str,
+    key: &PublicKey,
+) -> Result<(), Refusal> {
+    let taken = |by: &str| {
+        Refusal::WireguardKeyTaken(format!(
+            "WireGuard key {} is held by {by}; a node must have its own key",
+            wg_key_to_base64(key)
+        ))
+    };
+    if *key == hub.wireguard_key() {
+        return Err(taken("the hub"));
+    }
+    let nodes = txn.open_table(NODES).map_err(|e| store.io_error(e))?;
+    for item in nodes.iter().map_err(|e| store.io_error(e))? {
+        let (id, value) = item.map_err(|e| store.io_error(e))?;
+        if id.value() == node_id {
+            continue;
+        }
+        let other: NodeEntry = get(store, value.value(), "node")?;
+        if !other.revoked && other.wireguard_key == *key {
+            return Err(taken("another live node"));
+        }
+    }
+    Ok(())
 }
 
 /// The lowest free node address. When the taken ones are a gap-free run
@@ -651,24 +700,29 @@ fn grant_for(
 }
 
 impl HubContext {
-    pub fn wireguard_key(&self) -> [u8; 32] {
-        match self.wireguard_key.read() {
-            Ok(k) => *k,
-            Err(poisoned) => *poisoned.into_inner(),
+    /// The hub's WireGuard secret as it is now (a rotation replaces it).
+    pub fn wireguard_secret(&self) -> std::sync::RwLockReadGuard<'_, WireguardSecret> {
+        match self.wireguard.read() {
+            Ok(k) => k,
+            Err(poisoned) => poisoned.into_inner(),
         }
+    }
+
+    pub fn wireguard_key(&self) -> [u8; 32] {
+        self.wireguard_secret().public_key()
     }
 }
 
 /// Hub: after rotating its own WireGuard key, publish it (directory record;
-/// grants read it from the context).
+/// grants and proofs read it from the context).
 pub fn publish_hub_key(
     store: &StateStore,
     hub: &HubContext,
-    new_key: [u8; 32],
+    new_secret: WireguardSecret,
 ) -> Result<(), StoreError> {
-    match hub.wireguard_key.write() {
-        Ok(mut k) => *k = new_key,
-        Err(poisoned) => *poisoned.into_inner() = new_key,
+    match hub.wireguard.write() {
+        Ok(mut k) => *k = new_secret,
+        Err(poisoned) => *poisoned.into_inner() = new_secret,
     }
     let txn = store.write()?;
     directory::append_record(store, &txn, &hub.signing, hub_record(hub))?;
@@ -725,13 +779,18 @@ pub fn ensure_hub_record(store: &StateStore, hub: &HubContext) -> Result<(), Sto
 
 /// Hub: takes a node's (verified) identity log if it extends the mirror of
 /// a live node with the same genesis; publishes changed keys to the
-/// directory. Returns the mirror's length and tip afterwards.
+/// directory. A log that changes the node's WireGuard key must come with
+/// `wireguard_proof` (the MAC over the log's tip by the new key's holder)
+/// and name a key no other live node holds. Returns the mirror's length
+/// and tip afterwards.
 pub fn mirror_update(
     store: &StateStore,
-    hub_signing: &SigningSecret,
+    hub: &HubContext,
     state: &IdentityState,
     log: &[Vec<u8>],
+    wireguard_proof: Option<&WireguardProof>,
 ) -> Result<(u64, Hash32), Refusal> {
+    let hub_signing = &hub.signing;
     let node_id = state.node_id.to_string();
     let txn = store.write()?;
     let Some(mut entry) = find_node(store, &txn, &node_id)? else {
@@ -741,6 +800,10 @@ pub fn mirror_update(
         return Err(Refusal::NodeRevoked(node_id));
     }
     check_extends_mirror(store, &txn, &node_id, log)?;
+    if entry.wireguard_key != state.wireguard_key {
+        check_rotation_proof(hub, state, wireguard_proof)?;
+        check_wireguard_key_free(store, &txn, hub, &node_id, &state.wireguard_key)?;
+    }
     mirror_log(store, &txn, &node_id, log)?;
     if entry.signing_key != state.signing_key || entry.wireguard_key != state.wireguard_key {
         entry.signing_key = state.signing_key;
@@ -772,6 +835,31 @@ pub fn mirror_update(
     store.commit(txn)?;
     Ok((state.len, state.tip))
 }
+
+/// A WireGuard rotation pushed to the mirror: the proof over the log's tip
+/// under X25519(new node key, hub key) shows the pusher holds the new key.
+fn check_rotation_proof(
+    hub: &HubContext,
+    state: &IdentityState,
+    proof: Option<&WireguardProof>,
+) -> Result<(), Refusal> {
+    let Some(proof) = proof else {
+        return Err(Refusal::BadWireguardProof(format!(
+            "the log changes the WireGuard key: the push needs the {} header",
+            WIREGUARD_PROOF_HEADER
+        )));
+    };
+    wg_proof::verify(
+        &hub.wireguard_secret(),
+        &state.wireguard_key,
+        &state.tip,
+        proof,
+    )
+    .map_err(|e| Refusal::BadWireguardProof(format!("{WIREGUARD_PROOF_HEADER}: {e}")))
+}
+
+/// The header of a mirror push that carries the proof of a new WireGuard key.
+pub const WIREGUARD_PROOF_HEADER: &str = "gondwana-wireguard-proof";
 
 /// The hub's WireGuard key as its latest own directory record states it.
 fn hub_wg_key_in_directory(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use gondwana_core::enrol::{self, EnrolGrant, EnrolRequest};
 use gondwana_core::identity_log::{self, IdentityState};
-use gondwana_core::keys::{SigningSecret, decode_hex32};
+use gondwana_core::keys::{SigningSecret, WireguardSecret, decode_hex32};
 use gondwana_core::token::TokenSecret;
 use gondwana_core::{Boxname, keys};
 use nix::fcntl::{Flock, FlockArg};
@@ -347,13 +347,28 @@ impl Resp {
 /// are ignored: a server may answer and close before reading it all), then
 /// the answer is read until the server closes.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> io::Result<Resp> {
+    http_with(port, method, path, &[], body)
+}
+
+/// [`http`] with extra `(name, value)` headers.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> io::Result<Resp> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     stream.set_write_timeout(Some(Duration::from_secs(15)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+         Content-Type: application/octet-stream\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -653,6 +668,15 @@ impl Hub {
         decode_hex32(v["signing_public_key"].as_str().unwrap()).unwrap()
     }
 
+    /// The hub's current WireGuard public key (what nodes prove with).
+    pub fn wireguard_key(&self) -> [u8; 32] {
+        let v = self.cli(&["identity", "show", "--json"]).ok().json();
+        let text = v["wireguard_public_key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no wireguard_public_key in {v}"));
+        *keys::wg_key_from_base64(text).unwrap()
+    }
+
     pub fn metrics(&self) -> String {
         let r = get(self.api_port, "/metrics").expect("GET /metrics");
         assert_eq!(r.status, 200, "{}", r.text());
@@ -906,15 +930,47 @@ pub fn random32() -> [u8; 32] {
     b
 }
 
-/// An identity built in the test: its secret, its log and its state.
+/// An identity built in the test: its secrets, its log and its state.
 pub struct FakeNode {
     pub signing: SigningSecret,
+    /// The WireGuard secret this identity proves with. Normally the one
+    /// its log names; an attacker's log may name another node's key.
+    pub wireguard: [u8; 32],
     pub log: Vec<Vec<u8>>,
     pub state: IdentityState,
 }
 
 const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const IDENTITY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("identity_log");
+
+/// A `GET /v1/enroll/nonce` answer: the nonce and the hub's WireGuard key,
+/// which the proof of the node's WireGuard key is made with.
+#[derive(Debug, Clone, Copy)]
+pub struct HubNonce {
+    pub nonce: [u8; 32],
+    pub hub_wireguard: [u8; 32],
+}
+
+impl HubNonce {
+    /// The same hub, another nonce (one it never issued).
+    pub fn with_nonce(self, nonce: [u8; 32]) -> HubNonce {
+        HubNonce { nonce, ..self }
+    }
+}
+
+/// An enrolment request and the hub WireGuard key its proof is for.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub enrol: EnrolRequest,
+    pub hub_wireguard: [u8; 32],
+}
+
+impl std::ops::Deref for Request {
+    type Target = EnrolRequest;
+    fn deref(&self) -> &EnrolRequest {
+        &self.enrol
+    }
+}
 
 impl FakeNode {
     pub fn new(boxname: &str) -> FakeNode {
@@ -923,33 +979,88 @@ impl FakeNode {
 
     /// The same seed gives the same genesis entry, byte for byte.
     pub fn from_seed(seed: [u8; 32], boxname: &str) -> FakeNode {
+        let wg = WireguardSecret::from_bytes(seed).public_key();
+        FakeNode::claiming(seed, boxname, seed, wg)
+    }
+
+    /// An identity whose genesis names `wireguard_public` while it proves
+    /// with `wireguard_secret`: a key taken over from another node, with
+    /// its secret (the two match) or without (they do not).
+    pub fn claiming(
+        seed: [u8; 32],
+        boxname: &str,
+        wireguard_secret: [u8; 32],
+        wireguard_public: [u8; 32],
+    ) -> FakeNode {
         let signing = SigningSecret::from_seed(seed);
-        let wg = keys::WireguardSecret::from_bytes(seed).public_key();
-        let (genesis, state) =
-            identity_log::build::genesis(&signing, wg, Boxname::parse(boxname).unwrap()).unwrap();
+        let (genesis, state) = identity_log::build::genesis(
+            &signing,
+            wireguard_public,
+            Boxname::parse(boxname).unwrap(),
+        )
+        .unwrap();
         FakeNode {
             signing,
+            wireguard: wireguard_secret,
             log: vec![genesis],
             state,
         }
     }
 
-    /// Appends a WireGuard rotation to the log; returns the new public key.
+    /// Appends a WireGuard rotation to a fresh key; returns its public key.
     pub fn rotate_wireguard(&mut self) -> [u8; 32] {
-        let key = keys::WireguardSecret::from_bytes(random32()).public_key();
+        let secret = random32();
+        let public = WireguardSecret::from_bytes(secret).public_key();
+        self.rotate_wireguard_to(secret, public);
+        public
+    }
+
+    /// Appends a rotation to `public` and proves with `secret` from now on
+    /// (another node's key, with or without its secret).
+    pub fn rotate_wireguard_to(&mut self, secret: [u8; 32], public: [u8; 32]) {
         let event = identity_log::IdentityEvent::RotateWireguard {
-            new_wireguard_key: key,
+            new_wireguard_key: public,
         };
         let (raw, next) =
             identity_log::build::next(&self.state, &self.signing, event, None).unwrap();
         self.log.push(raw);
         self.state = next;
-        key
+        self.wireguard = secret;
     }
 
     /// The log as `POST /v1/identity/mirror` takes it.
     pub fn mirror_bundle(&self) -> Vec<u8> {
         identity_log::export_bundle(&self.log).unwrap()
+    }
+
+    /// `Gondwana-WireGuard-Proof` for pushing this log to a hub whose
+    /// WireGuard key is `hub_wireguard`: the proof over the log's tip.
+    pub fn mirror_proof(&self, hub_wireguard: &[u8; 32]) -> String {
+        let proof = gondwana_core::wg_proof::prove(
+            &WireguardSecret::from_bytes(self.wireguard),
+            hub_wireguard,
+            &self.state.tip,
+        )
+        .unwrap();
+        gondwana_core::hash::to_hex(&proof)
+    }
+
+    /// `POST /v1/identity/mirror` of this log, with the proof header when
+    /// `hub_wireguard` is given.
+    pub fn push_mirror(&self, port: u16, hub_wireguard: Option<&[u8; 32]>) -> Resp {
+        let proof = hub_wireguard.map(|k| self.mirror_proof(k));
+        let headers: Vec<(&str, &str)> = proof
+            .iter()
+            .map(|p| ("Gondwana-WireGuard-Proof", p.as_str()))
+            .collect();
+        http_with(
+            port,
+            "POST",
+            "/v1/identity/mirror",
+            &headers,
+            &self.mirror_bundle(),
+        )
+        .expect("POST /v1/identity/mirror")
     }
 
     /// The base64 form `node show` uses for the current WireGuard key.
@@ -962,13 +1073,17 @@ impl FakeNode {
         let db = Database::open(state_dir.join("gondwana.redb")).expect("open state file");
         let txn = db.begin_read().unwrap();
         let secrets = txn.open_table(SECRETS).unwrap();
-        let seed: [u8; 32] = secrets
-            .get("signing_seed")
-            .unwrap()
-            .expect("no signing seed")
-            .value()
-            .try_into()
-            .unwrap();
+        let secret = |name: &str| -> [u8; 32] {
+            secrets
+                .get(name)
+                .unwrap()
+                .unwrap_or_else(|| panic!("no {name}"))
+                .value()
+                .try_into()
+                .unwrap()
+        };
+        let seed = secret("signing_seed");
+        let wireguard = secret("wireguard_private");
         let log_table = txn.open_table(IDENTITY_LOG).unwrap();
         let log: Vec<Vec<u8>> = log_table
             .iter()
@@ -978,26 +1093,53 @@ impl FakeNode {
         let state = identity_log::verify_log(&log).expect("stored identity log verifies");
         let signing = SigningSecret::from_seed(seed);
         assert_eq!(signing.public_key(), state.signing_key);
+        assert_eq!(
+            WireguardSecret::from_bytes(wireguard).public_key(),
+            state.wireguard_key
+        );
         FakeNode {
             signing,
+            wireguard,
             log,
             state,
         }
     }
 
-    pub fn request(&self, nonce: [u8; 32], token: &TokenSecret) -> EnrolRequest {
-        EnrolRequest {
-            version: enrol::VERSION,
-            hub_nonce: nonce,
-            wireguard_key: self.state.wireguard_key,
-            boxname: self.state.boxname.clone(),
-            token_key: token.public_key(),
+    pub fn request(&self, nonce: HubNonce, token: &TokenSecret) -> Request {
+        Request {
+            enrol: EnrolRequest {
+                version: enrol::VERSION,
+                hub_nonce: nonce.nonce,
+                wireguard_key: self.state.wireguard_key,
+                boxname: self.state.boxname.clone(),
+                token_key: token.public_key(),
+            },
+            hub_wireguard: nonce.hub_wireguard,
         }
     }
 
-    /// A well-formed submission for `request`, signed by this identity.
-    pub fn submission(&self, request: &EnrolRequest, token: &TokenSecret) -> Vec<u8> {
-        enrol::build_submission(&self.signing, &self.log, request, token).unwrap()
+    /// A well-formed submission for `request`, signed by this identity and
+    /// proved with its WireGuard secret.
+    pub fn submission(&self, request: &Request, token: &TokenSecret) -> Vec<u8> {
+        self.submission_signed_by(&self.signing, request, token)
+    }
+
+    /// [`Self::submission`] with the request signed by `signing`.
+    pub fn submission_signed_by(
+        &self,
+        signing: &SigningSecret,
+        request: &Request,
+        token: &TokenSecret,
+    ) -> Vec<u8> {
+        enrol::build_submission(
+            signing,
+            &WireguardSecret::from_bytes(self.wireguard),
+            &request.hub_wireguard,
+            &self.log,
+            &request.enrol,
+            token,
+        )
+        .unwrap()
     }
 
     /// Opens a 200 answer as the real node would.
@@ -1013,10 +1155,22 @@ impl FakeNode {
 }
 
 /// `GET /v1/enroll/nonce` on `port`; panics unless 200.
-pub fn fetch_nonce(port: u16) -> [u8; 32] {
+pub fn fetch_nonce(port: u16) -> HubNonce {
     let r = get(port, "/v1/enroll/nonce").expect("GET nonce");
     assert_eq!(r.status, 200, "nonce: {}", r.text());
-    decode_hex32(r.json()["nonce"].as_str().expect("nonce field")).unwrap()
+    let v = r.json();
+    let hex = |field: &str| {
+        decode_hex32(
+            v[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no {field} in {v}")),
+        )
+        .unwrap()
+    };
+    HubNonce {
+        nonce: hex("nonce"),
+        hub_wireguard: hex("hub_wireguard_key"),
+    }
 }
 
 /// The token secret of a `token create --json` answer.

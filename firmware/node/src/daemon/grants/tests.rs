@@ -260,7 +260,11 @@ async fn enrol_one(hub: &Arc<App>) {
     let api = PublicApi(hub.clone());
     let (_, v) = call(&api, Method::GET, "/v1/enroll/nonce", vec![]).await;
     let node = SigningSecret::from_seed([77; 32]);
-    let (genesis, state) = build::genesis(&node, [78; 32], Boxname::parse("n1").unwrap()).unwrap();
+    let node_wg = gondwana_core::keys::WireguardSecret::from_bytes([78; 32]);
+    let hub_wg =
+        gondwana_core::keys::decode_hex32(v["hub_wireguard_key"].as_str().unwrap()).unwrap();
+    let (genesis, state) =
+        build::genesis(&node, node_wg.public_key(), Boxname::parse("n1").unwrap()).unwrap();
     let request = EnrolRequest {
         version: enrol::VERSION,
         hub_nonce: decode_hex32(v["nonce"].as_str().unwrap()).unwrap(),
@@ -268,7 +272,8 @@ async fn enrol_one(hub: &Arc<App>) {
         boxname: Boxname::parse("n1").unwrap(),
         token_key: token.public_key(),
     };
-    let submission = enrol::build_submission(&node, &[genesis], &request, &token).unwrap();
+    let submission =
+        enrol::build_submission(&node, &node_wg, &hub_wg, &[genesis], &request, &token).unwrap();
     let mut req = ApiRequest::new(Method::POST, "/v1/enroll");
     req.body = Bytes::from(submission);
     assert_eq!(api.handle(req).await.status, StatusCode::OK);

@@ -26,6 +26,8 @@ fn every_refusal() -> Vec<Refusal> {
         Refusal::SubnetExhausted("no free address".into()),
         Refusal::StaleIdentity("shorter log".into()),
         Refusal::UnknownNode("gw:x".into()),
+        Refusal::WireguardKeyTaken("held by gw:y".into()),
+        Refusal::BadWireguardProof("wrong".into()),
         Refusal::Store("disk".into()),
     ];
     for r in &all {
@@ -40,6 +42,8 @@ fn every_refusal() -> Vec<Refusal> {
             | Refusal::SubnetExhausted(_)
             | Refusal::StaleIdentity(_)
             | Refusal::UnknownNode(_)
+            | Refusal::WireguardKeyTaken(_)
+            | Refusal::BadWireguardProof(_)
             | Refusal::Store(_) => {}
         }
     }
@@ -60,6 +64,8 @@ fn other_errors() -> Vec<ApiError> {
         // daemon/grants.rs
         ApiError::new(StatusCode::FORBIDDEN, "bad_signature", ""),
         ApiError::new(StatusCode::FORBIDDEN, "unknown_nonce", ""),
+        // daemon/revocation.rs
+        ApiError::new(StatusCode::NOT_FOUND, "not_revoked", ""),
     ]
 }
 

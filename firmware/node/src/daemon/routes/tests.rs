@@ -30,7 +30,7 @@ pub(crate) fn hub_app(dir: &std::path::Path) -> Arc<App> {
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     let identity = store.require_identity().unwrap();
     let hub = HubContext {
-        wireguard_key: RwLock::new(identity.state.wireguard_key),
+        wireguard: RwLock::new(identity.wireguard),
         identity: identity.state.clone(),
         signing: identity.signing,
         subnet: config.mesh.subnet,
@@ -124,7 +124,15 @@ async fn enrol_then_replay_is_refused_and_changes_nothing() {
         .unwrap()
         .to_string();
     let node = SigningSecret::from_seed([77; 32]);
-    let (genesis, state) = build::genesis(&node, [78; 32], Boxname::parse("n1").unwrap()).unwrap();
+    let node_wg = gondwana_core::keys::WireguardSecret::from_bytes([78; 32]);
+    let hub_wg = gondwana_core::keys::decode_hex32(
+        nonce_answer.json_body().unwrap()["hub_wireguard_key"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let (genesis, state) =
+        build::genesis(&node, node_wg.public_key(), Boxname::parse("n1").unwrap()).unwrap();
     let request = EnrolRequest {
         version: enrol::VERSION,
         hub_nonce: gondwana_core::keys::decode_hex32(&nonce_hex).unwrap(),
@@ -132,7 +140,8 @@ async fn enrol_then_replay_is_refused_and_changes_nothing() {
         boxname: Boxname::parse("n1").unwrap(),
         token_key: token.public_key(),
     };
-    let submission = enrol::build_submission(&node, &[genesis], &request, &token).unwrap();
+    let submission =
+        enrol::build_submission(&node, &node_wg, &hub_wg, &[genesis], &request, &token).unwrap();
     let ok = call(&api, Method::POST, "/v1/enroll", submission.clone()).await;
     assert_eq!(ok.status, StatusCode::OK);
     let response = enrol::decode_response(&ok.body).unwrap();
