@@ -646,6 +646,24 @@ fn hub_metrics_count_enrolments() {
     }
 }
 
+/// `GET /metrics` is served with the Prometheus text exposition content type
+/// (docs/api.md), which scrapers use to pick the parser.
+#[test]
+fn metrics_are_served_with_the_prometheus_content_type() {
+    let m = Mesh::new();
+    let mut hub = m.hub();
+    hub.start();
+    let r = mesh::get(hub.api_port, "/metrics").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.text().contains("gondwana_uptime_seconds"), "{}", r.text());
+}
+
 #[test]
 fn hub_wireguard_rotation_reaches_the_directory_and_new_grants() {
     let m = Mesh::new();

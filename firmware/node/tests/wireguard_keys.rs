@@ -6,6 +6,7 @@
 
 mod mesh;
 
+use gondwana_core::hash::to_hex;
 use gondwana_core::keys::{WireguardSecret, wg_key_to_base64};
 use gondwana_core::token::TokenSecret;
 use mesh::{
@@ -225,6 +226,58 @@ fn an_enrolled_node_cannot_rotate_to_a_live_nodes_wireguard_key() {
     // A push of the same log again (no key change) needs no proof.
     let r = honest.push_mirror(hub.api_port, None);
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// The hub's record of `node`'s log (length and tip) matches the node's own
+/// log, and the audit log holds `rotations` key-rotation records for it.
+#[track_caller]
+fn assert_rotation_recorded(hub: &Hub, node: &FakeNode, rotations: usize) {
+    let id = node.state.node_id.to_string();
+    let shown = hub.node_show(&id);
+    assert_eq!(shown["identity_log_entries"], node.state.len, "{shown}");
+    assert_eq!(shown["identity_log_len"], node.state.len, "{shown}");
+    assert_eq!(
+        shown["identity_log_tip"],
+        to_hex(&node.state.tip).as_str(),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["wireguard_public_key"],
+        wg_key_to_base64(&node.state.wireguard_key).as_str()
+    );
+    let audit = hub.cli(&["audit", "show", "--json"]).ok().json();
+    let recorded = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "node.keys" && r["detail"].as_str().unwrap().contains(&id))
+        .count();
+    assert_eq!(recorded, rotations, "{audit}");
+}
+
+/// A rotation reaches the hub by a mirror push or by a re-enrolment; either
+/// way the hub's record, mirror, directory and audit log end up the same.
+#[test]
+fn a_rotation_by_re_enrolment_is_applied_like_a_mirror_push() {
+    let m = Mesh::new();
+    let (hub, created) = hub_with_token(&m, &["--uses", "1"]);
+    let token = token_secret(&created);
+    let mut node = FakeNode::new("rotor");
+    assert_eq!(enrol(&hub, &node, &token).status, 200);
+    assert_rotation_recorded(&hub, &node, 0);
+
+    let first = node.rotate_wireguard();
+    let r = node.push_mirror(hub.api_port, Some(&hub.wireguard_key()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(holders(&hub, &first), [node.state.node_id.as_str()]);
+    assert_rotation_recorded(&hub, &node, 1);
+
+    let second = node.rotate_wireguard();
+    let r = enrol(&hub, &node, &token);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(holders(&hub, &second), [node.state.node_id.as_str()]);
+    assert_rotation_recorded(&hub, &node, 2);
+    hub.cli(&["audit", "verify"]).ok();
 }
 
 #[test]

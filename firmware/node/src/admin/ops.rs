@@ -131,6 +131,9 @@ pub fn node_json(n: &NodeEntry, mirror_len: Option<u64>) -> Value {
         "wireguard_public_key": wg_key_to_base64(&n.wireguard_key),
         "token_id": n.token_id, "tags": n.tags, "enrolled_unix": n.enrolled_unix,
         "revoked": n.revoked, "identity_log_entries": mirror_len,
+        // The log the hub last applied to this record (enrolment, mirror
+        // push or re-enrolment): equal to the mirror's length and tip.
+        "identity_log_len": n.identity_len, "identity_log_tip": to_hex(&n.identity_tip),
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gondwana_core::backoff;
-use gondwana_core::directory::{self, Head};
+use gondwana_core::directory;
 use gondwana_core::enrol::{self, EnrolRequest};
 use gondwana_core::hash::to_hex;
 use gondwana_core::identity_log::export_bundle;
@@ -116,18 +116,22 @@ pub async fn enrol_once(
     let host = host_subnets(&config.mesh.interface)?;
     mesh::check_subnet(&grant.subnet, &config.mesh.reserved_subnets, &host)
         .map_err(|e| anyhow::anyhow!("{e}: refusing to join this mesh"))?;
-    let first_page =
-        directory::verify_bundle(&response.directory, &plan.hub_key, &Head::default())?;
-
     let store = app_store.clone();
     let hub_url = plan.hub_url.clone();
     let hub_key = plan.hub_key;
     let grant_raw = response.grant.to_vec();
     let saved = grant.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        save_enrolment(&store, &grant_raw, &saved, &hub_url, &hub_key, now_unix())?;
-        store.append_directory(&first_page, Head::default())?;
-        Ok(())
+    let first_page = response.directory.to_vec();
+    tokio::task::spawn_blocking(move || {
+        save_enrolment(
+            &store,
+            &grant_raw,
+            &saved,
+            &hub_url,
+            &hub_key,
+            &first_page,
+            now_unix(),
+        )
     })
     .await??;
     app_store

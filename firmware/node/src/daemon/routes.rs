@@ -192,7 +192,7 @@ fn metrics(app: &App) -> ApiResponse {
         let spent = app.grants.nonces_spent() as u64;
         app.metrics.set("gondwana_grant_nonces_spent", &[], spent);
     }
-    ApiResponse::text(StatusCode::OK, app.metrics.render())
+    app.metrics.response()
 }
 
 fn require_hub(app: &App) -> Result<&registry::HubContext, ApiError> {

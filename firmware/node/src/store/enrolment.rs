@@ -23,17 +23,34 @@ pub struct Enrolment {
     pub since_unix: u64,
 }
 
-/// Commits the grant (already verified against the pin) durably: the node
-/// reports success only after this returns.
+/// Why an enrolment answer was not saved; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("the enrolment's directory page: {0}")]
+    Directory(#[from] directory::DirectoryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Commits the grant (already verified against the pin) and the directory
+/// page that came with it (`first_page`, a bundle verified here against the
+/// pin as the continuation of the stored directory) in one write
+/// transaction, durably: the node reports success only after this returns,
+/// and never holds a grant without its first page. On any error nothing
+/// is written.
 pub fn save_enrolment(
     store: &StateStore,
     grant_raw: &[u8],
     grant: &EnrolGrant,
     hub_url: &str,
     hub_key: &PublicKey,
+    first_page: &[u8],
     now: u64,
-) -> Result<(), StoreError> {
+) -> Result<(), SaveError> {
     let txn = store.write()?;
+    let head = super::directory::head_in(store, &txn)?;
+    let page = directory::verify_bundle(first_page, hub_key, &head)?;
+    put_page(store, &txn, head, &page)?;
     {
         let mut t = txn.open_table(ENROLMENT).map_err(|e| store.io_error(e))?;
         t.insert(KEY_GRANT, grant_raw)
@@ -51,7 +68,23 @@ pub fn save_enrolment(
         "enrol.enrolled",
         &format!("{} as {} via {hub_url}", grant.mesh_ip, grant.boxname),
     )?;
-    store.commit(txn)
+    store.commit(txn)?;
+    Ok(())
+}
+
+/// Writes verified entries that continue `from`; returns the new head.
+fn put_page(
+    store: &StateStore,
+    txn: &redb::WriteTransaction,
+    from: Head,
+    verified: &[(Entry, Vec<u8>, Head)],
+) -> Result<Head, StoreError> {
+    let mut at = from;
+    for (_, raw, next) in verified {
+        super::directory::put_entry(store, txn, at.len, raw, *next)?;
+        at = *next;
+    }
+    Ok(at)
 }
 
 impl StateStore {
@@ -104,11 +137,7 @@ impl StateStore {
         if head != from {
             return Ok(head);
         }
-        let mut at = head;
-        for (_, raw, next) in verified {
-            super::directory::put_entry(self, &txn, at.len, raw, *next)?;
-            at = *next;
-        }
+        let at = put_page(self, &txn, head, verified)?;
         self.commit(txn)?;
         Ok(at)
     }
@@ -147,5 +176,107 @@ impl StateStore {
             head = next;
         }
         Ok((view, head))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use gondwana_core::directory::Record;
+    use gondwana_core::enrol;
+    use gondwana_core::keys::SigningSecret;
+    use gondwana_core::{Boxname, NodeId};
+
+    use super::*;
+    use crate::store::{OpenMode, audit_records};
+
+    fn grant(hub: &SigningSecret) -> EnrolGrant {
+        EnrolGrant {
+            version: enrol::VERSION,
+            hub_nonce: [1; 32],
+            node_id: NodeId::from_genesis_key(&[2; 32]),
+            node_signing_key: [2; 32],
+            node_wireguard_key: [3; 32],
+            boxname: Boxname::parse("n1").unwrap(),
+            mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+            subnet: "10.10.0.0/24".parse().unwrap(),
+            hub_node_id: NodeId::from_genesis_key(&hub.public_key()),
+            hub_mesh_ip: Ipv4Addr::new(10, 10, 0, 1),
+            hub_wireguard_key: [6; 32],
+            hub_endpoint: "hub.test:51822".try_into().unwrap(),
+            wireguard_port: 51822,
+            api_port: 8798,
+            directory_len: 1,
+            directory_tip: [0; 32],
+        }
+    }
+
+    /// A one-entry directory page signed by `signer`, claiming `authority`.
+    fn page(authority: &PublicKey, signer: &SigningSecret, grant: &EnrolGrant) -> (Vec<u8>, Head) {
+        let record = Record::Node {
+            node_id: grant.hub_node_id.clone(),
+            boxname: Boxname::parse("hub").unwrap(),
+            signing_key: signer.public_key(),
+            wireguard_key: grant.hub_wireguard_key,
+            mesh_ip: grant.hub_mesh_ip,
+            endpoint_hint: None,
+        };
+        let (raw, head) = directory::append(&Head::default(), signer, record).unwrap();
+        (directory::encode_bundle(authority, 0, head, &[raw]), head)
+    }
+
+    fn save(store: &StateStore, hub: &SigningSecret, first_page: &[u8]) -> Result<(), SaveError> {
+        let grant = grant(hub);
+        let sealed = enrol::seal_grant(&grant, hub).unwrap();
+        save_enrolment(
+            store,
+            &sealed,
+            &grant,
+            "http://hub.test",
+            &hub.public_key(),
+            first_page,
+            7,
+        )
+    }
+
+    #[test]
+    fn the_grant_and_its_directory_page_commit_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), OpenMode::CreateIfMissing).unwrap();
+        let hub = SigningSecret::from_seed([9; 32]);
+        let (bundle, head) = page(&hub.public_key(), &hub, &grant(&hub));
+        save(&store, &hub, &bundle).unwrap();
+        drop(store);
+
+        let store = StateStore::open(dir.path(), OpenMode::ReadOnly).unwrap();
+        let saved = store.enrolment().unwrap().expect("the grant");
+        assert_eq!(saved.since_unix, 7);
+        assert_eq!(store.directory_head().unwrap(), head);
+        assert_eq!(store.directory_view(&hub.public_key()).unwrap().1, head);
+    }
+
+    /// A page that fails (here: signed by a key other than the pin) leaves
+    /// neither the grant, nor a directory entry, nor an audit record.
+    #[test]
+    fn a_directory_page_that_fails_leaves_no_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), OpenMode::CreateIfMissing).unwrap();
+        let hub = SigningSecret::from_seed([9; 32]);
+        let forger = SigningSecret::from_seed([8; 32]);
+        let audit_before = audit_records(&store).unwrap().1;
+        let (bundle, _) = page(&hub.public_key(), &forger, &grant(&hub));
+
+        let err = save(&store, &hub, &bundle).unwrap_err();
+        assert!(matches!(err, SaveError::Directory(_)), "{err}");
+        drop(store);
+
+        let store = StateStore::open(dir.path(), OpenMode::ReadOnly).unwrap();
+        assert!(
+            store.enrolment().unwrap().is_none(),
+            "a grant without its page"
+        );
+        assert_eq!(store.directory_head().unwrap(), Head::default());
+        assert_eq!(audit_records(&store).unwrap().1, audit_before);
     }
 }

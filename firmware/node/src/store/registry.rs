@@ -392,13 +392,7 @@ pub fn enrol(
             if e.wireguard_key != identity.wireguard_key {
                 check_wireguard_key_free(store, &txn, hub, &node_id, &identity.wireguard_key)?;
             }
-            if e.signing_key != identity.signing_key || e.wireguard_key != identity.wireguard_key {
-                e.signing_key = identity.signing_key;
-                e.wireguard_key = identity.wireguard_key;
-                write_node(store, &txn, &e)?;
-                publish_node(store, &txn, hub, &e, identity)?;
-            }
-            mirror_log(store, &txn, &node_id, &verified.identity_log)?;
+            apply_key_rotation(store, &txn, hub, &mut e, identity, &verified.identity_log)?;
             e
         }
         _ => {
@@ -790,7 +784,6 @@ pub fn mirror_update(
     log: &[Vec<u8>],
     wireguard_proof: Option<&WireguardProof>,
 ) -> Result<(u64, Hash32), Refusal> {
-    let hub_signing = &hub.signing;
     let node_id = state.node_id.to_string();
     let txn = store.write()?;
     let Some(mut entry) = find_node(store, &txn, &node_id)? else {
@@ -804,36 +797,50 @@ pub fn mirror_update(
         check_rotation_proof(hub, state, wireguard_proof)?;
         check_wireguard_key_free(store, &txn, hub, &node_id, &state.wireguard_key)?;
     }
-    mirror_log(store, &txn, &node_id, log)?;
-    if entry.signing_key != state.signing_key || entry.wireguard_key != state.wireguard_key {
-        entry.signing_key = state.signing_key;
-        entry.wireguard_key = state.wireguard_key;
-        entry.identity_len = state.len;
-        entry.identity_tip = state.tip;
-        write_node(store, &txn, &entry)?;
-        let boxname = Boxname::parse(&entry.boxname).map_err(|e| Refusal::Store(e.to_string()))?;
-        directory::append_record(
-            store,
-            &txn,
-            hub_signing,
-            Record::Node {
-                node_id: state.node_id.clone(),
-                boxname,
-                signing_key: entry.signing_key,
-                wireguard_key: entry.wireguard_key,
-                mesh_ip: entry.mesh_ip,
-                endpoint_hint: None,
-            },
-        )?;
-        append_audit(
-            store,
-            &txn,
-            "node.keys",
-            &format!("{node_id} rotated keys (log entry {})", state.len - 1),
-        )?;
-    }
+    apply_key_rotation(store, &txn, hub, &mut entry, state, log)?;
     store.commit(txn)?;
     Ok((state.len, state.tip))
+}
+
+/// Applies a live node's verified identity log, which extends the mirror
+/// (`check_extends_mirror`) and whose new WireGuard key, if any, was checked
+/// by the caller, inside the caller's write transaction. The one path for a
+/// mirror push and a re-enrolment: the mirror takes the new entries, the
+/// node record its length and tip, and changed keys also go to the record,
+/// a directory `Node` record and a `node.keys` audit record.
+fn apply_key_rotation(
+    store: &StateStore,
+    txn: &WriteTransaction,
+    hub: &HubContext,
+    entry: &mut NodeEntry,
+    state: &IdentityState,
+    log: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    mirror_log(store, txn, &entry.node_id, log)?;
+    let rotated =
+        entry.signing_key != state.signing_key || entry.wireguard_key != state.wireguard_key;
+    if !rotated && entry.identity_len == state.len && entry.identity_tip == state.tip {
+        return Ok(());
+    }
+    entry.signing_key = state.signing_key;
+    entry.wireguard_key = state.wireguard_key;
+    entry.identity_len = state.len;
+    entry.identity_tip = state.tip;
+    write_node(store, txn, entry)?;
+    if rotated {
+        publish_node(store, txn, hub, entry, state)?;
+        append_audit(
+            store,
+            txn,
+            "node.keys",
+            &format!(
+                "{} rotated keys (log entry {})",
+                entry.node_id,
+                state.len.saturating_sub(1)
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 /// A WireGuard rotation pushed to the mirror: the proof over the log's tip

@@ -82,6 +82,7 @@ fn node_app(dir: &std::path::Path, hub: Option<&SigningSecret>) -> Arc<App> {
             &grant,
             "http://hub.test",
             &hub.public_key(),
+            &gondwana_core::directory::encode_bundle(&hub.public_key(), 0, Default::default(), &[]),
             0,
         )
         .unwrap();
