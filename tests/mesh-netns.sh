@@ -334,7 +334,14 @@ check "node1 pings node2 after the re-set" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
 log "revoke node2 on the hub"
 key_b=$(wg_pub node2 "$NS_B")
 NAME_B=$(status_field node2 "$NS_B" "s['boxname']")
+revoke_start=$SECONDS
 check "node revoke $NAME_B" gw hub "$NS_H" node revoke "$NAME_B" --reason "scenario test"
+node2_state() { status_field node2 "$NS_B" "s['enrolment']['state']"; }
+node2_revoked_now() { [[ $(node2_state) == revoked ]]; }
+# The hub hands the signed Revoke to node2 over the tunnel before it
+# removes node2's peer: node2 acts within seconds, not at its next pull.
+check "node2 says revoked within 5 s of node revoke (the hub pushed it)" wait_for 5 node2_revoked_now
+log "node2 revoked after $((SECONDS - revoke_start)) s"
 no_peer_b() { ! wg_peers "$NS_H" "$IF_H" | grep -qF "$key_b"; }
 check "hub removes node2's peer" wait_for 15 no_peer_b
 check_not "node2 can no longer reach node1" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"

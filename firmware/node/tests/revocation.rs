@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gondwana_core::NodeId;
 use gondwana_core::directory::{self, Head, Record};
 use gondwana_core::keys::SigningSecret;
-use mesh::{Hub, Mesh, Node, assert_refused, free_port, get, poll};
+use mesh::{Hub, Mesh, Node, assert_refused, free_port, get, poll, post};
 use serde_json::Value;
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -390,6 +390,19 @@ fn forged_or_foreign_revocation_answers_change_nothing() {
             || (fake.served().len() > asked).then_some(()),
             || format!("{:?}\n{}", fake.served(), node.log_text()),
         );
+        let s = node.status_http().unwrap();
+        assert_eq!(s["enrolment"]["state"], "enrolled", "{what}: {s}");
+        assert_eq!(ready_status(&node), Some(200), "{what}");
+    }
+    // The same records handed to the node's own `POST /v1/revocation`
+    // (where the hub pushes over the tunnel): refused, nothing changed.
+    for (what, bad) in [
+        ("signed by another key", forged.as_slice()),
+        ("another node's revocation", &foreign.body[..]),
+        ("garbage", b"not an envelope".as_slice()),
+    ] {
+        let r = post(node.api_port, "/v1/revocation", bad).unwrap();
+        assert_refused(&r, 403, "bad_signature");
         let s = node.status_http().unwrap();
         assert_eq!(s["enrolment"]["state"], "enrolled", "{what}: {s}");
         assert_eq!(ready_status(&node), Some(200), "{what}");

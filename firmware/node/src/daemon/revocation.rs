@@ -71,6 +71,84 @@ pub async fn serve(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiE
     }
 }
 
+/// How long the hub waits for a revoked node to take its revocation
+/// before it removes the node's peer (the push is a shortcut: the node's
+/// own ask is the fallback).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Hub: right after `node revoke` commits, and before the data plane removes
+/// the node's peer, hands the signed `Revoke` entry to the node over the
+/// tunnel (`POST /v1/revocation` on its mesh address), so it acts within
+/// seconds instead of at its next failed pull. Failure is only logged.
+pub async fn push_to_node(app: &App, revoked: &serde_json::Value) {
+    let (Some(hub), Some(node_id), Some(mesh_ip)) = (
+        app.hub.as_ref(),
+        revoked["node_id"].as_str(),
+        revoked["mesh_ip"].as_str(),
+    ) else {
+        return;
+    };
+    // Only through our own tunnel: with the mesh interface down (or no data
+    // plane) the mesh address would route out of the host's default route.
+    if app.dataplane_status().state != "up" {
+        return;
+    }
+    let store = app.store.clone();
+    let id = node_id.to_string();
+    let raw = match tokio::task::spawn_blocking(move || revocation_entry(&store, &id)).await {
+        Ok(Ok(Some(raw))) => raw,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return eprintln!("gondwana: revocation of {node_id}: {e}"),
+        Err(e) => return eprintln!("gondwana: revocation of {node_id}: {e}"),
+    };
+    let url = format!("http://{mesh_ip}:{}/v1/revocation", hub.api_port);
+    match client::request(
+        Method::POST,
+        &url,
+        Some(CONTENT_TYPE_OCTETS),
+        raw.into(),
+        PUSH_TIMEOUT,
+        64 * 1024,
+    )
+    .await
+    {
+        Ok((StatusCode::OK, _)) => {
+            eprintln!("gondwana: revocation handed to {node_id} at {mesh_ip}")
+        }
+        Ok((status, _)) => eprintln!(
+            "gondwana: {url} answered {status} to the revocation of {node_id}; it will ask the public listener"
+        ),
+        Err(e) => eprintln!(
+            "gondwana: could not hand the revocation to {node_id} ({e}); it will ask the public listener"
+        ),
+    }
+}
+
+/// Node: `POST /v1/revocation` — a hub-signed `Revoke` entry of this node,
+/// from whoever brings it (the hub over the tunnel, or anyone holding it):
+/// self-verifying against the pinned hub key, final, so no other
+/// authentication is needed. Anything else changes nothing.
+pub async fn receive(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let Some(enrolment) = app
+        .store
+        .enrolment()
+        .map_err(|e| ApiError::internal(e.to_string()))?
+    else {
+        return Err(ApiError::forbidden(
+            "this node is not enrolled: it has no hub key to check a revocation against",
+        ));
+    };
+    let verified = revocation::open(&req.body, &enrolment.hub_key, &enrolment.grant.node_id)
+        .map_err(|e| ApiError::new(StatusCode::FORBIDDEN, "bad_signature", e.to_string()))?;
+    commit(app, req.body.to_vec(), verified)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &serde_json::json!({"revoked": true}),
+    ))
+}
+
 /// When a node asks: at the first failed hub contact after one that
 /// worked, then no sooner than `enroll.retry_initial_secs` doubling up to
 /// `enroll.retry_max_secs` (jittered) while contact keeps failing, so a

@@ -45,6 +45,7 @@ impl Handler for PublicApi {
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
             (&Method::GET, ["v1", "enroll", "revocation"]) => revocation::serve(app, &req).await,
+            (&Method::POST, ["v1", "revocation"]) => revocation::receive(app, &req).await,
             (&Method::POST, ["v1", "identity", "mirror"]) => mirror_push(app, &req).await,
             (&Method::GET, ["v1", "grants", "nonce"]) => grants::nonce(app),
             (&Method::POST, ["v1", "grants"]) => grants::command(app, &req).await,
@@ -389,8 +390,13 @@ impl Handler for AdminApi {
             };
         }
         let app2 = app.clone();
+        let revoking = method == Method::POST && path == ["admin", "node", "revoke"];
         let result =
             tokio::task::spawn_blocking(move || admin_blocking(&app2, &method, &path, body)).await;
+        if revoking && let Ok(Ok(revoked)) = &result {
+            // Before `changed()` lets the data plane remove the node's peer.
+            crate::daemon::revocation::push_to_node(&app, revoked).await;
+        }
         // Any admin action may change what status shows.
         app.changed();
         match result {
