@@ -1,0 +1,141 @@
+//! The `gondwana` binary as a library: `main.rs` only calls [`main`], and the
+//! integration tests import types (schema, exit codes, config) from here
+//! instead of copying them.
+#![forbid(unsafe_code)]
+
+mod admin;
+mod api;
+mod boot;
+mod cli;
+mod commands;
+mod config;
+mod daemon;
+mod exit;
+mod net;
+mod persistence;
+mod random;
+mod status;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::boot::firstboot::{self, KeyOrigin};
+use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
+use crate::commands::{audit, directory, enroll, grant, hub, identity, version};
+use crate::config::{Config, DEFAULT_STATE_DIR};
+
+/// The whole program: parse the command line, run it, map errors to exit codes.
+pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Command::Version(flag) = &cli.command {
+        version::run(flag.json);
+        return Ok(());
+    }
+    // Before any config: the device process needs none, and must not fail
+    // on a config the daemon is about to reload.
+    if let Command::WireguardUserspace(args) = &cli.command {
+        return net::wireguard::device_process::main(&args.interface, &args.socket_dir);
+    }
+    let (config_path, named) = cli.config_path();
+    let config = Config::load(&config_path, named)?;
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| config.state_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    match &cli.command {
+        Command::Firstboot(flag) => firstboot_command(&state_dir, &config, flag.json),
+        Command::Identity(IdentityCommand::Show(flag)) => {
+            identity::show(&state_dir, &config, flag.json)
+        }
+        Command::Identity(IdentityCommand::Rotate(args)) => {
+            identity::rotate(&state_dir, &config, args)
+        }
+        Command::Identity(IdentityCommand::Verify(args)) => identity::verify(&state_dir, args),
+        Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
+        Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, &config, flag.json),
+        Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, &config, flag.json),
+        Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),
+        Command::WireguardBench(args) => commands::wireguard_bench::run(
+            &args.interface,
+            &args.peers_file,
+            config.wireguard.backend,
+            args.hold,
+        ),
+        Command::Run => daemon::run(config, config_path, named, state_dir),
+        Command::Status(flag) => enroll::status(&state_dir, &config, flag.json),
+        Command::Enroll(args) => enroll::enroll(&state_dir, &config, args),
+        Command::Token(c) => hub::token(&state_dir, &config, c),
+        Command::Node(c) => hub::node(&state_dir, &config, c),
+        Command::Directory(c) => directory::run(&state_dir, &config, c),
+        Command::Grant(c) => grant::run(&state_dir, &config, c),
+        Command::FirewallBench { count, table } => grant::bench(*count, table),
+    }
+}
+
+fn firstboot_command(
+    state_dir: &std::path::Path,
+    config: &Config,
+    json: bool,
+) -> anyhow::Result<()> {
+    let outcome = firstboot::run(state_dir, config)?;
+    if let Some(warning) = &outcome.warning {
+        eprintln!("gondwana: warning: {warning}");
+    }
+    let (provisioned, key_source) = match &outcome.origin {
+        KeyOrigin::Generated => (true, "generated".to_string()),
+        KeyOrigin::Adopted(from) => (true, format!("adopted from {from}")),
+        KeyOrigin::Existing => (false, "existing".to_string()),
+    };
+    let state = &outcome.identity.state;
+    if json {
+        let mut v = identity::state_json(state);
+        v["provisioned_now"] = serde_json::json!(provisioned);
+        v["wireguard_key_source"] = serde_json::json!(key_source);
+        v["state_dir"] = serde_json::json!(state_dir);
+        println!("{v}");
+    } else {
+        if provisioned {
+            println!(
+                "identity provisioned in {} (wireguard key {key_source})",
+                state_dir.display()
+            );
+        } else {
+            println!(
+                "identity already provisioned in {} (unchanged)",
+                state_dir.display()
+            );
+        }
+        identity::print_state(state);
+    }
+    Ok(())
+}
+
+/// `gondwana … | head` closes our stdout early; Rust's print macros then
+/// panic. Exit like a C tool killed by SIGPIPE would, without a backtrace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
