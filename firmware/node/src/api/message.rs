@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::str::FromStr;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -241,6 +242,22 @@ impl From<Result<ApiResponse, ApiError>> for ApiResponse {
     }
 }
 
+/// `key` parsed as a `T` (`after=42` as a `u64`): `Ok(None)` when absent, a
+/// `bad_request` error naming the parameter when it does not parse.
+pub fn parse_query_param<T: FromStr>(
+    query: Option<&str>,
+    key: &str,
+) -> Result<Option<T>, ApiError> {
+    let Some(raw) = super::route::query_param(query, key) else {
+        return Ok(None);
+    };
+    raw.parse().map(Some).map_err(|_| {
+        ApiError::bad_request(format!(
+            "query parameter `{key}` has an invalid value {raw:?}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +348,24 @@ mod tests {
 
         let r = ApiRequest::new(Method::POST, "/admin").with_peer_uid(0);
         assert_eq!((r.peer, r.peer_uid, r.query), (UNIX_PEER, Some(0), None));
+    }
+
+    #[test]
+    fn parse_query_param_typed() {
+        assert_eq!(
+            parse_query_param::<u64>(Some("after=42"), "after"),
+            Ok(Some(42))
+        );
+        assert_eq!(parse_query_param::<u64>(Some("x=1"), "after"), Ok(None));
+        assert_eq!(parse_query_param::<u64>(None, "after"), Ok(None));
+        let e = parse_query_param::<u64>(Some("after=-1"), "after").unwrap_err();
+        assert_eq!(e.error, "bad_request");
+        assert!(e.detail.contains("`after`"), "{}", e.detail);
+        assert!(parse_query_param::<u64>(Some("after="), "after").is_err());
+    }
+
+    #[test]
+    fn parse_query_param_refuses_bad_utf8() {
+        assert!(parse_query_param::<u64>(Some("a=%FF"), "a").is_err());
     }
 }

@@ -12,11 +12,12 @@ mod route;
 pub mod server;
 
 pub use client::{ClientError, request};
+pub use message::parse_query_param;
 pub use message::{
     ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_JSON, CONTENT_TYPE_OCTETS, CONTENT_TYPE_TEXT,
     Handler, UNIX_PEER,
 };
 pub use metrics::{Metrics, PROMETHEUS_CONTENT_TYPE};
 pub use rate_limit::RateLimiter;
-pub use route::{parse_query_param, query_param, segments};
+pub use route::{query_param, segments};
 pub use server::{Limits, serve, serve_unix};

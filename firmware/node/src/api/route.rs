@@ -1,9 +1,7 @@
-//! Routing helpers: routes match on `(method, segments)`.
+//! Routing helpers: routes match on `(method, segments)`. Pure text
+//! functions: the typed errors of a bad parameter live in `message`.
 
 use std::borrow::Cow;
-use std::str::FromStr;
-
-use super::message::ApiError;
 
 /// The path's segments, without empty ones: `/v1/status`, `/v1/status/` and
 /// `//v1//status` all give `["v1", "status"]`. Segments are not
@@ -22,22 +20,6 @@ pub fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<Cow<'a, str>
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, v)| v)
-}
-
-/// `key` parsed as a `T` (`after=42` as a `u64`): `Ok(None)` when absent, a
-/// `bad_request` error naming the parameter when it does not parse.
-pub fn parse_query_param<T: FromStr>(
-    query: Option<&str>,
-    key: &str,
-) -> Result<Option<T>, ApiError> {
-    let Some(raw) = query_param(query, key) else {
-        return Ok(None);
-    };
-    raw.parse().map(Some).map_err(|_| {
-        ApiError::bad_request(format!(
-            "query parameter `{key}` has an invalid value {raw:?}"
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -78,20 +60,5 @@ mod tests {
         assert_eq!(query_param(Some("a=%4"), "a").as_deref(), Some("%4"));
         assert_eq!(query_param(Some("a=%zz"), "a").as_deref(), Some("%zz"));
         assert_eq!(query_param(Some("a=%FF"), "a").as_deref(), Some("\u{FFFD}"));
-        assert!(parse_query_param::<u64>(Some("a=%FF"), "a").is_err());
-    }
-
-    #[test]
-    fn parse_query_param_typed() {
-        assert_eq!(
-            parse_query_param::<u64>(Some("after=42"), "after"),
-            Ok(Some(42))
-        );
-        assert_eq!(parse_query_param::<u64>(Some("x=1"), "after"), Ok(None));
-        assert_eq!(parse_query_param::<u64>(None, "after"), Ok(None));
-        let e = parse_query_param::<u64>(Some("after=-1"), "after").unwrap_err();
-        assert_eq!(e.error, "bad_request");
-        assert!(e.detail.contains("`after`"), "{}", e.detail);
-        assert!(parse_query_param::<u64>(Some("after="), "after").is_err());
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
-use crate::boot::enroll_source::SourceError;
+use crate::boot::enroll_file::SourceError;
 use crate::config::EnrollConfig;
 
 /// The file read from the volume, relative to its root.
