@@ -3,10 +3,11 @@
 //! instead of copying them.
 #![forbid(unsafe_code)]
 
-mod admin;
 mod api;
 mod boot;
+mod build_info;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod daemon;
@@ -14,7 +15,8 @@ mod exit;
 mod net;
 mod persistence;
 mod random;
-mod status;
+mod runtime;
+mod service;
 mod store;
 
 use std::path::PathBuf;
@@ -62,8 +64,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Identity(IdentityCommand::Rotate(args)) => {
             identity::rotate(&state_dir, &config, args)
         }
-        Command::Identity(IdentityCommand::Verify(args)) => identity::verify(&state_dir, args),
-        Command::Identity(IdentityCommand::Export(args)) => identity::export(&state_dir, args),
+        Command::Identity(IdentityCommand::Verify(args)) => {
+            identity::verify(&state_dir, &config, args)
+        }
+        Command::Identity(IdentityCommand::Export(args)) => {
+            identity::export(&state_dir, &config, args)
+        }
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, &config, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, &config, flag.json),
         Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),

@@ -13,7 +13,7 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 
-pub use super::enroll_file::{EnrollFile, EnrollPlan, SourceError, parse_toml};
+pub use super::enroll_file::{EnrollPlan, SourceError, parse_toml};
 use crate::config::EnrollConfig;
 
 /// The first enrolment instruction found, if any. A source that exists but

@@ -4,37 +4,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::admin;
-use crate::boot::enroll_source::EnrollFile;
+use super::call;
+use crate::boot::enroll_file::EnrollFile;
 use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
 use crate::config::Config;
 use crate::daemon::enrol_task;
-use crate::store::enrolment::Enrolment;
+use crate::runtime::current_thread as runtime;
+use crate::service::{Request, socket, status, views};
 use crate::store::{OpenMode, StateStore};
-
-pub fn enrolment_json(e: &Enrolment) -> Value {
-    json!({
-        "state": "enrolled",
-        "mesh_ip": e.grant.mesh_ip.to_string(),
-        "subnet": e.grant.subnet.to_string(),
-        "boxname": e.grant.boxname.as_str(),
-        "hub": e.hub_url,
-        "hub_node_id": e.grant.hub_node_id.as_str(),
-        "hub_endpoint": e.grant.hub_endpoint.as_str(),
-        "since_unix": e.since_unix,
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
 
 pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::Result<()> {
     let file = EnrollFile {
@@ -43,8 +23,8 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
         token: args.token.clone(),
         boxname: args.boxname.clone(),
     };
-    let body = serde_json::to_value(&file)?;
-    let result = match admin::client::call(config, "POST", "/admin/enroll", Some(body))? {
+    let request = Request::Enroll(file.clone());
+    let result = match socket::send(config, &request).map_err(|e| e.into_anyhow())? {
         Some(v) => v,
         None => {
             let plan = file.into_plan("gondwana enroll".into())?;
@@ -52,13 +32,13 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
             firstboot::run(state_dir, config)?;
             let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
             if let Some(e) = store.enrolment()? {
-                let mut v = crate::status::enrolment_json(&store, &e);
+                let mut v = status::enrolment_json(&store, &e);
                 v["already_enrolled"] = json!(true);
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
             let e = runtime()?.block_on(enrol_task::enrol_once(&store, config, &plan))?;
-            enrolment_json(&e)
+            views::enrolment(&e)
         }
     };
     println!("{}", serde_json::to_string_pretty(&result)?);
@@ -93,16 +73,7 @@ pub fn push_mirror_now(store: &StateStore, config: &Config) -> anyhow::Result<Op
 }
 
 pub fn status(state_dir: &Path, config: &Config, json_out: bool) -> anyhow::Result<()> {
-    let v = match admin::client::call(config, "GET", "/admin/status", None)? {
-        Some(v) => v,
-        None => {
-            let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
-            let identity = store.require_identity()?;
-            let mut v = crate::status::base_json(&store, &identity.state, config);
-            v["daemon"] = json!({"running": false});
-            v
-        }
-    };
+    let v = call(state_dir, config, Request::Status)?;
     if json_out {
         println!("{v}");
     } else {

@@ -6,19 +6,18 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::bail;
 use serde_json::{Value, json};
 
-use crate::admin::{self, ops::now_unix};
+use super::call;
 use crate::cli::GrantCommand;
 use crate::config::Config;
-use crate::daemon::grants::{live_json, mesh_subnet};
+use crate::net::firewall::Firewall;
 use crate::net::firewall::plan::Ruleset;
-use crate::net::firewall::{Firewall, LiveGrant};
-use crate::store::{OpenMode, StateStore};
+use crate::service::Request;
+use crate::service::request::GrantRequest;
 
 pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::Result<()> {
-    let (path, method, body, as_json) = match command {
+    let (request, as_json) = match command {
         GrantCommand::Add {
             ip,
             port,
@@ -26,11 +25,12 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
             node,
             json: j,
         } => (
-            "/admin/grant/add",
-            "POST",
-            Some(
-                json!({"ip": ip, "port": port, "timeout_secs": timeout.map(|d| d.as_secs().max(1)), "node": node}),
-            ),
+            Request::GrantAdd(GrantRequest {
+                ip: *ip,
+                port: *port,
+                timeout_secs: timeout.map(|d| d.as_secs().max(1)),
+                node: node.clone(),
+            }),
             *j,
         ),
         GrantCommand::Del {
@@ -39,17 +39,17 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
             node,
             json: j,
         } => (
-            "/admin/grant/del",
-            "POST",
-            Some(json!({"ip": ip, "port": port, "node": node})),
+            Request::GrantDel(GrantRequest {
+                ip: *ip,
+                port: *port,
+                timeout_secs: None,
+                node: node.clone(),
+            }),
             *j,
         ),
-        GrantCommand::List { json: j } => ("/admin/grants", "GET", None, *j),
+        GrantCommand::List { json: j } => (Request::GrantList, *j),
     };
-    let v = match admin::client::call(config, method, path, body)? {
-        Some(v) => v,
-        None => direct(state_dir, config, command)?,
-    };
+    let v = call(state_dir, config, request)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if let GrantCommand::List { .. } = command {
@@ -84,53 +84,6 @@ fn line(g: &Value) -> String {
         None => "no timeout".into(),
     };
     format!("{}:{}  {left}", g["ip"].as_str().unwrap_or(""), g["port"])
-}
-
-/// No daemon: this process programs the table (which the daemon applied
-/// at its last start) and keeps the store.
-fn direct(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::Result<Value> {
-    if !config.firewall.enabled {
-        bail!("the firewall is disabled ([firewall] enabled = false)");
-    }
-    let mode = match command {
-        GrantCommand::List { .. } => OpenMode::ReadOnly,
-        _ => OpenMode::ExistingOnly,
-    };
-    let store = StateStore::open(state_dir, mode)?;
-    let fw = Firewall::new(Ruleset::new(
-        &config.firewall.table,
-        &config.mesh.interface,
-        mesh_subnet(config, &store),
-        config.mesh.api_port,
-    )?);
-    Ok(match command {
-        GrantCommand::Add { node: Some(_), .. } | GrantCommand::Del { node: Some(_), .. } => {
-            bail!("--node needs the hub's daemon running (it signs and sends the command)")
-        }
-        GrantCommand::Add {
-            ip, port, timeout, ..
-        } => {
-            let g = fw.grant(
-                &store,
-                *ip,
-                *port,
-                timeout.map(|d| d.as_secs().max(1)),
-                now_unix(),
-                "cli",
-            )?;
-            live_json(&g)
-        }
-        GrantCommand::Del { ip, port, .. } => {
-            fw.revoke(&store, *ip, *port, "cli")?;
-            json!({"revoked": {"ip": ip.to_string(), "port": port}})
-        }
-        GrantCommand::List { .. } => Value::Array(
-            fw.list()?
-                .iter()
-                .map(|g: &LiveGrant| live_json(g))
-                .collect(),
-        ),
-    })
 }
 
 /// `gondwana firewall-bench` (hidden; scripts/bench runs it in a namespace

@@ -4,32 +4,13 @@
 use std::path::Path;
 
 use anyhow::Context;
-use serde_json::{Value, json};
 
-use crate::admin::{self, ops};
 use crate::cli::{NodeCommand, TokenCommand};
 use crate::config::Config;
-use crate::store::{OpenMode, StateStore};
+use crate::service::Request;
+use crate::service::request::{NodeRef, NodeRevoke, TokenCreate, TokenId};
 
-fn via_daemon_or_store(
-    state_dir: &Path,
-    config: &Config,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    direct: impl FnOnce(&StateStore) -> anyhow::Result<Value>,
-) -> anyhow::Result<Value> {
-    if let Some(v) = admin::client::call(config, method, path, body)? {
-        return Ok(v);
-    }
-    let mode = if method == "GET" || path.ends_with("/show") {
-        OpenMode::ReadOnly
-    } else {
-        OpenMode::ExistingOnly
-    };
-    let store = StateStore::open(state_dir, mode)?;
-    direct(&store)
-}
+use super::call;
 
 pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyhow::Result<()> {
     match command {
@@ -42,22 +23,14 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
             out,
             json: as_json,
         } => {
-            let spec = ops::TokenCreate {
+            let spec = TokenCreate {
                 uses: *uses,
                 ttl_secs: ttl.map(|d| d.as_secs()),
                 boxname: boxname.clone(),
                 tags: tag.clone(),
                 replace: *replace,
             };
-            let body = serde_json::to_value(&spec)?;
-            let v = via_daemon_or_store(
-                state_dir,
-                config,
-                "POST",
-                "/admin/token/create",
-                Some(body),
-                |s| ops::token_create(s, config, spec),
-            )?;
+            let v = call(state_dir, config, Request::TokenCreate(spec))?;
             if let Some(out) = out {
                 let text = v["enroll_toml"].as_str().unwrap_or_default();
                 write_private(out, text)?;
@@ -77,9 +50,7 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
             }
         }
         TokenCommand::List { json: as_json } => {
-            let v = via_daemon_or_store(state_dir, config, "GET", "/admin/tokens", None, |s| {
-                ops::token_list(s, config)
-            })?;
+            let v = call(state_dir, config, Request::TokenList)?;
             if *as_json {
                 println!("{v}");
             } else {
@@ -102,14 +73,10 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
             }
         }
         TokenCommand::Revoke { id } => {
-            let body = json!({"id": id});
-            let v = via_daemon_or_store(
+            let v = call(
                 state_dir,
                 config,
-                "POST",
-                "/admin/token/revoke",
-                Some(body),
-                |s| ops::token_revoke(s, config, id),
+                Request::TokenRevoke(TokenId { id: id.clone() }),
             )?;
             println!("{v}");
         }
@@ -120,9 +87,7 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
 pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow::Result<()> {
     let v = match command {
         NodeCommand::List { json: as_json } => {
-            let v = via_daemon_or_store(state_dir, config, "GET", "/admin/nodes", None, |s| {
-                ops::node_list(s, config)
-            })?;
+            let v = call(state_dir, config, Request::NodeList)?;
             if !*as_json {
                 for n in v.as_array().into_iter().flatten() {
                     println!(
@@ -141,27 +106,17 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
             }
             v
         }
-        NodeCommand::Show { who } => via_daemon_or_store(
+        NodeCommand::Show { who } => call(
             state_dir,
             config,
-            "POST",
-            "/admin/node/show",
-            Some(json!({"who": who})),
-            |s| ops::node_show(s, config, who),
+            Request::NodeShow(NodeRef { who: who.clone() }),
         )?,
         NodeCommand::Revoke { who, reason } => {
-            let body = json!({"who": who, "reason": reason});
-            via_daemon_or_store(
-                state_dir,
-                config,
-                "POST",
-                "/admin/node/revoke",
-                Some(body),
-                |s| {
-                    let identity = s.require_identity()?;
-                    ops::node_revoke(s, config, &identity, who, reason)
-                },
-            )?
+            let request = NodeRevoke {
+                who: who.clone(),
+                reason: reason.clone(),
+            };
+            call(state_dir, config, Request::NodeRevoke(request))?
         }
     };
     println!("{}", serde_json::to_string_pretty(&v)?);

@@ -5,32 +5,21 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use gondwana_core::audit::kind;
-use gondwana_core::hash::to_hex;
-use gondwana_core::identity_log::{
-    IdentityEvent, IdentityState, build, export_bundle, import_bundle,
-};
-use gondwana_core::keys::{SigningSecret, WireguardSecret, wg_key_to_base64};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use gondwana_core::identity_log::{IdentityState, import_bundle};
 use serde_json::json;
 
-use crate::admin;
+use super::call;
 use crate::cli::{ExportArgs, RotateArgs, VerifyArgs};
 use crate::config::Config;
 use crate::exit::VerifyFailed;
-use crate::random;
-use crate::store::{self, OpenMode, StateStore};
+use crate::service::request::Rotate;
+use crate::service::{Request, local, socket, views};
 
+/// `--json` of identity commands: the service's identity view.
 pub fn state_json(state: &IdentityState) -> serde_json::Value {
-    json!({
-        "node_id": state.node_id.as_str(),
-        "boxname": state.boxname.as_str(),
-        "signing_public_key": to_hex(&state.signing_key),
-        "genesis_signing_public_key": to_hex(&state.genesis_signing_key),
-        "wireguard_public_key": wg_key_to_base64(&state.wireguard_key),
-        "retired": state.retired,
-        "log_entries": state.len,
-        "log_tip": to_hex(&state.tip),
-    })
+    views::identity(state)
 }
 
 pub fn print_state(state: &IdentityState) {
@@ -54,16 +43,8 @@ fn print_state_json(v: &serde_json::Value) {
     }
 }
 
-/// While the daemon runs it holds the state: ask it over the admin socket.
 pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()> {
-    let mut v = match admin::client::call(config, "GET", "/admin/identity", None)? {
-        Some(v) => v,
-        None => state_json(
-            &StateStore::open(state_dir, OpenMode::ReadOnly)?
-                .require_identity()?
-                .state,
-        ),
-    };
+    let mut v = call(state_dir, config, Request::Identity)?;
     if json {
         v["state_dir"] = json!(state_dir);
         println!("{v}");
@@ -74,56 +55,20 @@ pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()>
     Ok(())
 }
 
-/// One rotation in one transaction: log entry, secret and audit record.
-pub fn rotate_in_store(store: &StateStore, signing: bool) -> anyhow::Result<IdentityState> {
-    let txn = store.write()?;
-    let identity = store::identity_in(store, &txn)?;
-    if identity.state.retired {
-        bail!("this identity is retired; nothing can be rotated");
-    }
-    let state = &identity.state;
-    let (next, audit_kind) = if signing {
-        let new = SigningSecret::from_seed(*random::seed()?);
-        let event = IdentityEvent::RotateSigning {
-            new_signing_key: new.public_key(),
-        };
-        let (raw, next) = build::next(state, &identity.signing, event, Some(&new))
-            .context("building the rotation entry")?;
-        store::record_identity_entry(store, &txn, state.len, &raw, Some(&new), None)?;
-        (next, kind::IDENTITY_ROTATE_SIGNING)
-    } else {
-        let new = WireguardSecret::from_bytes(*random::seed()?);
-        let event = IdentityEvent::RotateWireguard {
-            new_wireguard_key: new.public_key(),
-        };
-        let (raw, next) = build::next(state, &identity.signing, event, None)
-            .context("building the rotation entry")?;
-        store::record_identity_entry(store, &txn, state.len, &raw, None, Some(&new))?;
-        (next, kind::IDENTITY_ROTATE_WIREGUARD)
-    };
-    let detail = format!("entry {} tip {}", state.len, to_hex(&next.tip));
-    store::append_audit(store, &txn, audit_kind, &detail)?;
-    store.commit(txn)?;
-    Ok(next)
-}
-
 /// `gondwana identity rotate`: through the daemon when it runs (it holds
 /// the state and syncs the hub's mirror), else directly, then a best-effort
 /// push to the hub's mirror.
 pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::Result<()> {
-    let body = json!({"signing": args.signing, "wireguard": args.wireguard});
-    if let Some(v) = admin::client::call(config, "POST", "/admin/identity/rotate", Some(body))? {
+    let request = Request::IdentityRotate(Rotate {
+        signing: args.signing,
+        wireguard: args.wireguard,
+    });
+    if let Some(v) = socket::send(config, &request).map_err(|e| e.into_anyhow())? {
         println!("rotated through the running daemon (it syncs the hub's mirror)");
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    if args.signing && config.role == crate::config::Role::Hub {
-        bail!(
-            "rotating a hub's signing key is not supported yet: every enroll.toml pins it and it signs the directory"
-        );
-    }
-    let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
-    let next = rotate_in_store(&store, args.signing)?;
+    let v = local::run(state_dir, config, &request).map_err(|e| e.into_anyhow())?;
     println!(
         "rotated ({})",
         if args.signing {
@@ -132,55 +77,50 @@ pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::R
             "wireguard key"
         }
     );
-    print_state(&next);
+    print_state_json(&v);
+    let store = local::open(state_dir, &request).map_err(|e| e.into_anyhow())?;
     if let Some(warning) = crate::commands::enroll::push_mirror_now(&store, config)? {
         eprintln!("gondwana: warning: {warning}");
     }
     Ok(())
 }
 
-pub fn verify(state_dir: &Path, args: &VerifyArgs) -> anyhow::Result<()> {
-    let (state, source) = match &args.file {
+pub fn verify(state_dir: &Path, config: &Config, args: &VerifyArgs) -> anyhow::Result<()> {
+    let (mut v, source) = match &args.file {
         Some(file) => {
             let bytes =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             let (_, state) = import_bundle(&bytes)
                 .map_err(|e| VerifyFailed(format!("{}: {e}", file.display())))?;
-            (state, file.display().to_string())
+            (views::identity(&state), file.display().to_string())
         }
-        None => {
-            let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
-            // Loading verifies the log and that the secrets match it.
-            let identity = store.require_identity().map_err(|e| match e {
-                store::StoreError::Corrupt { detail, .. } => {
-                    anyhow::Error::new(VerifyFailed(detail))
-                }
-                other => other.into(),
-            })?;
-            (identity.state, state_dir.display().to_string())
-        }
+        // Through the daemon when it runs: it holds the store.
+        None => (
+            call(state_dir, config, Request::IdentityVerify)?,
+            state_dir.display().to_string(),
+        ),
     };
     if args.json {
-        let mut v = state_json(&state);
         v["verified"] = json!(true);
         v["source"] = json!(source);
         println!("{v}");
     } else {
         println!("identity log verified ({source})");
-        print_state(&state);
+        print_state_json(&v);
     }
     Ok(())
 }
 
-pub fn export(state_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
-    let store = StateStore::open(state_dir, OpenMode::ReadOnly)?;
-    let identity = store.require_identity()?;
-    let bundle = export_bundle(&identity.log).context("encoding the identity log")?;
+pub fn export(state_dir: &Path, config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
+    if args.out.as_os_str() == "-" && std::io::stdout().is_terminal() {
+        bail!("refusing to write a binary file to a terminal: use --out FILE");
+    }
+    let v = call(state_dir, config, Request::IdentityExport)?;
+    let bundle = STANDARD
+        .decode(v["bundle_base64"].as_str().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("the identity bundle is not base64: {e}"))?;
     if args.out.as_os_str() == "-" {
         let mut stdout = std::io::stdout();
-        if stdout.is_terminal() {
-            bail!("refusing to write a binary file to a terminal: use --out FILE");
-        }
         stdout.write_all(&bundle)?;
         stdout.flush()?;
     } else {
@@ -188,8 +128,8 @@ pub fn export(state_dir: &Path, args: &ExportArgs) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", args.out.display()))?;
         eprintln!(
             "exported {} identity-log entries of {} to {}",
-            identity.state.len,
-            identity.state.node_id,
+            v["entries"],
+            v["node_id"].as_str().unwrap_or(""),
             args.out.display()
         );
     }

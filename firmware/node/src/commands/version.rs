@@ -1,6 +1,4 @@
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const COMMIT: &str = env!("GONDWANA_GIT_COMMIT");
-pub const TARGET: &str = env!("GONDWANA_TARGET");
+use crate::build_info::{COMMIT, TARGET, VERSION};
 
 pub fn run(json: bool) {
     if json {

@@ -223,13 +223,13 @@ impl App {
     pub fn status_json(&self) -> Value {
         let config = self.config();
         let identity = self.identity();
-        let mut v = crate::status::base_json(&self.store, &identity, &config);
+        let mut v = crate::service::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
         v["dataplane"] = self.dataplane_status().to_json();
         v["firewall"] = self.grants.status_json();
         if config.role == Role::Node {
             let hub_len = self.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
-            v["identity"] = crate::status::mirror_json(&identity, hub_len);
+            v["identity"] = crate::service::status::mirror_json(&identity, hub_len);
             if let EnrolStatus::Enrolling {
                 attempts,
                 last_error,

@@ -2,24 +2,24 @@
 //! socket (`grant add|del|list`), by `POST /v1/grants` (hub-signed
 //! commands) and, on a hub, to send such commands to a node.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use gondwana_core::grant::{self, GrantAction, GrantCommand};
 use gondwana_core::hash::to_hex;
 use gondwana_core::keys::decode_hex32;
-use gondwana_core::mesh::Ipv4Net;
 use http::{Method, StatusCode};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::ops::now_unix;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::app::App;
 use crate::daemon::nonces::Nonces;
 use crate::net::firewall::{Firewall, FirewallError};
+use crate::service::grants::mesh_subnet;
+use crate::service::request::GrantRequest;
+use crate::service::views;
 use crate::store::StateStore;
 
 pub struct Grants {
@@ -28,15 +28,6 @@ pub struct Grants {
     table: String,
     /// Nonces for hub-signed commands: stateless, single use.
     nonces: Nonces,
-}
-
-/// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
-/// else the configured one (a hub, or a node not enrolled yet).
-pub fn mesh_subnet(config: &Config, store: &StateStore) -> Ipv4Net {
-    match store.enrolment() {
-        Ok(Some(e)) => e.grant.subnet,
-        _ => config.mesh.subnet,
-    }
 }
 
 impl Grants {
@@ -91,46 +82,6 @@ impl Grants {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the firewall is disabled ([firewall] enabled = false)"))
     }
-}
-
-/// The admin socket's grant body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GrantRequest {
-    pub ip: Ipv4Addr,
-    pub port: u32,
-    pub timeout_secs: Option<u64>,
-    /// Hub only: grant on this node (boxname or mesh address) instead.
-    pub node: Option<String>,
-}
-
-pub fn live_json(g: &crate::net::firewall::LiveGrant) -> Value {
-    json!({"ip": g.ip.to_string(), "port": g.port,
-           "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs})
-}
-
-pub fn admin_add(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
-    let fw = app.grants.require()?;
-    let g = fw.grant(
-        &app.store,
-        req.ip,
-        req.port,
-        req.timeout_secs,
-        now_unix(),
-        "admin socket",
-    )?;
-    Ok(live_json(&g))
-}
-
-pub fn admin_del(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
-    let fw = app.grants.require()?;
-    fw.revoke(&app.store, req.ip, req.port, "admin socket")?;
-    Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
-}
-
-pub fn admin_list(app: &App) -> anyhow::Result<Value> {
-    let fw = app.grants.require()?;
-    Ok(Value::Array(fw.list()?.iter().map(live_json).collect()))
 }
 
 // ---- POST /v1/grants: a hub-signed command -------------------------------
@@ -207,7 +158,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
                     now_unix(),
                     "hub",
                 )
-                .map(|l| live_json(&l)),
+                .map(|l| views::grant(&l)),
             GrantAction::Delete => fw
                 .revoke(&app2.store, g.ip, g.port.into(), "hub")
                 .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}})),

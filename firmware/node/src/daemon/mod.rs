@@ -6,6 +6,7 @@
 //! SIGHUP reloads the config file (enrolment sources, retry timing, pull
 //! interval; listeners and role need a restart).
 
+pub mod admin;
 pub mod app;
 pub mod dataplane;
 pub mod enrol_task;
@@ -18,7 +19,7 @@ use std::fs::DirBuilder;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -30,12 +31,13 @@ use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::api::{self, Limits};
 use crate::boot::firstboot;
-use crate::commands::version;
+use crate::build_info as version;
 use crate::config::{Config, ConfigError, Role};
+use crate::daemon::admin::AdminApi;
 use crate::daemon::app::{App, AppParts};
-use crate::daemon::routes::{AdminApi, EnrolApi, PublicApi};
+use crate::daemon::routes::{EnrolApi, PublicApi};
 use crate::net::host_addrs::host_subnets;
-use crate::store::registry::{self, HubContext};
+use crate::store::registry;
 use crate::store::{OpenMode, StateStore};
 
 pub fn run(
@@ -44,11 +46,7 @@ pub fn run(
     named: bool,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(serve(config, config_path, named, state_dir))
+    crate::runtime::current_thread()?.block_on(serve(config, config_path, named, state_dir))
 }
 
 async fn serve(
@@ -63,22 +61,8 @@ async fn serve(
     let store = Arc::new(open_state(&state_dir, &config).await?);
     let identity = store.require_identity()?;
 
-    let hub = match config.role {
-        Role::Hub => {
-            let endpoint = config
-                .hub
-                .public_endpoint
-                .clone()
-                .context("role = \"hub\" needs hub.public_endpoint")?;
-            let hub = HubContext {
-                wireguard: RwLock::new(identity.wireguard),
-                identity: identity.state.clone(),
-                signing: identity.signing,
-                subnet: config.mesh.subnet,
-                endpoint,
-                wireguard_port: config.mesh.wireguard_port,
-                api_port: config.mesh.api_port,
-            };
+    let hub = match crate::service::hub_context(&store, &config)? {
+        Some(hub) => {
             let s = store.clone();
             let hub = tokio::task::spawn_blocking(move || {
                 registry::ensure_hub_record(&s, &hub).map(|()| hub)
@@ -86,7 +70,7 @@ async fn serve(
             .await??;
             Some(hub)
         }
-        Role::Node => None,
+        None => None,
     };
 
     let burst = config.hub.enroll_rate_burst.max(1);

@@ -15,9 +15,8 @@ use gondwana_core::identity_log::{export_bundle, import_bundle};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::admin::ops::{self, TokenCreate, now_unix};
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler};
-use crate::config::Role;
+use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::grants;
 use crate::daemon::revocation;
@@ -25,7 +24,6 @@ use crate::store::registry::{self, Refusal};
 
 pub struct PublicApi(pub Arc<App>);
 pub struct EnrolApi(pub Arc<App>);
-pub struct AdminApi(pub Arc<App>);
 
 impl Handler for PublicApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
@@ -115,10 +113,7 @@ fn ready(app: &App) -> ApiResponse {
 
 fn identity(app: &App) -> ApiResponse {
     let state = app.identity();
-    ApiResponse::json(
-        StatusCode::OK,
-        &crate::commands::identity::state_json(&state),
-    )
+    ApiResponse::json(StatusCode::OK, &crate::service::views::identity(&state))
 }
 
 async fn identity_log(app: &App) -> Result<ApiResponse, ApiError> {
@@ -153,7 +148,7 @@ async fn directory_page(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiE
             blocking(move || store.directory_view(&authority).map_err(|e| e.to_string())).await?;
         return Ok(ApiResponse::json(
             StatusCode::OK,
-            &crate::commands::directory::view_json(&view, &head),
+            &crate::service::views::directory(&view, &head),
         ));
     }
     let bundle = directory::encode_bundle(&authority, after, head, &entries);
@@ -353,160 +348,6 @@ fn wireguard_proof_header(req: &ApiRequest) -> Result<Option<[u8; 32]>, Refusal>
     gondwana_core::keys::decode_hex32(text)
         .map(Some)
         .map_err(|_| bad())
-}
-
-impl Handler for AdminApi {
-    async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        // Root only: the socket is 0600, and this holds even if it is not.
-        if req.peer_uid != Some(0) && req.peer_uid != Some(nix::unistd::geteuid().as_raw()) {
-            return ApiError::forbidden("the admin socket is for root").into();
-        }
-        let app = self.0.clone();
-        let body: serde_json::Value = if req.body.is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_slice(&req.body) {
-                Ok(v) => v,
-                Err(e) => return ApiError::bad_request(format!("JSON body: {e}")).into(),
-            }
-        };
-        let path: Vec<String> = req.segments().iter().map(|s| s.to_string()).collect();
-        let method = req.method.clone();
-        if method == Method::POST && path == ["admin", "enroll"] {
-            return admin_enroll(&app, body).await;
-        }
-        if method == Method::POST
-            && let ["admin", "grant", op @ ("add" | "del")] = req.segments().as_slice()
-            && body.get("node").is_some_and(|n| !n.is_null())
-        {
-            let delete = *op == "del";
-            let result = match serde_json::from_value::<grants::GrantRequest>(body) {
-                Ok(r) => grants::remote(&app, r, delete).await,
-                Err(e) => Err(anyhow::anyhow!("grant request: {e}")),
-            };
-            return match result {
-                Ok(v) => ApiResponse::json(StatusCode::OK, &v),
-                Err(e) => ApiError::bad_request(format!("{e:#}")).into(),
-            };
-        }
-        let app2 = app.clone();
-        let revoking = method == Method::POST && path == ["admin", "node", "revoke"];
-        let result =
-            tokio::task::spawn_blocking(move || admin_blocking(&app2, &method, &path, body)).await;
-        if revoking && let Ok(Ok(revoked)) = &result {
-            // Before `changed()` lets the data plane remove the node's peer.
-            crate::daemon::revocation::push_to_node(&app, revoked).await;
-        }
-        // Any admin action may change what status shows.
-        app.changed();
-        match result {
-            Ok(Ok(v)) => ApiResponse::json(StatusCode::OK, &v),
-            Ok(Err(e)) => ApiError::bad_request(format!("{e:#}")).into(),
-            Err(e) => ApiError::internal(e.to_string()).into(),
-        }
-    }
-}
-
-fn admin_blocking(
-    app: &App,
-    method: &Method,
-    path: &[String],
-    body: serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
-    let config = app.config();
-    let store = &app.store;
-    let p: Vec<&str> = path.iter().map(String::as_str).collect();
-    let text = |k: &str| body[k].as_str().map(str::to_string);
-    match (method, p.as_slice()) {
-        (&Method::GET, ["admin", "status"]) => Ok(app.status_json()),
-        (&Method::GET, ["admin", "identity"]) => {
-            Ok(crate::commands::identity::state_json(&app.identity()))
-        }
-        (&Method::GET, ["admin", "audit"]) => Ok(serde_json::Value::Array(
-            crate::commands::audit::rows(store)?,
-        )),
-        (&Method::GET, ["admin", "audit", "verify"]) => crate::commands::audit::verify_json(store),
-        (&Method::POST, ["admin", "grant", "add"]) => {
-            grants::admin_add(app, &serde_json::from_value(body)?)
-        }
-        (&Method::POST, ["admin", "grant", "del"]) => {
-            grants::admin_del(app, &serde_json::from_value(body)?)
-        }
-        (&Method::GET, ["admin", "grants"]) => grants::admin_list(app),
-        (&Method::POST, ["admin", "token", "create"]) => {
-            let spec: TokenCreate = serde_json::from_value(body)?;
-            ops::token_create(store, &config, spec)
-        }
-        (&Method::GET, ["admin", "tokens"]) => ops::token_list(store, &config),
-        (&Method::POST, ["admin", "token", "revoke"]) => {
-            ops::token_revoke(store, &config, &text("id").unwrap_or_default())
-        }
-        (&Method::GET, ["admin", "nodes"]) => ops::node_list(store, &config),
-        (&Method::POST, ["admin", "node", "show"]) => {
-            ops::node_show(store, &config, &text("who").unwrap_or_default())
-        }
-        (&Method::POST, ["admin", "node", "revoke"]) => {
-            let identity = store.require_identity()?;
-            ops::node_revoke(
-                store,
-                &config,
-                &identity,
-                &text("who").unwrap_or_default(),
-                &text("reason").unwrap_or_else(|| "revoked by the operator".into()),
-            )
-        }
-        (&Method::POST, ["admin", "identity", "rotate"]) => {
-            let signing = body["signing"].as_bool().unwrap_or(false);
-            if signing && config.role == Role::Hub {
-                anyhow::bail!(
-                    "rotating a hub's signing key is not supported yet: every enroll.toml pins it and it signs the directory"
-                );
-            }
-            let next = crate::commands::identity::rotate_in_store(store, signing)?;
-            app.set_identity(next.clone());
-            if let Some(hub) = &app.hub
-                && !signing
-            {
-                registry::publish_hub_key(store, hub, store.require_identity()?.wireguard)?;
-            }
-            Ok(crate::commands::identity::state_json(&next))
-        }
-        (&Method::GET, ["admin", "directory"]) => {
-            let authority = match &app.hub {
-                Some(h) => Some(h.signing.public_key()),
-                None => store.enrolment()?.map(|e| e.hub_key),
-            };
-            let authority =
-                authority.ok_or_else(|| anyhow::anyhow!("no directory: not enrolled"))?;
-            let (view, head) = store.directory_view(&authority)?;
-            Ok(crate::commands::directory::view_json(&view, &head))
-        }
-        _ => anyhow::bail!("unknown admin request {method} /{}", path.join("/")),
-    }
-}
-
-async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
-    let file: crate::boot::enroll_source::EnrollFile = match serde_json::from_value(body) {
-        Ok(f) => f,
-        Err(e) => return ApiError::bad_request(format!("enrol request: {e}")).into(),
-    };
-    let plan = match file.into_plan("gondwana enroll".into()) {
-        Ok(p) => p,
-        Err(e) => return ApiError::bad_request(e.to_string()).into(),
-    };
-    if let Ok(Some(e)) = app.store.enrolment() {
-        let mut v = crate::status::enrolment_json(&app.store, &e);
-        v["already_enrolled"] = json!(true);
-        return ApiResponse::json(StatusCode::OK, &v);
-    }
-    match crate::daemon::enrol_task::enrol_once(&app.store, &app.config(), &plan).await {
-        Ok(e) => {
-            app.set_hub_mirror_len(app.identity().len);
-            app.set_status(crate::daemon::app::EnrolStatus::Enrolled);
-            ApiResponse::json(StatusCode::OK, &crate::commands::enroll::enrolment_json(&e))
-        }
-        Err(e) => ApiError::new(StatusCode::BAD_GATEWAY, "enrol_failed", format!("{e:#}")).into(),
-    }
 }
 
 /// A refusal as the client sees it: its code and a detail, never a path of

@@ -4,6 +4,7 @@
 //! ones are 4xx JSON and change nothing.
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -248,10 +249,10 @@ async fn enrol_one(hub: &Arc<App>) {
     use gondwana_core::enrol::EnrolRequest;
     use gondwana_core::identity_log::build;
     use gondwana_core::token::TokenSecret;
-    let created = crate::admin::ops::token_create(
+    let created = crate::service::hub_admin::token_create(
         &hub.store,
         &hub.config(),
-        crate::admin::ops::TokenCreate {
+        crate::service::request::TokenCreate {
             uses: 1,
             ..Default::default()
         },

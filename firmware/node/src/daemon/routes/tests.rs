@@ -11,11 +11,13 @@ use gondwana_core::token::TokenSecret;
 use http::{Method, StatusCode};
 
 use super::*;
-use crate::admin::ops::TokenCreate;
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::Config;
+use crate::config::Role;
+use crate::daemon::admin::AdminApi;
 use crate::daemon::app::AppParts;
+use crate::service::request::TokenCreate;
 use crate::store::registry::HubContext;
 use crate::store::{OpenMode, StateStore};
 
@@ -106,7 +108,7 @@ async fn enrol_then_replay_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let app = hub_app(dir.path());
     let config = app.config();
-    let created = crate::admin::ops::token_create(
+    let created = crate::service::hub_admin::token_create(
         &app.store,
         &config,
         TokenCreate {
@@ -175,4 +177,67 @@ async fn admin_socket_refuses_other_users() {
     assert_eq!(admin.handle(req).await.status, StatusCode::FORBIDDEN);
     let req = ApiRequest::new(Method::GET, "/admin/status").with_peer_uid(0);
     assert_eq!(admin.handle(req).await.status, StatusCode::OK);
+}
+
+/// One error type, one mapping: refusals are 4xx with their code, a wrong
+/// method is 405 with `Allow`, and nothing the caller can fix is a 5xx.
+#[tokio::test]
+async fn admin_errors_map_to_status_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let admin = AdminApi(app);
+    let ask = |method: Method, path: &str, body: &str| {
+        let mut req = ApiRequest::new(method, path).with_peer_uid(0);
+        req.body = bytes::Bytes::from(body.to_string());
+        req
+    };
+    let wrong_method = admin.handle(ask(Method::POST, "/admin/status", "")).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        wrong_method.headers.get(http::header::ALLOW).unwrap(),
+        "GET"
+    );
+
+    let unknown = admin.handle(ask(Method::GET, "/admin/nope", "")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    let bad_body = admin
+        .handle(ask(Method::POST, "/admin/token/revoke", "{\"idd\": 1}"))
+        .await;
+    assert_eq!(bad_body.status, StatusCode::BAD_REQUEST);
+
+    let no_token = admin
+        .handle(ask(
+            Method::POST,
+            "/admin/token/revoke",
+            "{\"id\": \"nope\"}",
+        ))
+        .await;
+    assert_eq!(no_token.status, StatusCode::NOT_FOUND);
+    assert_eq!(no_token.json_body().unwrap()["error"], "not_found");
+
+    let zero_uses = admin
+        .handle(ask(Method::POST, "/admin/token/create", "{\"uses\": 0}"))
+        .await;
+    assert_eq!(zero_uses.status, StatusCode::BAD_REQUEST);
+
+    let no_node = admin
+        .handle(ask(
+            Method::POST,
+            "/admin/node/show",
+            "{\"who\": \"ghost\"}",
+        ))
+        .await;
+    assert_eq!(no_node.status, StatusCode::NOT_FOUND);
+
+    // Store-only commands answer while the daemon holds the store.
+    let export = admin
+        .handle(ask(Method::GET, "/admin/identity/export", ""))
+        .await;
+    assert_eq!(export.status, StatusCode::OK);
+    let verify = admin
+        .handle(ask(Method::GET, "/admin/directory/verify", ""))
+        .await;
+    assert_eq!(verify.status, StatusCode::OK);
+    assert_eq!(verify.json_body().unwrap()["verified"], true);
 }

@@ -44,7 +44,7 @@ pub fn base_json(store: &StateStore, identity: &IdentityState, config: &Config) 
 /// A stored enrolment, `revoked` (with the revocation) once the node has
 /// stored one.
 pub fn enrolment_json(store: &StateStore, e: &crate::store::enrolment::Enrolment) -> Value {
-    let mut v = crate::commands::enroll::enrolment_json(e);
+    let mut v = super::views::enrolment(e);
     match store.revocation() {
         Ok(Some(r)) => {
             v["state"] = json!("revoked");

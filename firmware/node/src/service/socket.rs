@@ -1,6 +1,6 @@
-//! The CLI's side of the admin socket: one JSON request to the running
+//! The CLI's side of the admin socket: one [`Request`] to the running
 //! daemon. `Ok(None)` means no daemon answers (no socket, or nobody
-//! listening), and the CLI then works on the store itself.
+//! listening), and the CLI then runs the request itself.
 
 use std::time::Duration;
 
@@ -10,26 +10,23 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+use super::{Request, ServiceError};
 use crate::config::Config;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_RESPONSE: usize = 16 << 20;
 
-pub fn call(
-    config: &Config,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> anyhow::Result<Option<Value>> {
+pub fn send(config: &Config, request: &Request) -> Result<Option<Value>, ServiceError> {
+    let (method, path) = request.route();
+    let body = request
+        .body()
+        .map_err(|e| ServiceError::Fault(anyhow!("encoding the request: {e}")))?;
     let socket = config.api.admin_socket.clone();
     if !socket.exists() {
         return Ok(None);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let runtime = crate::runtime::current_thread()?;
+    let answer = runtime.block_on(async move {
         let stream = match tokio::net::UnixStream::connect(&socket).await {
             Ok(s) => s,
             // A socket file left by a daemon that is gone.
@@ -60,14 +57,11 @@ pub fn call(
             let value: Value =
                 serde_json::from_slice(&body).context("the daemon's answer is not JSON")?;
             if !status.is_success() {
-                return Err(anyhow!(
-                    "the daemon refused: {}",
-                    value["detail"]
-                        .as_str()
-                        .unwrap_or_else(|| value["error"].as_str().unwrap_or("error"))
-                ));
+                let detail = value["detail"].as_str().unwrap_or("").to_string();
+                let code = value["error"].as_str().unwrap_or("internal");
+                return Ok(Err(ServiceError::from_wire(code, detail)));
             }
-            Ok::<Value, anyhow::Error>(value)
+            Ok::<_, anyhow::Error>(Ok(value))
         };
         match tokio::time::timeout(TIMEOUT, exchange).await {
             Ok(r) => r.map(Some),
@@ -76,5 +70,10 @@ pub fn call(
                 socket.display()
             )),
         }
-    })
+    });
+    match answer.map_err(ServiceError::Fault)? {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(refused)) => Err(refused),
+    }
 }

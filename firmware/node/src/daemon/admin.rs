@@ -1,0 +1,136 @@
+//! The root-only admin socket: typed requests ([`Request`]) in, the
+//! service layer's answers out. One error type maps to the status code:
+//! 4xx for what the caller can fix, 5xx for faults, 405 with `Allow` for a
+//! known path asked with the wrong method.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use http::header::{ALLOW, HeaderValue};
+use serde_json::Value;
+
+use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
+use crate::daemon::app::{App, EnrolStatus};
+use crate::daemon::{enrol_task, grants, revocation};
+use crate::service::request::RouteError;
+use crate::service::{self, Request, ServiceError, views};
+
+pub struct AdminApi(pub Arc<App>);
+
+impl Handler for AdminApi {
+    async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        // Root only: the socket is 0600, and this holds even if it is not.
+        if req.peer_uid != Some(0) && req.peer_uid != Some(nix::unistd::geteuid().as_raw()) {
+            return ApiError::forbidden("the admin socket is for root").into();
+        }
+        let request = match Request::from_http(&req.method, &req.path, &req.body) {
+            Ok(r) => r,
+            Err(RouteError::NotFound) => {
+                return ApiError::not_found(format!("no admin route {} {}", req.method, req.path))
+                    .into();
+            }
+            Err(RouteError::MethodNotAllowed(allow)) => {
+                let detail = format!("{} takes {allow}", req.path);
+                let response = ApiResponse::from(ApiError::method_not_allowed(detail));
+                return match HeaderValue::from_str(&allow) {
+                    Ok(v) => response.with_header(ALLOW, v),
+                    Err(_) => response,
+                };
+            }
+            Err(RouteError::BadBody(detail)) => return ApiError::bad_request(detail).into(),
+        };
+        let app = self.0.clone();
+        let result = execute(&app, request).await;
+        // Any admin action may change what status shows.
+        app.changed();
+        match result {
+            Ok(v) => ApiResponse::json(StatusCode::OK, &v),
+            Err(e) => {
+                if e.status().is_server_error() {
+                    eprintln!("gondwana: admin request failed: {e}");
+                }
+                ApiError::new(e.status(), e.code(), e.to_string()).into()
+            }
+        }
+    }
+}
+
+async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
+    match request {
+        Request::Enroll(file) => enroll(app, file).await,
+        Request::GrantAdd(ref r) | Request::GrantDel(ref r) if r.node.is_some() => {
+            let delete = matches!(request, Request::GrantDel(_));
+            grants::remote(app, r.clone(), delete)
+                .await
+                .map_err(|e| ServiceError::Upstream(format!("{e:#}")))
+        }
+        Request::NodeRevoke(_) => {
+            let revoked = blocking(app, request).await?;
+            // Before `changed()` lets the data plane remove the node's peer.
+            revocation::push_to_node(app, &revoked).await;
+            Ok(revoked)
+        }
+        other => blocking(app, other).await,
+    }
+}
+
+async fn blocking(app: &Arc<App>, request: Request) -> service::Result<Value> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || on_daemon(&app, &request))
+        .await
+        .map_err(|e| ServiceError::Fault(anyhow::anyhow!("admin task: {e}")))?
+}
+
+/// The requests that need the daemon's memory or its firewall; the rest
+/// run exactly as the CLI runs them without a daemon.
+fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
+    let config = app.config();
+    let store = &app.store;
+    if let Some(result) = service::on_store(store, &config, request) {
+        return result;
+    }
+    let firewall = || {
+        app.grants.firewall.as_ref().ok_or_else(|| {
+            ServiceError::Conflict("the firewall is disabled ([firewall] enabled = false)".into())
+        })
+    };
+    match request {
+        Request::Status => Ok(app.status_json()),
+        Request::Identity => Ok(views::identity(&app.identity())),
+        Request::IdentityRotate(r) => {
+            let next = service::identity::rotate(store, &config, app.hub.as_ref(), r.signing)?;
+            app.set_identity(next.clone());
+            Ok(views::identity(&next))
+        }
+        Request::GrantAdd(r) => service::grants::add(firewall()?, store, r, "admin socket"),
+        Request::GrantDel(r) => service::grants::del(firewall()?, store, r, "admin socket"),
+        Request::GrantList => service::grants::list(firewall()?),
+        other => Err(ServiceError::Fault(anyhow::anyhow!(
+            "{} {} is not run here",
+            other.route().0,
+            other.route().1
+        ))),
+    }
+}
+
+async fn enroll(
+    app: &Arc<App>,
+    file: crate::boot::enroll_file::EnrollFile,
+) -> service::Result<Value> {
+    let plan = file
+        .into_plan("gondwana enroll".into())
+        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    if let Ok(Some(e)) = app.store.enrolment() {
+        let mut v = service::status::enrolment_json(&app.store, &e);
+        v["already_enrolled"] = serde_json::json!(true);
+        return Ok(v);
+    }
+    match enrol_task::enrol_once(&app.store, &app.config(), &plan).await {
+        Ok(e) => {
+            app.set_hub_mirror_len(app.identity().len);
+            app.set_status(EnrolStatus::Enrolled);
+            Ok(views::enrolment(&e))
+        }
+        Err(e) => Err(ServiceError::Upstream(format!("{e:#}"))),
+    }
+}

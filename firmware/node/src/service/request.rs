@@ -1,0 +1,351 @@
+//! The typed admin protocol: every use case the CLI can ask of a box, as
+//! one value. The CLI runs it in-process ([`super::local`]) or sends it to
+//! the running daemon over the root-only admin socket, where it travels as
+//! `METHOD /admin/…` with the variant's body as JSON (docs/api.md, "Admin
+//! socket"); both sides use these types.
+
+use std::net::Ipv4Addr;
+
+use http::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::boot::enroll_file::EnrollFile;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub uses: u32,
+    pub ttl_secs: Option<u64>,
+    pub boxname: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenId {
+    pub id: String,
+}
+
+/// A node by node id, or by the boxname of its live record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRef {
+    pub who: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRevoke {
+    pub who: String,
+    #[serde(default = "default_reason")]
+    pub reason: String,
+}
+
+fn default_reason() -> String {
+    "revoked by the operator".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotate {
+    #[serde(default)]
+    pub signing: bool,
+    #[serde(default)]
+    pub wireguard: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    pub ip: Ipv4Addr,
+    pub port: u32,
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+    /// Hub only: grant on this node (boxname or mesh address) instead.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// A directory bundle (docs/protocol.md), base64.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub bundle_base64: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Request {
+    Status,
+    Identity,
+    IdentityRotate(Rotate),
+    /// The identity log as a bundle (`identity export`).
+    IdentityExport,
+    /// Load and check the stored identity (`identity verify`).
+    IdentityVerify,
+    Audit,
+    AuditVerify,
+    TokenCreate(TokenCreate),
+    TokenList,
+    TokenRevoke(TokenId),
+    NodeList,
+    NodeShow(NodeRef),
+    NodeRevoke(NodeRevoke),
+    Directory,
+    DirectoryVerify,
+    DirectoryExport,
+    DirectoryImport(Bundle),
+    GrantAdd(GrantRequest),
+    GrantDel(GrantRequest),
+    GrantList,
+    Enroll(EnrollFile),
+}
+
+/// Every admin route: the method and path a request travels as.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin/status"),
+    ("GET", "/admin/identity"),
+    ("POST", "/admin/identity/rotate"),
+    ("GET", "/admin/identity/export"),
+    ("GET", "/admin/identity/verify"),
+    ("GET", "/admin/audit"),
+    ("GET", "/admin/audit/verify"),
+    ("POST", "/admin/token/create"),
+    ("GET", "/admin/tokens"),
+    ("POST", "/admin/token/revoke"),
+    ("GET", "/admin/nodes"),
+    ("POST", "/admin/node/show"),
+    ("POST", "/admin/node/revoke"),
+    ("GET", "/admin/directory"),
+    ("GET", "/admin/directory/verify"),
+    ("GET", "/admin/directory/export"),
+    ("POST", "/admin/directory/import"),
+    ("POST", "/admin/grant/add"),
+    ("POST", "/admin/grant/del"),
+    ("GET", "/admin/grants"),
+    ("POST", "/admin/enroll"),
+];
+
+/// Why an HTTP request is not a [`Request`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteError {
+    NotFound,
+    /// The path exists with other methods: answer 405 with `Allow`.
+    MethodNotAllowed(String),
+    BadBody(String),
+}
+
+impl Request {
+    /// `(method, path)` on the admin socket.
+    pub fn route(&self) -> (&'static str, &'static str) {
+        ROUTES[self.index()]
+    }
+
+    fn index(&self) -> usize {
+        match self {
+            Request::Status => 0,
+            Request::Identity => 1,
+            Request::IdentityRotate(_) => 2,
+            Request::IdentityExport => 3,
+            Request::IdentityVerify => 4,
+            Request::Audit => 5,
+            Request::AuditVerify => 6,
+            Request::TokenCreate(_) => 7,
+            Request::TokenList => 8,
+            Request::TokenRevoke(_) => 9,
+            Request::NodeList => 10,
+            Request::NodeShow(_) => 11,
+            Request::NodeRevoke(_) => 12,
+            Request::Directory => 13,
+            Request::DirectoryVerify => 14,
+            Request::DirectoryExport => 15,
+            Request::DirectoryImport(_) => 16,
+            Request::GrantAdd(_) => 17,
+            Request::GrantDel(_) => 18,
+            Request::GrantList => 19,
+            Request::Enroll(_) => 20,
+        }
+    }
+
+    /// The JSON body sent with the request (`None`: no body).
+    pub fn body(&self) -> serde_json::Result<Option<Value>> {
+        Ok(Some(match self {
+            Request::IdentityRotate(r) => serde_json::to_value(r)?,
+            Request::TokenCreate(r) => serde_json::to_value(r)?,
+            Request::TokenRevoke(r) => serde_json::to_value(r)?,
+            Request::NodeShow(r) => serde_json::to_value(r)?,
+            Request::NodeRevoke(r) => serde_json::to_value(r)?,
+            Request::DirectoryImport(r) => serde_json::to_value(r)?,
+            Request::GrantAdd(r) | Request::GrantDel(r) => serde_json::to_value(r)?,
+            Request::Enroll(r) => serde_json::to_value(r)?,
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Whether running it in-process writes the store (how it opens it).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Request::IdentityRotate(_)
+                | Request::TokenCreate(_)
+                | Request::TokenRevoke(_)
+                | Request::NodeRevoke(_)
+                | Request::DirectoryImport(_)
+                | Request::GrantAdd(_)
+                | Request::GrantDel(_)
+                | Request::Enroll(_)
+        )
+    }
+
+    /// The daemon's side: `METHOD path` and a JSON body (empty = `{}`).
+    pub fn from_http(method: &Method, path: &str, body: &[u8]) -> Result<Request, RouteError> {
+        let path = normalise(path);
+        let Some(index) = ROUTES
+            .iter()
+            .position(|(m, p)| *p == path && *m == method.as_str())
+        else {
+            let allow: Vec<&str> = ROUTES
+                .iter()
+                .filter(|(_, p)| *p == path)
+                .map(|(m, _)| *m)
+                .collect();
+            return Err(if allow.is_empty() {
+                RouteError::NotFound
+            } else {
+                RouteError::MethodNotAllowed(allow.join(", "))
+            });
+        };
+        let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            body
+        };
+        fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, RouteError> {
+            serde_json::from_slice(body).map_err(|e| RouteError::BadBody(format!("JSON body: {e}")))
+        }
+        Ok(match index {
+            0 => Request::Status,
+            1 => Request::Identity,
+            2 => Request::IdentityRotate(parse(body)?),
+            3 => Request::IdentityExport,
+            4 => Request::IdentityVerify,
+            5 => Request::Audit,
+            6 => Request::AuditVerify,
+            7 => Request::TokenCreate(parse(body)?),
+            8 => Request::TokenList,
+            9 => Request::TokenRevoke(parse(body)?),
+            10 => Request::NodeList,
+            11 => Request::NodeShow(parse(body)?),
+            12 => Request::NodeRevoke(parse(body)?),
+            13 => Request::Directory,
+            14 => Request::DirectoryVerify,
+            15 => Request::DirectoryExport,
+            16 => Request::DirectoryImport(parse(body)?),
+            17 => Request::GrantAdd(parse(body)?),
+            18 => Request::GrantDel(parse(body)?),
+            19 => Request::GrantList,
+            _ => Request::Enroll(parse(body)?),
+        })
+    }
+}
+
+/// `/admin//status/` is `/admin/status`, as on the public API.
+fn normalise(path: &str) -> String {
+    let mut out = String::new();
+    for segment in crate::api::segments(path) {
+        out.push('/');
+        out.push_str(segment);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_request() -> Vec<Request> {
+        let grant = GrantRequest {
+            ip: Ipv4Addr::new(10, 0, 0, 2),
+            port: 80,
+            timeout_secs: None,
+            node: None,
+        };
+        vec![
+            Request::Status,
+            Request::Identity,
+            Request::IdentityRotate(Rotate {
+                signing: false,
+                wireguard: true,
+            }),
+            Request::IdentityExport,
+            Request::IdentityVerify,
+            Request::Audit,
+            Request::AuditVerify,
+            Request::TokenCreate(TokenCreate {
+                uses: 1,
+                ..TokenCreate::default()
+            }),
+            Request::TokenList,
+            Request::TokenRevoke(TokenId { id: "t".into() }),
+            Request::NodeList,
+            Request::NodeShow(NodeRef { who: "n".into() }),
+            Request::NodeRevoke(NodeRevoke {
+                who: "n".into(),
+                reason: "r".into(),
+            }),
+            Request::Directory,
+            Request::DirectoryVerify,
+            Request::DirectoryExport,
+            Request::DirectoryImport(Bundle {
+                bundle_base64: String::new(),
+            }),
+            Request::GrantAdd(grant.clone()),
+            Request::GrantDel(grant),
+            Request::GrantList,
+            Request::Enroll(EnrollFile {
+                hub_url: "http://h:1".into(),
+                hub_key: "00".into(),
+                token: "t".into(),
+                boxname: None,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_request_survives_the_wire() {
+        let all = every_request();
+        assert_eq!(all.len(), ROUTES.len());
+        for (i, request) in all.iter().enumerate() {
+            assert_eq!(request.index(), i);
+            let (method, path) = request.route();
+            let body = request.body().unwrap().map(|v| v.to_string());
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            let back = Request::from_http(&method, path, body.as_deref().unwrap_or("").as_bytes())
+                .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            assert_eq!(back.index(), i, "{path}");
+        }
+    }
+
+    #[test]
+    fn wrong_method_names_the_allowed_ones() {
+        assert_eq!(
+            Request::from_http(&Method::POST, "/admin/status", b"").unwrap_err(),
+            RouteError::MethodNotAllowed("GET".into())
+        );
+        assert_eq!(
+            Request::from_http(&Method::GET, "/admin/nope", b"").unwrap_err(),
+            RouteError::NotFound
+        );
+        assert!(matches!(
+            Request::from_http(&Method::POST, "/admin/token/revoke", b"{\"idd\":1}"),
+            Err(RouteError::BadBody(_))
+        ));
+        assert!(matches!(
+            Request::from_http(&Method::GET, "//admin//status/", b""),
+            Ok(Request::Status)
+        ));
+    }
+}
