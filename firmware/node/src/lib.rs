@@ -95,6 +95,23 @@ fn firstboot_command(
     config: &Config,
     json: bool,
 ) -> anyhow::Result<()> {
+    // A running daemon holds the state, so the identity exists: report it.
+    let request = service::Request::Identity;
+    if let Some(mut v) = service::socket::send(config, &request).map_err(|e| e.into_anyhow())? {
+        if json {
+            v["provisioned_now"] = serde_json::json!(false);
+            v["wireguard_key_source"] = serde_json::json!("existing");
+            v["state_dir"] = serde_json::json!(state_dir);
+            println!("{v}");
+        } else {
+            println!(
+                "identity already provisioned in {} (unchanged; the daemon runs)",
+                state_dir.display()
+            );
+            identity::print_state_json(&v);
+        }
+        return Ok(());
+    }
     let outcome = firstboot::run(state_dir, config)?;
     if let Some(warning) = &outcome.warning {
         eprintln!("gondwana: warning: {warning}");

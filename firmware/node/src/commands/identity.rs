@@ -27,7 +27,7 @@ pub fn print_state(state: &IdentityState) {
 }
 
 /// The text form of [`state_json`] (the daemon answers with the JSON).
-fn print_state_json(v: &serde_json::Value) {
+pub fn print_state_json(v: &serde_json::Value) {
     let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
     println!("  node id:        {}", s("node_id"));
     println!("  boxname:        {}", s("boxname"));
