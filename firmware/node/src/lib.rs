@@ -11,7 +11,7 @@ mod clock;
 mod commands;
 mod config;
 mod daemon;
-mod exit;
+pub mod exit;
 mod net;
 mod persistence;
 mod random;

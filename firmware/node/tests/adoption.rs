@@ -1,12 +1,12 @@
 //! Adopting an existing WireGuard key at first boot: the configured key is
 //! used or firstboot fails; it is never silently replaced by a fresh one.
 
-mod common;
+mod harness;
 
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use harness::offline::*;
 
 fn key_file_config(path: &Path) -> String {
     format!(

@@ -1,11 +1,11 @@
 //! The command line, end to end: every command run as the built binary.
 
-mod common;
+mod harness;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use harness::offline::*;
 use serde_json::Value;
 
 fn assert_public_identity_shape(v: &Value) {

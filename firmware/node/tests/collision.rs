@@ -5,8 +5,8 @@
 
 use std::process::Command;
 
-#[path = "common/require.rs"]
-mod require;
+mod harness;
+use harness::require;
 
 fn unshare_available() -> bool {
     Command::new("unshare")

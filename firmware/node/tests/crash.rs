@@ -11,14 +11,14 @@
 //! A SIGKILL keeps the page cache, so this models a process crash, not the
 //! loss of unsynced writes in a power cut.
 
-mod common;
+mod harness;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
+use harness::offline::*;
 
 const DIRS: usize = 40;
 const ATTEMPTS_PER_DIR: usize = 5;

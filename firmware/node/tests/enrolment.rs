@@ -1,7 +1,7 @@
 //! Enrolment end to end: a real hub and real nodes (`gondwana run`) on
 //! loopback, each with its own redb state, talking HTTP.
 
-mod mesh;
+mod harness;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mesh::{FakeNode, Mesh, Node, fetch_nonce, mesh_ip, metric, poll, post, token_secret};
+use harness::mesh::{FakeNode, Mesh, Node, fetch_nonce, mesh_ip, metric, poll, post, token_secret};
 use serde_json::Value;
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -105,7 +105,7 @@ fn twenty_nodes_enrol_concurrently_and_replicate_the_directory() {
         let out = n.cli(&["directory", "verify"]);
         out.ok();
         assert!(
-            out.stdout.contains(&format!("{} nodes", N + 1)),
+            out.stdout().contains(&format!("{} nodes", N + 1)),
             "{}",
             out.describe()
         );
@@ -245,7 +245,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     ]);
     again.ok();
     assert!(
-        again.stdout.contains("\"already_enrolled\": true"),
+        again.stdout().contains("\"already_enrolled\": true"),
         "{}",
         again.describe()
     );
@@ -282,7 +282,7 @@ fn manual_enrol_with_and_without_a_daemon() {
 
     // A wrong pin given by hand fails loudly and enrols nothing locally.
     let c = m.node("manual-c", &hub);
-    let wrong = gondwana_core::hash::to_hex(&mesh::random32());
+    let wrong = gondwana_core::hash::to_hex(&harness::mesh::random32());
     let out = c.cli(&[
         "enroll",
         "--hub",
@@ -293,7 +293,7 @@ fn manual_enrol_with_and_without_a_daemon() {
         token,
     ]);
     assert_ne!(out.code, Some(0), "{}", out.describe());
-    assert!(out.stderr.contains("pinned"), "{}", out.describe());
+    assert!(out.stderr().contains("pinned"), "{}", out.describe());
     assert_eq!(c.status()["enrolment"]["state"], "unenrolled");
 }
 
@@ -324,7 +324,7 @@ fn enrols_from_the_kernel_command_line() {
     assert!(is_node_address(mesh_ip(&s)), "{s}");
     // (The store says `enrolled` a moment before the daemon logs it.)
     assert!(
-        mesh::wait_until(Duration::from_secs(5), || n
+        harness::mesh::wait_until(Duration::from_secs(5), || n
             .log_text()
             .contains("via kernel command line")),
         "{}",
@@ -468,7 +468,7 @@ fn re_enrolment_same_key_keeps_address_new_key_needs_replace() {
         &same.submission(&request, &token),
     )
     .unwrap();
-    mesh::assert_refused(&r, 403, "node_revoked");
+    harness::mesh::assert_refused(&r, 403, "node_revoked");
 }
 
 #[test]
@@ -584,7 +584,7 @@ fn identity_rotation_reaches_the_hub_mirror_even_after_hub_downtime() {
 }
 
 fn current_wireguard_key(n: &Node) -> String {
-    let r = mesh::get(n.api_port, "/v1/identity").unwrap();
+    let r = harness::mesh::get(n.api_port, "/v1/identity").unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     v["wireguard_public_key"]
@@ -635,7 +635,7 @@ fn hub_metrics_count_enrolments() {
 
     // Each node counts its own enrolment once.
     for n in &nodes {
-        let r = mesh::get(n.api_port, "/metrics").unwrap();
+        let r = harness::mesh::get(n.api_port, "/metrics").unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(
             metric(&r.text(), "gondwana_enrolments_total"),
@@ -653,7 +653,7 @@ fn metrics_are_served_with_the_prometheus_content_type() {
     let m = Mesh::new();
     let mut hub = m.hub();
     hub.start();
-    let r = mesh::get(hub.api_port, "/metrics").unwrap();
+    let r = harness::mesh::get(hub.api_port, "/metrics").unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),
@@ -675,7 +675,7 @@ fn hub_wireguard_rotation_reaches_the_directory_and_new_grants() {
         .to_string();
     // Rotating a hub's WireGuard key is allowed (only its signing key is not).
     hub.cli(&["identity", "rotate", "--wireguard"]).ok();
-    let r = mesh::get(hub.api_port, "/v1/identity").unwrap();
+    let r = harness::mesh::get(hub.api_port, "/v1/identity").unwrap();
     let new_key = r.json()["wireguard_public_key"]
         .as_str()
         .unwrap()

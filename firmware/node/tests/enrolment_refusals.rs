@@ -2,12 +2,12 @@
 //! with a JSON `{error, detail}` and changes nothing the hub reports
 //! (`node list`, `token list`, `directory show`).
 
-mod mesh;
+mod harness;
 
 use std::time::Duration;
 
 use gondwana_core::keys::SigningSecret;
-use mesh::{
+use harness::mesh::{
     FakeNode, Hub, Mesh, Snapshot, assert_refused, fetch_nonce, get, post, random32, token_secret,
 };
 use serde_json::Value;
@@ -98,7 +98,7 @@ fn wrong_hub_pin_never_enrols() {
     let mut n = m.node("pinned-elsewhere", &hub);
     n.set_enroll(&good.replace(&real_key, &other_key));
     n.start();
-    let s = mesh::poll(
+    let s = harness::mesh::poll(
         Duration::from_secs(30),
         "the node to reject the grant a few times",
         || {
@@ -305,7 +305,7 @@ fn enrolment_requests_are_rate_limited_per_source() {
     let node = FakeNode::new("eager");
     let hub_wireguard = hub.wireguard_key();
     let request = node.request(
-        mesh::HubNonce {
+        harness::mesh::HubNonce {
             nonce: random32(),
             hub_wireguard,
         },
@@ -423,7 +423,7 @@ fn diverging_identity_log_is_not_spliced_into_the_mirror() {
     // Whatever the answer, the hub's stored mirror must still be one
     // verifiable chain.
     hub.stop();
-    let mirror = mesh::stored_mirror(&hub.state, node.state.node_id.as_str());
+    let mirror = harness::mesh::stored_mirror(&hub.state, node.state.node_id.as_str());
     if let Err(e) = gondwana_core::identity_log::verify_log(&mirror) {
         panic!(
             "the hub's mirror no longer verifies ({e}); it holds {} entries, the first two of one history and the rest of another",

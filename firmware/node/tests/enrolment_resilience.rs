@@ -1,13 +1,13 @@
 //! Enrolment under failure: hubs killed mid-enrolment or restarted, nodes
 //! rebooted with the hub down or started before it, config reloads.
 
-mod mesh;
+mod harness;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mesh::{Hub, Mesh, Node, get, mesh_ip, poll, wait_until};
+use harness::mesh::{Hub, Mesh, Node, get, mesh_ip, poll, wait_until};
 use serde_json::Value;
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,10 +126,10 @@ fn hub_restart_keeps_its_state() {
     // A second token, a node enrolled by hand and then revoked: the state
     // holds every kind of record.
     let spare = hub.token(&["--uses", "4", "--ttl", "1h"], &hub.dir.join("spare.toml"));
-    let token = mesh::token_secret(&spare);
-    let gone = mesh::FakeNode::new("gone");
-    let request = gone.request(mesh::fetch_nonce(hub.enroll_port), &token);
-    let r = mesh::post(
+    let token = harness::mesh::token_secret(&spare);
+    let gone = harness::mesh::FakeNode::new("gone");
+    let request = gone.request(harness::mesh::fetch_nonce(hub.enroll_port), &token);
+    let r = harness::mesh::post(
         hub.enroll_port,
         "/v1/enroll",
         &gone.submission(&request, &token),
@@ -160,7 +160,7 @@ fn hub_restart_keeps_its_state() {
     hub.stop();
     let out = hub.cli(&["directory", "verify"]);
     out.ok();
-    assert!(out.stdout.contains("2 nodes"), "{}", out.describe());
+    assert!(out.stdout().contains("2 nodes"), "{}", out.describe());
     hub.cli(&["audit", "verify"]).ok();
     // Offline reads agree with what the daemon said.
     assert_eq!(hub.snapshot(), before);
@@ -204,7 +204,7 @@ fn node_reboot_with_the_hub_down_stays_enrolled() {
     n.stop();
     let out = n.cli(&["directory", "verify"]);
     out.ok();
-    assert!(out.stdout.contains("2 nodes"), "{}", out.describe());
+    assert!(out.stdout().contains("2 nodes"), "{}", out.describe());
     n.cli(&["audit", "verify"]).ok();
     let s = n.status();
     assert_eq!(mesh_ip(&s), ip, "{s}");
@@ -214,7 +214,7 @@ fn node_reboot_with_the_hub_down_stays_enrolled() {
     let out = n.cli(&["identity", "rotate", "--wireguard"]);
     out.ok();
     assert!(
-        out.stderr.contains("warning") && out.stderr.contains("mirror"),
+        out.stderr().contains("warning") && out.stderr().contains("mirror"),
         "{}",
         out.describe()
     );
@@ -382,11 +382,11 @@ fn directory_travels_offline_as_a_bundle() {
     n.stop();
     // The mesh grows while the node is off.
     let created = hub.token(&["--uses", "3"], &hub.dir.join("more.toml"));
-    let token = mesh::token_secret(&created);
+    let token = harness::mesh::token_secret(&created);
     for i in 0..3 {
-        let fake = mesh::FakeNode::new(&format!("later-{i}"));
-        let request = fake.request(mesh::fetch_nonce(hub.enroll_port), &token);
-        let r = mesh::post(
+        let fake = harness::mesh::FakeNode::new(&format!("later-{i}"));
+        let request = fake.request(harness::mesh::fetch_nonce(hub.enroll_port), &token);
+        let r = harness::mesh::post(
             hub.enroll_port,
             "/v1/enroll",
             &fake.submission(&request, &token),
@@ -432,7 +432,11 @@ fn directory_travels_offline_as_a_bundle() {
     // The real one brings the node up to date, offline.
     let out = n.cli(&["directory", "import", &bundle_s]);
     out.ok();
-    assert!(out.stdout.contains("imported 3 new"), "{}", out.describe());
+    assert!(
+        out.stdout().contains("imported 3 new"),
+        "{}",
+        out.describe()
+    );
     let d = n.directory();
     assert_eq!(d["entries"], hub_dir["entries"]);
     assert_eq!(d["tip"], hub_dir["tip"]);
@@ -441,7 +445,11 @@ fn directory_travels_offline_as_a_bundle() {
     // Importing again adds nothing.
     let out = n.cli(&["directory", "import", &bundle_s]);
     out.ok();
-    assert!(out.stdout.contains("imported 0 new"), "{}", out.describe());
+    assert!(
+        out.stdout().contains("imported 0 new"),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]

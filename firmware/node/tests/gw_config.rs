@@ -13,9 +13,8 @@
 //! The tests run one at a time: a node looks at every block device, so it
 //! would see another test's stick.
 
-mod mesh;
-#[path = "common/require.rs"]
-mod require;
+mod harness;
+use harness::require;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use mesh::{Hub, Mesh, Node, get, poll, send_signal};
+use harness::mesh::{Hub, Mesh, Node, get, poll, send_signal};
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The node looks for enrolment config every 5 s while it has none.
@@ -217,7 +216,7 @@ impl NsDaemon {
         let out = err.try_clone().unwrap();
         let child = Command::new(&tools.unshare)
             .args(["--mount", "--propagation", "private", "--"])
-            .arg(mesh::bin())
+            .arg(harness::mesh::bin())
             .arg("--config")
             .arg(&node.config)
             .arg("--state-dir")

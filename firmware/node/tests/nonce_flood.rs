@@ -7,17 +7,18 @@
 //! The grant test runs the node inside a network namespace it creates (its
 //! firewall is real nf_tables): root needed, as on CI.
 
-mod flood;
-mod mesh;
+mod harness;
 
-use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use flood::{flood, flood_sources, request_from, source};
 use gondwana_core::grant::{self, GrantAction, GrantCommand};
 use gondwana_core::keys::{SigningSecret, decode_hex32};
-use mesh::{FakeNode, HubNonce, Mesh, Node, assert_refused, metric, poll, random32, token_secret};
+use harness::flood::{flood, flood_sources, request_from, source};
+use harness::mesh::{
+    FakeNode, HubNonce, Mesh, Node, assert_refused, metric, poll, random32, token_secret,
+};
+use harness::netns::Netns;
 
 const PER_SOURCE: usize = 20; // the default per-source burst
 
@@ -42,7 +43,7 @@ fn a_nonce_flood_from_many_sources_does_not_lock_out_enrolment() {
         "every nonce request within the per-source burst is answered: {counts:?}"
     );
     // The per-source limiter is still in front: past its burst, 429.
-    let statuses = flood::pipelined_gets(source(4, 0), port, "/v1/enroll/nonce", 30);
+    let statuses = harness::flood::pipelined_gets(source(4, 0), port, "/v1/enroll/nonce", 30);
     assert!(
         statuses.iter().filter(|s| **s == 200).count() >= PER_SOURCE && statuses.contains(&429),
         "{statuses:?}"
@@ -118,47 +119,6 @@ fn nonce_from(from: std::net::Ipv4Addr, port: u16) -> HubNonce {
 
 // ---- grant commands on a node -------------------------------------------
 
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let name = format!("gwnonce-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .expect("ip netns add");
-        assert!(ok.success(), "cannot create netns {name} (root needed)");
-        let ns = Netns(name);
-        let up = Command::new("ip")
-            .args(["-n", &ns.0, "link", "set", "lo", "up"])
-            .status()
-            .unwrap();
-        assert!(up.success());
-        ns
-    }
-
-    /// Runs `f` on a thread inside the namespace (a network namespace is
-    /// per thread): its sockets see the namespace's loopback.
-    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.0);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = std::fs::File::open(&path).expect("open netns");
-                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            })
-            .join()
-            .unwrap()
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 /// `gondwana run` inside the namespace; SIGTERM (by its pid) on drop.
 struct NsDaemon(Child);
 
@@ -166,7 +126,7 @@ impl NsDaemon {
     fn start(ns: &Netns, node: &Node) -> NsDaemon {
         let log = std::fs::File::create(node.log()).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.0, mesh::bin()])
+            .args(["netns", "exec", &ns.0, harness::mesh::bin()])
             .arg("--state-dir")
             .arg(&node.state)
             .arg("--config")
@@ -216,7 +176,7 @@ fn a_grant_nonce_flood_does_not_lock_out_the_hub() {
     let hub_signing = FakeNode::from_state_dir(&hub.state).signing;
 
     // The enrolled node again, now with its firewall on, in a namespace.
-    let ns = Netns::new();
+    let ns = Netns::new("gwnonce");
     let table = format!("gwnonce{}", std::process::id());
     node.write_config(
         1,

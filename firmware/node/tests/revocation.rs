@@ -7,7 +7,7 @@
 //! record that does not verify — another signer, another node, garbage —
 //! changes nothing.
 
-mod mesh;
+mod harness;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gondwana_core::NodeId;
 use gondwana_core::directory::{self, Head, Record};
 use gondwana_core::keys::SigningSecret;
-use mesh::{Hub, Mesh, Node, assert_refused, free_port, get, poll, post};
+use harness::mesh::{Hub, Mesh, Node, assert_refused, free_port, get, poll, post};
 use serde_json::Value;
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,12 +1,12 @@
 //! Private keys never leave the state file: not on stdout, not on stderr,
 //! not in an exported file, in any common spelling.
 
-mod common;
+mod harness;
 
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::*;
+use harness::offline::*;
 
 /// Everything a set of runs produced, labelled.
 #[derive(Default)]

@@ -1,14 +1,14 @@
 //! The state file and directory in bad shape: corrupt, foreign, newer,
 //! tampered with, not writable, or in use by another process.
 
-mod common;
+mod harness;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use harness::offline::*;
 use redb::{Database, TableDefinition};
 
 /// One provisioned node with two rotations (3 identity-log entries, 3 audit

@@ -3,9 +3,9 @@
 //! same use case the CLI runs without it (docs/cli.md). Refusals keep their
 //! exit codes through the socket.
 
-mod mesh;
+mod harness;
 
-use mesh::Mesh;
+use harness::mesh::Mesh;
 
 #[test]
 fn store_commands_work_while_the_daemon_runs() {
@@ -36,7 +36,7 @@ fn store_commands_work_while_the_daemon_runs() {
     let imported = hub.cli(&["directory", "import", &out("dir.bundle")]);
     imported.ok();
     assert!(
-        imported.stdout.contains("imported 0 new"),
+        imported.stdout().contains("imported 0 new"),
         "{}",
         imported.describe()
     );
@@ -53,7 +53,7 @@ fn store_commands_work_while_the_daemon_runs() {
     let ghost = hub.cli(&["node", "show", "ghost"]);
     ghost.expect_code(1);
     assert!(
-        ghost.stderr.contains("no node ghost"),
+        ghost.stderr().contains("no node ghost"),
         "{}",
         ghost.describe()
     );

@@ -4,12 +4,12 @@
 //! and any new key whose private half the sender does not prove. Every
 //! refusal leaves `node list`, `token list` and `directory show` unchanged.
 
-mod mesh;
+mod harness;
 
 use gondwana_core::hash::to_hex;
 use gondwana_core::keys::{WireguardSecret, wg_key_to_base64};
 use gondwana_core::token::TokenSecret;
-use mesh::{
+use harness::mesh::{
     FakeNode, Hub, Mesh, Resp, Snapshot, assert_refused, fetch_nonce, post, random32, token_secret,
 };
 use serde_json::Value;
@@ -185,7 +185,7 @@ fn an_enrolled_node_cannot_rotate_to_a_live_nodes_wireguard_key() {
         "{v}"
     );
     // A malformed proof header is a wrong proof.
-    let r = mesh::http_with(
+    let r = harness::mesh::http_with(
         hub.api_port,
         "POST",
         "/v1/identity/mirror",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
 
-use crate::mesh::{Resp, parse_response};
+use super::mesh::{Resp, parse_response};
 
 /// The `i`-th flood source: 127.<first>.x.y, never 127.0.0.1.
 pub fn source(first: u8, i: u32) -> Ipv4Addr {

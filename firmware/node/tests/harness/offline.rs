@@ -1,9 +1,6 @@
-//! Shared helpers for the `gondwana` integration tests: running the built
-//! binary against a private state directory, reading its output, and poking
-//! at the redb state file directly (only ever after the process has exited).
-#![allow(dead_code)]
-
-pub mod require;
+//! Offline boxes: the built binary run against a private state directory
+//! with no daemon, and the redb state file read directly (only ever after
+//! the process has exited).
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -13,138 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub use super::*;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tempfile::TempDir;
-
-// Exit codes (firmware/node/src/exit.rs).
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_USAGE: i32 = 2;
-pub const EXIT_STATE_IN_USE: i32 = 3;
-pub const EXIT_STATE_UNUSABLE: i32 = 4;
-pub const EXIT_NO_IDENTITY: i32 = 5;
-pub const EXIT_VERIFY_FAILED: i32 = 6;
-pub const EXIT_CONFIG: i32 = 7;
-pub const EXIT_NOT_WRITABLE: i32 = 8;
-
-// The state file layout (firmware/node/src/store/schema.rs).
-pub const DB_FILE: &str = "gondwana.redb";
-pub const LOCK_FILE: &str = "gondwana.lock";
-pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-pub const IDENTITY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("identity_log");
-pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-pub const KEY_SCHEMA_VERSION: &str = "schema_version";
-pub const KEY_SIGNING_SEED: &str = "signing_seed";
-pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
-
-/// A WireGuard key pair produced by `wg genkey | tee k | wg pubkey`.
-pub const KNOWN_WG_PRIVATE: &str = "yOD0hF2KAS7TG6cZ5C7pimLRbiV4JL9e9euQLvozyVY=";
-pub const KNOWN_WG_PUBLIC: &str = "3Da9URnELgG7k1TOlJdezZRaY1wH37L2eY5PwPWfZzk=";
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gondwana")
-}
-
-/// The result of one finished `gondwana` run.
-pub struct Run {
-    pub what: String,
-    pub code: Option<i32>,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Run {
-    pub fn from_output(what: String, out: Output) -> Run {
-        Run {
-            what,
-            code: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
-
-    /// Everything the run printed, for failure messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what,
-            self.code,
-            self.stdout(),
-            self.stderr()
-        )
-    }
-
-    /// Asserts the exit code and returns `self` for chaining.
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit code {code}\n{}",
-            self.describe()
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn ok(&self) -> &Run {
-        self.expect_code(EXIT_OK)
-    }
-
-    /// Stdout parsed as one JSON value.
-    #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.describe()))
-    }
-
-    #[track_caller]
-    pub fn stderr_contains(&self, needle: &str) -> &Run {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr should mention {needle:?}\n{}",
-            self.describe()
-        );
-        self
-    }
-}
-
-/// Runs the binary with exactly `args` (no implicit state dir or config).
-pub fn gondwana<I, S>(args: I) -> Run
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = Command::new(bin());
-    cmd.args(args);
-    run_command(&mut cmd)
-}
-
-pub fn run_command(cmd: &mut Command) -> Run {
-    let what = describe_command(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
-    Run::from_output(what, out)
-}
-
-pub fn describe_command(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
 
 /// A node under test: a private temp dir with a state dir (not created
 /// until gondwana creates it) and an explicit config file, so a config on
@@ -374,29 +242,10 @@ impl Rng {
     }
 }
 
-/// Polls `condition` every few milliseconds until it holds or `timeout`
-/// passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if condition() {
-            return true;
-        }
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 // ---- encodings used to look for leaked secrets ---------------------------
 
 pub fn hex_lower(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        write!(s, "{b:02x}").unwrap();
-    }
-    s
+    gondwana_core::hash::to_hex(bytes)
 }
 
 pub const B64_STANDARD: &[u8; 64] =

@@ -1,10 +1,9 @@
-//! Harness for the enrolment scenario tests: real `gondwana run` daemons (a
-//! hub and nodes) on loopback, each with its own temp state directory, a tiny
-//! blocking HTTP client, and helpers to forge enrolment submissions.
+//! Real `gondwana run` daemons (a hub and nodes) on loopback, each with its
+//! own temp state directory, a tiny blocking HTTP client, and helpers to
+//! forge enrolment submissions.
 //!
 //! Every daemon is a [`Daemon`]: dropping it sends SIGTERM (then SIGKILL if
 //! it does not exit), so a failing test leaves nothing running.
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -15,6 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::{IDENTITY_LOG, SECRETS};
+pub use super::{Run, bin, cli, poll, wait_until};
 use gondwana_core::enrol::{self, EnrolGrant, EnrolRequest};
 use gondwana_core::identity_log::{self, IdentityState};
 use gondwana_core::keys::{SigningSecret, WireguardSecret, decode_hex32};
@@ -24,114 +25,6 @@ use nix::fcntl::{Flock, FlockArg};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 use tempfile::TempDir;
-
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gondwana")
-}
-
-// ---------------------------------------------------------------------------
-// Finished CLI runs
-
-/// One finished `gondwana` CLI run.
-pub struct Out {
-    pub what: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Out {
-    pub fn describe(&self) -> String {
-        format!(
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.what, self.code, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    pub fn expect_code(&self, code: i32) -> &Out {
-        assert_eq!(self.code, Some(code), "{}", self.describe());
-        self
-    }
-
-    #[track_caller]
-    pub fn ok(&self) -> &Out {
-        self.expect_code(0)
-    }
-
-    /// Stdout as one JSON value.
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", self.describe()))
-    }
-}
-
-/// `gondwana --config C --state-dir S <args>`.
-pub fn cli(config: &Path, state: &Path, args: &[&str]) -> Out {
-    let mut cmd = Command::new(bin());
-    cmd.arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state);
-    cmd.args(args);
-    let what = format!(
-        "gondwana --config {} --state-dir {} {}",
-        config.display(),
-        state.display(),
-        args.join(" ")
-    );
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawning {what}: {e}"));
-    Out {
-        what,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Waiting
-
-/// Polls `f` every 50 ms until it gives `Some`, or panics after `timeout`
-/// with `what` and the last state `describe` reports.
-#[track_caller]
-pub fn poll<T>(
-    timeout: Duration,
-    what: &str,
-    mut f: impl FnMut() -> Option<T>,
-    describe: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n{}",
-                describe()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Ports
@@ -567,7 +460,7 @@ impl Hub {
         fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    pub fn cli(&self, args: &[&str]) -> Out {
+    pub fn cli(&self, args: &[&str]) -> Run {
         cli(&self.config, &self.state, args)
     }
 
@@ -792,7 +685,7 @@ impl Node {
         fs::read_to_string(self.log()).unwrap_or_default()
     }
 
-    pub fn cli(&self, args: &[&str]) -> Out {
+    pub fn cli(&self, args: &[&str]) -> Run {
         cli(&self.config, &self.state, args)
     }
 
@@ -939,9 +832,6 @@ pub struct FakeNode {
     pub log: Vec<Vec<u8>>,
     pub state: IdentityState,
 }
-
-const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
-const IDENTITY_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("identity_log");
 
 /// A `GET /v1/enroll/nonce` answer: the nonce and the hub's WireGuard key,
 /// which the proof of the node's WireGuard key is made with.
