@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # REPO, board_dir, opt: set by image/compose
 # board/amd64-live/hook.sh — what image/compose cannot know from
 # board.env: the UEFI files on GW_BOOT (the EFI System Partition). Sourced
 # by image/compose, which sets REPO, board_dir and opt[] (its inputs).

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154 # REPO, board_dir, opt: set by image/compose
 # board/mochabin/hook.sh — what image/compose cannot know from board.env:
 # the MOCHAbin's U-Boot files on GW_BOOT. Sourced by image/compose, which
 # sets REPO, board_dir and opt[] (its --name=value inputs).

@@ -10,6 +10,7 @@
 [[ $# -ge 2 ]] || { echo "usage: $0 DIR BOARD_DIR (BR2_ROOTFS_POST_SCRIPT_ARGS = the board directory)" >&2; exit 2; }
 : "${BR2_EXTERNAL_GONDWANA_PATH:?run by buildroot, which exports BR2_EXTERNAL_GONDWANA_PATH}"
 repo=$(cd "$BR2_EXTERNAL_GONDWANA_PATH/.." && pwd)
+# shellcheck disable=SC2034 # used by the scripts that source this
 board_dir=$(cd "$2" && pwd)
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$repo" log -1 --format=%ct)}
 export SOURCE_DATE_EPOCH

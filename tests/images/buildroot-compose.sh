@@ -68,6 +68,7 @@ for board in "${boards[@]}"; do
     kpkg=$debs/$(cat "$debs/kernel-package")
     defconfig=$ROOT/buildroot/configs/gondwana_${board//-/_}_defconfig
     script_args=$(sed -n 's/^BR2_ROOTFS_POST_SCRIPT_ARGS="\(.*\)"$/\1/p' "$defconfig")
+    # shellcheck disable=SC2016 # the literal make reference
     script_args=${script_args//'$(BR2_EXTERNAL_GONDWANA_PATH)'/$ROOT/buildroot}
     [[ -n $script_args ]] || fail "no BR2_ROOTFS_POST_SCRIPT_ARGS in $defconfig"
 
