@@ -4,13 +4,16 @@
 # cached under out/cache/debs/<arch>/ so later builds need no network.
 #
 #   fetch_debs ARCH DEST   -> DEST/<package>/ unpacked trees, DEST/kernel-version
-#   install_elf DEBS TREE LIBDIR FILE...
-#                          copy each FILE's shared libraries (DT_NEEDED,
-#                          recursively, from the unpacked DEBS trees) and its
-#                          ELF interpreter into TREE: the libraries into
-#                          TREE/LIBDIR, or, with LIBDIR "", where Debian
-#                          puts them (on ld.so's default search path)
+#   debs_install_programs DEBS LISTER BIN ROOTFS
+#                          what Buildroot's packages put into its target, from
+#                          the unpacked DEBS: busybox with its applet links
+#                          (LISTER: a busybox this host runs, for
+#                          --list-full), BIN as /usr/bin/gondwana, wg and nft
+#                          with their libraries. image/compose does the rest.
+#   (install_elf, which copies a program's libraries out of them, is in
+#   image/elf.sh: image/compose uses it on Buildroot's target too)
 
+# install_elf (image/elf.sh) is needed by debs_install_programs.
 # Packages whose files go into the initramfs (sfdisk, mke2fs, e2fsck,
 # tune2fs, resize2fs and their shared libraries) and the rootfs (busybox;
 # wg and nft for operators, with their libraries).
@@ -69,32 +72,20 @@ fetch_debs() {
     echo "$kpkg" >"$dest/kernel-package"
 }
 
-install_elf() {
-    local debs=$1 tree=$2 libdir=$3
-    shift 3
-    local queue=("$@") f lib path dest interp
-    local -A seen=()
-    while ((${#queue[@]})); do
-        f=${queue[0]}
-        queue=("${queue[@]:1}")
-        interp=$(readelf -l "$f" | sed -n 's/.*interpreter: \(.*\)]/\1/p')
-        if [[ -n $interp && ! -e $tree$interp ]]; then
-            mkdir -p "$tree$(dirname "$interp")"
-            cp -L "$debs/libc6$interp" "$tree$interp"
-        fi
-        for lib in $(readelf -d "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-            [[ -z ${seen[$lib]:-} && $lib != ld-linux* ]] || continue # ld.so: the interpreter
-            seen[$lib]=1
-            path=$(find "$debs" -path "$debs/linux-image-*" -prune -o -name "$lib" -print | LC_ALL=C sort | head -n1)
-            [[ -n $path ]] || { _debs_log "install_elf: no $lib (needed by ${f#"$tree"}) in $debs"; return 1; }
-            if [[ -n $libdir ]]; then
-                dest=$tree$libdir/$lib
-            else # <package>/lib/<triplet>/libX.so.N -> TREE/lib/<triplet>/libX.so.N
-                dest=$tree/${path#"$debs"/*/}
-            fi
-            mkdir -p "$(dirname "$dest")"
-            cp -L "$path" "$dest"
-            queue+=("$dest")
-        done
+debs_install_programs() {
+    local debs=$1 lister=$2 bin=$3 r=$4 path
+    install -D -m 0755 "$debs/busybox-static/bin/busybox" "$r/bin/busybox"
+    # The amd64 and arm64 debs are built from one config: the host-runnable
+    # one lists the applets.
+    "$lister" --list-full | while read -r path; do
+        [[ -e $r/$path || -L $r/$path ]] && continue
+        mkdir -p "$r/$(dirname "$path")"
+        ln -s /bin/busybox "$r/$path"
     done
+    install -D -m 0755 "$bin" "$r/usr/bin/gondwana"
+    # wg and nft for operators (`wg show`, `nft list ruleset`; the daemon
+    # itself speaks netlink): Debian's, with their libraries and ld.so.
+    install -D -m 0755 "$debs/wireguard-tools/usr/bin/wg" "$r/usr/bin/wg"
+    install -D -m 0755 "$debs/nftables/usr/sbin/nft" "$r/usr/sbin/nft"
+    install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft"
 }

@@ -1,12 +1,11 @@
-#!/bin/sh
-# BR2_ROOTFS_POST_BUILD_SCRIPT: the same rootfs additions as the offline
-# path (scripts/build-images): the overlay is applied by
-# BR2_ROOTFS_OVERLAY (../overlays/rootfs); here the symlinks onto the state
-# partition and the mount points the initramfs uses.
-# $1 = TARGET_DIR, $2 = board name (BR2_ROOTFS_POST_SCRIPT_ARGS).
-set -eu
-target=$1
-mkdir -p "$target/state" "$target/boot" "$target/var/lib"
-ln -sfn /state/gondwana "$target/var/lib/gondwana"
-ln -sfn /state/machine-id "$target/etc/machine-id"
-ln -sfn /run/resolv.conf "$target/etc/resolv.conf"
+#!/usr/bin/env bash
+# BR2_ROOTFS_POST_BUILD_SCRIPT: TARGET_DIR BOARD_DIR (see env.sh). Buildroot's
+# packages have put the programs into TARGET_DIR (busybox, gondwana, wg,
+# nft, sfdisk, e2fsprogs, kernel modules); the rest of the root filesystem
+# is the shared composition, the same call as scripts/build-images makes:
+# overlays/rootfs, mount points, the links onto /state and /run,
+# os-release, modes, timestamps (docs/image.md "One composition").
+set -euo pipefail
+# shellcheck source=buildroot/board/env.sh
+. "$BR2_EXTERNAL_GONDWANA_PATH/board/env.sh" "$@"
+exec "$repo/image/compose" rootfs "$board_dir" "$1"

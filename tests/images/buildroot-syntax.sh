@@ -3,7 +3,11 @@
 # without buildroot and the internet: the Kconfig parses (kconfiglib, with
 # stubs for the buildroot symbols it uses), the package makefile evaluates
 # under make (stub cargo-package infrastructure), the defconfigs name only
-# BR2_ options and existing files, the scripts pass `bash -n`.
+# BR2_ options and existing files, the GRUB modules Buildroot builds into
+# BOOTX64.EFI are the board's GRUB_MODULES (what scripts/build-images
+# builds and the QEMU tests boot), the scripts pass `bash -n`. That the
+# post-build/post-image scripts compose the same trees as the offline path
+# is tests/images/buildroot-compose.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BR=$ROOT/buildroot
@@ -45,6 +49,13 @@ for d in "$BR"/configs/*_defconfig; do
     done
 done
 echo "defconfigs: ok"
-bash -n "$BR/board/post-image.sh"
-sh -n "$BR/board/post-build.sh"
+grub_modules=$(sed -n 's/^BR2_TARGET_GRUB2_BUILTIN_MODULES_EFI="\(.*\)"$/\1/p' "$BR/configs/gondwana_amd64_live_defconfig")
+# shellcheck disable=SC1091
+board_grub_modules=$(. "$ROOT/board/amd64-live/board.env" && echo "$GRUB_MODULES")
+[[ $grub_modules == "$board_grub_modules" ]] || {
+    echo "grub: defconfig builds '$grub_modules' into BOOTX64.EFI, board.env GRUB_MODULES is '$board_grub_modules'" >&2
+    exit 1
+}
+echo "grub modules: ok"
+for s in "$BR"/board/*.sh "$ROOT"/image/compose "$ROOT"/board/*/hook.sh; do bash -n "$s"; done
 echo "buildroot-syntax: ok"
