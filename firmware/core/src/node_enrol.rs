@@ -12,6 +12,7 @@
 //! or its operator may fix the token, so the node keeps trying either way.
 
 use std::collections::VecDeque;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
@@ -140,8 +141,10 @@ pub enum Action {
     CheckEnrolled,
     /// Look at one source. Answer: [`EnrolMachine::handle_lookup`].
     Look(Source),
-    /// Read the identity, then `GET {hub_url}/v1/enroll/nonce`.
-    /// Answer: [`EnrolMachine::handle_nonce`].
+    /// Read the node's identity (keep its secrets for the submission).
+    /// Answer: [`EnrolMachine::handle_identity`].
+    ReadIdentity,
+    /// `GET {hub_url}/v1/enroll/nonce`. Answer: [`EnrolMachine::handle_nonce`].
     RequestNonce { hub_url: String },
     /// Sign `request` (identity keys, the token secret, a proof of the
     /// WireGuard key for `hub_wireguard_key`) and `POST {hub_url}/v1/enroll`.
@@ -166,7 +169,11 @@ pub enum Event {
     /// An instruction was found but does not parse.
     BadConfig { error: String },
     /// The grant is stored (`source`: where the instruction came from).
-    Enrolled { source: String },
+    Enrolled {
+        mesh_ip: Ipv4Addr,
+        boxname: Boxname,
+        source: String,
+    },
     /// One-shot mode: the attempt failed; the machine is finished.
     GaveUp { error: String },
 }
@@ -189,13 +196,21 @@ enum State {
     Waiting { until: Millis },
     Checking,
     Looking { next: usize, of: usize },
-    AwaitingNonce { instruction: Instruction },
+    ReadingIdentity { instruction: Instruction },
+    AwaitingNonce {
+        instruction: Instruction,
+        identity: IdentityState,
+    },
     AwaitingGrant {
         instruction: Instruction,
         request: EnrolRequest,
         identity: IdentityState,
     },
-    Storing { source: String },
+    Storing {
+        mesh_ip: Ipv4Addr,
+        boxname: Boxname,
+        source: String,
+    },
     Enrolled,
     GaveUp,
 }
@@ -350,18 +365,36 @@ impl EnrolMachine {
         }
     }
 
-    /// Answers [`Action::RequestNonce`]; `identity` is the node's identity
-    /// as the driver read it for this attempt.
-    pub fn handle_nonce(
-        &mut self,
-        answer: Exchange<NonceAnswer>,
-        identity: &IdentityState,
-        now: Millis,
-    ) {
-        let State::AwaitingNonce { instruction } = &self.state else {
+    /// Answers [`Action::ReadIdentity`] with the identity's public state.
+    pub fn handle_identity(&mut self, identity: Result<IdentityState, String>, now: Millis) {
+        let State::ReadingIdentity { instruction } = &self.state else {
             return;
         };
         let instruction = instruction.clone();
+        match identity {
+            Ok(identity) => {
+                self.actions.push_back(Action::RequestNonce {
+                    hub_url: instruction.hub_url.clone(),
+                });
+                self.state = State::AwaitingNonce {
+                    instruction,
+                    identity,
+                };
+            }
+            Err(e) => self.fail(&instruction.source, e, now),
+        }
+    }
+
+    /// Answers [`Action::RequestNonce`].
+    pub fn handle_nonce(&mut self, answer: Exchange<NonceAnswer>, now: Millis) {
+        let State::AwaitingNonce {
+            instruction,
+            identity,
+        } = &self.state
+        else {
+            return;
+        };
+        let (instruction, identity) = (instruction.clone(), identity.clone());
         let answer = match answer {
             Exchange::Answered(a) => a,
             Exchange::Refused { status, detail } => {
@@ -373,7 +406,7 @@ impl EnrolMachine {
             }
             Exchange::Failed(e) => return self.fail(&instruction.source, e, now),
         };
-        match request_for(&instruction, &answer, identity) {
+        match request_for(&instruction, &answer, &identity) {
             Ok((request, hub_wireguard_key)) => {
                 self.actions.push_back(Action::SendEnrolment {
                     hub_url: instruction.hub_url.clone(),
@@ -383,7 +416,7 @@ impl EnrolMachine {
                 self.state = State::AwaitingGrant {
                     instruction,
                     request,
-                    identity: identity.clone(),
+                    identity,
                 };
             }
             Err(e) => self.fail(&instruction.source, e, now),
@@ -410,8 +443,12 @@ impl EnrolMachine {
         };
         match accepted {
             Ok(accepted) => {
+                self.state = State::Storing {
+                    mesh_ip: accepted.grant.mesh_ip,
+                    boxname: accepted.grant.boxname.clone(),
+                    source,
+                };
                 self.actions.push_back(Action::Store(Box::new(accepted)));
-                self.state = State::Storing { source };
             }
             Err(e) => self.fail(&source, e, now),
         }
@@ -419,19 +456,31 @@ impl EnrolMachine {
 
     /// Answers [`Action::Store`].
     pub fn handle_stored(&mut self, result: Result<(), String>, now: Millis) {
-        let State::Storing { source } = &self.state else {
+        let State::Storing {
+            mesh_ip,
+            boxname,
+            source,
+        } = &self.state
+        else {
             return;
         };
-        let source = source.clone();
+        let enrolled = Event::Enrolled {
+            mesh_ip: *mesh_ip,
+            boxname: boxname.clone(),
+            source: source.clone(),
+        };
         match result {
             Ok(()) => {
                 self.state = State::Enrolled;
+                self.events.push_back(enrolled);
                 if !self.one_shot {
                     self.events.push_back(Event::Status(Progress::Enrolled));
                 }
-                self.events.push_back(Event::Enrolled { source });
             }
-            Err(e) => self.fail(&source, e, now),
+            Err(e) => {
+                let source = source.clone();
+                self.fail(&source, e, now)
+            }
         }
     }
 
@@ -457,10 +506,8 @@ impl EnrolMachine {
 
     fn start_attempt(&mut self, instruction: Instruction) {
         self.attempts = self.attempts.saturating_add(1);
-        self.actions.push_back(Action::RequestNonce {
-            hub_url: instruction.hub_url.clone(),
-        });
-        self.state = State::AwaitingNonce { instruction };
+        self.actions.push_back(Action::ReadIdentity);
+        self.state = State::ReadingIdentity { instruction };
     }
 
     fn fail(&mut self, source: &str, error: String, now: Millis) {

@@ -102,6 +102,12 @@ fn to_nonce(m: &mut EnrolMachine, now: Millis) {
     m.handle_lookup(Lookup::Absent, now);
     assert_eq!(actions(m), [Action::Look(Source::SearchPath(1))]);
     m.handle_lookup(Lookup::Found(instruction()), now);
+    read_identity(m, now);
+}
+
+fn read_identity(m: &mut EnrolMachine, now: Millis) {
+    assert_eq!(actions(m), [Action::ReadIdentity]);
+    m.handle_identity(Ok(identity()), now);
     assert_eq!(
         actions(m),
         [Action::RequestNonce {
@@ -112,7 +118,7 @@ fn to_nonce(m: &mut EnrolMachine, now: Millis) {
 
 /// Answers the nonce request; returns the request to sign.
 fn to_grant(m: &mut EnrolMachine, now: Millis) -> EnrolRequest {
-    m.handle_nonce(Exchange::Answered(nonce_answer()), &identity(), now);
+    m.handle_nonce(Exchange::Answered(nonce_answer()), now);
     match actions(m).as_slice() {
         [
             Action::SendEnrolment {
@@ -182,11 +188,7 @@ fn a_full_enrolment_through_refusals_and_transport_errors() {
     let mut now = Millis(0);
     // 1: the hub is unreachable.
     to_nonce(&mut m, now);
-    m.handle_nonce(
-        Exchange::Failed("connection refused".into()),
-        &identity(),
-        now,
-    );
+    m.handle_nonce(Exchange::Failed("connection refused".into()), now);
     let (error, wait) = failed(&mut m, now);
     assert_eq!(error, "connection refused");
     assert!(wait >= SECOND / 2 && wait <= SECOND);
@@ -199,7 +201,6 @@ fn a_full_enrolment_through_refusals_and_transport_errors() {
             status: "503 Service Unavailable".into(),
             detail: "busy: try later".into(),
         },
-        &identity(),
         now,
     );
     let (error, wait) = failed(&mut m, now);
@@ -247,10 +248,12 @@ fn a_full_enrolment_through_refusals_and_transport_errors() {
     assert_eq!(
         events(&mut m),
         [
-            Event::Status(Progress::Enrolled),
-            Event::Enrolled {
+                Event::Enrolled {
+                mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+                boxname: Boxname::parse("box-1").unwrap(),
                 source: "/boot/gondwana/enroll.toml".into()
-            }
+            },
+            Event::Status(Progress::Enrolled),
         ]
     );
     assert_eq!(m.poll_timeout(), None);
@@ -263,7 +266,7 @@ fn backoff_doubles_to_the_cap_within_jitter_bounds() {
         let mut now = Millis(0);
         for attempt in 1..=10u32 {
             to_nonce(&mut m, now);
-            m.handle_nonce(Exchange::Failed("timeout".into()), &identity(), now);
+            m.handle_nonce(Exchange::Failed("timeout".into()), now);
             let (_, wait) = failed(&mut m, now);
             let full = (SECOND * (1 << (attempt - 1).min(6))).min(settings().retry_max);
             // Half to full, rounded up to a millisecond.
@@ -279,7 +282,7 @@ fn backoff_doubles_to_the_cap_within_jitter_bounds() {
     let waits = |seed| {
         let mut m = EnrolMachine::new(seed);
         to_nonce(&mut m, Millis(0));
-        m.handle_nonce(Exchange::Failed("x".into()), &identity(), Millis(0));
+        m.handle_nonce(Exchange::Failed("x".into()), Millis(0));
         failed(&mut m, Millis(0)).1
     };
     assert_ne!(waits(1), waits(2));
@@ -294,7 +297,7 @@ fn a_hub_naming_another_key_than_the_pin_gets_no_submission() {
         hub_key: Some(to_hex(&[0xEE; 32])),
         ..nonce_answer()
     };
-    m.handle_nonce(Exchange::Answered(answer), &identity(), Millis(0));
+    m.handle_nonce(Exchange::Answered(answer), Millis(0));
     let (error, _) = failed(&mut m, Millis(0));
     assert!(
         error.contains("pinned") && error.contains("not submitting"),
@@ -307,7 +310,7 @@ fn a_hub_naming_another_key_than_the_pin_gets_no_submission() {
         hub_key: None,
         ..nonce_answer()
     };
-    m.handle_nonce(Exchange::Answered(answer), &identity(), Millis(0));
+    m.handle_nonce(Exchange::Answered(answer), Millis(0));
     assert!(matches!(
         actions(&mut m).as_slice(),
         [Action::SendEnrolment { .. }]
@@ -353,7 +356,7 @@ fn a_nonce_answer_missing_fields_fails_the_attempt() {
     ] {
         let mut m = EnrolMachine::new(1);
         to_nonce(&mut m, Millis(0));
-        m.handle_nonce(Exchange::Answered(answer), &identity(), Millis(0));
+        m.handle_nonce(Exchange::Answered(answer), Millis(0));
         let (error, _) = failed(&mut m, Millis(0));
         assert!(error.contains(expect), "{error}");
     }
@@ -401,11 +404,8 @@ fn enrolment_done_elsewhere_ends_the_machine_at_the_next_round() {
 #[test]
 fn one_shot_gives_up_on_the_first_failure_and_stores_on_success() {
     let mut m = EnrolMachine::once(instruction());
-    assert!(matches!(
-        actions(&mut m).as_slice(),
-        [Action::RequestNonce { .. }]
-    ));
-    m.handle_nonce(Exchange::Failed("unreachable".into()), &identity(), Millis(0));
+    read_identity(&mut m, Millis(0));
+    m.handle_nonce(Exchange::Failed("unreachable".into()), Millis(0));
     assert!(m.is_finished() && !m.is_enrolled());
     assert_eq!(
         events(&mut m),
@@ -416,7 +416,7 @@ fn one_shot_gives_up_on_the_first_failure_and_stores_on_success() {
     assert_eq!(m.poll_timeout(), None);
 
     let mut m = EnrolMachine::once(instruction());
-    m.poll_action();
+    read_identity(&mut m, Millis(0));
     let request = to_grant(&mut m, Millis(0));
     m.handle_grant(
         Exchange::Answered(grant_answer(&request, &hub(), "10.10.0.0/24")),
@@ -427,6 +427,8 @@ fn one_shot_gives_up_on_the_first_failure_and_stores_on_success() {
     assert_eq!(
         events(&mut m),
         [Event::Enrolled {
+            mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+            boxname: Boxname::parse("box-1").unwrap(),
             source: "/boot/gondwana/enroll.toml".into()
         }]
     );
@@ -436,11 +438,28 @@ fn one_shot_gives_up_on_the_first_failure_and_stores_on_success() {
 fn answers_out_of_turn_are_ignored() {
     let mut m = EnrolMachine::new(1);
     m.handle_lookup(Lookup::Found(instruction()), Millis(0));
-    m.handle_nonce(Exchange::Answered(nonce_answer()), &identity(), Millis(0));
+    m.handle_identity(Ok(identity()), Millis(0));
+    m.handle_nonce(Exchange::Answered(nonce_answer()), Millis(0));
     m.handle_stored(Ok(()), Millis(0));
     assert_eq!(actions(&mut m), [Action::CheckEnrolled]);
     assert_eq!(events(&mut m), []);
     assert_eq!(m.attempts(), 0);
+}
+
+#[test]
+fn an_unreadable_identity_is_a_failed_attempt() {
+    let mut m = EnrolMachine::new(1);
+    to_nonce_lookup(&mut m);
+    m.handle_identity(Err("state is locked".into()), Millis(0));
+    assert_eq!(failed(&mut m, Millis(0)).0, "state is locked");
+}
+
+fn to_nonce_lookup(m: &mut EnrolMachine) {
+    m.poll_action();
+    m.handle_check(false, settings(), Millis(0));
+    m.poll_action();
+    m.handle_lookup(Lookup::Found(instruction()), Millis(0));
+    assert_eq!(actions(m), [Action::ReadIdentity]);
 }
 
 #[test]
