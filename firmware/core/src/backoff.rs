@@ -53,7 +53,11 @@ mod tests {
         let mut c = Jitter::new(8);
         let xs: Vec<f64> = (0..1000).map(|_| a.fraction()).collect();
         assert!(xs.iter().all(|x| (0.0..1.0).contains(x)));
-        assert!(xs.iter().zip((0..1000).map(|_| b.fraction())).all(|(x, y)| *x == y));
+        assert!(
+            xs.iter()
+                .zip((0..1000).map(|_| b.fraction()))
+                .all(|(x, y)| *x == y)
+        );
         assert_ne!(xs[0], c.fraction());
         // Spread, not stuck: both halves of the interval occur.
         assert!(xs.iter().any(|x| *x < 0.5) && xs.iter().any(|x| *x >= 0.5));

@@ -15,188 +15,34 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
-
 use crate::Boxname;
 use crate::backoff::{self, Jitter};
-use crate::enrol::{self, EnrolGrant, EnrolRequest};
-use crate::hash::to_hex;
+use crate::enrol::EnrolRequest;
 use crate::identity_log::IdentityState;
-use crate::keys::{PublicKey, decode_hex32};
-use crate::mesh;
 use crate::time::Millis;
 
-/// How long an unenrolled box with no instruction anywhere waits before it
-/// looks again (a stick may be plugged in at any time).
-pub const LOOK_AGAIN: Duration = Duration::from_secs(5);
+mod checks;
+mod io;
 
-/// The source named in status while an instruction does not parse.
-pub const BAD_CONFIG_SOURCE: &str = "enrolment config";
-
-/// Where an enrolment instruction may be, in the order [`sources`] gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// `enroll.search_paths[i]`: a file on the boot partition or under
-    /// `/run`. Readable means found (a parse error is then bad config).
-    SearchPath(usize),
-    /// `gondwana/enroll.toml` on the FAT volume labelled `GW_CONFIG`.
-    ConfigVolume,
-    /// `gondwana.enroll=` on the kernel command line.
-    KernelCmdline,
-}
-
-/// The order sources are looked at: every search path, then the stick,
-/// then the kernel command line. The first one found is used.
-pub fn sources(search_paths: usize) -> impl Iterator<Item = Source> {
-    (0..search_paths)
-        .map(Source::SearchPath)
-        .chain([Source::ConfigVolume, Source::KernelCmdline])
-}
-
-/// The public part of an enrolment instruction (`enroll.toml`). The token's
-/// secret stays with the driver, which needs it only to sign the submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Instruction {
-    /// Without a trailing `/`.
-    pub hub_url: String,
-    /// The pin: the grant must verify under it.
-    pub hub_key: PublicKey,
-    pub token_key: PublicKey,
-    pub boxname: Option<Boxname>,
-    /// Where it came from, for status and logs.
-    pub source: String,
-}
-
-/// What looking at one [`Source`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    Absent,
-    Found(Instruction),
-    /// Present but unusable: the "bad config" wait follows.
-    Invalid(String),
-}
-
-/// The settings the machine reads at the start of each round (SIGHUP may
-/// change them between rounds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// How many `enroll.search_paths` there are.
-    pub search_paths: usize,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
-}
-
-/// The outcome of one HTTP exchange with the hub.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Exchange<T> {
-    /// A success status; `T` is what the driver read from the body.
-    Answered(T),
-    /// An error status: `status` as the driver prints it ("403 Forbidden"),
-    /// `detail` the hub's error text.
-    Refused { status: String, detail: String },
-    /// No usable answer: connection, timeout, unreadable body, local fault.
-    Failed(String),
-}
-
-/// The fields of the hub's JSON nonce answer, as strings when they are.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NonceAnswer {
-    pub nonce: Option<String>,
-    /// The hub's signing key as it states it (unauthenticated: only used to
-    /// stop before spending a use of the token on the wrong hub).
-    pub hub_key: Option<String>,
-    pub hub_wireguard_key: Option<String>,
-}
-
-/// The hub's answer to the submission, with what the collision guard needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantAnswer {
-    /// The `POST /v1/enroll` body.
-    pub body: Vec<u8>,
-    /// Subnets on this host's other interfaces.
-    pub host_subnets: Vec<Ipv4Net>,
-    /// `mesh.reserved_subnets`.
-    pub reserved_subnets: Vec<Ipv4Net>,
-}
-
-/// A grant that passed every check: what the driver stores, in one
-/// transaction with the first directory page.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    pub grant: EnrolGrant,
-    /// The grant envelope as the hub signed it.
-    pub grant_raw: Vec<u8>,
-    /// The first directory page (a bundle from sequence 0).
-    pub first_page: Vec<u8>,
-    pub hub_url: String,
-    pub hub_key: PublicKey,
-    pub source: String,
-}
-
-/// What the driver must do next. Each has exactly one answer, named on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Is an enrolment already stored (another path may have enrolled the
-    /// box)? Answer: [`EnrolMachine::handle_check`].
-    CheckEnrolled,
-    /// Look at one source. Answer: [`EnrolMachine::handle_lookup`].
-    Look(Source),
-    /// Read the node's identity (keep its secrets for the submission).
-    /// Answer: [`EnrolMachine::handle_identity`].
-    ReadIdentity,
-    /// `GET {hub_url}/v1/enroll/nonce`. Answer: [`EnrolMachine::handle_nonce`].
-    RequestNonce { hub_url: String },
-    /// Sign `request` (identity keys, the token secret, a proof of the
-    /// WireGuard key for `hub_wireguard_key`) and `POST {hub_url}/v1/enroll`.
-    /// Answer: [`EnrolMachine::handle_grant`].
-    SendEnrolment {
-        hub_url: String,
-        request: EnrolRequest,
-        hub_wireguard_key: PublicKey,
-    },
-    /// Store the grant and first page in one transaction.
-    /// Answer: [`EnrolMachine::handle_stored`].
-    Store(Box<Accepted>),
-}
-
-/// What the machine tells the driver (status, logs, metrics).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The status the node reports changed.
-    Status(Progress),
-    /// An attempt failed (refused, unreachable, grant refused, not stored).
-    AttemptFailed { attempt: u32, error: String },
-    /// An instruction was found but does not parse.
-    BadConfig { error: String },
-    /// The grant is stored (`source`: where the instruction came from).
-    Enrolled {
-        mesh_ip: Ipv4Addr,
-        boxname: Boxname,
-        source: String,
-    },
-    /// One-shot mode: the attempt failed; the machine is finished.
-    GaveUp { error: String },
-}
-
-/// The node's enrolment status, as `gondwana status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Progress {
-    Unenrolled,
-    Enrolling {
-        attempts: u32,
-        last_error: Option<String>,
-        source: String,
-    },
-    Enrolled,
-}
+pub use io::{
+    Accepted, Action, BAD_CONFIG_SOURCE, Event, Exchange, GrantAnswer, Instruction, LOOK_AGAIN,
+    Lookup, NonceAnswer, Progress, Settings, Source, sources,
+};
 
 #[derive(Debug)]
 enum State {
     /// Waiting for the timer, then a new round.
-    Waiting { until: Millis },
+    Waiting {
+        until: Millis,
+    },
     Checking,
-    Looking { next: usize, of: usize },
-    ReadingIdentity { instruction: Instruction },
+    Looking {
+        next: usize,
+        of: usize,
+    },
+    ReadingIdentity {
+        instruction: Instruction,
+    },
     AwaitingNonce {
         instruction: Instruction,
         identity: IdentityState,
@@ -406,11 +252,11 @@ impl EnrolMachine {
             }
             Exchange::Failed(e) => return self.fail(&instruction.source, e, now),
         };
-        match request_for(&instruction, &answer, &identity) {
+        match checks::request_for(&instruction, &answer, &identity) {
             Ok((request, hub_wireguard_key)) => {
                 self.actions.push_back(Action::SendEnrolment {
                     hub_url: instruction.hub_url.clone(),
-                    request: request.clone(),
+                    request: Box::new(request.clone()),
                     hub_wireguard_key,
                 });
                 self.state = State::AwaitingGrant {
@@ -435,10 +281,10 @@ impl EnrolMachine {
         };
         let source = instruction.source.clone();
         let accepted = match answer {
-            Exchange::Answered(a) => accept(instruction, request, identity, a),
-            Exchange::Refused { status, detail } => Err(format!(
-                "hub refused the enrolment ({status}): {detail}"
-            )),
+            Exchange::Answered(a) => checks::accept(instruction, request, identity, a),
+            Exchange::Refused { status, detail } => {
+                Err(format!("hub refused the enrolment ({status}): {detail}"))
+            }
             Exchange::Failed(e) => Err(e),
         };
         match accepted {
@@ -537,73 +383,6 @@ impl EnrolMachine {
     fn wait(&mut self, until: Millis) {
         self.state = State::Waiting { until };
     }
-}
-
-/// The pin check and the request the nonce answer leads to.
-fn request_for(
-    instruction: &Instruction,
-    answer: &NonceAnswer,
-    identity: &IdentityState,
-) -> Result<(EnrolRequest, PublicKey), String> {
-    let pin = to_hex(&instruction.hub_key);
-    // A hub that names another key than our pin would only hand us a grant
-    // we must refuse, after spending a use of our token: stop here.
-    if let Some(key) = &answer.hub_key
-        && *key != pin
-    {
-        return Err(format!(
-            "the hub at {} says its key is {key}, but the pinned hub key is {pin}: not submitting",
-            instruction.hub_url
-        ));
-    }
-    let nonce = answer
-        .nonce
-        .as_deref()
-        .ok_or("hub's nonce answer has no nonce")?;
-    let hub_nonce = decode_hex32(nonce).map_err(|e| e.to_string())?;
-    // Unauthenticated like `hub_key`: a substituted key only makes the
-    // proof of our WireGuard key fail at the hub.
-    let hub_wireguard_key = answer
-        .hub_wireguard_key
-        .as_deref()
-        .ok_or("hub's nonce answer has no hub_wireguard_key")
-        .map(decode_hex32)?
-        .map_err(|e| e.to_string())?;
-    let request = EnrolRequest {
-        version: enrol::VERSION,
-        hub_nonce,
-        wireguard_key: identity.wireguard_key,
-        boxname: instruction
-            .boxname
-            .clone()
-            .unwrap_or_else(|| identity.boxname.clone()),
-        token_key: instruction.token_key,
-    };
-    Ok((request, hub_wireguard_key))
-}
-
-/// Grant acceptance: signed under the pin, answering our request, and a
-/// mesh that does not overlap this host's networks (or a reserved one),
-/// which would take traffic from them.
-fn accept(
-    instruction: &Instruction,
-    request: &EnrolRequest,
-    identity: &IdentityState,
-    answer: GrantAnswer,
-) -> Result<Accepted, String> {
-    let response = enrol::decode_response(&answer.body).map_err(|e| e.to_string())?;
-    let grant = enrol::open_grant(&response.grant, &instruction.hub_key, request, identity)
-        .map_err(|e| e.to_string())?;
-    mesh::check_subnet(&grant.subnet, &answer.reserved_subnets, &answer.host_subnets)
-        .map_err(|e| format!("{e}: refusing to join this mesh"))?;
-    Ok(Accepted {
-        grant,
-        grant_raw: response.grant.to_vec(),
-        first_page: response.directory,
-        hub_url: instruction.hub_url.clone(),
-        hub_key: instruction.hub_key,
-        source: instruction.source.clone(),
-    })
 }
 
 #[cfg(test)]

@@ -353,7 +353,11 @@ impl SyncMachine {
     }
 
     fn end_cycle(&mut self, cycle: Cycle, now: Millis) {
-        let interval = cycle.seen.settings.pull_interval.max(Duration::from_secs(1));
+        let interval = cycle
+            .seen
+            .settings
+            .pull_interval
+            .max(Duration::from_secs(1));
         self.state = State::Waiting {
             until: now + interval,
         };

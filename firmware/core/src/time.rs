@@ -37,10 +37,7 @@ impl Add<Duration> for Millis {
     /// Rounds sub-millisecond delays up, so a deadline is never early.
     fn add(self, delay: Duration) -> Millis {
         let ms = delay.as_nanos().div_ceil(1_000_000);
-        Millis(
-            self.0
-                .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)),
-        )
+        Millis(self.0.saturating_add(u64::try_from(ms).unwrap_or(u64::MAX)))
     }
 }
 

@@ -3,9 +3,12 @@
 
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
+
 use super::*;
 use crate::directory::encode_bundle;
-use crate::enrol::{encode_response, seal_grant};
+use crate::enrol::{self, EnrolGrant, encode_response, seal_grant};
+use crate::hash::to_hex;
 use crate::identity_log::build;
 use crate::keys::{SigningSecret, WireguardSecret};
 
@@ -132,7 +135,7 @@ fn to_grant(m: &mut EnrolMachine, now: Millis) -> EnrolRequest {
             assert_eq!(request.hub_nonce, [7; 32]);
             assert_eq!(request.boxname.as_str(), "box-1");
             assert_eq!(request.wireguard_key, identity().wireguard_key);
-            request.clone()
+            (**request).clone()
         }
         other => panic!("{other:?}"),
     }
@@ -248,7 +251,7 @@ fn a_full_enrolment_through_refusals_and_transport_errors() {
     assert_eq!(
         events(&mut m),
         [
-                Event::Enrolled {
+            Event::Enrolled {
                 mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
                 boxname: Boxname::parse("box-1").unwrap(),
                 source: "/boot/gondwana/enroll.toml".into()

@@ -384,10 +384,14 @@ fn its_own_revocation_in_a_pulled_page_is_stored_and_ends_everything() {
 #[test]
 fn a_page_that_does_not_verify_is_a_failed_pull() {
     let impostor = SigningSecret::from_seed([9; 32]);
-    let (raw, head) = append(&Head::default(), &impostor, Record::Revoke {
-        node_id: me(),
-        reason: heapless::String::try_from("forged").unwrap(),
-    })
+    let (raw, head) = append(
+        &Head::default(),
+        &impostor,
+        Record::Revoke {
+            node_id: me(),
+            reason: heapless::String::try_from("forged").unwrap(),
+        },
+    )
     .unwrap();
     let forged = encode_bundle(&hub().public_key(), 0, head, &[raw]);
     let mut m = started();
