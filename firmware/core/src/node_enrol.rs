@@ -219,13 +219,14 @@ impl EnrolMachine {
         let instruction = instruction.clone();
         match identity {
             Ok(identity) => {
-                self.actions.push_back(Action::RequestNonce {
-                    hub_url: instruction.hub_url.clone(),
-                });
-                self.state = State::AwaitingNonce {
-                    instruction,
-                    identity,
-                };
+                let hub_url = instruction.hub_url.clone();
+                self.then(
+                    Action::RequestNonce { hub_url },
+                    State::AwaitingNonce {
+                        instruction,
+                        identity,
+                    },
+                );
             }
             Err(e) => self.fail(&instruction.source, e, now),
         }
@@ -254,16 +255,19 @@ impl EnrolMachine {
         };
         match checks::request_for(&instruction, &answer, &identity) {
             Ok((request, hub_wireguard_key)) => {
-                self.actions.push_back(Action::SendEnrolment {
+                let send = Action::SendEnrolment {
                     hub_url: instruction.hub_url.clone(),
                     request: Box::new(request.clone()),
                     hub_wireguard_key,
-                });
-                self.state = State::AwaitingGrant {
-                    instruction,
-                    request,
-                    identity,
                 };
+                self.then(
+                    send,
+                    State::AwaitingGrant {
+                        instruction,
+                        request,
+                        identity,
+                    },
+                );
             }
             Err(e) => self.fail(&instruction.source, e, now),
         }
@@ -289,12 +293,12 @@ impl EnrolMachine {
         };
         match accepted {
             Ok(accepted) => {
-                self.state = State::Storing {
+                let storing = State::Storing {
                     mesh_ip: accepted.grant.mesh_ip,
                     boxname: accepted.grant.boxname.clone(),
                     source,
                 };
-                self.actions.push_back(Action::Store(Box::new(accepted)));
+                self.then(Action::Store(Box::new(accepted)), storing);
             }
             Err(e) => self.fail(&source, e, now),
         }
@@ -332,9 +336,14 @@ impl EnrolMachine {
 
     // ---- transitions ----
 
+    /// Asks the driver for `action` and waits for its answer in `state`.
+    fn then(&mut self, action: Action, state: State) {
+        self.actions.push_back(action);
+        self.state = state;
+    }
+
     fn begin_round(&mut self) {
-        self.state = State::Checking;
-        self.actions.push_back(Action::CheckEnrolled);
+        self.then(Action::CheckEnrolled, State::Checking);
     }
 
     fn look_next(&mut self) {
@@ -352,8 +361,7 @@ impl EnrolMachine {
 
     fn start_attempt(&mut self, instruction: Instruction) {
         self.attempts = self.attempts.saturating_add(1);
-        self.actions.push_back(Action::ReadIdentity);
-        self.state = State::ReadingIdentity { instruction };
+        self.then(Action::ReadIdentity, State::ReadingIdentity { instruction });
     }
 
     fn fail(&mut self, source: &str, error: String, now: Millis) {

@@ -168,19 +168,21 @@ impl SyncMachine {
 
     // ---- outputs ----
 
+    /// When the next cycle (or the next look at the tunnel) is due; `None`
+    /// while an action is pending, and for good once revoked.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let State::Waiting { until } = self.state else {
+            return None;
+        };
+        Some(until)
+    }
+
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
-    }
-
-    pub fn poll_timeout(&self) -> Option<Millis> {
-        match self.state {
-            State::Waiting { until } => Some(until),
-            _ => None,
-        }
     }
 
     // ---- commands ----
