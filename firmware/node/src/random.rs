@@ -9,12 +9,18 @@ pub fn seed() -> anyhow::Result<Zeroizing<[u8; 32]>> {
     Ok(seed)
 }
 
-/// A uniform fraction in [0, 1) for jitter; 0.5 if the RNG fails (jitter is
-/// not security-relevant).
-pub fn fraction() -> f64 {
+/// A seed for the sans-IO machines' jitter (`gondwana_core::backoff::Jitter`);
+/// the process id and clock if the RNG fails (jitter is not
+/// security-relevant: it only has to differ between boxes).
+pub fn jitter_seed() -> u64 {
     let mut b = [0u8; 8];
     match getrandom::fill(&mut b) {
-        Ok(()) => (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
+        Ok(()) => u64::from_le_bytes(b),
+        Err(_) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            u64::from(std::process::id()) << 32 | u64::from(nanos)
+        }
     }
 }

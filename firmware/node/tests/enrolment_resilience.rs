@@ -263,13 +263,16 @@ fn node_started_before_its_hub_backs_off_then_enrols() {
             .is_some_and(|s| s.ends_with("enroll.toml")),
         "{first}"
     );
-    std::thread::sleep(Duration::from_secs(3));
+    // The backoff's growth, cap and jitter bounds are checked on a virtual
+    // clock in `gondwana_core::node_enrol`; here only that the daemon
+    // keeps retrying, without a busy loop.
+    std::thread::sleep(Duration::from_secs(1));
     let later = n.status();
     assert_eq!(later["enrolment"]["state"], "enrolling", "{later}");
     assert!(attempts(&later) > attempts(&first), "{first}\n{later}");
     // Backoff (0.2 s doubling to a 2 s cap, jittered to at least half): a
-    // handful of attempts in ~3.5 s, not a busy loop.
-    assert!(attempts(&later) <= 20, "no backoff? {later}");
+    // handful of attempts in ~1.5 s, not a busy loop.
+    assert!(attempts(&later) <= 12, "no backoff? {later}");
     // The API keeps serving meanwhile.
     assert_eq!(get(n.api_port, "/v1/health").unwrap().status, 200);
     assert!(n.running());

@@ -1,4 +1,5 @@
-//! Where a fresh box finds its enrolment instructions, in order:
+//! Where a fresh box finds its enrolment instructions, in this order (the
+//! order is `gondwana_core::node_enrol::sources`; this module reads them):
 //! 1. each `enroll.search_paths` file (the boot partition's
 //!    `gondwana/enroll.toml`, then one under `/run/gondwana/gw-config`);
 //! 2. `gondwana/enroll.toml` on a FAT volume labelled `GW_CONFIG` (a USB
@@ -12,24 +13,47 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use gondwana_core::node_enrol::Source;
 
 pub use super::enroll_file::{EnrollPlan, SourceError, parse_toml};
 use crate::config::EnrollConfig;
 
 /// The first enrolment instruction found, if any. A source that exists but
 /// is malformed is an error (the operator meant something), not skipped.
+/// The first instruction in the core machine's order. The daemon looks
+/// source by source through the machine; this is the whole order at once.
+#[cfg(test)]
 pub fn find(config: &EnrollConfig) -> Result<Option<EnrollPlan>, SourceError> {
-    for path in &config.search_paths {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            return parse_toml(&text, path.display().to_string()).map(Some);
+    for source in gondwana_core::node_enrol::sources(config.search_paths.len()) {
+        if let Some(plan) = look(config, source)? {
+            return Ok(Some(plan));
         }
     }
-    // A FAT volume labelled `enroll.config_volume_label` (a USB stick),
-    // mounted read-only only while its enroll.toml is read.
-    if let Some(found) = super::gw_config::read_enroll(config)? {
-        return parse_toml(&found.text, found.source).map(Some);
+    Ok(None)
+}
+
+/// Looks at one source; the order is the core enrolment machine's
+/// (`gondwana_core::node_enrol::sources`). A search path that cannot be read is absent;
+/// one that can is used, and a parse error is then the answer.
+pub fn look(config: &EnrollConfig, source: Source) -> Result<Option<EnrollPlan>, SourceError> {
+    match source {
+        Source::SearchPath(i) => {
+            let Some(path) = config.search_paths.get(i) else {
+                return Ok(None);
+            };
+            match std::fs::read_to_string(path) {
+                Ok(text) => parse_toml(&text, path.display().to_string()).map(Some),
+                Err(_) => Ok(None),
+            }
+        }
+        // A FAT volume labelled `enroll.config_volume_label` (a USB stick),
+        // mounted read-only only while its enroll.toml is read.
+        Source::ConfigVolume => match super::gw_config::read_enroll(config)? {
+            Some(found) => parse_toml(&found.text, found.source).map(Some),
+            None => Ok(None),
+        },
+        Source::KernelCmdline => from_cmdline(&config.kernel_cmdline),
     }
-    from_cmdline(&config.kernel_cmdline)
 }
 
 fn from_cmdline(path: &Path) -> Result<Option<EnrollPlan>, SourceError> {

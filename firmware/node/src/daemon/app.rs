@@ -17,18 +17,9 @@ use crate::store::StateStore;
 use crate::store::registry::HubContext;
 use crate::store::revocation::NodeRevocation;
 
-/// What the node knows about its enrolment, for status.
-#[derive(Debug, Clone)]
-pub enum EnrolStatus {
-    /// No enrol.toml, command-line argument or grant.
-    Unenrolled,
-    Enrolling {
-        attempts: u32,
-        last_error: Option<String>,
-        source: String,
-    },
-    Enrolled,
-}
+/// What the node knows about its enrolment, for status: the core
+/// enrolment machine's view.
+pub use gondwana_core::node_enrol::Progress as EnrolStatus;
 
 pub struct App {
     pub store: Arc<StateStore>,

@@ -1,36 +1,32 @@
-//! The node's enrolment and directory replication.
-//!
-//! Unenrolled: look for an enrolment instruction, try, back off (capped,
-//! jittered), try again — forever, while the API keeps serving. Enrolled:
-//! pull the directory from the hub every `directory_pull_secs` and push the
-//! identity log to the hub's mirror when it is behind.
+//! The node's enrolment: the thin driver of `gondwana_core::node_enrol`
+//! (unenrolled: look for an instruction, try, back off, forever while the
+//! API keeps serving), then of `sync_task` once enrolled. The machine
+//! decides; this file reads sources, talks HTTP, writes the store, sleeps
+//! and reports.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use gondwana_core::backoff;
-use gondwana_core::directory;
-use gondwana_core::enrol::{self, EnrolRequest};
-use gondwana_core::hash::to_hex;
-use gondwana_core::identity_log::export_bundle;
+use gondwana_core::enrol;
 use gondwana_core::keys::PublicKey;
-use gondwana_core::wg_proof;
+use gondwana_core::node_enrol::{
+    self, EnrolMachine, Exchange, GrantAnswer, Instruction, Lookup, NonceAnswer,
+};
 use http::Method;
 
 use crate::api::client;
 use crate::boot::enroll_source::{self, EnrollPlan};
 use crate::clock::now_unix;
-use crate::config::Config;
+use crate::config::{Config, EnrollConfig};
 use crate::daemon::app::{App, EnrolStatus};
-use crate::daemon::revocation;
+use crate::daemon::drive::{CALL_TIMEOUT, Clock, joined, refused, text};
+use crate::daemon::sync_task;
 use crate::net::host_addrs::host_subnets;
 use crate::store::enrolment::{Enrolment, save_enrolment};
-use crate::store::registry::WIREGUARD_PROOF_HEADER;
 use crate::store::{StateStore, StoredIdentity};
-use gondwana_core::mesh;
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+// Where `gondwana enroll` and `identity rotate` have always found them.
+pub use crate::daemon::sync_task::{hub_api_url, push_mirror_of};
 
 /// One enrolment exchange; on success the grant is durably stored.
 pub async fn enrol_once(
@@ -38,63 +34,150 @@ pub async fn enrol_once(
     config: &Config,
     plan: &EnrollPlan,
 ) -> anyhow::Result<Enrolment> {
-    let app_store = store.clone();
-    let store = store.clone();
-    let identity = tokio::task::spawn_blocking(move || store.require_identity()).await??;
-
-    let url = format!("{}/v1/enroll/nonce", plan.hub_url);
-    let (status, body) =
-        client::request(Method::GET, &url, None, Bytes::new(), CALL_TIMEOUT, 4096).await?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "hub answered {status} to the nonce request: {}",
-            error_text(&body)
-        );
+    let clock = Clock::start();
+    let mut machine = EnrolMachine::once(instruction(plan));
+    let mut identity = None;
+    while let Some(action) = machine.poll_action() {
+        attempt_step(
+            &mut machine,
+            action,
+            store,
+            config,
+            plan,
+            &mut identity,
+            &clock,
+        )
+        .await;
     }
-    let answer = serde_json::from_slice::<serde_json::Value>(&body)?;
-    // A hub that names another key than our pin would only hand us a grant
-    // we must refuse, after spending a use of our token: stop here.
-    if let Some(key) = answer["hub_key"].as_str()
-        && key != to_hex(&plan.hub_key)
-    {
-        anyhow::bail!(
-            "the hub at {} says its key is {key}, but the pinned hub key is {}: not submitting",
-            plan.hub_url,
-            to_hex(&plan.hub_key)
-        );
+    while let Some(event) = machine.poll_event() {
+        if let node_enrol::Event::GaveUp { error } = event {
+            anyhow::bail!(error);
+        }
     }
-    let nonce_hex = answer["nonce"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no nonce"))?;
-    let hub_nonce = gondwana_core::keys::decode_hex32(&nonce_hex)?;
-    // Unauthenticated like `hub_key`: a substituted key only makes the
-    // proof of our WireGuard key fail at the hub.
-    let hub_wireguard_key = answer["hub_wireguard_key"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("hub's nonce answer has no hub_wireguard_key"))
-        .and_then(|k| Ok(gondwana_core::keys::decode_hex32(k)?))?;
+    if !machine.is_enrolled() {
+        anyhow::bail!("the enrolment attempt ended without an outcome");
+    }
+    store
+        .enrolment()?
+        .ok_or_else(|| anyhow::anyhow!("enrolment vanished after commit"))
+}
 
-    let request = EnrolRequest {
-        version: enrol::VERSION,
-        hub_nonce,
-        wireguard_key: identity.state.wireguard_key,
-        boxname: plan
-            .boxname
-            .clone()
-            .unwrap_or_else(|| identity.state.boxname.clone()),
+fn instruction(plan: &EnrollPlan) -> Instruction {
+    Instruction {
+        hub_url: plan.hub_url.clone(),
+        hub_key: plan.hub_key,
         token_key: plan.token.public_key(),
-    };
-    let submission = enrol::build_submission(
+        boxname: plan.boxname.clone(),
+        source: plan.source.clone(),
+    }
+}
+
+/// Executes one action of an attempt (identity, nonce, submission, store)
+/// and feeds its outcome back. `identity` keeps the secret keys between
+/// reading them and signing, out of the machine.
+async fn attempt_step(
+    machine: &mut EnrolMachine,
+    action: node_enrol::Action,
+    store: &Arc<StateStore>,
+    config: &Config,
+    plan: &EnrollPlan,
+    identity: &mut Option<StoredIdentity>,
+    clock: &Clock,
+) {
+    use node_enrol::Action;
+    match action {
+        Action::ReadIdentity => {
+            let s = store.clone();
+            let read = joined(tokio::task::spawn_blocking(move || s.require_identity()).await);
+            let state = read.map(|stored| {
+                let state = stored.state.clone();
+                *identity = Some(stored);
+                state
+            });
+            machine.handle_identity(state, clock.now());
+        }
+        Action::RequestNonce { hub_url } => {
+            let answer = request_nonce(&hub_url).await;
+            machine.handle_nonce(answer, clock.now());
+        }
+        Action::SendEnrolment {
+            hub_url,
+            request,
+            hub_wireguard_key,
+        } => {
+            let answer = match identity {
+                Some(id) => {
+                    send_enrolment(config, id, plan, &hub_url, &request, &hub_wireguard_key).await
+                }
+                None => Exchange::Failed("no identity was read for this attempt".into()),
+            };
+            machine.handle_grant(answer, clock.now());
+        }
+        Action::Store(accepted) => {
+            let s = store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                save_enrolment(
+                    &s,
+                    &accepted.grant_raw,
+                    &accepted.grant,
+                    &accepted.hub_url,
+                    &accepted.hub_key,
+                    &accepted.first_page,
+                    now_unix(),
+                )
+            })
+            .await;
+            machine.handle_stored(joined(saved), clock.now());
+        }
+        // The daemon's round, not an attempt's: see `enrol`.
+        Action::CheckEnrolled | Action::Look(_) => {}
+    }
+}
+
+async fn request_nonce(hub_url: &str) -> Exchange<NonceAnswer> {
+    let url = format!("{hub_url}/v1/enroll/nonce");
+    let (status, body) =
+        match client::request(Method::GET, &url, None, Bytes::new(), CALL_TIMEOUT, 4096).await {
+            Ok(answer) => answer,
+            Err(e) => return Exchange::Failed(text(e)),
+        };
+    if !status.is_success() {
+        return refused(status, &body);
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => {
+            let field = |name: &str| v[name].as_str().map(str::to_string);
+            Exchange::Answered(NonceAnswer {
+                nonce: field("nonce"),
+                hub_key: field("hub_key"),
+                hub_wireguard_key: field("hub_wireguard_key"),
+            })
+        }
+        Err(e) => Exchange::Failed(text(e)),
+    }
+}
+
+async fn send_enrolment(
+    config: &Config,
+    identity: &StoredIdentity,
+    plan: &EnrollPlan,
+    hub_url: &str,
+    request: &enrol::EnrolRequest,
+    hub_wireguard_key: &PublicKey,
+) -> Exchange<GrantAnswer> {
+    let submission = match enrol::build_submission(
         &identity.signing,
         &identity.wireguard,
-        &hub_wireguard_key,
+        hub_wireguard_key,
         &identity.log,
-        &request,
+        request,
         &plan.token,
-    )?;
-    let url = format!("{}/v1/enroll", plan.hub_url);
-    let (status, body) = client::request(
+    ) {
+        Ok(s) => s,
+        Err(e) => return Exchange::Failed(text(e)),
+    };
+    let url = format!("{hub_url}/v1/enroll");
+    let (status, body) = match client::request(
         Method::POST,
         &url,
         Some("application/octet-stream"),
@@ -102,289 +185,137 @@ pub async fn enrol_once(
         CALL_TIMEOUT,
         enrol::MAX_RESPONSE_BYTES,
     )
-    .await?;
+    .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return Exchange::Failed(text(e)),
+    };
     if !status.is_success() {
-        anyhow::bail!(
-            "hub refused the enrolment ({status}): {}",
-            error_text(&body)
-        );
+        return refused(status, &body);
     }
-    let response = enrol::decode_response(&body)?;
-    let grant = enrol::open_grant(&response.grant, &plan.hub_key, &request, &identity.state)?;
-    // The collision guard: a mesh that overlaps this host's own networks
-    // (or a reserved one) would take traffic from them.
-    let host = host_subnets(&config.mesh.interface)?;
-    mesh::check_subnet(&grant.subnet, &config.mesh.reserved_subnets, &host)
-        .map_err(|e| anyhow::anyhow!("{e}: refusing to join this mesh"))?;
-    let store = app_store.clone();
-    let hub_url = plan.hub_url.clone();
-    let hub_key = plan.hub_key;
-    let grant_raw = response.grant.to_vec();
-    let saved = grant.clone();
-    let first_page = response.directory.to_vec();
-    tokio::task::spawn_blocking(move || {
-        save_enrolment(
-            &store,
-            &grant_raw,
-            &saved,
-            &hub_url,
-            &hub_key,
-            &first_page,
-            now_unix(),
-        )
-    })
-    .await??;
-    app_store
-        .enrolment()?
-        .ok_or_else(|| anyhow::anyhow!("enrolment vanished after commit"))
-}
-
-fn error_text(body: &[u8]) -> String {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => format!(
-            "{}: {}",
-            v["error"].as_str().unwrap_or("error"),
-            v["detail"].as_str().unwrap_or("")
-        ),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    // The collision guard's facts; the machine decides.
+    match host_subnets(&config.mesh.interface) {
+        Ok(host) => Exchange::Answered(GrantAnswer {
+            body: body.to_vec(),
+            host_subnets: host,
+            reserved_subnets: config.mesh.reserved_subnets.clone(),
+        }),
+        Err(e) => Exchange::Failed(text(e)),
     }
 }
 
-/// The hub's full API for an enrolled node: the configured override, else
-/// the hub's mesh address (through the tunnel).
-pub fn hub_api_url(config: &Config, enrolment: &Enrolment) -> String {
-    match &config.enroll.hub_api_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => format!(
-            "http://{}:{}",
-            enrolment.grant.hub_mesh_ip, enrolment.grant.api_port
-        ),
-    }
-}
-
-/// The node's background loop. Never returns while the daemon runs.
+/// The node's background task. Never returns while the daemon runs.
 pub async fn run(app: Arc<App>) {
-    let mut attempts = 0u32;
     loop {
+        enrol(&app).await;
         if let Ok(Some(enrolment)) = app.store.enrolment() {
             app.set_status(EnrolStatus::Enrolled);
-            sync_loop(&app, enrolment).await;
+            sync_task::run(&app, enrolment).await;
             return;
         }
-        let config = app.config();
-        // Reading block devices and mounting a stick can block for long on a
-        // failing USB device: off the runtime's only thread.
-        let sources = config.clone();
-        let found = tokio::task::spawn_blocking(move || enroll_source::find(&sources.enroll))
-            .await
-            .unwrap_or(Ok(None));
-        let plan = match found {
-            Ok(Some(plan)) => plan,
-            Ok(None) => {
-                app.set_status(EnrolStatus::Unenrolled);
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                continue;
-            }
-            Err(e) => {
-                attempts += 1;
-                app.set_status(EnrolStatus::Enrolling {
-                    attempts,
-                    last_error: Some(e.to_string()),
-                    source: "enrolment config".into(),
-                });
-                app.metrics.inc(
-                    "gondwana_enrolment_failures_total",
-                    &[("reason", "bad_config")],
-                );
-                tokio::time::sleep(config.enroll.retry_max()).await;
-                continue;
-            }
-        };
-        attempts += 1;
-        match enrol_once(&app.store, &config, &plan).await {
-            Ok(e) => {
-                app.set_hub_mirror_len(app.identity().len);
-                eprintln!(
-                    "gondwana: enrolled as {} ({}) via {}",
-                    e.grant.mesh_ip, e.grant.boxname, plan.source
-                );
-                app.metrics.inc("gondwana_enrolments_total", &[]);
-                app.set_status(EnrolStatus::Enrolled);
-            }
-            Err(e) => {
-                eprintln!("gondwana: enrolment attempt {attempts} failed: {e:#}");
-                app.metrics.inc(
-                    "gondwana_enrolment_failures_total",
-                    &[("reason", "attempt_failed")],
-                );
-                app.set_status(EnrolStatus::Enrolling {
-                    attempts,
-                    last_error: Some(format!("{e:#}")),
-                    source: plan.source.clone(),
-                });
-                let jitter = crate::random::fraction();
-                let delay = backoff::delay(
-                    attempts,
-                    config.enroll.retry_initial(),
-                    config.enroll.retry_max(),
-                    jitter,
-                );
-                tokio::time::sleep(delay).await;
-            }
-        }
     }
 }
 
-async fn sync_loop(app: &App, enrolment: Enrolment) {
-    // A revocation pulled before this version acted on pulled ones.
-    if app.revocation().is_none() {
-        match revocation::stored(app, &enrolment) {
-            Ok(Some((raw, r))) => {
-                if let Err(e) = revocation::commit(app, raw, r).await {
-                    eprintln!("gondwana: storing this node's revocation: {e:#}");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => eprintln!("gondwana: looking for this node's revocation: {e:#}"),
-        }
-    }
-    let mut ask = revocation::Schedule::default();
-    // Revoked: nothing more to ask the hub, ever (the daemon keeps running
-    // to say so).
-    while app.revocation().is_none() {
-        // The default hub URL is its mesh address: wait for the tunnel
-        // rather than log a failed pull for every second it takes.
-        let mesh = app.dataplane_status();
-        if app.config().enroll.hub_api_url.is_none() && !matches!(mesh.state, "up" | "disabled") {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
-        }
-        let url = hub_api_url(&app.config(), &enrolment);
-        let mut reached = true;
-        if let Err(e) = pull_directory(app, &url, &enrolment).await {
-            eprintln!("gondwana: directory pull from {url} failed: {e:#}");
-            reached = false;
-        }
-        if app.revocation().is_some() {
-            break;
-        }
-        let identity = app.identity();
-        let known = app.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
-        if known != Some(identity.len) {
-            match push_mirror(&app.store, &url).await {
-                Ok(len) => {
-                    app.set_hub_mirror_len(len);
-                }
-                Err(e) => {
-                    eprintln!("gondwana: identity mirror push to {url} failed: {e:#}");
-                    reached = false;
-                }
-            }
-        }
-        if revocation::hub_handshake_stale(&mesh, now_unix()) {
-            reached = false;
-        }
-        // The hub removes a revoked node's peer, so the tunnel goes silent:
-        // ask its public listener, which the tunnel does not carry.
-        if reached {
-            ask.reset();
-        } else if ask.due(std::time::Instant::now()) {
-            match revocation::ask_hub(app, &enrolment).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => eprintln!(
-                    "gondwana: asking {} whether this node is revoked: {e:#}",
-                    enrolment.hub_url
-                ),
-            }
-            ask.asked(std::time::Instant::now(), &app.config().enroll);
-        }
-        tokio::time::sleep(Duration::from_secs(
-            app.config().enroll.directory_pull_secs.max(1),
-        ))
-        .await;
-    }
-}
-
-/// Pulls pages until the hub has nothing newer; keeps every entry that
-/// verifies and stops at the first that does not.
-pub async fn pull_directory(app: &App, base: &str, enrolment: &Enrolment) -> anyhow::Result<u64> {
-    let mut pulled = 0;
+/// Drives the enrolment machine until the node is enrolled (by it, or by
+/// `gondwana enroll` through the admin API meanwhile).
+async fn enrol(app: &App) {
+    let clock = Clock::start();
+    let mut machine = EnrolMachine::new(crate::random::jitter_seed());
+    let mut plan: Option<EnrollPlan> = None;
+    let mut identity = None;
     loop {
-        let head = app.store.directory_head()?;
-        let url = format!("{base}/v1/directory?after={}", head.len);
-        let (status, body) = client::request(
-            Method::GET,
-            &url,
-            None,
-            Bytes::new(),
-            CALL_TIMEOUT,
-            directory::MAX_BUNDLE_BYTES,
-        )
-        .await?;
-        if !status.is_success() {
-            anyhow::bail!("{status}: {}", error_text(&body));
+        while let Some(action) = machine.poll_action() {
+            let config = app.config();
+            match action {
+                node_enrol::Action::CheckEnrolled => {
+                    let enrolled = matches!(app.store.enrolment(), Ok(Some(_)));
+                    machine.handle_check(enrolled, enrol_settings(&config.enroll), clock.now());
+                }
+                node_enrol::Action::Look(source) => {
+                    // Reading block devices and mounting a stick can block
+                    // for long on a failing USB device: off the runtime's
+                    // only thread.
+                    let found = tokio::task::spawn_blocking(move || {
+                        enroll_source::look(&config.enroll, source)
+                    })
+                    .await
+                    .unwrap_or(Ok(None));
+                    let lookup = match found {
+                        Ok(None) => Lookup::Absent,
+                        Ok(Some(found)) => {
+                            let i = instruction(&found);
+                            plan = Some(found);
+                            Lookup::Found(i)
+                        }
+                        Err(e) => Lookup::Invalid(e.to_string()),
+                    };
+                    machine.handle_lookup(lookup, clock.now());
+                }
+                action => {
+                    if let Some(plan) = &plan {
+                        attempt_step(
+                            &mut machine,
+                            action,
+                            &app.store,
+                            &config,
+                            plan,
+                            &mut identity,
+                            &clock,
+                        )
+                        .await;
+                    }
+                }
+            }
         }
-        let verified = directory::verify_bundle(&body, &enrolment.hub_key, &head)?;
-        if verified.is_empty() {
-            return Ok(pulled);
+        while let Some(event) = machine.poll_event() {
+            report(app, event);
         }
-        pulled += verified.len() as u64;
-        let own = revocation::pulled(&verified, &enrolment.grant.node_id);
-        let store = app.store.clone();
-        tokio::task::spawn_blocking(move || store.append_directory(&verified, head)).await??;
-        app.changed();
-        if let Some((raw, r)) = own {
-            revocation::commit(app, raw, r).await?;
-            return Ok(pulled);
+        if machine.is_finished() {
+            return;
         }
+        let Some(deadline) = machine.poll_timeout() else {
+            // Not reachable by the machine's design; start over slowly
+            // rather than spin.
+            tokio::time::sleep(node_enrol::LOOK_AGAIN).await;
+            return;
+        };
+        clock.sleep_until(deadline).await;
+        machine.handle_timeout(clock.now());
     }
 }
 
-/// Sends the identity log to the hub's mirror; returns the mirror's length.
-pub async fn push_mirror(store: &Arc<StateStore>, base: &str) -> anyhow::Result<u64> {
-    let store = store.clone();
-    let (stored, hub_wireguard_key) = tokio::task::spawn_blocking(move || {
-        anyhow::Ok((store.require_identity()?, store.hub_wireguard_key()?))
-    })
-    .await??;
-    push_mirror_of(&stored, hub_wireguard_key.as_ref(), base).await
+fn enrol_settings(config: &EnrollConfig) -> node_enrol::Settings {
+    node_enrol::Settings {
+        search_paths: config.search_paths.len(),
+        retry_initial: config.retry_initial(),
+        retry_max: config.retry_max(),
+    }
 }
 
-/// Pushes the log with the proof of our current WireGuard key over its tip
-/// (`Gondwana-WireGuard-Proof`), which the hub requires when the log
-/// rotates that key; `hub_wireguard_key` is the hub's current one.
-pub async fn push_mirror_of(
-    stored: &StoredIdentity,
-    hub_wireguard_key: Option<&PublicKey>,
-    base: &str,
-) -> anyhow::Result<u64> {
-    let bundle = export_bundle(&stored.log)?;
-    let url = format!("{base}/v1/identity/mirror");
-    let mut headers = Vec::new();
-    if let Some(hub) = hub_wireguard_key {
-        let proof = wg_proof::prove(&stored.wireguard, hub, &stored.state.tip)?;
-        headers.push((WIREGUARD_PROOF_HEADER, to_hex(&proof)));
+fn report(app: &App, event: node_enrol::Event) {
+    use node_enrol::Event;
+    match event {
+        Event::Status(progress) => app.set_status(progress),
+        Event::AttemptFailed { attempt, error } => {
+            eprintln!("gondwana: enrolment attempt {attempt} failed: {error}");
+            app.metrics.inc(
+                "gondwana_enrolment_failures_total",
+                &[("reason", "attempt_failed")],
+            );
+        }
+        Event::BadConfig { .. } => app.metrics.inc(
+            "gondwana_enrolment_failures_total",
+            &[("reason", "bad_config")],
+        ),
+        Event::Enrolled {
+            mesh_ip,
+            boxname,
+            source,
+        } => {
+            app.set_hub_mirror_len(app.identity().len);
+            eprintln!("gondwana: enrolled as {mesh_ip} ({boxname}) via {source}");
+            app.metrics.inc("gondwana_enrolments_total", &[]);
+        }
+        Event::GaveUp { .. } => {}
     }
-    let (status, body) = client::request_with_headers(
-        Method::POST,
-        &url,
-        Some("application/octet-stream"),
-        &headers,
-        Bytes::from(bundle),
-        CALL_TIMEOUT,
-        4096,
-    )
-    .await?;
-    if !status.is_success() {
-        anyhow::bail!("{status}: {}", error_text(&body));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&body)?;
-    let len = v["entries"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("mirror answer has no entries"))?;
-    if len == stored.state.len && v["tip"].as_str() != Some(to_hex(&stored.state.tip).as_str()) {
-        anyhow::bail!("the hub's mirror has the same length but another tip");
-    }
-    Ok(len)
 }

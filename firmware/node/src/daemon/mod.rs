@@ -9,11 +9,13 @@
 pub mod admin;
 pub mod app;
 pub mod dataplane;
+pub mod drive;
 pub mod enrol_task;
 pub mod grants;
 pub mod nonces;
 pub mod revocation;
 pub mod routes;
+pub mod sync_task;
 
 use std::fs::DirBuilder;
 use std::net::{Ipv4Addr, SocketAddr};

@@ -6,8 +6,8 @@
 //!
 //! Node: when its hub contact fails (directory pull, mirror push, a stale
 //! hub handshake) it asks that URL on the hub it enrolled through, at once
-//! and then with capped backoff ([`Schedule`]); an entry it pulls through
-//! the tunnel counts the same. A verified revocation is stored with an
+//! and then with capped backoff (when: `gondwana_core::node_sync`); an
+//! entry it pulls through the tunnel counts the same. A verified revocation is stored with an
 //! audit record, and from then on the data plane drops its peers, status
 //! says `revoked`, `/v1/ready` answers 503 and the enrolment task stops.
 
@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gondwana_core::NodeId;
-use gondwana_core::backoff;
-use gondwana_core::directory::{Entry, Head};
+use gondwana_core::directory::MAX_PAGE;
 use gondwana_core::envelope::MAX_ENVELOPE_BYTES;
+use gondwana_core::keys::PublicKey;
 use gondwana_core::revocation::{self, Revocation};
 use http::{Method, StatusCode};
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, client};
 use crate::clock::now_unix;
-use crate::config::EnrollConfig;
 use crate::daemon::app::App;
 use crate::daemon::dataplane::{DataplaneStatus, HANDSHAKE_STALE};
+use crate::store::StateStore;
 use crate::store::enrolment::Enrolment;
 use crate::store::revocation::{NodeRevocation, revocation_entry, save_revocation};
 
@@ -149,40 +149,6 @@ pub async fn receive(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiErro
     ))
 }
 
-/// When a node asks: at the first failed hub contact after one that
-/// worked, then no sooner than `enroll.retry_initial_secs` doubling up to
-/// `enroll.retry_max_secs` (jittered) while contact keeps failing, so a
-/// hub outage costs the hub's public listener about one request per node
-/// per `retry_max_secs`.
-#[derive(Debug, Default)]
-pub struct Schedule {
-    asked: u32,
-    next: Option<Instant>,
-}
-
-impl Schedule {
-    /// The hub answered through the tunnel: the next failure asks at once.
-    pub fn reset(&mut self) {
-        *self = Schedule::default();
-    }
-
-    pub fn due(&self, now: Instant) -> bool {
-        self.next.is_none_or(|t| now >= t)
-    }
-
-    /// An ask found no revocation (or failed).
-    pub fn asked(&mut self, now: Instant, config: &EnrollConfig) {
-        self.asked = self.asked.saturating_add(1);
-        let delay = backoff::delay(
-            self.asked,
-            config.retry_initial(),
-            config.retry_max(),
-            crate::random::fraction(),
-        );
-        self.next = Some(now + delay);
-    }
-}
-
 /// The hub handshake went stale while the interface is up: WireGuard
 /// re-handshakes every 2 minutes while keepalives flow, so a peer the hub
 /// removed shows here within [`HANDSHAKE_STALE`].
@@ -224,27 +190,30 @@ pub async fn ask_hub(app: &App, enrolment: &Enrolment) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// The revocation of `own` among freshly pulled (verified) entries.
-pub fn pulled(entries: &[(Entry, Vec<u8>, Head)], own: &NodeId) -> Option<(Vec<u8>, Revocation)> {
-    entries
-        .iter()
-        .find_map(|(entry, raw, _)| revocation::revokes(entry, own).map(|r| (raw.clone(), r)))
-}
-
 /// The revocation of `own` in the stored directory (pulled before this
-/// version acted on it).
-pub fn stored(app: &App, enrolment: &Enrolment) -> anyhow::Result<Option<(Vec<u8>, Revocation)>> {
-    let own = &enrolment.grant.node_id;
-    let (entries, _) = app.store.directory_page(0, usize::MAX)?;
-    for raw in entries {
-        let mentions_us = revocation::decode_unverified(&raw)
-            .is_some_and(|e| revocation::revokes(&e, own).is_some());
-        if mentions_us {
-            let r = revocation::open(&raw, &enrolment.hub_key, own)?;
-            return Ok(Some((raw, r)));
+/// version acted on it), read a page at a time so memory stays bounded.
+/// Blocking: run it off the async thread.
+pub fn stored(
+    store: &StateStore,
+    hub_key: &PublicKey,
+    own: &NodeId,
+) -> anyhow::Result<Option<(Vec<u8>, Revocation)>> {
+    let mut after = 0;
+    loop {
+        let (entries, _) = store.directory_page(after, MAX_PAGE)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        after += entries.len() as u64;
+        for raw in entries {
+            let mentions_us = revocation::decode_unverified(&raw)
+                .is_some_and(|e| revocation::revokes(&e, own).is_some());
+            if mentions_us {
+                let r = revocation::open(&raw, hub_key, own)?;
+                return Ok(Some((raw, r)));
+            }
         }
     }
-    Ok(None)
 }
 
 /// Stores a verified revocation (one transaction, with its audit record)
@@ -279,35 +248,6 @@ pub async fn commit(app: &App, raw: Vec<u8>, verified: Revocation) -> anyhow::Re
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn asks_at_once_then_backs_off_to_the_cap_and_again_at_once_after_contact() {
-        let config = EnrollConfig {
-            retry_initial_secs: 1.0,
-            retry_max_secs: 8.0,
-            ..EnrollConfig::default()
-        };
-        let t0 = Instant::now();
-        let mut s = Schedule::default();
-        assert!(s.due(t0), "the first failure asks at once");
-        let mut at = t0;
-        let mut gaps = Vec::new();
-        for _ in 0..8 {
-            s.asked(at, &config);
-            let next = s.next.unwrap();
-            gaps.push(next - at);
-            assert!(!s.due(at));
-            assert!(s.due(next));
-            at = next;
-        }
-        // Jittered to 50-100 % of 1, 2, 4, 8, 8, … seconds.
-        for (i, gap) in gaps.iter().enumerate() {
-            let full = Duration::from_secs(1 << i.min(3));
-            assert!(*gap >= full / 2 && *gap <= full, "ask {i}: {gap:?}");
-        }
-        s.reset();
-        assert!(s.due(at), "after a contact that worked, at once again");
-    }
 
     #[test]
     fn a_stale_hub_handshake_counts_only_on_an_up_interface() {
