@@ -15,14 +15,18 @@ pub mod envelope;
 pub mod grant;
 pub mod hash;
 pub mod identity_log;
+pub mod interface_name;
 pub mod keys;
 pub mod mesh;
 pub mod node_id;
 pub mod nonce;
+pub mod peer_diff;
+pub mod reconcile;
 pub mod revocation;
 pub mod token;
 pub mod wg_proof;
 pub mod wg_quick;
 
 pub use boxname::Boxname;
+pub use interface_name::InterfaceName;
 pub use node_id::NodeId;
