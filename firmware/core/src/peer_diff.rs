@@ -108,10 +108,8 @@ impl PeerDiff {
     pub fn patch(device: &[DevicePeer], upsert: &[PeerSpec], remove: &[PublicKey]) -> PeerDiff {
         let by_key: BTreeMap<&PublicKey, &DevicePeer> =
             device.iter().map(|p| (&p.config.public_key, p)).collect();
-        let removed: BTreeSet<&PublicKey> = remove
-            .iter()
-            .filter(|k| by_key.contains_key(k))
-            .collect();
+        let removed: BTreeSet<&PublicKey> =
+            remove.iter().filter(|k| by_key.contains_key(k)).collect();
         let mut diff = PeerDiff {
             ops: removed.iter().map(|k| PeerOp::Remove(**k)).collect(),
             unchanged: 0,
@@ -263,7 +261,10 @@ mod tests {
         );
         assert_eq!(
             d.ops,
-            vec![PeerOp::Remove([1; 32]), PeerOp::Add(peer(5, &[], None, None))]
+            vec![
+                PeerOp::Remove([1; 32]),
+                PeerOp::Add(peer(5, &[], None, None))
+            ]
         );
     }
 

@@ -77,8 +77,8 @@ pub struct NodeSide {
 impl Membership {
     /// The hub: the first address of the configured subnet.
     pub fn hub(subnet: Ipv4Net) -> Membership {
-        let address = Ipv4Net::new(mesh::hub_address(&subnet), subnet.prefix_len())
-            .unwrap_or(subnet);
+        let address =
+            Ipv4Net::new(mesh::hub_address(&subnet), subnet.prefix_len()).unwrap_or(subnet);
         Membership {
             address,
             node: None,
@@ -253,7 +253,8 @@ impl Reconciler {
         self.is_node = membership.node.is_some();
         let Some(node) = &membership.node else {
             self.revoked = false;
-            let hub = dataplane::hub_peers(&self.view, &input.own_node_id, &input.own_wireguard_key);
+            let hub =
+                dataplane::hub_peers(&self.view, &input.own_node_id, &input.own_wireguard_key);
             for c in hub.conflicts.iter().filter(|c| !self.conflicts.contains(c)) {
                 self.outputs
                     .push_back(Output::KeyConflictAppeared(c.clone()));

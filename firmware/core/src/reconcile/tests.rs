@@ -80,7 +80,8 @@ fn applied(device: &DeviceState, outputs: &[Output]) -> DeviceState {
             match op {
                 PeerOp::Remove(k) => next.peers.retain(|p| p.config.public_key != *k),
                 PeerOp::Add(spec) | PeerOp::Update(spec) => {
-                    next.peers.retain(|p| p.config.public_key != spec.public_key);
+                    next.peers
+                        .retain(|p| p.config.public_key != spec.public_key);
                     next.peers.push(DevicePeer {
                         config: spec.clone(),
                         ..DevicePeer::new(spec.public_key)
@@ -254,8 +255,7 @@ fn the_directorys_hub_key_wins_over_the_grants() {
 fn a_revoked_node_keeps_no_peer() {
     let t0 = Instant::now();
     let hub_peer = DevicePeer {
-        config: dataplane::node_peers(HUB_WG, "10.99.0.0/16".parse().unwrap(), None)
-            .remove(0),
+        config: dataplane::node_peers(HUB_WG, "10.99.0.0/16".parse().unwrap(), None).remove(0),
         ..DevicePeer::new(HUB_WG)
     };
     let mut foreign = DevicePeer::new([0x44; 32]);

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::admin::{self, ops::now_unix};
 use crate::cli::GrantCommand;
 use crate::config::Config;
-use crate::daemon::grants::{live_json, mesh_subnet};
+use crate::daemon::grants::{add_grant, live_json, mesh_subnet, remove_grant};
 use crate::net::firewall::plan::Ruleset;
 use crate::net::firewall::{Firewall, LiveGrant};
 use crate::store::{OpenMode, StateStore};
@@ -110,7 +110,8 @@ fn direct(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::
         GrantCommand::Add {
             ip, port, timeout, ..
         } => {
-            let g = fw.grant(
+            let g = add_grant(
+                &fw,
                 &store,
                 *ip,
                 *port,
@@ -121,7 +122,7 @@ fn direct(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::
             live_json(&g)
         }
         GrantCommand::Del { ip, port, .. } => {
-            fw.revoke(&store, *ip, *port, "cli")?;
+            remove_grant(&fw, &store, *ip, *port, "cli")?;
             json!({"revoked": {"ip": ip.to_string(), "port": port}})
         }
         GrantCommand::List { .. } => Value::Array(
@@ -138,7 +139,8 @@ fn direct(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow::
 /// batch and prints the time that took as JSON.
 pub fn bench(count: u32, table: &str) -> anyhow::Result<()> {
     let subnet = "10.64.0.0/10".parse()?;
-    let fw = Firewall::new(Ruleset::new(table, "wg-bench", subnet, 8798)?);
+    let iface = gondwana_core::InterfaceName::parse("wg-bench")?;
+    let fw = Firewall::new(Ruleset::new(table, &iface, subnet, 8798)?);
     fw.apply(&[])?;
     let grants: Vec<_> = (0..count)
         .map(|i| {

@@ -16,11 +16,13 @@ use serde_json::{Value, json};
 
 use crate::admin::ops::now_unix;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
-use crate::config::Config;
+use crate::config::{BackendChoice, Config};
 use crate::daemon::app::App;
 use crate::daemon::nonces::Nonces;
-use crate::net::firewall::{Firewall, FirewallError};
-use crate::store::StateStore;
+use crate::net::firewall::plan::{self, Ruleset};
+use crate::net::firewall::{Firewall, FirewallError, LiveGrant, element};
+use crate::store::grants::{self as stored, StoredGrant};
+use crate::store::{StateStore, StoreError};
 
 pub struct Grants {
     /// `None` when `[firewall] enabled = false`.
@@ -43,9 +45,9 @@ impl Grants {
     /// Applies the table and the stored grants. Fails when the firewall
     /// is enabled but nf_tables cannot be programmed: a box must not run
     /// believing its mesh is filtered when it is not.
-    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, FirewallError> {
+    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, GrantChangeError> {
         let subnet = mesh_subnet(config, store);
-        let firewall = Firewall::start(config, subnet, store, now_unix())?;
+        let firewall = start_firewall(config, subnet, store, now_unix())?;
         if let Some(fw) = &firewall {
             eprintln!(
                 "gondwana: firewall: table inet {} on {} ({})",
@@ -75,7 +77,7 @@ impl Grants {
         match &self.firewall {
             Some(fw) => json!({
                 "enabled": true, "table": format!("inet {}", self.table),
-                "interface": fw.plan().interface, "subnet": fw.plan().subnet.to_string(),
+                "interface": fw.plan().interface.as_str(), "subnet": fw.plan().subnet.to_string(),
             }),
             None => json!({"enabled": false}),
         }
@@ -93,6 +95,156 @@ impl Grants {
     }
 }
 
+// ---- the store and the kernel in step --------------------------------
+//
+// The firewall adapter (net/firewall) only executes; which grants its
+// table holds comes from here, where the store is written too.
+
+/// A grant change that failed: in the kernel, in the store, or because
+/// there was nothing to change.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantChangeError {
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no grant for {0}:{1}")]
+    NoSuchGrant(Ipv4Addr, u16),
+}
+
+impl GrantChangeError {
+    /// Whether the caller's input was at fault (4xx) rather than the box.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            GrantChangeError::Firewall(e) => e.is_input_error(),
+            GrantChangeError::NoSuchGrant(..) => true,
+            GrantChangeError::Store(_) => false,
+        }
+    }
+}
+
+/// The daemon's start: replaces our table with the base ruleset and every
+/// live stored grant (with the time it has left), dropping expired ones
+/// from the store. `Ok(None)` when the config disables the firewall.
+pub fn start_firewall(
+    config: &Config,
+    mesh_subnet: Ipv4Net,
+    store: &StateStore,
+    now_unix: u64,
+) -> Result<Option<Firewall>, GrantChangeError> {
+    // Control plane only: no interface, so nothing to filter.
+    if !config.firewall.enabled || config.wireguard.backend == BackendChoice::None {
+        return Ok(None);
+    }
+    let fw = Firewall::new(
+        Ruleset::new(
+            &config.firewall.table,
+            &config.mesh.interface,
+            mesh_subnet,
+            config.mesh.api_port,
+        )
+        .map_err(FirewallError::from)?,
+    );
+    let live = stored::prune_expired(store, now_unix)?;
+    fw.apply(&stored_elements(&live, &fw.plan().subnet, now_unix))?;
+    Ok(Some(fw))
+}
+
+/// A node enrolled into another subnet than the one its table was built
+/// for (it starts with `mesh.subnet` before its enrolment): rebuild the
+/// table for the granted one, with the stored grants that lie inside it.
+/// Nothing happens when the subnet is already right.
+pub fn follow_subnet(
+    fw: &Firewall,
+    subnet: Ipv4Net,
+    store: &StateStore,
+    now_unix: u64,
+) -> Result<bool, GrantChangeError> {
+    let current = fw.plan();
+    if current.subnet == subnet.trunc() {
+        return Ok(false);
+    }
+    let next = Ruleset::new(&current.table, &current.interface, subnet, current.api_port)
+        .map_err(FirewallError::from)?;
+    let live = stored::prune_expired(store, now_unix)?;
+    let elements = stored_elements(&live, &next.subnet, now_unix);
+    fw.replace(next, &elements)?;
+    Ok(true)
+}
+
+/// `grant add`: the kernel and the store (with its audit record) both
+/// change, or neither does.
+pub fn add_grant(
+    fw: &Firewall,
+    store: &StateStore,
+    ip: Ipv4Addr,
+    port: u32,
+    timeout_secs: Option<u64>,
+    now_unix: u64,
+    by: &str,
+) -> Result<LiveGrant, GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    if let Some(t) = timeout_secs {
+        grant::check_timeout(t).map_err(FirewallError::from)?;
+    }
+    let record = StoredGrant {
+        grant: g,
+        expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
+    };
+    let txn = store.write()?;
+    stored::put_grant(store, &txn, &record, by)?;
+    fw.kernel_add(&g, timeout_secs)?;
+    if let Err(e) = store.commit(txn) {
+        let _ = fw.kernel_delete(&g);
+        return Err(e.into());
+    }
+    Ok(LiveGrant {
+        ip: g.ip,
+        port: g.port,
+        timeout_secs,
+        expires_in_secs: timeout_secs,
+    })
+}
+
+/// `grant del`: removes it from the kernel and the store (audited).
+pub fn remove_grant(
+    fw: &Firewall,
+    store: &StateStore,
+    ip: Ipv4Addr,
+    port: u32,
+    by: &str,
+) -> Result<(), GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    let txn = store.write()?;
+    let in_store = stored::remove_grant(store, &txn, &g, by)?;
+    let in_kernel = fw.kernel_delete(&g)?;
+    if !in_store && !in_kernel {
+        return Err(GrantChangeError::NoSuchGrant(g.ip, g.port));
+    }
+    store.commit(txn)?;
+    Ok(())
+}
+
+/// The set elements for the stored grants inside `subnet`.
+fn stored_elements(
+    live: &[StoredGrant],
+    subnet: &Ipv4Net,
+    now_unix: u64,
+) -> Vec<([u8; 8], Option<u64>)> {
+    live.iter()
+        .filter(|s| subnet.contains(&s.grant.ip))
+        .map(|s| element(&s.grant, remaining(s, now_unix)))
+        .collect()
+}
+
+/// Milliseconds a stored grant has left: at least 1 s (one about to expire
+/// is not re-applied without a timeout), at most the longest timeout (a
+/// clock that is far behind must not make it nearly permanent).
+fn remaining(s: &StoredGrant, now_unix: u64) -> Option<u64> {
+    s.expires_unix
+        .map(|t| plan::timeout_ms(t.saturating_sub(now_unix).clamp(1, grant::MAX_TIMEOUT_SECS)))
+}
+
 /// The admin socket's grant body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -104,14 +256,15 @@ pub struct GrantRequest {
     pub node: Option<String>,
 }
 
-pub fn live_json(g: &crate::net::firewall::LiveGrant) -> Value {
+pub fn live_json(g: &LiveGrant) -> Value {
     json!({"ip": g.ip.to_string(), "port": g.port,
            "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs})
 }
 
 pub fn admin_add(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
     let fw = app.grants.require()?;
-    let g = fw.grant(
+    let g = add_grant(
+        fw,
         &app.store,
         req.ip,
         req.port,
@@ -124,7 +277,7 @@ pub fn admin_add(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
 
 pub fn admin_del(app: &App, req: &GrantRequest) -> anyhow::Result<Value> {
     let fw = app.grants.require()?;
-    fw.revoke(&app.store, req.ip, req.port, "admin socket")?;
+    remove_grant(fw, &app.store, req.ip, req.port, "admin socket")?;
     Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
 }
 
@@ -198,18 +351,17 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         })?;
         let g = verified.grant;
         match verified.action {
-            GrantAction::Add { timeout_secs } => fw
-                .grant(
-                    &app2.store,
-                    g.ip,
-                    g.port.into(),
-                    timeout_secs,
-                    now_unix(),
-                    "hub",
-                )
-                .map(|l| live_json(&l)),
-            GrantAction::Delete => fw
-                .revoke(&app2.store, g.ip, g.port.into(), "hub")
+            GrantAction::Add { timeout_secs } => add_grant(
+                fw,
+                &app2.store,
+                g.ip,
+                g.port.into(),
+                timeout_secs,
+                now_unix(),
+                "hub",
+            )
+            .map(|l| live_json(&l)),
+            GrantAction::Delete => remove_grant(fw, &app2.store, g.ip, g.port.into(), "hub")
                 .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}})),
         }
     })
@@ -218,7 +370,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
     app.changed();
     match outcome {
         Ok(v) => Ok(ApiResponse::json(StatusCode::OK, &v)),
-        Err(e @ FirewallError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
+        Err(e @ GrantChangeError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
         Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
             eprintln!("gondwana: grant command failed: {e}");
