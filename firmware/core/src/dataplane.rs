@@ -1,6 +1,6 @@
 //! The mesh's desired WireGuard peers. The plan that takes an interface
-//! from what it has to them is [`crate::peer_diff::PeerDiff`]; the choice
-//! of which of these functions applies is [`crate::reconcile`]'s.
+//! from what it has to them is `peer_diff::PeerDiff`; the choice
+//! of which of these functions applies is `reconcile`'s.
 //!
 //! Hub-and-spoke: the hub has every live node as a peer (its mesh address as
 //! a /32, no endpoint: nodes roam and the hub learns where they are); a node
@@ -15,20 +15,11 @@ use ipnet::Ipv4Net;
 use crate::NodeId;
 use crate::directory::View;
 use crate::keys::PublicKey;
+pub use crate::peer_diff::{PeerSpec, satisfies};
 
 /// Keepalive a node sends towards the hub (seconds): below the 30 s UDP
 /// timeout of common NAT boxes, the value `wg-quick` users know.
 pub const NODE_KEEPALIVE_SECS: u16 = 25;
-
-/// One peer as the interface should have it (or, read back, has it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerSpec {
-    pub public_key: PublicKey,
-    pub allowed_ips: Vec<Ipv4Net>,
-    /// `None`: leave whatever endpoint the peer roamed to.
-    pub endpoint: Option<SocketAddr>,
-    pub keepalive: Option<u16>,
-}
 
 /// Live directory records that name one WireGuard key: the hub cannot give
 /// that key's peer to any of them without cutting off the others.
@@ -104,21 +95,6 @@ pub fn node_peers(
         endpoint,
         keepalive: Some(NODE_KEEPALIVE_SECS),
     }]
-}
-
-/// Does the interface's `have` already satisfy `want`? Allowed IPs compare
-/// as sets; a keepalive of 0 is "off"; `want.endpoint == None` accepts any
-/// endpoint the peer roamed to.
-pub fn satisfies(have: &PeerSpec, want: &PeerSpec) -> bool {
-    let mut a: Vec<Ipv4Net> = want.allowed_ips.iter().map(Ipv4Net::trunc).collect();
-    let mut b: Vec<Ipv4Net> = have.allowed_ips.iter().map(Ipv4Net::trunc).collect();
-    a.sort();
-    a.dedup();
-    b.sort();
-    b.dedup();
-    a == b
-        && want.keepalive.unwrap_or(0) == have.keepalive.unwrap_or(0)
-        && (want.endpoint.is_none() || want.endpoint == have.endpoint)
 }
 
 #[cfg(test)]

@@ -5,10 +5,37 @@
 //! `net/wireguard`) execute [`PeerDiff::ops`] in order and decide nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::dataplane::PeerSpec;
+use ipnet::Ipv4Net;
+
 use crate::keys::PublicKey;
+
+/// One peer as the interface should have it (or, read back, has it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub public_key: PublicKey,
+    pub allowed_ips: Vec<Ipv4Net>,
+    /// `None`: leave whatever endpoint the peer roamed to.
+    pub endpoint: Option<SocketAddr>,
+    pub keepalive: Option<u16>,
+}
+
+/// Does the interface's `have` already satisfy `want`? Allowed IPs compare
+/// as sets; a keepalive of 0 is "off"; `want.endpoint == None` accepts any
+/// endpoint the peer roamed to.
+pub fn satisfies(have: &PeerSpec, want: &PeerSpec) -> bool {
+    let mut a: Vec<Ipv4Net> = want.allowed_ips.iter().map(Ipv4Net::trunc).collect();
+    let mut b: Vec<Ipv4Net> = have.allowed_ips.iter().map(Ipv4Net::trunc).collect();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
+        && want.keepalive.unwrap_or(0) == have.keepalive.unwrap_or(0)
+        && (want.endpoint.is_none() || want.endpoint == have.endpoint)
+}
 
 /// One peer as the device reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +72,7 @@ impl DevicePeer {
 
     /// Does this peer, as the device has it, already satisfy `want`?
     pub fn satisfies(&self, want: &PeerSpec) -> bool {
-        self.foreign_allowed_ips.is_empty() && crate::dataplane::satisfies(&self.config, want)
+        self.foreign_allowed_ips.is_empty() && satisfies(&self.config, want)
     }
 }
 
