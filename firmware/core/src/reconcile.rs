@@ -314,8 +314,7 @@ impl Reconciler {
     /// The next thing to do; `None` when the pass is done (or waits for
     /// [`Reconciler::handle_resolved`]).
     pub fn poll_output(&mut self) -> Option<Output> {
-        let out = self.outputs.pop_front()?;
-        Some(out)
+        self.outputs.pop_front()
     }
 
     /// Where the mesh stands, on the device as read after the pass.
