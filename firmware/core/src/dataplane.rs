@@ -1,6 +1,6 @@
-//! The mesh's desired WireGuard peers, and the plan that takes an interface
-//! from what it has to what it should have (plan-then-apply: the daemon
-//! reads the interface, calls [`plan_peers`], applies only the result).
+//! The mesh's desired WireGuard peers. The plan that takes an interface
+//! from what it has to them is `peer_diff::PeerDiff`; the choice
+//! of which of these functions applies is `reconcile`'s.
 //!
 //! Hub-and-spoke: the hub has every live node as a peer (its mesh address as
 //! a /32, no endpoint: nodes roam and the hub learns where they are); a node
@@ -15,33 +15,11 @@ use ipnet::Ipv4Net;
 use crate::NodeId;
 use crate::directory::View;
 use crate::keys::PublicKey;
+pub use crate::peer_diff::{PeerSpec, satisfies};
 
 /// Keepalive a node sends towards the hub (seconds): below the 30 s UDP
 /// timeout of common NAT boxes, the value `wg-quick` users know.
 pub const NODE_KEEPALIVE_SECS: u16 = 25;
-
-/// One peer as the interface should have it (or, read back, has it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerSpec {
-    pub public_key: PublicKey,
-    pub allowed_ips: Vec<Ipv4Net>,
-    /// `None`: leave whatever endpoint the peer roamed to.
-    pub endpoint: Option<SocketAddr>,
-    pub keepalive: Option<u16>,
-}
-
-/// The least set of changes: peers to add or rewrite, peers to remove.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerPlan {
-    pub upsert: Vec<PeerSpec>,
-    pub remove: Vec<PublicKey>,
-}
-
-impl PeerPlan {
-    pub fn is_empty(&self) -> bool {
-        self.upsert.is_empty() && self.remove.is_empty()
-    }
-}
 
 /// Live directory records that name one WireGuard key: the hub cannot give
 /// that key's peer to any of them without cutting off the others.
@@ -119,49 +97,12 @@ pub fn node_peers(
     }]
 }
 
-/// What to change so the interface has exactly `desired`. Peers that match
-/// are left alone (no handshake is disturbed); a desired `endpoint: None`
-/// matches any endpoint the peer has roamed to.
-pub fn plan_peers(desired: &[PeerSpec], actual: &[PeerSpec]) -> PeerPlan {
-    let seen: BTreeMap<&PublicKey, &PeerSpec> = actual.iter().map(|p| (&p.public_key, p)).collect();
-    let wanted: BTreeMap<&PublicKey, &PeerSpec> =
-        desired.iter().map(|p| (&p.public_key, p)).collect();
-    let upsert = wanted
-        .values()
-        .filter(|want| match seen.get(&want.public_key) {
-            None => true,
-            Some(have) => !satisfies(have, want),
-        })
-        .map(|p| (*p).clone())
-        .collect();
-    let remove = seen
-        .keys()
-        .filter(|k| !wanted.contains_key(*k))
-        .map(|k| **k)
-        .collect();
-    PeerPlan { upsert, remove }
-}
-
-/// Does the interface's `have` already satisfy `want`? Allowed IPs compare
-/// as sets; a keepalive of 0 is "off"; `want.endpoint == None` accepts any
-/// endpoint the peer roamed to.
-pub fn satisfies(have: &PeerSpec, want: &PeerSpec) -> bool {
-    let mut a: Vec<Ipv4Net> = want.allowed_ips.iter().map(Ipv4Net::trunc).collect();
-    let mut b: Vec<Ipv4Net> = have.allowed_ips.iter().map(Ipv4Net::trunc).collect();
-    a.sort();
-    a.dedup();
-    b.sort();
-    b.dedup();
-    a == b
-        && want.keepalive.unwrap_or(0) == have.keepalive.unwrap_or(0)
-        && (want.endpoint.is_none() || want.endpoint == have.endpoint)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Boxname;
     use crate::directory::{NodeRecord, Record};
+    use crate::peer_diff::{DevicePeer, PeerDiff, PeerOp};
 
     fn id(n: u8) -> NodeId {
         NodeId::from_genesis_key(&[n; 32])
@@ -184,8 +125,15 @@ mod tests {
         v
     }
 
-    fn seen(spec: &PeerSpec) -> PeerSpec {
-        spec.clone()
+    fn seen(spec: &PeerSpec) -> DevicePeer {
+        DevicePeer {
+            config: spec.clone(),
+            ..DevicePeer::new(spec.public_key)
+        }
+    }
+
+    fn plan_peers(desired: &[PeerSpec], actual: &[DevicePeer]) -> PeerDiff {
+        PeerDiff::new(actual, desired)
     }
 
     #[test]
@@ -215,43 +163,42 @@ mod tests {
     #[test]
     fn a_converged_interface_needs_nothing() {
         let desired = hub_peers(&view(&[1, 2, 3, 4]), &id(1), &[0; 32]).peers;
-        let actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
+        let actual: Vec<DevicePeer> = desired.iter().map(seen).collect();
         assert!(plan_peers(&desired, &actual).is_empty());
     }
 
     #[test]
     fn roamed_endpoints_are_left_alone_but_a_changed_hub_endpoint_is_set() {
         let desired = hub_peers(&view(&[1, 2]), &id(9), &[0; 32]).peers;
-        let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
-        actual[0].endpoint = Some("192.0.2.7:40000".parse().unwrap());
+        let mut actual: Vec<DevicePeer> = desired.iter().map(seen).collect();
+        actual[0].config.endpoint = Some("192.0.2.7:40000".parse().unwrap());
         assert!(plan_peers(&desired, &actual).is_empty());
 
         let subnet: Ipv4Net = "10.99.0.0/16".parse().unwrap();
         let old = node_peers([7; 32], subnet, Some("192.0.2.1:51820".parse().unwrap()));
         let new = node_peers([7; 32], subnet, Some("192.0.2.2:51820".parse().unwrap()));
-        let actual: Vec<PeerSpec> = old.iter().map(seen).collect();
+        let actual: Vec<DevicePeer> = old.iter().map(seen).collect();
         let plan = plan_peers(&new, &actual);
-        assert_eq!(plan.upsert, new);
-        assert!(plan.remove.is_empty());
+        assert_eq!(plan.ops, vec![PeerOp::Update(new[0].clone())]);
     }
 
     #[test]
     fn only_what_differs_is_touched() {
         let desired = hub_peers(&view(&[2, 3, 4]), &id(1), &[0; 32]).peers;
-        let mut actual: Vec<PeerSpec> = desired.iter().map(seen).collect();
+        let mut actual: Vec<DevicePeer> = desired.iter().map(seen).collect();
         actual.remove(0); // missing
-        actual[0].allowed_ips = vec!["10.99.0.200/32".parse().unwrap()]; // changed
-        actual.push(PeerSpec {
-            public_key: [0xee; 32],
-            allowed_ips: vec![],
-            endpoint: None,
-            keepalive: None,
-        }); // stale
+        actual[0].config.allowed_ips = vec!["10.99.0.200/32".parse().unwrap()]; // changed
+        actual.push(DevicePeer::new([0xee; 32])); // stale
         let plan = plan_peers(&desired, &actual);
-        assert_eq!(plan.upsert.len(), 2);
-        assert_eq!(plan.upsert[0].public_key, [2 ^ 0x80; 32]);
-        assert_eq!(plan.upsert[1].public_key, [3 ^ 0x80; 32]);
-        assert_eq!(plan.remove, vec![[0xee; 32]]);
+        assert_eq!(
+            plan.ops,
+            vec![
+                PeerOp::Remove([0xee; 32]),
+                PeerOp::Add(desired[0].clone()),
+                PeerOp::Update(desired[1].clone()),
+            ]
+        );
+        assert_eq!(desired[0].public_key, [2 ^ 0x80; 32]);
     }
 
     /// Nodes 2 and 3 name one key (an old database): neither gets a peer,

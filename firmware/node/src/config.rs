@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gondwana_core::Boxname;
 use gondwana_core::mesh::{self, Ipv4Net};
+use gondwana_core::{Boxname, InterfaceName};
 use serde::Deserialize;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gondwana/gondwana.toml";
@@ -52,8 +52,27 @@ impl Default for FirewallConfig {
     fn default() -> Self {
         FirewallConfig {
             enabled: true,
-            table: crate::net::firewall::plan::DEFAULT_TABLE.into(),
+            table: DEFAULT_FIREWALL_TABLE.into(),
         }
+    }
+}
+
+/// Our nf_tables table when the config names none.
+pub const DEFAULT_FIREWALL_TABLE: &str = "gondwana";
+
+/// `firewall.table`: an nf_tables table name we are willing to replace.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "firewall table name {name:?}: 1-32 characters, letters, digits, '_' or '-', starting with a letter"
+        ))
     }
 }
 
@@ -70,7 +89,8 @@ pub enum Role {
 pub struct MeshConfig {
     pub subnet: Ipv4Net,
     pub wireguard_port: u16,
-    pub interface: String,
+    /// Checked when the config is read: a bad name is a config error.
+    pub interface: InterfaceName,
     pub api_port: u16,
     pub reserved_subnets: Vec<Ipv4Net>,
 }
@@ -80,7 +100,7 @@ impl Default for MeshConfig {
         MeshConfig {
             subnet: parse_net(mesh::DEFAULT_SUBNET),
             wireguard_port: mesh::DEFAULT_WG_PORT,
-            interface: mesh::DEFAULT_INTERFACE.into(),
+            interface: default_interface(),
             api_port: mesh::DEFAULT_API_PORT,
             reserved_subnets: mesh::DEFAULT_RESERVED
                 .iter()
@@ -88,6 +108,12 @@ impl Default for MeshConfig {
                 .collect(),
         }
     }
+}
+
+fn default_interface() -> InterfaceName {
+    // A compile-time constant; the test below proves it valid.
+    InterfaceName::parse(mesh::DEFAULT_INTERFACE)
+        .unwrap_or_else(|_| unreachable!("mesh::DEFAULT_INTERFACE is a valid name"))
 }
 
 fn parse_net(s: &str) -> Ipv4Net {
@@ -214,7 +240,20 @@ pub struct WireguardConfig {
     /// `auto` (kernel when the module answers, else userspace), `kernel`
     /// or `userspace` (docs/wireguard.md).
     #[serde(default)]
-    pub backend: crate::net::wireguard::BackendChoice,
+    pub backend: BackendChoice,
+}
+
+/// `[wireguard] backend` in the config: what the operator asked for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// Kernel when the module answers, else userspace.
+    #[default]
+    Auto,
+    Kernel,
+    Userspace,
+    /// No interface at all: control plane only (see docs/dataplane.md).
+    None,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -275,16 +314,7 @@ impl Config {
         }
         mesh::check_subnet(&self.mesh.subnet, &self.mesh.reserved_subnets, &[])
             .map_err(|e| invalid(format!("mesh.subnet: {e}")))?;
-        if self.mesh.interface.is_empty()
-            || self.mesh.interface.len() > 15
-            || self.mesh.interface.contains(['/', ' ', '\0'])
-        {
-            return Err(invalid(format!(
-                "mesh.interface {:?}: 1-15 characters, no '/' or spaces",
-                self.mesh.interface
-            )));
-        }
-        crate::net::firewall::plan::check_table_name(&self.firewall.table)
+        check_table_name(&self.firewall.table)
             .map_err(|e| invalid(format!("firewall.table: {e}")))?;
         if self.role == Role::Hub && self.hub.public_endpoint.is_none() {
             return Err(invalid(
@@ -327,15 +357,9 @@ mod tests {
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/tmp/s")));
         assert_eq!(c.boxname().unwrap().as_str(), "box-1");
         assert_eq!(c.adopt_source(), Some(AdoptSource::KeyFile("/k".into())));
-        assert_eq!(
-            c.wireguard.backend,
-            crate::net::wireguard::BackendChoice::Auto
-        );
+        assert_eq!(c.wireguard.backend, BackendChoice::Auto);
         let u = parse("[wireguard]\nbackend = \"userspace\"\n").unwrap();
-        assert_eq!(
-            u.wireguard.backend,
-            crate::net::wireguard::BackendChoice::Userspace
-        );
+        assert_eq!(u.wireguard.backend, BackendChoice::Userspace);
     }
 
     #[test]
@@ -346,6 +370,23 @@ mod tests {
         assert!(
             parse("[wireguard]\nprivate_key_file = \"/a\"\nwg_quick_config = \"/b\"\n").is_err()
         );
+    }
+
+    #[test]
+    fn a_bad_interface_name_is_a_config_error() {
+        assert_eq!(
+            Config::default().mesh.interface.as_str(),
+            mesh::DEFAULT_INTERFACE
+        );
+        let ok = parse("[mesh]\ninterface = \"wg-test0\"\n").unwrap();
+        assert_eq!(ok.mesh.interface.as_str(), "wg-test0");
+        for bad in [".", "..", "a/b", "sixteen-chars-xx", "", "a b", "a:b"] {
+            let err = parse(&format!("[mesh]\ninterface = {bad:?}\n"));
+            assert!(
+                matches!(err, Err(ConfigError::Invalid { ref detail, .. }) if detail.contains("interface")),
+                "{bad:?}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -510,6 +510,9 @@ fn config_errors_exit_7_before_touching_state() {
         ("[wireguard]\nprivte_key_file = \"/k\"\n", "privte_key_file"),
         ("boxname = \"Not_A_Label\"\n", "boxname"),
         ("boxname = [\n", ""),
+        ("[mesh]\ninterface = \".\"\n", "interface"),
+        ("[mesh]\ninterface = \"a/b\"\n", "interface"),
+        ("[mesh]\ninterface = \"sixteen-chars-xx\"\n", "interface"),
     ] {
         let node = Node::with_config(text);
         let run = node.run(&["firstboot"]);

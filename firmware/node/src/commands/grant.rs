@@ -91,7 +91,8 @@ fn line(g: &Value) -> String {
 /// batch and prints the time that took as JSON.
 pub fn bench(count: u32, table: &str) -> anyhow::Result<()> {
     let subnet = "10.64.0.0/10".parse()?;
-    let fw = Firewall::new(Ruleset::new(table, "wg-bench", subnet, 8798)?);
+    let iface = gondwana_core::InterfaceName::parse("wg-bench")?;
+    let fw = Firewall::new(Ruleset::new(table, &iface, subnet, 8798)?);
     fw.apply(&[])?;
     let grants: Vec<_> = (0..count)
         .map(|i| {

@@ -1,8 +1,9 @@
 //! `gondwana wireguard-bench` (hidden): the daemon's WireGuard code path,
 //! driven from a wg-style peer file, for scripts/bench. Opens (or adopts)
 //! the interface with the configured backend, sets the key from the file's
-//! `[Interface] PrivateKey` and its `ListenPort`, applies its `[Peer]`s with
-//! `apply_peers`, prints timings as JSON; `--hold` then waits for stdin to
+//! `[Interface] PrivateKey` and its `ListenPort`, reads the device, plans
+//! its `[Peer]`s with `gondwana_core`'s `PeerDiff` (the daemon's one
+//! planner) and applies the diff, prints timings as JSON; `--hold` then waits for stdin to
 //! close, so the daemon side's memory can be measured.
 
 use std::io::Read;
@@ -10,9 +11,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use gondwana_core::InterfaceName;
 use gondwana_core::keys::wg_key_from_base64;
 
-use crate::net::wireguard::{BackendChoice, OpenOptions, PeerConfig, WireGuard};
+use crate::net::wireguard::{BackendChoice, OpenOptions, PeerConfig, PeerDiff, WireGuard};
 
 pub fn run(
     iface: &str,
@@ -22,16 +24,21 @@ pub fn run(
 ) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(peers_file)
         .with_context(|| format!("reading {}", peers_file.display()))?;
+    let iface = InterfaceName::parse(iface)?;
     let (key, port, peers) = parse(&text)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let started = Instant::now();
     let (open_ms, apply_ms, wg) = runtime.block_on(async {
-        let wg = WireGuard::open(iface, backend, &OpenOptions::default()).await?;
+        let wg = WireGuard::open(&iface, backend, &OpenOptions::default()).await?;
         wg.configure(&key, port).await?;
         let opened = started.elapsed();
-        let changes = wg.apply_peers(&peers, &[]).await?;
+        // The peers the file names, and only them: the daemon's pass.
+        let device = wg.get().await?;
+        let diff = PeerDiff::new(&device.peers, &peers);
+        wg.apply(&diff).await?;
+        let changes = diff.changes();
         let applied = started.elapsed() - opened;
         if changes.added + changes.unchanged != peers.len() {
             bail!("applied {changes:?}, expected {} peers", peers.len());

@@ -1,45 +1,38 @@
 //! The data-plane task: keeps `wg-mesh` (or the configured interface) equal
 //! to what the registry and directory say, touching only what differs.
 //!
-//! Each pass: open or adopt the interface, make sure it has our key, port,
-//! mesh address and is up, fold new directory entries into the view, plan
-//! the peers (`gondwana_core::dataplane`) against what the interface has,
-//! apply the plan, bind the API on the mesh address. Passes run at start,
-//! whenever something the mesh depends on changed (`App::changed`), and
-//! every [`PASS_EVERY`] to catch drift, a roaming hub and stale DNS.
+//! A thin driver around `gondwana_core::reconcile::Reconciler`, which makes
+//! every decision (membership, revoked ⇒ no peers, which hub key wins, when
+//! to re-resolve the hub's endpoint, handshake freshness, when to pass
+//! again). Each pass here: read the enrolment and feed new directory
+//! entries, rebuild the firewall for the granted subnet, open or adopt the
+//! interface, give it our mesh address and bring it up, read the device
+//! once, hand it to the reconciler and execute what it answers (configure
+//! the key, resolve the hub's name, apply the one peer diff), bind the API
+//! on the mesh address. Passes run at start, whenever something the mesh
+//! depends on changed (`App::changed`), and every `gondwana_core::reconcile::PASS_EVERY`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use gondwana_core::dataplane;
-use gondwana_core::directory::{self, Head, View};
 use gondwana_core::keys::{PublicKey, wg_key_to_base64};
-use gondwana_core::mesh;
+use gondwana_core::reconcile::{Membership, Output, PassInput, Reconciler};
 use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api;
-use crate::config::{Config, Role};
+use crate::config::{BackendChoice, Config, Role};
 use crate::daemon::app::App;
 use crate::daemon::routes::PublicApi;
 use crate::net::link::{self, Links};
-use crate::net::wireguard::{
-    BackendChoice, DeviceState, OpenOptions, PeerConfig, PeerState, WireGuard,
-};
-use crate::store::enrolment::Enrolment;
+use crate::net::wireguard::{OpenOptions, PeerDiff, PeerOp, PeerState, WireGuard};
 
-/// Re-check the interface this often even when nothing was signalled.
-pub const PASS_EVERY: Duration = Duration::from_secs(10);
-/// Re-resolve the hub's endpoint name when no handshake for this long
-/// (WireGuard re-handshakes every 2 minutes while traffic flows; keepalive
-/// keeps traffic flowing), at most every [`RESOLVE_MIN_INTERVAL`].
-pub const HANDSHAKE_STALE: Duration = Duration::from_secs(180);
-const RESOLVE_MIN_INTERVAL: Duration = Duration::from_secs(30);
-
+pub use gondwana_core::reconcile::HANDSHAKE_STALE;
 /// Where the mesh stands, for status and `/v1/ready`.
 #[derive(Debug, Clone, Default)]
 pub struct DataplaneStatus {
@@ -87,32 +80,15 @@ fn conflict_json(c: &dataplane::KeyConflict) -> Value {
     })
 }
 
-/// What this box is in the mesh, from its role and enrolment.
-struct Membership {
-    address: Ipv4Net,
-    /// Node only: the hub's key, endpoint text and enrolment.
-    node: Option<NodeSide>,
-}
-
-struct NodeSide {
-    hub_id: gondwana_core::NodeId,
-    hub_key: PublicKey,
-    hub_endpoint: String,
-    own_id: gondwana_core::NodeId,
-}
-
-pub struct Reconciler {
+pub struct Driver {
     app: Arc<App>,
     stop: watch::Receiver<bool>,
+    reconciler: Reconciler,
     wireguard: Option<WireGuard>,
     links: Option<Links>,
-    view: View,
-    head: Head,
-    hub_endpoint: Option<(SocketAddr, Instant)>,
     mesh_listener: Option<SocketAddr>,
 }
 
-/// The task: never returns while the daemon runs.
 /// What status says before the first pass: "disabled" for a control-plane
 /// daemon (set before the listeners bind, so `/v1/ready` never sees it
 /// "starting"), else "starting".
@@ -123,45 +99,44 @@ pub fn initial_status(config: &Config) -> DataplaneStatus {
         } else {
             "starting"
         },
-        interface: config.mesh.interface.clone(),
+        interface: config.mesh.interface.to_string(),
         ..Default::default()
     }
 }
 
+/// The task: never returns while the daemon runs.
 pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>) {
     if app.config().wireguard.backend == BackendChoice::None {
         return;
     }
-    let mut r = Reconciler {
+    let mut d = Driver {
         app: app.clone(),
         stop,
+        reconciler: Reconciler::new(Instant::now()),
         wireguard: None,
         links: None,
-        view: View::default(),
-        head: Head::default(),
-        hub_endpoint: None,
         mesh_listener: None,
     };
     loop {
-        let outcome = r.pass().await;
-        r.record(outcome);
+        if d.reconciler.handle_timeout(Instant::now()) {
+            let outcome = d.pass().await;
+            d.record(outcome);
+        }
+        let deadline = tokio::time::Instant::from_std(d.reconciler.poll_timeout());
         tokio::select! {
-            _ = app.dataplane_kick.notified() => {
-                // Let a burst of changes (an enrolment storm) settle.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            _ = tokio::time::sleep(PASS_EVERY) => {}
+            _ = app.dataplane_kick.notified() => d.reconciler.handle_kick(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
 
-impl Reconciler {
+impl Driver {
     fn record(&mut self, outcome: anyhow::Result<Option<DataplaneStatus>>) {
         let mut status = match outcome {
             Ok(Some(s)) => s,
             Ok(None) => DataplaneStatus {
                 state: "waiting",
-                interface: self.app.config().mesh.interface.clone(),
+                interface: self.app.config().mesh.interface.to_string(),
                 ..Default::default()
             },
             Err(e) => {
@@ -184,17 +159,15 @@ impl Reconciler {
     /// enrolment).
     async fn pass(&mut self) -> anyhow::Result<Option<DataplaneStatus>> {
         let config = self.app.config();
-        let Some(member) = self.membership(&config)? else {
+        let Some(membership) = self.membership(&config)? else {
             return Ok(None);
         };
         self.follow_directory()?;
         if let Some(fw) = &self.app.grants.firewall {
-            let store = self.app.store.clone();
-            if fw.follow_subnet(member.address.trunc(), &store, crate::clock::now_unix())? {
-                eprintln!(
-                    "gondwana: firewall: now guarding {}",
-                    member.address.trunc()
-                );
+            let subnet = membership.subnet();
+            let now = crate::clock::now_unix();
+            if crate::service::grants::follow_subnet(fw, subnet, &self.app.store, now)? {
+                eprintln!("gondwana: firewall: now guarding {subnet}");
             }
         }
 
@@ -217,18 +190,11 @@ impl Reconciler {
         let Some(wg) = self.wireguard.as_ref() else {
             return Ok(None);
         };
-        let mut device = wg.get().await?;
-        let own_key = stored.wireguard.public_key();
-        if device.public_key != Some(own_key) || device.listen_port != config.mesh.wireguard_port {
-            wg.configure(&stored.wireguard.to_bytes(), config.mesh.wireguard_port)
-                .await?;
-            device = wg.get().await?;
-        }
         if self.links.is_none() {
             self.links = Some(Links::new()?);
         }
         if let Some(links) = &self.links {
-            links.ensure_address(&iface, member.address).await?;
+            links.ensure_address(&iface, membership.address).await?;
             links.set_up(&iface).await?;
         }
         if config.role == Role::Hub {
@@ -236,138 +202,90 @@ impl Reconciler {
             link::enable_ipv4_forwarding()?;
         }
 
-        // Seen in our directory, or stored after the hub's public listener
-        // answered (daemon/revocation.rs): no peers from now on.
-        let revoked = member.node.as_ref().is_some_and(|n| {
-            self.view.revoked.contains_key(&n.own_id) || self.app.revocation().is_some()
-        });
-        let mut key_conflicts = Vec::new();
-        let desired = match &member.node {
-            None => {
-                let identity = self.app.identity();
-                let hub = dataplane::hub_peers(&self.view, &identity.node_id, &own_key);
-                report_conflicts(&self.app.dataplane_status().key_conflicts, &hub.conflicts);
-                key_conflicts = hub.conflicts;
-                hub.peers
-            }
-            Some(_) if revoked => Vec::new(),
-            Some(node) => {
-                let hub_key = self
-                    .view
-                    .nodes
-                    .get(&node.hub_id)
-                    .map(|h| h.wireguard_key)
-                    .unwrap_or(node.hub_key);
-                let endpoint = resolve_hub(
-                    &mut self.hub_endpoint,
-                    &node.hub_endpoint,
-                    &device,
-                    &hub_key,
-                )
-                .await;
-                dataplane::node_peers(hub_key, member.address, endpoint)
-            }
+        let input = PassInput {
+            own_node_id: self.app.identity().node_id.clone(),
+            own_wireguard_key: stored.wireguard.public_key(),
+            listen_port: config.mesh.wireguard_port,
+            revocation_stored: self.app.revocation().is_some(),
+            membership,
         };
-        let seen: Vec<PeerConfig> = device.peers.iter().map(|p| p.config.clone()).collect();
-        let mut plan = dataplane::plan_peers(&desired, &seen);
-        // A peer the device also gives allowed IPs outside our IPv4 model
-        // (an operator's IPv6 `wg set`) differs too: re-setting it replaces them.
-        for want in &desired {
-            let foreign = device
-                .peers
-                .iter()
-                .any(|p| p.config.public_key == want.public_key && !p.satisfies(want));
-            if foreign && !plan.upsert.iter().any(|u| u.public_key == want.public_key) {
-                plan.upsert.push(want.clone());
-            }
-        }
-        if !plan.is_empty() {
-            wg.apply_peers(&plan.upsert, &plan.remove).await?;
-            if plan.remove.len() + plan.upsert.len() <= 8 {
-                for p in &plan.upsert {
-                    eprintln!(
-                        "gondwana: data plane: peer {} set",
-                        wg_key_to_base64(&p.public_key)
-                    );
+        let before = wg.get().await?;
+        self.reconciler
+            .handle_device(&input, before.clone(), Instant::now(), SystemTime::now());
+        let mut changed = false;
+        while let Some(output) = self.reconciler.poll_output() {
+            match output {
+                Output::Configure => {
+                    wg.configure(&stored.wireguard.to_bytes(), config.mesh.wireguard_port)
+                        .await?;
+                    changed = true;
                 }
-                for k in &plan.remove {
-                    eprintln!("gondwana: data plane: peer {} removed", wg_key_to_base64(k));
+                Output::Resolve(text) => {
+                    let addrs = match tokio::net::lookup_host(text.as_str()).await {
+                        Ok(addrs) => Some(addrs.collect()),
+                        Err(e) => {
+                            eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}");
+                            None
+                        }
+                    };
+                    self.reconciler
+                        .handle_resolved(&text, addrs, Instant::now());
                 }
-            } else {
-                eprintln!(
-                    "gondwana: data plane: {} peers set, {} removed",
-                    plan.upsert.len(),
-                    plan.remove.len()
-                );
+                Output::ResolvedToNothing(text) => {
+                    eprintln!("gondwana: data plane: {text} resolved to nothing");
+                }
+                Output::KeyConflictAppeared(c) => report_conflict(&c),
+                Output::ApplyPeers(diff) => {
+                    wg.apply(&diff).await?;
+                    log_peer_changes(&diff);
+                    changed = true;
+                }
             }
-            device = wg.get().await?;
         }
         bind_mesh_listener(
             &mut self.mesh_listener,
             &self.app,
             &self.stop,
             &config,
-            member.address.addr(),
+            input.membership.address.addr(),
         )
         .await;
 
-        let now = SystemTime::now();
-        let fresh = |p: &&PeerState| {
-            p.last_handshake
-                .and_then(|t| now.duration_since(t).ok())
-                .is_some_and(|age| age < HANDSHAKE_STALE)
-        };
-        let hub = member
-            .node
-            .as_ref()
-            .and_then(|_| device.peers.first())
-            .map(peer_json);
+        // For status only (nothing is planned from it): what the device
+        // holds now.
+        let device = if changed { wg.get().await? } else { before };
+        let summary = self.reconciler.summary(&device, SystemTime::now());
         Ok(Some(DataplaneStatus {
-            state: if revoked { "revoked" } else { "up" },
+            state: if summary.revoked { "revoked" } else { "up" },
             backend: Some(wg.backend().as_str()),
-            interface: iface,
-            address: Some(member.address),
+            interface: iface.to_string(),
+            address: Some(input.membership.address),
             listen_port: Some(device.listen_port),
             public_key: device.public_key,
-            peers: device.peers.len(),
-            peers_with_handshake: device.peers.iter().filter(fresh).count(),
-            hub,
+            peers: summary.peers,
+            peers_with_handshake: summary.peers_with_handshake,
+            hub: summary.hub.map(peer_json),
             mesh_listener: None,
             last_pass_unix: None,
             error: None,
-            key_conflicts,
+            key_conflicts: summary.key_conflicts.to_vec(),
         }))
     }
 
     fn membership(&self, config: &Config) -> anyhow::Result<Option<Membership>> {
-        match config.role {
-            Role::Hub => {
-                let subnet = config.mesh.subnet;
-                let ip = mesh::hub_address(&subnet);
-                Ok(Some(Membership {
-                    address: Ipv4Net::new(ip, subnet.prefix_len())?,
-                    node: None,
-                }))
-            }
-            Role::Node => {
-                let Some(Enrolment { grant, .. }) = self.app.store.enrolment()? else {
-                    return Ok(None);
-                };
-                Ok(Some(Membership {
-                    address: Ipv4Net::new(grant.mesh_ip, grant.subnet.prefix_len())?,
-                    node: Some(NodeSide {
-                        hub_id: grant.hub_node_id.clone(),
-                        hub_key: grant.hub_wireguard_key,
-                        hub_endpoint: grant.hub_endpoint.to_string(),
-                        own_id: grant.node_id.clone(),
-                    }),
-                }))
-            }
-        }
+        Ok(match config.role {
+            Role::Hub => Some(Membership::hub(config.mesh.subnet)),
+            Role::Node => self
+                .app
+                .store
+                .enrolment()?
+                .map(|e| Membership::node(&e.grant)),
+        })
     }
 
-    /// Folds directory entries past our head into the view (they were
-    /// verified when stored; verified again here, cheaply, one at a time).
+    /// Feeds directory entries past the reconciler's head into its view
+    /// (they were verified when stored; verified again there, cheaply,
+    /// one at a time).
     fn follow_directory(&mut self) -> anyhow::Result<()> {
         let authority = match self.app.hub.as_ref() {
             Some(hub) => hub.signing.public_key(),
@@ -377,67 +295,53 @@ impl Reconciler {
             },
         };
         loop {
-            let (entries, _) = self.app.store.directory_page(self.head.len, 4096)?;
+            let from = self.reconciler.head().len;
+            let (entries, _) = self.app.store.directory_page(from, 4096)?;
             if entries.is_empty() {
                 return Ok(());
             }
             for raw in &entries {
-                let (entry, next) = directory::verify_next(&self.head, &authority, raw)
+                self.reconciler
+                    .handle_directory_entry(&authority, raw)
                     .context("stored directory")?;
-                self.view.apply(&entry.record);
-                self.head = next;
             }
         }
     }
 }
 
-/// Logs each key conflict once, when it appears (passes run every few
-/// seconds; status shows the current ones).
-fn report_conflicts(before: &[dataplane::KeyConflict], now: &[dataplane::KeyConflict]) {
-    for c in now.iter().filter(|c| !before.contains(c)) {
-        let ids: Vec<String> = c.node_ids.iter().map(|id| id.to_string()).collect();
+/// Logs a key conflict when it appears (passes run every few seconds;
+/// status shows the current ones).
+fn report_conflict(c: &dataplane::KeyConflict) {
+    let ids: Vec<String> = c.node_ids.iter().map(|id| id.to_string()).collect();
+    eprintln!(
+        "gondwana: data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
+        wg_key_to_base64(&c.public_key),
+        ids.len(),
+        ids.join(", ")
+    );
+}
+
+fn log_peer_changes(diff: &PeerDiff) {
+    if diff.ops.len() > 8 {
+        let c = diff.changes();
         eprintln!(
-            "gondwana: data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
-            wg_key_to_base64(&c.public_key),
-            ids.len(),
-            ids.join(", ")
+            "gondwana: data plane: {} peers set, {} removed",
+            c.added + c.updated,
+            c.removed
         );
+        return;
     }
-}
-
-/// The hub's endpoint, resolved once and again when handshakes stop.
-async fn resolve_hub(
-    cache: &mut Option<(SocketAddr, Instant)>,
-    text: &str,
-    device: &DeviceState,
-    hub_key: &PublicKey,
-) -> Option<SocketAddr> {
-    let stale = device
-        .peers
-        .iter()
-        .find(|p| &p.config.public_key == hub_key)
-        .and_then(|p| p.last_handshake)
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_none_or(|age| age > HANDSHAKE_STALE);
-    let due = match cache {
-        None => true,
-        Some((_, at)) => stale && at.elapsed() > RESOLVE_MIN_INTERVAL,
-    };
-    if due {
-        match tokio::net::lookup_host(text).await {
-            Ok(addrs) => {
-                let mut addrs: Vec<SocketAddr> = addrs.collect();
-                // IPv4 first: the underlay of most boxes.
-                addrs.sort_by_key(|a| !a.is_ipv4());
-                match addrs.first() {
-                    Some(a) => *cache = Some((*a, Instant::now())),
-                    None => eprintln!("gondwana: data plane: {text} resolved to nothing"),
-                }
+    for op in &diff.ops {
+        match op {
+            PeerOp::Add(p) | PeerOp::Update(p) => eprintln!(
+                "gondwana: data plane: peer {} set",
+                wg_key_to_base64(&p.public_key)
+            ),
+            PeerOp::Remove(k) => {
+                eprintln!("gondwana: data plane: peer {} removed", wg_key_to_base64(k))
             }
-            Err(e) => eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}"),
         }
     }
-    cache.map(|(a, _)| a)
 }
 
 /// The node API on the mesh address, once that address exists.

@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::daemon::app::App;
 use crate::daemon::nonces::Nonces;
 use crate::net::firewall::{Firewall, FirewallError};
-use crate::service::grants::mesh_subnet;
+use crate::service::grants::{
+    GrantChangeError, add_grant, mesh_subnet, remove_grant, start_firewall,
+};
 use crate::service::request::GrantRequest;
 use crate::service::views;
 use crate::store::StateStore;
@@ -30,13 +32,15 @@ pub struct Grants {
     nonces: Nonces,
 }
 
+/// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
+/// else the configured one (a hub, or a node not enrolled yet).
 impl Grants {
     /// Applies the table and the stored grants. Fails when the firewall
     /// is enabled but nf_tables cannot be programmed: a box must not run
     /// believing its mesh is filtered when it is not.
-    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, FirewallError> {
+    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, GrantChangeError> {
         let subnet = mesh_subnet(config, store);
-        let firewall = Firewall::start(config, subnet, store, now_unix())?;
+        let firewall = start_firewall(config, subnet, store, now_unix())?;
         if let Some(fw) = &firewall {
             eprintln!(
                 "gondwana: firewall: table inet {} on {} ({})",
@@ -66,7 +70,7 @@ impl Grants {
         match &self.firewall {
             Some(fw) => json!({
                 "enabled": true, "table": format!("inet {}", self.table),
-                "interface": fw.plan().interface, "subnet": fw.plan().subnet.to_string(),
+                "interface": fw.plan().interface.as_str(), "subnet": fw.plan().subnet.to_string(),
             }),
             None => json!({"enabled": false}),
         }
@@ -149,18 +153,17 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         })?;
         let g = verified.grant;
         match verified.action {
-            GrantAction::Add { timeout_secs } => fw
-                .grant(
-                    &app2.store,
-                    g.ip,
-                    g.port.into(),
-                    timeout_secs,
-                    now_unix(),
-                    "hub",
-                )
-                .map(|l| views::grant(&l)),
-            GrantAction::Delete => fw
-                .revoke(&app2.store, g.ip, g.port.into(), "hub")
+            GrantAction::Add { timeout_secs } => add_grant(
+                fw,
+                &app2.store,
+                g.ip,
+                g.port.into(),
+                timeout_secs,
+                now_unix(),
+                "hub",
+            )
+            .map(|l| views::grant(&l)),
+            GrantAction::Delete => remove_grant(fw, &app2.store, g.ip, g.port.into(), "hub")
                 .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}})),
         }
     })
@@ -169,7 +172,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
     app.changed();
     match outcome {
         Ok(v) => Ok(ApiResponse::json(StatusCode::OK, &v)),
-        Err(e @ FirewallError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
+        Err(e @ GrantChangeError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
         Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
             eprintln!("gondwana: grant command failed: {e}");

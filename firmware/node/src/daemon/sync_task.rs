@@ -16,8 +16,8 @@ use gondwana_core::node_sync::{self, Observation, Page, SyncMachine, SyncSetting
 use gondwana_core::wg_proof;
 use http::Method;
 
-use crate::clock::now_unix;
 use crate::api::client;
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::app::App;
 use crate::daemon::drive::{CALL_TIMEOUT, Clock, error_text, joined, refused, text};

@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures_util::TryStreamExt;
+use gondwana_core::InterfaceName;
 use gondwana_core::mesh::Ipv4Net;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
@@ -30,7 +31,7 @@ fn errno(e: &rtnetlink::Error) -> Option<i32> {
     }
 }
 
-fn fail(op: &'static str, target: &str, e: impl std::fmt::Display) -> LinkError {
+fn fail(op: &'static str, target: impl std::fmt::Display, e: impl std::fmt::Display) -> LinkError {
     LinkError {
         op,
         target: target.to_string(),
@@ -61,8 +62,13 @@ impl Links {
         Ok(Links { handle })
     }
 
-    pub async fn link(&self, name: &str) -> Result<Option<LinkInfoSummary>, LinkError> {
-        let mut links = self.handle.link().get().match_name(name).execute();
+    pub async fn link(&self, name: &InterfaceName) -> Result<Option<LinkInfoSummary>, LinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(Some(msg)) => {
                 let kind = msg.attributes.iter().find_map(|a| match a {
@@ -84,17 +90,17 @@ impl Links {
         }
     }
 
-    pub async fn link_index(&self, name: &str) -> Result<Option<u32>, LinkError> {
+    pub async fn link_index(&self, name: &InterfaceName) -> Result<Option<u32>, LinkError> {
         Ok(self.link(name).await?.map(|l| l.index))
     }
 
-    async fn require_index(&self, name: &str) -> Result<u32, LinkError> {
+    async fn require_index(&self, name: &InterfaceName) -> Result<u32, LinkError> {
         self.link_index(name)
             .await?
             .ok_or_else(|| fail("find link", name, "no such interface"))
     }
 
-    pub async fn set_up(&self, name: &str) -> Result<(), LinkError> {
+    pub async fn set_up(&self, name: &InterfaceName) -> Result<(), LinkError> {
         let index = self.require_index(name).await?;
         self.handle
             .link()
@@ -104,7 +110,7 @@ impl Links {
             .map_err(|e| fail("set up", name, e))
     }
 
-    pub async fn set_mtu(&self, name: &str, mtu: u32) -> Result<(), LinkError> {
+    pub async fn set_mtu(&self, name: &InterfaceName, mtu: u32) -> Result<(), LinkError> {
         let index = self.require_index(name).await?;
         self.handle
             .link()
@@ -117,7 +123,11 @@ impl Links {
     /// Gives `name` exactly this IPv4 address (`net`'s address with `net`'s
     /// prefix, e.g. 10.10.0.5/24): an identical address is left alone, any
     /// other IPv4 address on the link is removed.
-    pub async fn ensure_address(&self, name: &str, net: Ipv4Net) -> Result<(), LinkError> {
+    pub async fn ensure_address(
+        &self,
+        name: &InterfaceName,
+        net: Ipv4Net,
+    ) -> Result<(), LinkError> {
         let index = self.require_index(name).await?;
         let mut present = false;
         for msg in self.ipv4_addresses(index, name).await? {
@@ -144,7 +154,7 @@ impl Links {
             .map_err(|e| fail("add address on", name, e))
     }
 
-    pub async fn ipv4_addresses_of(&self, name: &str) -> Result<Vec<Ipv4Net>, LinkError> {
+    pub async fn ipv4_addresses_of(&self, name: &InterfaceName) -> Result<Vec<Ipv4Net>, LinkError> {
         let index = self.require_index(name).await?;
         Ok(self
             .ipv4_addresses(index, name)
@@ -157,7 +167,7 @@ impl Links {
     async fn ipv4_addresses(
         &self,
         index: u32,
-        name: &str,
+        name: &InterfaceName,
     ) -> Result<Vec<AddressMessage>, LinkError> {
         let all: Vec<AddressMessage> = self
             .handle
@@ -176,7 +186,7 @@ impl Links {
 
     /// Routes `dst` out of `name` (replacing any route to exactly `dst` in
     /// the main table, so repeating it is harmless).
-    pub async fn ensure_route(&self, dst: Ipv4Net, name: &str) -> Result<(), LinkError> {
+    pub async fn ensure_route(&self, dst: Ipv4Net, name: &InterfaceName) -> Result<(), LinkError> {
         let index = self.require_index(name).await?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(dst.network(), dst.prefix_len())
@@ -192,7 +202,7 @@ impl Links {
     }
 
     /// Deletes the link; an absent link is not an error.
-    pub async fn delete_link(&self, name: &str) -> Result<(), LinkError> {
+    pub async fn delete_link(&self, name: &InterfaceName) -> Result<(), LinkError> {
         let Some(index) = self.link_index(name).await? else {
             return Ok(());
         };
@@ -204,10 +214,10 @@ impl Links {
     }
 
     /// Creates a link of kind `wireguard` (needs the kernel module).
-    pub async fn add_wireguard(&self, name: &str) -> Result<(), rtnetlink::Error> {
+    pub async fn add_wireguard(&self, name: &InterfaceName) -> Result<(), rtnetlink::Error> {
         self.handle
             .link()
-            .add(rtnetlink::LinkWireguard::new(name).build())
+            .add(rtnetlink::LinkWireguard::new(name.as_str()).build())
             .execute()
             .await
     }

@@ -1,7 +1,13 @@
 //! rtnetlink in a namespace of our own: idempotent addresses and routes.
 
+use gondwana_core::InterfaceName;
+
 use super::link::{Links, enable_ipv4_forwarding};
 use super::testns::NetNs;
+
+fn name(s: &str) -> InterfaceName {
+    InterfaceName::parse(s).unwrap()
+}
 
 #[test]
 fn addresses_and_routes_are_idempotent_and_replaced_when_different() {
@@ -12,20 +18,20 @@ fn addresses_and_routes_are_idempotent_and_replaced_when_different() {
     ]);
     ns.run(|| async {
         let links = Links::new().unwrap();
-        assert!(links.link_index("d0").await.unwrap().is_some());
-        assert_eq!(links.link_index("nope0").await.unwrap(), None);
+        assert!(links.link_index(&name("d0")).await.unwrap().is_some());
+        assert_eq!(links.link_index(&name("nope0")).await.unwrap(), None);
         let a = "10.61.0.5/24".parse().unwrap();
-        links.ensure_address("d0", a).await.unwrap();
-        links.ensure_address("d0", a).await.unwrap();
-        assert_eq!(links.ipv4_addresses_of("d0").await.unwrap(), vec![a]);
+        links.ensure_address(&name("d0"), a).await.unwrap();
+        links.ensure_address(&name("d0"), a).await.unwrap();
+        assert_eq!(links.ipv4_addresses_of(&name("d0")).await.unwrap(), vec![a]);
         let b = "10.62.0.7/16".parse().unwrap();
-        links.ensure_address("d0", b).await.unwrap();
-        assert_eq!(links.ipv4_addresses_of("d0").await.unwrap(), vec![b]);
-        links.set_up("d0").await.unwrap();
-        assert!(links.link("d0").await.unwrap().unwrap().up);
+        links.ensure_address(&name("d0"), b).await.unwrap();
+        assert_eq!(links.ipv4_addresses_of(&name("d0")).await.unwrap(), vec![b]);
+        links.set_up(&name("d0")).await.unwrap();
+        assert!(links.link(&name("d0")).await.unwrap().unwrap().up);
         let dst = "10.88.0.0/16".parse().unwrap();
-        links.ensure_route(dst, "d0").await.unwrap();
-        links.ensure_route(dst, "d0").await.unwrap();
+        links.ensure_route(dst, &name("d0")).await.unwrap();
+        links.ensure_route(dst, &name("d0")).await.unwrap();
         enable_ipv4_forwarding().unwrap();
         assert_eq!(
             std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
@@ -34,10 +40,16 @@ fn addresses_and_routes_are_idempotent_and_replaced_when_different() {
             "1"
         );
         assert_eq!(
-            links.link("d0").await.unwrap().unwrap().kind.as_deref(),
+            links
+                .link(&name("d0"))
+                .await
+                .unwrap()
+                .unwrap()
+                .kind
+                .as_deref(),
             Some("veth")
         );
-        let err = links.set_up("nope0").await.unwrap_err();
+        let err = links.set_up(&name("nope0")).await.unwrap_err();
         assert!(err.to_string().contains("nope0"), "{err}");
     });
     let addrs = String::from_utf8(
@@ -53,8 +65,8 @@ fn addresses_and_routes_are_idempotent_and_replaced_when_different() {
     assert!(routes.contains("dev d0"), "{routes}");
     ns.run(|| async {
         let links = Links::new().unwrap();
-        links.delete_link("d0").await.unwrap();
-        links.delete_link("d0").await.unwrap();
-        assert_eq!(links.link_index("d0").await.unwrap(), None);
+        links.delete_link(&name("d0")).await.unwrap();
+        links.delete_link(&name("d0")).await.unwrap();
+        assert_eq!(links.link_index(&name("d0")).await.unwrap(), None);
     });
 }

@@ -2,6 +2,9 @@
 //! them on its firewall; without a daemon the CLI runs them on one it
 //! starts for the call (the table the daemon applied at its last start).
 
+use std::net::Ipv4Addr;
+
+use gondwana_core::grant;
 use gondwana_core::mesh::Ipv4Net;
 use serde_json::{Value, json};
 
@@ -9,10 +12,11 @@ use super::error::{Result, ServiceError, conflict};
 use super::request::GrantRequest;
 use super::views;
 use crate::clock::now_unix;
-use crate::config::Config;
-use crate::net::firewall::plan::Ruleset;
-use crate::net::firewall::{Firewall, FirewallError};
-use crate::store::StateStore;
+use crate::config::{BackendChoice, Config};
+use crate::net::firewall::plan::{self, Ruleset};
+use crate::net::firewall::{Firewall, FirewallError, LiveGrant, element};
+use crate::store::grants::{self as stored, StoredGrant};
+use crate::store::{StateStore, StoreError};
 
 /// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
 /// else the configured one (a hub, or a node not enrolled yet).
@@ -38,33 +42,32 @@ pub fn local_firewall(config: &Config, store: &StateStore) -> Result<Firewall> {
     Ok(Firewall::new(ruleset))
 }
 
-/// A grant outside the subnet or on a bad port is the caller's to fix; the
-/// kernel refusing is this box's fault.
-fn fault(e: FirewallError) -> ServiceError {
+/// A grant outside the subnet, on a bad port, or missing is the caller's
+/// to fix; the kernel or the store refusing is this box's fault.
+fn refusal(e: GrantChangeError) -> ServiceError {
     match e {
-        FirewallError::Plan(_) | FirewallError::Grant(_) => ServiceError::Invalid(e.to_string()),
-        FirewallError::NoSuchGrant(..) => ServiceError::NotFound(e.to_string()),
-        FirewallError::Store(s) => ServiceError::Store(s),
-        FirewallError::Kernel(_) => ServiceError::Fault(e.into()),
+        GrantChangeError::NoSuchGrant(..) => ServiceError::NotFound(e.to_string()),
+        GrantChangeError::Store(s) => ServiceError::Store(s),
+        GrantChangeError::Firewall(f) => fault(f),
     }
 }
 
-pub fn add(fw: &Firewall, store: &StateStore, req: &GrantRequest, origin: &str) -> Result<Value> {
-    let g = fw
-        .grant(
-            store,
-            req.ip,
-            req.port,
-            req.timeout_secs,
-            now_unix(),
-            origin,
-        )
-        .map_err(fault)?;
+fn fault(e: FirewallError) -> ServiceError {
+    if e.is_input_error() {
+        ServiceError::Invalid(e.to_string())
+    } else {
+        ServiceError::Fault(e.into())
+    }
+}
+
+pub fn add(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
+    let now = now_unix();
+    let g = add_grant(fw, store, req.ip, req.port, req.timeout_secs, now, by).map_err(refusal)?;
     Ok(views::grant(&g))
 }
 
-pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, origin: &str) -> Result<Value> {
-    fw.revoke(store, req.ip, req.port, origin).map_err(fault)?;
+pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
+    remove_grant(fw, store, req.ip, req.port, by).map_err(refusal)?;
     Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
 }
 
@@ -72,4 +75,155 @@ pub fn list(fw: &Firewall) -> Result<Value> {
     Ok(Value::Array(
         fw.list().map_err(fault)?.iter().map(views::grant).collect(),
     ))
+}
+
+// ---- the store and the kernel in step --------------------------------
+//
+// The firewall adapter (net/firewall) only executes; which grants its
+// table holds comes from here, where the store is written too (the
+// daemon and the CLI without a daemon both call these).
+
+/// A grant change that failed: in the kernel, in the store, or because
+/// there was nothing to change.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantChangeError {
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no grant for {0}:{1}")]
+    NoSuchGrant(Ipv4Addr, u16),
+}
+
+impl GrantChangeError {
+    /// Whether the caller's input was at fault (4xx) rather than the box.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            GrantChangeError::Firewall(e) => e.is_input_error(),
+            GrantChangeError::NoSuchGrant(..) => true,
+            GrantChangeError::Store(_) => false,
+        }
+    }
+}
+
+/// The daemon's start: replaces our table with the base ruleset and every
+/// live stored grant (with the time it has left), dropping expired ones
+/// from the store. `Ok(None)` when the config disables the firewall.
+pub fn start_firewall(
+    config: &Config,
+    mesh_subnet: Ipv4Net,
+    store: &StateStore,
+    now_unix: u64,
+) -> std::result::Result<Option<Firewall>, GrantChangeError> {
+    // Control plane only: no interface, so nothing to filter.
+    if !config.firewall.enabled || config.wireguard.backend == BackendChoice::None {
+        return Ok(None);
+    }
+    let fw = Firewall::new(
+        Ruleset::new(
+            &config.firewall.table,
+            &config.mesh.interface,
+            mesh_subnet,
+            config.mesh.api_port,
+        )
+        .map_err(FirewallError::from)?,
+    );
+    let live = stored::prune_expired(store, now_unix)?;
+    fw.apply(&stored_elements(&live, &fw.plan().subnet, now_unix))?;
+    Ok(Some(fw))
+}
+
+/// A node enrolled into another subnet than the one its table was built
+/// for (it starts with `mesh.subnet` before its enrolment): rebuild the
+/// table for the granted one, with the stored grants that lie inside it.
+/// Nothing happens when the subnet is already right.
+pub fn follow_subnet(
+    fw: &Firewall,
+    subnet: Ipv4Net,
+    store: &StateStore,
+    now_unix: u64,
+) -> std::result::Result<bool, GrantChangeError> {
+    let current = fw.plan();
+    if current.subnet == subnet.trunc() {
+        return Ok(false);
+    }
+    let next = Ruleset::new(&current.table, &current.interface, subnet, current.api_port)
+        .map_err(FirewallError::from)?;
+    let live = stored::prune_expired(store, now_unix)?;
+    let elements = stored_elements(&live, &next.subnet, now_unix);
+    fw.replace(next, &elements)?;
+    Ok(true)
+}
+
+/// `grant add`: the kernel and the store (with its audit record) both
+/// change, or neither does.
+pub fn add_grant(
+    fw: &Firewall,
+    store: &StateStore,
+    ip: Ipv4Addr,
+    port: u32,
+    timeout_secs: Option<u64>,
+    now_unix: u64,
+    by: &str,
+) -> std::result::Result<LiveGrant, GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    if let Some(t) = timeout_secs {
+        grant::check_timeout(t).map_err(FirewallError::from)?;
+    }
+    let record = StoredGrant {
+        grant: g,
+        expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
+    };
+    let txn = store.write()?;
+    stored::put_grant(store, &txn, &record, by)?;
+    fw.kernel_add(&g, timeout_secs)?;
+    if let Err(e) = store.commit(txn) {
+        let _ = fw.kernel_delete(&g);
+        return Err(e.into());
+    }
+    Ok(LiveGrant {
+        ip: g.ip,
+        port: g.port,
+        timeout_secs,
+        expires_in_secs: timeout_secs,
+    })
+}
+
+/// `grant del`: removes it from the kernel and the store (audited).
+pub fn remove_grant(
+    fw: &Firewall,
+    store: &StateStore,
+    ip: Ipv4Addr,
+    port: u32,
+    by: &str,
+) -> std::result::Result<(), GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    let txn = store.write()?;
+    let in_store = stored::remove_grant(store, &txn, &g, by)?;
+    let in_kernel = fw.kernel_delete(&g)?;
+    if !in_store && !in_kernel {
+        return Err(GrantChangeError::NoSuchGrant(g.ip, g.port));
+    }
+    store.commit(txn)?;
+    Ok(())
+}
+
+/// The set elements for the stored grants inside `subnet`.
+fn stored_elements(
+    live: &[StoredGrant],
+    subnet: &Ipv4Net,
+    now_unix: u64,
+) -> Vec<([u8; 8], Option<u64>)> {
+    live.iter()
+        .filter(|s| subnet.contains(&s.grant.ip))
+        .map(|s| element(&s.grant, remaining(s, now_unix)))
+        .collect()
+}
+
+/// Milliseconds a stored grant has left: at least 1 s (one about to expire
+/// is not re-applied without a timeout), at most the longest timeout (a
+/// clock that is far behind must not make it nearly permanent).
+fn remaining(s: &StoredGrant, now_unix: u64) -> Option<u64> {
+    s.expires_unix
+        .map(|t| plan::timeout_ms(t.saturating_sub(now_unix).clamp(1, grant::MAX_TIMEOUT_SECS)))
 }

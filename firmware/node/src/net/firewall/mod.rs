@@ -4,8 +4,9 @@
 //!
 //! `plan.rs` is the ruleset as data, `nfmsg.rs` the messages rustables
 //! cannot write, `netlink.rs` the socket. [`Firewall`] is what the daemon
-//! owns; the grant operations here also keep the store (and its audit
-//! log) in step with the kernel.
+//! owns. It only executes: which grants the table holds, and keeping the
+//! store (and its audit log) in step with the kernel, is the caller's
+//! (`daemon/grants.rs`).
 
 pub mod netlink;
 pub mod nfmsg;
@@ -15,12 +16,8 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use gondwana_core::grant::{self, Grant, GrantError};
-use gondwana_core::mesh::Ipv4Net;
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::store::grants::{self, StoredGrant};
-use crate::store::{StateStore, StoreError};
 use netlink::NetlinkError;
 use nfmsg::{ElemOp, element_messages, grant_key};
 use plan::{GRANT_SET, Ruleset};
@@ -36,10 +33,6 @@ pub enum FirewallError {
          set [firewall] enabled = false to run without a firewall)"
     )]
     Kernel(NetlinkError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("no grant for {0}:{1}")]
-    NoSuchGrant(Ipv4Addr, u16),
 }
 
 // By hand, not `#[from]`: the message already names the cause, and a
@@ -53,10 +46,7 @@ impl From<NetlinkError> for FirewallError {
 impl FirewallError {
     /// Whether the caller's input was at fault (4xx) rather than the box.
     pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            FirewallError::Grant(_) | FirewallError::NoSuchGrant(..) | FirewallError::Plan(_)
-        )
+        matches!(self, FirewallError::Grant(_) | FirewallError::Plan(_))
     }
 }
 
@@ -81,38 +71,6 @@ pub struct Firewall {
 }
 
 impl Firewall {
-    /// The entry point the daemon calls at start: replaces our table with
-    /// the base ruleset and every live stored grant (with the time it has
-    /// left), dropping expired ones from the store. `Ok(None)` when the
-    /// config disables the firewall.
-    pub fn start(
-        config: &Config,
-        mesh_subnet: Ipv4Net,
-        store: &StateStore,
-        now_unix: u64,
-    ) -> Result<Option<Firewall>, FirewallError> {
-        // Control plane only: no interface, so nothing to filter.
-        if !config.firewall.enabled
-            || config.wireguard.backend == crate::net::wireguard::BackendChoice::None
-        {
-            return Ok(None);
-        }
-        let fw = Firewall::new(Ruleset::new(
-            &config.firewall.table,
-            &config.mesh.interface,
-            mesh_subnet,
-            config.mesh.api_port,
-        )?);
-        let live = grants::prune_expired(store, now_unix)?;
-        let elements: Vec<_> = live
-            .iter()
-            .filter(|s| fw.plan().subnet.contains(&s.grant.ip))
-            .map(|s| element(&s.grant, remaining(s, now_unix)))
-            .collect();
-        fw.apply(&elements)?;
-        Ok(Some(fw))
-    }
-
     pub fn new(plan: Ruleset) -> Firewall {
         Firewall {
             plan: std::sync::RwLock::new(plan),
@@ -124,31 +82,18 @@ impl Firewall {
         self.plan.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// A node enrolled into another subnet than the one its table was
-    /// built for (it starts with `mesh.subnet` before its enrolment):
-    /// rebuild the table for the granted one, with the stored grants that
-    /// lie inside it. Nothing happens when the subnet is already right.
-    pub fn follow_subnet(
+    /// Replaces the table with another ruleset (a node enrolled into
+    /// another subnet than the one its table was built for) holding
+    /// `elements`, in one batch.
+    pub fn replace(
         &self,
-        subnet: Ipv4Net,
-        store: &StateStore,
-        now_unix: u64,
-    ) -> Result<bool, FirewallError> {
-        let current = self.plan();
-        if current.subnet == subnet.trunc() {
-            return Ok(false);
-        }
-        let next = Ruleset::new(&current.table, &current.interface, subnet, current.api_port)?;
-        let live = grants::prune_expired(store, now_unix)?;
-        let elements: Vec<_> = live
-            .iter()
-            .filter(|s| next.subnet.contains(&s.grant.ip))
-            .map(|s| element(&s.grant, remaining(s, now_unix)))
-            .collect();
+        next: Ruleset,
+        elements: &[([u8; 8], Option<u64>)],
+    ) -> Result<(), FirewallError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        netlink::send_batch(netlink::replace_table_batch(&next, &elements))?;
+        netlink::send_batch(netlink::replace_table_batch(&next, elements))?;
         *self.plan.write().unwrap_or_else(|p| p.into_inner()) = next;
-        Ok(true)
+        Ok(())
     }
 
     /// Replaces the table: base ruleset plus `elements` (key, timeout ms).
@@ -240,71 +185,11 @@ impl Firewall {
     fn elements(&self, op: ElemOp, elements: &[([u8; 8], Option<u64>)]) -> Vec<Vec<u8>> {
         element_messages(&self.plan().table, GRANT_SET, op, elements)
     }
-
-    /// `grant add`: the kernel and the store (with its audit record) both
-    /// change, or neither does.
-    pub fn grant(
-        &self,
-        store: &StateStore,
-        ip: Ipv4Addr,
-        port: u32,
-        timeout_secs: Option<u64>,
-        now_unix: u64,
-        by: &str,
-    ) -> Result<LiveGrant, FirewallError> {
-        let g = self.check(ip, port)?;
-        if let Some(t) = timeout_secs {
-            grant::check_timeout(t)?;
-        }
-        let stored = StoredGrant {
-            grant: g,
-            expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
-        };
-        let txn = store.write()?;
-        grants::put_grant(store, &txn, &stored, by)?;
-        self.kernel_add(&g, timeout_secs)?;
-        if let Err(e) = store.commit(txn) {
-            let _ = self.kernel_delete(&g);
-            return Err(e.into());
-        }
-        Ok(LiveGrant {
-            ip: g.ip,
-            port: g.port,
-            timeout_secs,
-            expires_in_secs: timeout_secs,
-        })
-    }
-
-    /// `grant del`: removes it from the kernel and the store (audited).
-    pub fn revoke(
-        &self,
-        store: &StateStore,
-        ip: Ipv4Addr,
-        port: u32,
-        by: &str,
-    ) -> Result<(), FirewallError> {
-        let g = self.check(ip, port)?;
-        let txn = store.write()?;
-        let in_store = grants::remove_grant(store, &txn, &g, by)?;
-        let in_kernel = self.kernel_delete(&g)?;
-        if !in_store && !in_kernel {
-            return Err(FirewallError::NoSuchGrant(g.ip, g.port));
-        }
-        store.commit(txn)?;
-        Ok(())
-    }
 }
 
-fn element(g: &Grant, timeout_ms: Option<u64>) -> ([u8; 8], Option<u64>) {
+/// A grant as a set element: its key and timeout in milliseconds.
+pub fn element(g: &Grant, timeout_ms: Option<u64>) -> ([u8; 8], Option<u64>) {
     (grant_key(g.ip, g.port), timeout_ms)
-}
-
-/// Milliseconds a stored grant has left: at least 1 s (one about to expire
-/// is not re-applied without a timeout), at most the longest timeout (a
-/// clock that is far behind must not make it nearly permanent).
-fn remaining(s: &StoredGrant, now_unix: u64) -> Option<u64> {
-    s.expires_unix
-        .map(|t| plan::timeout_ms(t.saturating_sub(now_unix).clamp(1, grant::MAX_TIMEOUT_SECS)))
 }
 
 #[cfg(test)]

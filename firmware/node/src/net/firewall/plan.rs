@@ -18,6 +18,7 @@
 
 use std::net::Ipv4Addr;
 
+use gondwana_core::InterfaceName;
 use gondwana_core::mesh::Ipv4Net;
 
 use super::nfmsg::{
@@ -25,7 +26,6 @@ use super::nfmsg::{
     NFT_META_L4PROTO, NFT_META_NFPROTO, PayloadBase, REG_1, REG32_01,
 };
 
-pub const DEFAULT_TABLE: &str = "gondwana";
 pub const INPUT_CHAIN: &str = "input";
 pub const GRANT_SET: &str = "grants";
 /// The set's id inside the batch that creates it (rules and elements in
@@ -49,7 +49,7 @@ const LOOPBACK: &str = "lo";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     pub table: String,
-    pub interface: String,
+    pub interface: InterfaceName,
     pub subnet: Ipv4Net,
     pub api_port: u16,
 }
@@ -60,8 +60,6 @@ pub enum PlanError {
         "firewall table name {0:?}: 1-32 characters, letters, digits, '_' or '-', starting with a letter"
     )]
     TableName(String),
-    #[error("mesh interface name {0:?}: 1-15 characters, no '/', spaces or NUL")]
-    Interface(String),
     #[error("API port must be 1-65535")]
     ApiPort,
 }
@@ -69,20 +67,17 @@ pub enum PlanError {
 impl Ruleset {
     pub fn new(
         table: &str,
-        interface: &str,
+        interface: &InterfaceName,
         subnet: Ipv4Net,
         api_port: u16,
     ) -> Result<Ruleset, PlanError> {
         check_table_name(table)?;
-        if interface.is_empty() || interface.len() > 15 || interface.contains(['/', ' ', '\0']) {
-            return Err(PlanError::Interface(interface.into()));
-        }
         if api_port == 0 {
             return Err(PlanError::ApiPort);
         }
         Ok(Ruleset {
             table: table.into(),
-            interface: interface.into(),
+            interface: interface.clone(),
             subnet: subnet.trunc(),
             api_port,
         })
@@ -106,7 +101,7 @@ impl Ruleset {
             self.in_subnet(DADDR_OFFSET),
             vec![
                 iifname(),
-                neq(padded_name(&self.interface)),
+                neq(padded_name(self.interface.as_str())),
                 iifname(),
                 neq(padded_name(LOOPBACK)),
                 Expr::Counter,
@@ -181,7 +176,7 @@ impl Ruleset {
 
     /// `iifname "<mesh>"`.
     fn on_mesh(&self) -> Vec<Expr> {
-        vec![iifname(), eq(padded_name(&self.interface))]
+        vec![iifname(), eq(padded_name(self.interface.as_str()))]
     }
 
     /// `ip saddr <subnet>`.
@@ -211,17 +206,10 @@ impl Ruleset {
     }
 }
 
+/// The config's check ([`crate::config::check_table_name`]), for tables
+/// named elsewhere (the benchmark's).
 pub fn check_table_name(name: &str) -> Result<(), PlanError> {
-    let ok = (1..=32).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(PlanError::TableName(name.into()))
-    }
+    crate::config::check_table_name(name).map_err(|_| PlanError::TableName(name.into()))
 }
 
 fn eq(data: Vec<u8>) -> Expr {
@@ -316,7 +304,13 @@ mod tests {
     use super::*;
 
     fn plan() -> Ruleset {
-        Ruleset::new("gondwana", "wg-mesh", "10.10.0.0/24".parse().unwrap(), 8798).unwrap()
+        Ruleset::new(
+            "gondwana",
+            &InterfaceName::parse("wg-mesh").unwrap(),
+            "10.10.0.0/24".parse().unwrap(),
+            8798,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -351,7 +345,13 @@ mod tests {
             ]
         );
         // A /32 "subnet" compares the whole address, no mask.
-        let one = Ruleset::new("t", "wg0", "10.9.8.7/32".parse().unwrap(), 1).unwrap();
+        let one = Ruleset::new(
+            "t",
+            &InterfaceName::parse("wg0").unwrap(),
+            "10.9.8.7/32".parse().unwrap(),
+            1,
+        )
+        .unwrap();
         let g = &one.input_rules()[0];
         assert!(!g.iter().any(|e| matches!(e, Expr::Bitwise { .. })));
         assert!(g.contains(&eq(vec![10, 9, 8, 7])));
@@ -400,13 +400,17 @@ mod tests {
     fn refuses_bad_names() {
         let net: Ipv4Net = "10.10.0.0/24".parse().unwrap();
         for t in ["", "1abc", "a b", "a;drop", &"x".repeat(33)] {
-            assert!(Ruleset::new(t, "wg-mesh", net, 1).is_err(), "{t:?}");
+            assert!(
+                Ruleset::new(t, &InterfaceName::parse("wg-mesh").unwrap(), net, 1).is_err(),
+                "{t:?}"
+            );
         }
+        // Bad interface names cannot reach it: they fail to parse.
         for i in ["", "a/b", "sixteen-chars-xx", "a b"] {
-            assert!(Ruleset::new("t", i, net, 1).is_err(), "{i:?}");
+            assert!(InterfaceName::parse(i).is_err(), "{i:?}");
         }
-        assert!(Ruleset::new("t", "wg0", net, 0).is_err());
-        assert!(Ruleset::new("my_table-2", "wg0", net, 1).is_ok());
+        assert!(Ruleset::new("t", &InterfaceName::parse("wg0").unwrap(), net, 0).is_err());
+        assert!(Ruleset::new("my_table-2", &InterfaceName::parse("wg0").unwrap(), net, 1).is_ok());
     }
 
     #[test]

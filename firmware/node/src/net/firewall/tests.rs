@@ -69,7 +69,8 @@ fn sh(args: &[&str]) -> String {
 }
 
 fn plan(iface: &str) -> Ruleset {
-    Ruleset::new("gondwana", iface, "10.10.0.0/24".parse().unwrap(), 8798).unwrap()
+    let iface = gondwana_core::InterfaceName::parse(iface).unwrap();
+    Ruleset::new("gondwana", &iface, "10.10.0.0/24".parse().unwrap(), 8798).unwrap()
 }
 
 fn ip(last: u8) -> Ipv4Addr {
@@ -221,8 +222,16 @@ fn many_grants_go_in_one_batch() {
     let n = ns.run(|| {
         let fw = Firewall::new(plan("wg-mesh"));
         fw.apply(&[]).unwrap();
-        let subnet: Ipv4Net = "10.10.0.0/16".parse().unwrap();
-        let fw = Firewall::new(Ruleset::new("gondwana", "wg-mesh", subnet, 8798).unwrap());
+        let subnet: gondwana_core::mesh::Ipv4Net = "10.10.0.0/16".parse().unwrap();
+        let fw = Firewall::new(
+            Ruleset::new(
+                "gondwana",
+                &gondwana_core::InterfaceName::parse("wg-mesh").unwrap(),
+                subnet,
+                8798,
+            )
+            .unwrap(),
+        );
         fw.apply(&[]).unwrap();
         let grants: Vec<_> = (0..12_000u32)
             .map(|i| {

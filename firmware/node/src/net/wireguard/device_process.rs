@@ -48,7 +48,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn main(iface: &str, socket_dir: &Path) -> anyhow::Result<()> {
-    super::check_name(iface)?;
+    // The name the daemon's config checked; checked again here because
+    // this entry point is also a command of its own.
+    gondwana_core::InterfaceName::parse(iface)?;
     let socket = uapi::socket_path(socket_dir, iface);
     if std::env::var_os(DETACHED_ENV).is_none() {
         return start_detached(iface, socket_dir, &socket);

@@ -17,8 +17,9 @@ use netlink_packet_wireguard::{
 use tokio::sync::Mutex;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::plan::{PeerOp, Plan};
-use super::{DeviceState, PeerState, WgError};
+use gondwana_core::InterfaceName;
+
+use super::{DeviceState, PeerOp, PeerState, WgError};
 use crate::net::link::Links;
 
 /// Peers per SetDevice message: keeps each message well under the
@@ -29,14 +30,14 @@ const ENOENT: i32 = 2;
 const EOPNOTSUPP: i32 = 95;
 
 pub struct KernelDevice {
-    iface: String,
+    iface: InterfaceName,
     handle: Mutex<GenetlinkHandle>,
 }
 
 impl KernelDevice {
     /// Adopts the wireguard link `iface` or creates it. Fails with
     /// `KernelUnavailable` when the kernel has no WireGuard.
-    pub async fn open(iface: &str) -> Result<KernelDevice, WgError> {
+    pub async fn open(iface: &InterfaceName) -> Result<KernelDevice, WgError> {
         let (connection, handle, _) = genetlink::new_connection()
             .map_err(|e| WgError::Netlink(format!("generic netlink socket: {e}")))?;
         tokio::spawn(connection);
@@ -69,7 +70,7 @@ impl KernelDevice {
             }
         }
         Ok(KernelDevice {
-            iface: iface.to_string(),
+            iface: iface.clone(),
             handle: Mutex::new(handle),
         })
     }
@@ -77,7 +78,7 @@ impl KernelDevice {
     pub async fn get(&self) -> Result<DeviceState, WgError> {
         let mut request = NetlinkMessage::from(GenlMessage::from_payload(WireguardMessage {
             cmd: WireguardCmd::GetDevice,
-            attributes: vec![WireguardAttribute::IfName(self.iface.clone())],
+            attributes: vec![WireguardAttribute::IfName(self.iface.to_string())],
         }));
         request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         let mut handle = self.handle.lock().await;
@@ -105,14 +106,15 @@ impl KernelDevice {
         private_key: &Zeroizing<[u8; 32]>,
         listen_port: u16,
     ) -> Result<(), WgError> {
-        let mut message = device_message(&self.iface, private_key, listen_port);
+        let mut message = device_message(self.iface.as_str(), private_key, listen_port);
         let result = self.send(message.clone()).await;
         wipe(&mut message);
         result
     }
 
-    pub async fn apply(&self, plan: &Plan) -> Result<(), WgError> {
-        for message in peer_messages(&self.iface, &plan.ops) {
+    /// Sends `ops` as planned, in order.
+    pub async fn apply(&self, ops: &[PeerOp]) -> Result<(), WgError> {
+        for message in peer_messages(self.iface.as_str(), ops) {
             self.send(message).await?;
         }
         Ok(())

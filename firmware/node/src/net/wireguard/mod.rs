@@ -5,9 +5,12 @@
 //!
 //! Call order: [`WireGuard::open`] (creates the interface or adopts the one
 //! that exists), [`WireGuard::configure`] (private key and port; always
-//! before peers), then [`WireGuard::apply_peers`] as often as the desired
-//! state changes, [`WireGuard::get`] for status. Nothing here decides
-//! *which* peers should exist: that is the reconciler's job.
+//! before peers), [`WireGuard::get`] to read the device, then
+//! [`WireGuard::apply`] with the [`PeerDiff`] that `gondwana_core` planned
+//! from that reading. Nothing here decides *which* peers should exist
+//! (`gondwana_core::reconcile`) or which operations get there
+//! (`gondwana_core::peer_diff`): the backends execute the operations in
+//! order and never read the device again to re-plan them.
 
 pub mod device_process;
 pub mod kernel;
@@ -16,8 +19,8 @@ pub mod uapi_proxy;
 pub mod userspace;
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
+use gondwana_core::InterfaceName;
 use zeroize::Zeroizing;
 
 pub use userspace::Launcher;
@@ -38,18 +41,7 @@ impl Backend {
     }
 }
 
-/// `[wireguard] backend` in the config: what the operator asked for.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendChoice {
-    /// Kernel when the module answers, else userspace.
-    #[default]
-    Auto,
-    Kernel,
-    Userspace,
-    /// No interface at all: control plane only (see docs/dataplane.md).
-    None,
-}
+pub use crate::config::BackendChoice;
 
 /// What one peer should look like. `endpoint: None` means "no opinion":
 /// the device keeps whatever endpoint it learned from handshakes (a hub's
@@ -57,65 +49,12 @@ pub enum BackendChoice {
 /// converts between two copies of the same four fields.
 pub use gondwana_core::dataplane::PeerSpec as PeerConfig;
 
-/// One peer as the device reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerState {
-    pub config: PeerConfig,
-    /// Wall-clock time of the last completed handshake (both backends give
-    /// a real timestamp here, boringtun's elapsed seconds are converted).
-    pub last_handshake: Option<SystemTime>,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-    /// Allowed IPs outside our IPv4 model as the device reported them
-    /// (an operator's `wg set … allowed-ips fd00::/64`): while there are
-    /// any, the peer differs from every desired config and is re-set, which
-    /// replaces them.
-    pub foreign_allowed_ips: Vec<String>,
-}
-
-impl PeerState {
-    /// A peer known only by its key so far (the rest is read after it).
-    pub fn new(public_key: [u8; 32]) -> PeerState {
-        PeerState {
-            config: PeerConfig {
-                public_key,
-                endpoint: None,
-                allowed_ips: Vec::new(),
-                keepalive: None,
-            },
-            last_handshake: None,
-            rx_bytes: 0,
-            tx_bytes: 0,
-            foreign_allowed_ips: Vec::new(),
-        }
-    }
-
-    /// Does this peer, as the device has it, already satisfy `want`?
-    /// (One definition for the reconciler and `apply_peers`.)
-    pub fn satisfies(&self, want: &PeerConfig) -> bool {
-        self.foreign_allowed_ips.is_empty()
-            && gondwana_core::dataplane::satisfies(&self.config, want)
-    }
-}
-
-/// The device as it is now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceState {
-    /// `None` until a private key is set.
-    pub public_key: Option<[u8; 32]>,
-    pub listen_port: u16,
-    pub peers: Vec<PeerState>,
-}
-
-/// What [`WireGuard::apply_peers`] changed (peers already as desired are
-/// counted in `unchanged`, not touched).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PeerChanges {
-    pub added: usize,
-    pub updated: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-}
+/// One peer as the device reports it, the device as it is now, the
+/// operations that change its peers, and what they changed: the same
+/// types `gondwana_core` plans with.
+pub use gondwana_core::peer_diff::{
+    DevicePeer as PeerState, DeviceState, PeerChanges, PeerDiff, PeerOp,
+};
 
 /// How [`WireGuard::open`] starts things it may need.
 #[derive(Debug, Clone)]
@@ -149,8 +88,6 @@ pub enum WgError {
          namespace (its UAPI socket {socket} is live): give this interface a unique name"
     )]
     NameTakenElsewhere { iface: String, socket: PathBuf },
-    #[error("interface name {0:?}: 1-15 characters, no '/' or whitespace")]
-    BadName(String),
     #[error("the userspace WireGuard device process for {iface} did not come up: {detail}")]
     DeviceStart { iface: String, detail: String },
     #[error("WireGuard UAPI on {socket}: {detail}")]
@@ -160,7 +97,7 @@ pub enum WgError {
     #[error("WireGuard netlink: {0}")]
     Netlink(String),
     #[error("no private key set on {0}: configure() must come before peers")]
-    NoKey(String),
+    NoKey(InterfaceName),
     #[error("{0}")]
     Link(#[from] crate::net::link::LinkError),
 }
@@ -172,7 +109,7 @@ enum Device {
 
 /// A WireGuard interface, open through one backend.
 pub struct WireGuard {
-    iface: String,
+    iface: InterfaceName,
     device: Device,
 }
 
@@ -182,11 +119,10 @@ impl WireGuard {
     /// untouched, else creates it. `Auto` uses the kernel when its
     /// WireGuard generic-netlink family answers, else userspace.
     pub async fn open(
-        iface: &str,
+        iface: &InterfaceName,
         choice: BackendChoice,
         options: &OpenOptions,
     ) -> Result<WireGuard, WgError> {
-        check_name(iface)?;
         let device = match choice {
             BackendChoice::Kernel => Device::Kernel(kernel::KernelDevice::open(iface).await?),
             BackendChoice::Userspace => {
@@ -212,7 +148,7 @@ impl WireGuard {
             }
         };
         Ok(WireGuard {
-            iface: iface.to_string(),
+            iface: iface.clone(),
             device,
         })
     }
@@ -224,7 +160,7 @@ impl WireGuard {
         }
     }
 
-    pub fn interface(&self) -> &str {
+    pub fn interface(&self) -> &InterfaceName {
         &self.iface
     }
 
@@ -253,9 +189,23 @@ impl WireGuard {
         }
     }
 
-    /// Adds or updates the peers in `upsert` and removes those in `remove`;
-    /// every other peer is left alone, and a peer already as desired is not
-    /// touched (its session keeps running).
+    /// Executes `diff`, planned by `gondwana_core` from a [`WireGuard::get`]
+    /// of this device, in order: nothing is read back or re-planned.
+    pub async fn apply(&self, diff: &PeerDiff) -> Result<(), WgError> {
+        if diff.is_empty() {
+            return Ok(());
+        }
+        match &self.device {
+            Device::Kernel(d) => d.apply(&diff.ops).await,
+            Device::Userspace(d) => d.apply(&diff.ops).await,
+        }
+    }
+
+    /// For tools and tests that change some peers rather than state the
+    /// whole set: reads the device once, plans with
+    /// [`PeerDiff::patch`] (the same planner) and applies. Adds or updates
+    /// the peers in `upsert` and removes those in `remove`; every other
+    /// peer is left alone, and a peer already as desired is not touched.
     pub async fn apply_peers(
         &self,
         upsert: &[PeerConfig],
@@ -265,12 +215,9 @@ impl WireGuard {
         if current.public_key.is_none() && !upsert.is_empty() {
             return Err(WgError::NoKey(self.iface.clone()));
         }
-        let plan = plan::plan(&current.peers, upsert, remove);
-        match &self.device {
-            Device::Kernel(d) => d.apply(&plan).await?,
-            Device::Userspace(d) => d.apply(&plan).await?,
-        }
-        Ok(plan.changes())
+        let diff = PeerDiff::patch(&current.peers, upsert, remove);
+        self.apply(&diff).await?;
+        Ok(diff.changes())
     }
 
     /// Removes the interface (kernel: deletes the link; userspace: stops
@@ -283,23 +230,9 @@ impl WireGuard {
     }
 }
 
-pub mod plan;
-
 /// The public key of a private key (X25519 base-point multiplication).
 pub fn public_key(private_key: &Zeroizing<[u8; 32]>) -> [u8; 32] {
     gondwana_core::keys::WireguardSecret::from_bytes(**private_key).public_key()
-}
-
-pub fn check_name(iface: &str) -> Result<(), WgError> {
-    if iface.is_empty()
-        || iface.len() > 15
-        || iface.contains(|c: char| c == '/' || c.is_whitespace() || c == '\0')
-        || iface == "."
-        || iface == ".."
-    {
-        return Err(WgError::BadName(iface.to_string()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

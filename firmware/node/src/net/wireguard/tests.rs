@@ -126,7 +126,7 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
     let k = key.clone();
     let o = options.clone();
     ns.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o)
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &o)
             .await
             .unwrap();
         assert_eq!(wg.backend(), Backend::Userspace);
@@ -283,7 +283,7 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
     let k = key.clone();
     ns.run(move || async move {
         // A second open adopts the same device, key and peers.
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &o)
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &o)
             .await
             .unwrap();
         let state = wg.get().await.unwrap();
@@ -329,7 +329,14 @@ fn userspace_device_is_configured_read_back_adopted_and_deleted() {
         wg.configure(&k, 51901).await.unwrap();
         assert_eq!(wg.get().await.unwrap().peers.len(), 2);
         wg.delete().await.unwrap();
-        assert_eq!(Links::new().unwrap().link_index(&name).await.unwrap(), None);
+        assert_eq!(
+            Links::new()
+                .unwrap()
+                .link_index(&ifname(&name))
+                .await
+                .unwrap(),
+            None
+        );
     });
     assert!(!uapi::socket_path(&socket_dir(), &iface).exists());
 }
@@ -342,7 +349,7 @@ fn auto_falls_back_to_userspace_and_forced_kernel_fails_clearly() {
     let _devices = Devices(vec![iface.clone()]);
     let options = test_options(&iface);
     ns.run(move || async move {
-        let forced = WireGuard::open(&iface, BackendChoice::Kernel, &options).await;
+        let forced = WireGuard::open(&ifname(&iface), BackendChoice::Kernel, &options).await;
         if has_module {
             assert_eq!(forced.unwrap().backend(), Backend::Kernel);
             return;
@@ -352,15 +359,19 @@ fn auto_falls_back_to_userspace_and_forced_kernel_fails_clearly() {
         assert!(err.to_string().contains("kernel has no WireGuard"), "{err}");
         // Nothing was created by the refused attempt.
         assert_eq!(
-            Links::new().unwrap().link_index(&iface).await.unwrap(),
+            Links::new()
+                .unwrap()
+                .link_index(&ifname(&iface))
+                .await
+                .unwrap(),
             None
         );
-        let auto = WireGuard::open(&iface, BackendChoice::Auto, &options)
+        let auto = WireGuard::open(&ifname(&iface), BackendChoice::Auto, &options)
             .await
             .unwrap();
         assert_eq!(auto.backend(), Backend::Userspace);
         // Auto adopts the live userspace device.
-        let again = WireGuard::open(&iface, BackendChoice::Auto, &options)
+        let again = WireGuard::open(&ifname(&iface), BackendChoice::Auto, &options)
             .await
             .unwrap();
         assert_eq!(again.backend(), Backend::Userspace);
@@ -413,17 +424,17 @@ fn hold_device_entry() {
         .unwrap();
     runtime.block_on(async {
         let options = test_options(&iface);
-        let wg = WireGuard::open(&iface, BackendChoice::Userspace, &options)
+        let wg = WireGuard::open(&ifname(&iface), BackendChoice::Userspace, &options)
             .await
             .unwrap();
         let key = Zeroizing::new(uapi::parse_hex_key(f[0]).unwrap());
         wg.configure(&key, f[1].parse().unwrap()).await.unwrap();
         let links = Links::new().unwrap();
         links
-            .ensure_address(&iface, f[2].parse().unwrap())
+            .ensure_address(&ifname(&iface), f[2].parse().unwrap())
             .await
             .unwrap();
-        links.set_up(&iface).await.unwrap();
+        links.set_up(&ifname(&iface)).await.unwrap();
         let hub = peer(
             uapi::parse_hex_key(f[3]).unwrap(),
             &[f[4]],
@@ -473,16 +484,16 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let name = wa.clone();
     let k = ka.clone();
     a.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
             .await
             .unwrap();
         wg.configure(&k, 51820).await.unwrap();
         let links = Links::new().unwrap();
         links
-            .ensure_address(&name, "10.77.0.1/24".parse().unwrap())
+            .ensure_address(&ifname(&name), "10.77.0.1/24".parse().unwrap())
             .await
             .unwrap();
-        links.set_up(&name).await.unwrap();
+        links.set_up(&ifname(&name)).await.unwrap();
         wg.apply_peers(
             &[peer(
                 pb,
@@ -500,7 +511,7 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let name = wa.clone();
     let options = test_options(&wa);
     let handshake = a.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
             .await
             .unwrap();
         let state = wg.get().await.unwrap();
@@ -532,7 +543,7 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     let name = wb.clone();
     let options = test_options(&wb);
     b.run(move || async move {
-        let wg = WireGuard::open(&name, BackendChoice::Userspace, &options)
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
             .await
             .unwrap();
         wg.configure(&kb, 51820).await.unwrap();
@@ -558,4 +569,8 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
             .status
             .success()
     );
+}
+
+fn ifname(name: &str) -> gondwana_core::InterfaceName {
+    gondwana_core::InterfaceName::parse(name).unwrap()
 }

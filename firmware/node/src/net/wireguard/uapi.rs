@@ -16,8 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use zeroize::Zeroizing;
 
-use super::plan::PeerOp;
-use super::{DeviceState, PeerConfig, PeerState, WgError};
+use super::{DeviceState, PeerConfig, PeerOp, PeerState, WgError};
 
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/wireguard";
 

@@ -15,8 +15,9 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::Pid;
 use zeroize::Zeroizing;
 
-use super::plan::Plan;
-use super::{DeviceState, OpenOptions, WgError, uapi};
+use gondwana_core::InterfaceName;
+
+use super::{DeviceState, OpenOptions, PeerOp, WgError, uapi};
 use crate::net::link::Links;
 
 /// The MTU wg-quick gives a WireGuard interface on a 1500-byte underlay
@@ -47,19 +48,22 @@ impl Launcher {
 }
 
 pub struct UserspaceDevice {
-    iface: String,
+    iface: InterfaceName,
     socket: PathBuf,
 }
 
 /// Is a device process answering on `iface`'s UAPI socket?
-pub async fn is_live(iface: &str, options: &OpenOptions) -> bool {
-    let socket = uapi::socket_path(&options.socket_dir, iface);
+pub async fn is_live(iface: &InterfaceName, options: &OpenOptions) -> bool {
+    let socket = uapi::socket_path(&options.socket_dir, iface.as_str());
     uapi::get(&socket).await.is_ok()
 }
 
 impl UserspaceDevice {
-    pub async fn open(iface: &str, options: &OpenOptions) -> Result<UserspaceDevice, WgError> {
-        let socket = uapi::socket_path(&options.socket_dir, iface);
+    pub async fn open(
+        iface: &InterfaceName,
+        options: &OpenOptions,
+    ) -> Result<UserspaceDevice, WgError> {
+        let socket = uapi::socket_path(&options.socket_dir, iface.as_str());
         let links = Links::new()?;
         if uapi::get(&socket).await.is_err() {
             if let Some(link) = links.link(iface).await?
@@ -80,7 +84,7 @@ impl UserspaceDevice {
             });
         }
         Ok(UserspaceDevice {
-            iface: iface.to_string(),
+            iface: iface.clone(),
             socket,
         })
     }
@@ -97,8 +101,10 @@ impl UserspaceDevice {
         uapi::set(&self.socket, &uapi::device_body(private_key, listen_port)).await
     }
 
-    pub async fn apply(&self, plan: &Plan) -> Result<(), WgError> {
-        for body in uapi::peer_bodies(&plan.ops) {
+    /// Sends `ops` as planned, in order (`uapi::peer_bodies` groups them
+    /// the way boringtun needs, without reordering what depends on what).
+    pub async fn apply(&self, ops: &[PeerOp]) -> Result<(), WgError> {
+        for body in uapi::peer_bodies(ops) {
             uapi::set(&self.socket, &body).await?;
         }
         Ok(())
@@ -138,7 +144,7 @@ pub fn server_pid(socket: &Path) -> Option<i32> {
 
 /// Runs the launcher (which detaches the device process and returns once
 /// its socket answers, or fails with the device's own error message).
-async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
+async fn launch(iface: &InterfaceName, options: &OpenOptions) -> Result<(), WgError> {
     let launcher = &options.launcher;
     // tokio's Command forks from this thread, so the device process starts
     // in this thread's network namespace (tests run each node in its own).
@@ -146,7 +152,7 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
     command.args(&launcher.args);
     if launcher.append_interface_args {
         command
-            .arg(iface)
+            .arg(iface.as_str())
             .arg("--socket-dir")
             .arg(&options.socket_dir);
     }
@@ -170,7 +176,7 @@ async fn launch(iface: &str, options: &OpenOptions) -> Result<(), WgError> {
     Ok(())
 }
 
-fn start_error(iface: &str, detail: impl std::fmt::Display) -> WgError {
+fn start_error(iface: &InterfaceName, detail: impl std::fmt::Display) -> WgError {
     WgError::DeviceStart {
         iface: iface.to_string(),
         detail: detail.to_string(),
