@@ -13,6 +13,7 @@ pub mod directory;
 pub mod enrol;
 pub mod envelope;
 pub mod grant;
+pub mod hub_enrol;
 pub mod hash;
 pub mod identity_log;
 pub mod keys;
