@@ -167,12 +167,15 @@ pub struct Snapshot {
     pub token: Option<TokenRecord>,
     /// This node's record, if it enrolled before.
     pub node: Option<NodeEntry>,
-    /// The hub's mirror of this node's identity log, entry by entry.
+    /// The hub's mirror of this node's identity log, entry by entry (empty
+    /// for a new node).
     pub mirror: Vec<Vec<u8>>,
-    /// The live holder of [`wanted_boxname`], if any.
+    /// The live holder of [`wanted_boxname`], if any (only read for a new
+    /// node).
     pub boxname_holder: Option<BoxnameHolder>,
     /// Ids of the live nodes, other than this one, that hold the requested
-    /// WireGuard key.
+    /// WireGuard key. Only read when the key is checked (a new node, or a
+    /// known one whose key changed); empty otherwise.
     pub wireguard_key_holders: Vec<String>,
     pub used_addresses: UsedAddresses,
 }

@@ -7,6 +7,7 @@ mod admin;
 mod api;
 mod boot;
 mod cli;
+mod clock;
 mod commands;
 mod config;
 mod daemon;

@@ -245,7 +245,10 @@ fn wireguard_key_ownership() {
         wireguard_key_holders: vec![node_id(2).to_string()],
         ..empty()
     };
-    assert_eq!(decide(&req, &snap), Err(taken("another live node", &[2; 32])));
+    assert_eq!(
+        decide(&req, &snap),
+        Err(taken("another live node", &[2; 32]))
+    );
 
     // ...unless the token replaces that very node: its key is free again.
     let snap = Snapshot {
@@ -268,7 +271,10 @@ fn wireguard_key_ownership() {
         wireguard_key_holders: vec![node_id(3).to_string()],
         ..empty()
     };
-    assert_eq!(decide(&req, &snap), Err(taken("another live node", &[3; 32])));
+    assert_eq!(
+        decide(&req, &snap),
+        Err(taken("another live node", &[3; 32]))
+    );
 
     // A known node keeping its key is not checked against holders.
     let req = request(1, "box-1", None, 1);
@@ -331,8 +337,16 @@ fn a_new_node_gets_the_lowest_free_address_and_a_token_use() {
     let cases = [
         ("empty", UsedAddresses::Run(0), ip(2)),
         ("a run of two", UsedAddresses::Run(2), ip(4)),
-        ("a gap", UsedAddresses::Listed(vec![u32::from(ip(2)), u32::from(ip(4))]), ip(3)),
-        ("no gap, listed", UsedAddresses::Listed(vec![u32::from(ip(2))]), ip(3)),
+        (
+            "a gap",
+            UsedAddresses::Listed(vec![u32::from(ip(2)), u32::from(ip(4))]),
+            ip(3),
+        ),
+        (
+            "no gap, listed",
+            UsedAddresses::Listed(vec![u32::from(ip(2))]),
+            ip(3),
+        ),
     ];
     for (what, used, want) in cases {
         let snap = Snapshot {
@@ -397,7 +411,10 @@ fn replace_takes_over_the_name_and_address() {
 fn used_addresses_from_the_table_shape() {
     let s = subnet();
     let first = u32::from(ip(2));
-    assert_eq!(UsedAddresses::run_from(&s, 0, None), Some(UsedAddresses::Run(0)));
+    assert_eq!(
+        UsedAddresses::run_from(&s, 0, None),
+        Some(UsedAddresses::Run(0))
+    );
     assert_eq!(
         UsedAddresses::run_from(&s, 3, Some(first + 2)),
         Some(UsedAddresses::Run(3))

@@ -2,8 +2,6 @@
 //! daemon running) and by the daemon's root-only admin socket — so the two
 //! paths cannot drift apart. Inputs and outputs are JSON.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, anyhow, bail};
 use gondwana_core::Boxname;
 use gondwana_core::hash::to_hex;
@@ -12,17 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::boot::enroll_source::EnrollFile;
+use crate::clock::now_unix;
 use crate::config::{Config, Role};
 use crate::random;
 use crate::store::registry::{self, NewToken, NodeEntry, TokenRecord};
 use crate::store::{StateStore, StoredIdentity};
-
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,7 +110,7 @@ pub fn token_list(store: &StateStore, config: &Config) -> anyhow::Result<Value> 
 
 pub fn token_revoke(store: &StateStore, config: &Config, id: &str) -> anyhow::Result<Value> {
     require_hub(config)?;
-    if !registry::revoke_token(store, id)? {
+    if !registry::revoke_token(store, id, now_unix())? {
         bail!("no token with id {id}");
     }
     Ok(json!({"revoked": id}))
@@ -163,7 +155,7 @@ pub fn node_revoke(
     reason: &str,
 ) -> anyhow::Result<Value> {
     require_hub(config)?;
-    let entry = registry::revoke_node(store, &identity.signing, who, reason)?
+    let entry = registry::revoke_node(store, &identity.signing, who, reason, now_unix())?
         .ok_or_else(|| anyhow!("no node {who}"))?;
     Ok(node_json(&entry, None))
 }

@@ -9,8 +9,9 @@ use std::time::Instant;
 use anyhow::bail;
 use serde_json::{Value, json};
 
-use crate::admin::{self, ops::now_unix};
+use crate::admin;
 use crate::cli::GrantCommand;
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::grants::{live_json, mesh_subnet};
 use crate::net::firewall::plan::Ruleset;

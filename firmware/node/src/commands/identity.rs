@@ -77,7 +77,7 @@ pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()>
 /// One rotation in one transaction: log entry, secret and audit record.
 pub fn rotate_in_store(store: &StateStore, signing: bool) -> anyhow::Result<IdentityState> {
     let txn = store.write()?;
-    let identity = store::identity_in(store, &txn)?;
+    let identity = store::identity_in(&txn)?;
     if identity.state.retired {
         bail!("this identity is retired; nothing can be rotated");
     }
@@ -89,7 +89,7 @@ pub fn rotate_in_store(store: &StateStore, signing: bool) -> anyhow::Result<Iden
         };
         let (raw, next) = build::next(state, &identity.signing, event, Some(&new))
             .context("building the rotation entry")?;
-        store::record_identity_entry(store, &txn, state.len, &raw, Some(&new), None)?;
+        store::record_identity_entry(&txn, state.len, &raw, Some(&new), None)?;
         (next, kind::IDENTITY_ROTATE_SIGNING)
     } else {
         let new = WireguardSecret::from_bytes(*random::seed()?);
@@ -98,11 +98,11 @@ pub fn rotate_in_store(store: &StateStore, signing: bool) -> anyhow::Result<Iden
         };
         let (raw, next) = build::next(state, &identity.signing, event, None)
             .context("building the rotation entry")?;
-        store::record_identity_entry(store, &txn, state.len, &raw, None, Some(&new))?;
+        store::record_identity_entry(&txn, state.len, &raw, None, Some(&new))?;
         (next, kind::IDENTITY_ROTATE_WIREGUARD)
     };
     let detail = format!("entry {} tip {}", state.len, to_hex(&next.tip));
-    store::append_audit(store, &txn, audit_kind, &detail)?;
+    store::append_audit(&txn, audit_kind, &detail, crate::clock::now_unix())?;
     store.commit(txn)?;
     Ok(next)
 }

@@ -176,7 +176,7 @@ impl Reconciler {
             }
         };
         status.mesh_listener = self.mesh_listener;
-        status.last_pass_unix = Some(crate::admin::ops::now_unix());
+        status.last_pass_unix = Some(crate::clock::now_unix());
         self.app.set_dataplane_status(status);
     }
 
@@ -190,11 +190,7 @@ impl Reconciler {
         self.follow_directory()?;
         if let Some(fw) = &self.app.grants.firewall {
             let store = self.app.store.clone();
-            if fw.follow_subnet(
-                member.address.trunc(),
-                &store,
-                crate::admin::ops::now_unix(),
-            )? {
+            if fw.follow_subnet(member.address.trunc(), &store, crate::clock::now_unix())? {
                 eprintln!(
                     "gondwana: firewall: now guarding {}",
                     member.address.trunc()

@@ -18,9 +18,9 @@ use gondwana_core::keys::PublicKey;
 use gondwana_core::wg_proof;
 use http::Method;
 
-use crate::admin::ops::now_unix;
 use crate::api::client;
 use crate::boot::enroll_source::{self, EnrollPlan};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::revocation;

@@ -14,8 +14,8 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::ops::now_unix;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
+use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::app::App;
 use crate::daemon::nonces::Nonces;

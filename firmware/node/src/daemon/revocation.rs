@@ -22,8 +22,8 @@ use gondwana_core::envelope::MAX_ENVELOPE_BYTES;
 use gondwana_core::revocation::{self, Revocation};
 use http::{Method, StatusCode};
 
-use crate::admin::ops::now_unix;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, client};
+use crate::clock::now_unix;
 use crate::config::EnrollConfig;
 use crate::daemon::app::App;
 use crate::daemon::dataplane::{DataplaneStatus, HANDSHAKE_STALE};

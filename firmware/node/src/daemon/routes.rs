@@ -15,8 +15,9 @@ use gondwana_core::identity_log::{export_bundle, import_bundle};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::admin::ops::{self, TokenCreate, now_unix};
+use crate::admin::ops::{self, TokenCreate};
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler};
+use crate::clock::now_unix;
 use crate::config::Role;
 use crate::daemon::app::App;
 use crate::daemon::grants;
@@ -322,7 +323,14 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
             .hub
             .as_ref()
             .ok_or(Refusal::Store("not a hub".into()))?;
-        registry::mirror_update(&app2.store, hub, &state, &entries, proof.as_ref())
+        registry::mirror_update(
+            &app2.store,
+            hub,
+            &state,
+            &entries,
+            proof.as_ref(),
+            now_unix(),
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -467,7 +475,12 @@ fn admin_blocking(
             if let Some(hub) = &app.hub
                 && !signing
             {
-                registry::publish_hub_key(store, hub, store.require_identity()?.wireguard)?;
+                registry::publish_hub_key(
+                    store,
+                    hub,
+                    store.require_identity()?.wireguard,
+                    now_unix(),
+                )?;
             }
             Ok(crate::commands::identity::state_json(&next))
         }

@@ -261,7 +261,7 @@ impl Firewall {
             expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
         };
         let txn = store.write()?;
-        grants::put_grant(store, &txn, &stored, by)?;
+        grants::put_grant(&txn, &stored, by, now_unix)?;
         self.kernel_add(&g, timeout_secs)?;
         if let Err(e) = store.commit(txn) {
             let _ = self.kernel_delete(&g);
@@ -285,7 +285,7 @@ impl Firewall {
     ) -> Result<(), FirewallError> {
         let g = self.check(ip, port)?;
         let txn = store.write()?;
-        let in_store = grants::remove_grant(store, &txn, &g, by)?;
+        let in_store = grants::remove_grant(&txn, &g, by, crate::clock::now_unix())?;
         let in_kernel = self.kernel_delete(&g)?;
         if !in_store && !in_kernel {
             return Err(FirewallError::NoSuchGrant(g.ip, g.port));
