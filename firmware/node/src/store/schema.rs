@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
-
 use gondwana_core::hub_enrol::{NodeEntry, TokenRecord};
+use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 
 use super::StoreError;
 use super::table::{ReadTxn, RecordTable, WriteTxn, corrupt, fault};

@@ -178,3 +178,97 @@ fn grant_for(
         directory_tip: head.tip,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::RwLock;
+
+    use gondwana_core::enrol::EnrolRequest;
+    use gondwana_core::identity_log::build;
+    use gondwana_core::keys::{SigningSecret, WireguardSecret};
+    use gondwana_core::token::TokenSecret;
+
+    use super::*;
+    use crate::store::registry::{NewToken, create_token};
+    use crate::store::{OpenMode, audit_records};
+
+    const NOW: u64 = 1_000;
+
+    fn hub() -> HubContext {
+        let signing = SigningSecret::from_seed([1; 32]);
+        let wireguard = WireguardSecret::from_bytes([2; 32]);
+        let (_, identity) = build::genesis(
+            &signing,
+            wireguard.public_key(),
+            Boxname::parse("hub").unwrap(),
+        )
+        .unwrap();
+        HubContext {
+            signing,
+            identity,
+            wireguard: RwLock::new(wireguard),
+            subnet: "10.10.0.0/24".parse().unwrap(),
+            endpoint: "hub.test:51822".into(),
+            wireguard_port: 51822,
+            api_port: 8798,
+        }
+    }
+
+    /// A request from node `seed` signed with `token`; the route has
+    /// verified it already.
+    fn request(seed: u8, token: &TokenSecret) -> VerifiedRequest {
+        let signing = SigningSecret::from_seed([seed; 32]);
+        let wireguard = WireguardSecret::from_bytes([seed ^ 0x55; 32]);
+        let boxname = Boxname::parse(&format!("box-{seed}")).unwrap();
+        let (genesis, identity) =
+            build::genesis(&signing, wireguard.public_key(), boxname.clone()).unwrap();
+        VerifiedRequest {
+            request: EnrolRequest {
+                version: enrol::VERSION,
+                hub_nonce: [seed; 32],
+                wireguard_key: identity.wireguard_key,
+                boxname,
+                token_key: token.public_key(),
+            },
+            identity,
+            identity_log: vec![genesis],
+        }
+    }
+
+    #[test]
+    fn the_decision_is_applied_in_one_transaction_and_a_refusal_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path(), OpenMode::CreateIfMissing).unwrap();
+        let hub = hub();
+        let spec = NewToken {
+            max_uses: 1,
+            ttl_secs: None,
+            boxname: None,
+            tags: Vec::new(),
+            replace: false,
+        };
+        let (token, _) = create_token(&store, [3; 32], spec, NOW).unwrap();
+
+        enrol(&store, &hub, &request(10, &token), NOW).unwrap();
+        let node = &store.nodes().unwrap()[0];
+        assert_eq!(node.mesh_ip, Ipv4Addr::new(10, 10, 0, 2));
+        assert_eq!(store.tokens().unwrap()[0].uses, 1);
+        assert_eq!(store.mirror_len(&node.node_id).unwrap(), 1);
+
+        // The same node again: same address, no second use of the token.
+        enrol(&store, &hub, &request(10, &token), NOW).unwrap();
+        assert_eq!(store.nodes().unwrap()[0].mesh_ip, node.mesh_ip);
+        assert_eq!(store.tokens().unwrap()[0].uses, 1);
+
+        let audit = audit_records(&store).unwrap().1;
+        let directory = store.directory_head().unwrap();
+        assert_eq!(
+            enrol(&store, &hub, &request(11, &token), NOW),
+            Err(Refusal::TokenExhausted)
+        );
+        assert_eq!(store.nodes().unwrap().len(), 1);
+        assert_eq!(audit_records(&store).unwrap().1, audit);
+        assert_eq!(store.directory_head().unwrap(), directory);
+    }
+}
