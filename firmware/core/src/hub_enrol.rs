@@ -180,16 +180,17 @@ pub struct Snapshot {
     pub used_addresses: UsedAddresses,
 }
 
-/// What the hub does with an enrolment that is not refused.
+/// What the hub does with an enrolment that is not refused (the records
+/// are boxed: a decision is made once per enrolment, and they are large).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The node is enrolled and live (a retry whose answer was lost, or a
     /// re-enrolment): it keeps its record and address and spends no token
     /// use; its identity log (which extends the mirror, with a WireGuard
     /// key no one else holds) is applied as a key rotation.
-    Reenrol { node: NodeEntry },
+    Reenrol { node: Box<NodeEntry> },
     /// A new node.
-    Admit(Admission),
+    Admit(Box<Admission>),
 }
 
 /// A new node's plan: everything the store writes for it.
@@ -243,7 +244,9 @@ pub fn decide(request: &VerifiedRequest, snapshot: &Snapshot) -> Result<Decision
                 snapshot.wireguard_key_holders.iter(),
             )?;
         }
-        return Ok(Decision::Reenrol { node: node.clone() });
+        return Ok(Decision::Reenrol {
+            node: Box::new(node.clone()),
+        });
     }
 
     check_token(token, snapshot.now)?;
@@ -297,11 +300,11 @@ pub fn decide(request: &VerifiedRequest, snapshot: &Snapshot) -> Result<Decision
         identity_len: identity.len,
         identity_tip: identity.tip,
     };
-    Ok(Decision::Admit(Admission {
+    Ok(Decision::Admit(Box::new(Admission {
         entry,
         token,
         replaces,
-    }))
+    })))
 }
 
 /// A token admits a new node while it is not revoked, not expired at

@@ -100,7 +100,7 @@ fn empty() -> Snapshot {
 
 fn admitted(d: Result<Decision, Refusal>) -> Admission {
     match d {
-        Ok(Decision::Admit(a)) => a,
+        Ok(Decision::Admit(a)) => *a,
         other => panic!("not admitted: {other:?}"),
     }
 }
@@ -306,7 +306,7 @@ fn the_same_node_keeps_its_address_and_spends_no_use() {
         assert_eq!(
             decide(&request(1, "box-1", None, log_len), &snap),
             Ok(Decision::Reenrol {
-                node: known.clone()
+                node: Box::new(known.clone())
             }),
             "{what}"
         );
@@ -321,7 +321,8 @@ fn a_stale_or_diverging_log_is_refused() {
         ))
     };
     let mirror = vec![vec![1, 0], vec![1, 1]];
-    let cases: [(&str, Vec<Vec<u8>>, Result<(), Refusal>); 4] = [
+    type Case = (&'static str, Vec<Vec<u8>>, Result<(), Refusal>);
+    let cases: [Case; 4] = [
         ("equal", mirror.clone(), Ok(())),
         ("longer", vec![vec![1, 0], vec![1, 1], vec![1, 2]], Ok(())),
         ("shorter", vec![vec![1, 0]], Err(stale(1))),

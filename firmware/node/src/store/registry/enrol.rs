@@ -35,9 +35,9 @@ pub fn enrol(
                 &verified.identity_log,
                 now,
             )?;
-            node
+            *node
         }
-        Decision::Admit(plan) => admit(&txn, hub, verified, plan, now)?,
+        Decision::Admit(plan) => admit(&txn, hub, verified, *plan, now)?,
     };
     let grant = grant_for(hub, verified, &entry, directory::head_in(&txn)?)?;
     let sealed =
