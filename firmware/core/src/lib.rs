@@ -14,6 +14,7 @@ pub mod enrol;
 pub mod envelope;
 pub mod grant;
 pub mod hash;
+pub mod hub_enrol;
 pub mod identity_log;
 pub mod interface_name;
 pub mod keys;

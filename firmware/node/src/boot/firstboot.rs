@@ -79,16 +79,17 @@ pub fn run(state_dir: &std::path::Path, config: &Config) -> anyhow::Result<Outco
     let (genesis, state) = build::genesis(&signing, wireguard.public_key(), boxname)
         .context("building the genesis entry")?;
 
+    let now = crate::clock::now_unix();
     let txn = store.write()?;
-    store::provision_identity(&store, &txn, &signing, &wireguard, &genesis)?;
+    store::provision_identity(&txn, &signing, &wireguard, &genesis)?;
     store::append_audit(
-        &store,
         &txn,
         kind::IDENTITY_GENESIS,
         &format!("node {} boxname {}", state.node_id, state.boxname),
+        now,
     )?;
     if let KeyOrigin::Adopted(from) = &origin {
-        store::append_audit(&store, &txn, kind::IDENTITY_ADOPT_WIREGUARD, from)?;
+        store::append_audit(&txn, kind::IDENTITY_ADOPT_WIREGUARD, from, now)?;
     }
     store.commit(txn)?;
 

@@ -163,8 +163,10 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
                 "hub",
             )
             .map(|l| views::grant(&l)),
-            GrantAction::Delete => remove_grant(fw, &app2.store, g.ip, g.port.into(), "hub")
-                .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}})),
+            GrantAction::Delete => {
+                remove_grant(fw, &app2.store, g.ip, g.port.into(), now_unix(), "hub")
+                    .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}}))
+            }
         }
     })
     .await

@@ -67,7 +67,7 @@ async fn serve(
         Some(hub) => {
             let s = store.clone();
             let hub = tokio::task::spawn_blocking(move || {
-                registry::ensure_hub_record(&s, &hub).map(|()| hub)
+                registry::ensure_hub_record(&s, &hub, crate::clock::now_unix()).map(|()| hub)
             })
             .await??;
             Some(hub)

@@ -317,7 +317,14 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
             .hub
             .as_ref()
             .ok_or(Refusal::Store("not a hub".into()))?;
-        registry::mirror_update(&app2.store, hub, &state, &entries, proof.as_ref())
+        registry::mirror_update(
+            &app2.store,
+            hub,
+            &state,
+            &entries,
+            proof.as_ref(),
+            now_unix(),
+        )
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;

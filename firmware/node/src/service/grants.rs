@@ -67,7 +67,7 @@ pub fn add(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> R
 }
 
 pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
-    remove_grant(fw, store, req.ip, req.port, by).map_err(refusal)?;
+    remove_grant(fw, store, req.ip, req.port, now_unix(), by).map_err(refusal)?;
     Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
 }
 
@@ -175,7 +175,7 @@ pub fn add_grant(
         expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
     };
     let txn = store.write()?;
-    stored::put_grant(store, &txn, &record, by)?;
+    stored::put_grant(&txn, &record, by, now_unix)?;
     fw.kernel_add(&g, timeout_secs)?;
     if let Err(e) = store.commit(txn) {
         let _ = fw.kernel_delete(&g);
@@ -195,11 +195,12 @@ pub fn remove_grant(
     store: &StateStore,
     ip: Ipv4Addr,
     port: u32,
+    now_unix: u64,
     by: &str,
 ) -> std::result::Result<(), GrantChangeError> {
     let g = fw.check(ip, port)?;
     let txn = store.write()?;
-    let in_store = stored::remove_grant(store, &txn, &g, by)?;
+    let in_store = stored::remove_grant(&txn, &g, by, now_unix)?;
     let in_kernel = fw.kernel_delete(&g)?;
     if !in_store && !in_kernel {
         return Err(GrantChangeError::NoSuchGrant(g.ip, g.port));

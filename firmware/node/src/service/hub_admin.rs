@@ -89,7 +89,7 @@ pub fn token_list(store: &StateStore, config: &Config) -> Result<Value> {
 
 pub fn token_revoke(store: &StateStore, config: &Config, id: &str) -> Result<Value> {
     require_hub(config)?;
-    if !registry::revoke_token(store, id)? {
+    if !registry::revoke_token(store, id, now_unix())? {
         return Err(ServiceError::NotFound(format!("no token with id {id}")));
     }
     Ok(json!({"revoked": id}))
@@ -121,7 +121,13 @@ pub fn node_show(store: &StateStore, config: &Config, who: &str) -> Result<Value
 pub fn node_revoke(store: &StateStore, config: &Config, request: &NodeRevoke) -> Result<Value> {
     require_hub(config)?;
     let identity = store.require_identity()?;
-    let entry = registry::revoke_node(store, &identity.signing, &request.who, &request.reason)?
-        .ok_or_else(|| ServiceError::NotFound(format!("no node {}", request.who)))?;
+    let entry = registry::revoke_node(
+        store,
+        &identity.signing,
+        &request.who,
+        &request.reason,
+        now_unix(),
+    )?
+    .ok_or_else(|| ServiceError::NotFound(format!("no node {}", request.who)))?;
     Ok(views::node(&entry, None))
 }

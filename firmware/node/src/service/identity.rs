@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::{Result, ServiceError, conflict};
 use super::views;
+use crate::clock::now_unix;
 use crate::config::{Config, Role};
 use crate::random;
 use crate::store::registry::{self, HubContext};
@@ -32,14 +33,14 @@ pub fn rotate(
     if let Some(hub) = hub
         && !signing
     {
-        registry::publish_hub_key(store, hub, store.require_identity()?.wireguard)?;
+        registry::publish_hub_key(store, hub, store.require_identity()?.wireguard, now_unix())?;
     }
     Ok(next)
 }
 
 fn rotate_in_store(store: &StateStore, signing: bool) -> Result<IdentityState> {
     let txn = store.write()?;
-    let identity = store::identity_in(store, &txn)?;
+    let identity = store::identity_in(&txn)?;
     if identity.state.retired {
         return conflict("this identity is retired; nothing can be rotated");
     }
@@ -53,7 +54,7 @@ fn rotate_in_store(store: &StateStore, signing: bool) -> Result<IdentityState> {
         };
         let (raw, next) =
             build::next(state, &identity.signing, event, Some(&new)).map_err(building)?;
-        store::record_identity_entry(store, &txn, state.len, &raw, Some(&new), None)?;
+        store::record_identity_entry(&txn, state.len, &raw, Some(&new), None)?;
         (next, kind::IDENTITY_ROTATE_SIGNING)
     } else {
         let new = WireguardSecret::from_bytes(*seed()?);
@@ -61,11 +62,11 @@ fn rotate_in_store(store: &StateStore, signing: bool) -> Result<IdentityState> {
             new_wireguard_key: new.public_key(),
         };
         let (raw, next) = build::next(state, &identity.signing, event, None).map_err(building)?;
-        store::record_identity_entry(store, &txn, state.len, &raw, None, Some(&new))?;
+        store::record_identity_entry(&txn, state.len, &raw, None, Some(&new))?;
         (next, kind::IDENTITY_ROTATE_WIREGUARD)
     };
     let detail = format!("entry {} tip {}", state.len, to_hex(&next.tip));
-    store::append_audit(store, &txn, audit_kind, &detail)?;
+    store::append_audit(&txn, audit_kind, &detail, now_unix())?;
     store.commit(txn)?;
     Ok(next)
 }

@@ -8,7 +8,7 @@ use gondwana_core::hash::to_hex;
 use gondwana_core::keys::{PublicKey, decode_hex32};
 
 use super::schema::ENROLMENT;
-use super::{StateStore, StoreError, append_audit};
+use super::{StateStore, StoreError, WriteTxn, append_audit};
 
 const KEY_GRANT: &str = "grant";
 const KEY_HUB_URL: &str = "hub_url";
@@ -48,25 +48,21 @@ pub fn save_enrolment(
     now: u64,
 ) -> Result<(), SaveError> {
     let txn = store.write()?;
-    let head = super::directory::head_in(store, &txn)?;
+    let head = super::directory::head_in(&txn)?;
     let page = directory::verify_bundle(first_page, hub_key, &head)?;
-    put_page(store, &txn, head, &page)?;
+    put_page(&txn, head, &page)?;
     {
-        let mut t = txn.open_table(ENROLMENT).map_err(|e| store.io_error(e))?;
-        t.insert(KEY_GRANT, grant_raw)
-            .map_err(|e| store.io_error(e))?;
-        t.insert(KEY_HUB_URL, hub_url.as_bytes())
-            .map_err(|e| store.io_error(e))?;
-        t.insert(KEY_HUB_KEY, to_hex(hub_key).as_bytes())
-            .map_err(|e| store.io_error(e))?;
-        t.insert(KEY_SINCE, &now.to_le_bytes()[..])
-            .map_err(|e| store.io_error(e))?;
+        let mut t = txn.open(ENROLMENT)?;
+        t.insert(KEY_GRANT, grant_raw)?;
+        t.insert(KEY_HUB_URL, hub_url.as_bytes())?;
+        t.insert(KEY_HUB_KEY, to_hex(hub_key).as_bytes())?;
+        t.insert(KEY_SINCE, &now.to_le_bytes()[..])?;
     }
     append_audit(
-        store,
         &txn,
         "enrol.enrolled",
         &format!("{} as {} via {hub_url}", grant.mesh_ip, grant.boxname),
+        now,
     )?;
     store.commit(txn)?;
     Ok(())
@@ -74,14 +70,13 @@ pub fn save_enrolment(
 
 /// Writes verified entries that continue `from`; returns the new head.
 fn put_page(
-    store: &StateStore,
-    txn: &redb::WriteTransaction,
+    txn: &WriteTxn<'_>,
     from: Head,
     verified: &[(Entry, Vec<u8>, Head)],
 ) -> Result<Head, StoreError> {
     let mut at = from;
     for (_, raw, next) in verified {
-        super::directory::put_entry(store, txn, at.len, raw, *next)?;
+        super::directory::put_entry(txn, at.len, raw, *next)?;
         at = *next;
     }
     Ok(at)
@@ -90,16 +85,11 @@ fn put_page(
 impl StateStore {
     /// The stored enrolment, re-verified against the stored pin.
     pub fn enrolment(&self) -> Result<Option<Enrolment>, StoreError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
-            path: self.path().to_path_buf(),
-            detail,
-        };
+        let corrupt = |detail: String| self.corrupt(detail);
         let txn = self.read()?;
-        let t = txn.open_table(ENROLMENT).map_err(|e| self.io_error(e))?;
+        let t = txn.open(ENROLMENT)?;
         let read = |k: &str| -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(t.get(k)
-                .map_err(|e| self.io_error(e))?
-                .map(|v| v.value().to_vec()))
+            Ok(t.get(k)?.map(|v| v.value().to_vec()))
         };
         let Some(grant_raw) = read(KEY_GRANT)? else {
             return Ok(None);
@@ -133,11 +123,11 @@ impl StateStore {
         from: Head,
     ) -> Result<Head, StoreError> {
         let txn = self.write()?;
-        let head = super::directory::head_in(self, &txn)?;
+        let head = super::directory::head_in(&txn)?;
         if head != from {
             return Ok(head);
         }
-        let at = put_page(self, &txn, head, verified)?;
+        let at = put_page(&txn, head, verified)?;
         self.commit(txn)?;
         Ok(at)
     }
@@ -167,11 +157,8 @@ impl StateStore {
         let mut head = Head::default();
         let mut view = directory::View::default();
         for raw in &entries {
-            let (entry, next) =
-                directory::verify_next(&head, authority, raw).map_err(|e| StoreError::Corrupt {
-                    path: self.path().to_path_buf(),
-                    detail: format!("stored directory: {e}"),
-                })?;
+            let (entry, next) = directory::verify_next(&head, authority, raw)
+                .map_err(|e| self.corrupt(format!("stored directory: {e}")))?;
             view.apply(&entry.record);
             head = next;
         }

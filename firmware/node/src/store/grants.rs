@@ -5,11 +5,9 @@
 
 use std::net::Ipv4Addr;
 
-use gondwana_core::grant::Grant;
-use redb::{ReadableTable, WriteTransaction};
-
 use super::schema::GRANTS;
-use super::{StateStore, StoreError, append_audit};
+use super::{StateStore, StoreError, WriteTxn, append_audit};
+use gondwana_core::grant::Grant;
 
 pub const AUDIT_GRANT: &str = "firewall.grant";
 pub const AUDIT_REVOKE: &str = "firewall.revoke";
@@ -28,46 +26,38 @@ fn key(g: &Grant) -> (u32, u16) {
 /// Records a grant (replacing an earlier one for the same address and
 /// port) and its audit record, in `txn`.
 pub fn put_grant(
-    store: &StateStore,
-    txn: &WriteTransaction,
+    txn: &WriteTxn<'_>,
     stored: &StoredGrant,
     by: &str,
+    now: u64,
 ) -> Result<(), StoreError> {
-    {
-        let mut t = txn.open_table(GRANTS).map_err(|e| store.io_error(e))?;
-        t.insert(key(&stored.grant), stored.expires_unix.unwrap_or(0))
-            .map_err(|e| store.io_error(e))?;
-    }
+    txn.open(GRANTS)?
+        .insert(key(&stored.grant), stored.expires_unix.unwrap_or(0))?;
     let until = match stored.expires_unix {
         Some(t) => format!("until unix {t}"),
         None => "no timeout".into(),
     };
     append_audit(
-        store,
         txn,
         AUDIT_GRANT,
         &format!("{}:{} {until} by {by}", stored.grant.ip, stored.grant.port),
+        now,
     )
 }
 
 /// Removes a grant and audits it; false if there was none.
 pub fn remove_grant(
-    store: &StateStore,
-    txn: &WriteTransaction,
+    txn: &WriteTxn<'_>,
     grant: &Grant,
     by: &str,
+    now: u64,
 ) -> Result<bool, StoreError> {
-    let existed = {
-        let mut t = txn.open_table(GRANTS).map_err(|e| store.io_error(e))?;
-        t.remove(key(grant))
-            .map_err(|e| store.io_error(e))?
-            .is_some()
-    };
+    let existed = txn.open(GRANTS)?.remove(key(grant))?;
     append_audit(
-        store,
         txn,
         AUDIT_REVOKE,
         &format!("{}:{} by {by}", grant.ip, grant.port),
+        now,
     )?;
     Ok(existed)
 }
@@ -75,14 +65,12 @@ pub fn remove_grant(
 /// Every stored grant, expired ones included.
 pub fn stored_grants(store: &StateStore) -> Result<Vec<StoredGrant>, StoreError> {
     let txn = store.read()?;
-    let table = match txn.open_table(GRANTS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(store.io_error(e)),
+    let Some(table) = txn.open_if_exists(GRANTS)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for item in table.iter().map_err(|e| store.io_error(e))? {
-        let (k, v) = item.map_err(|e| store.io_error(e))?;
+    for item in table.iter()? {
+        let (k, v) = table.entry(item)?;
         let (ip, port) = k.value();
         out.push(StoredGrant {
             grant: Grant {
@@ -105,7 +93,7 @@ pub fn prune_expired(store: &StateStore, now: u64) -> Result<Vec<StoredGrant>, S
     if !expired.is_empty() {
         let txn = store.write()?;
         for g in &expired {
-            remove_grant(store, &txn, &g.grant, "expiry")?;
+            remove_grant(&txn, &g.grant, "expiry", now)?;
         }
         store.commit(txn)?;
     }
@@ -132,13 +120,13 @@ mod tests {
             (g(4, 443), Some(50)),
         ] {
             put_grant(
-                &store,
                 &txn,
                 &StoredGrant {
                     grant,
                     expires_unix,
                 },
                 "test",
+                1,
             )
             .unwrap();
         }
@@ -153,8 +141,8 @@ mod tests {
         assert_eq!(stored_grants(&store).unwrap().len(), 2);
 
         let txn = store.write().unwrap();
-        assert!(remove_grant(&store, &txn, &g(3, 80), "test").unwrap());
-        assert!(!remove_grant(&store, &txn, &g(3, 80), "test").unwrap());
+        assert!(remove_grant(&txn, &g(3, 80), "test", 70).unwrap());
+        assert!(!remove_grant(&txn, &g(3, 80), "test", 70).unwrap());
         store.commit(txn).unwrap();
 
         let (records, _) = audit_records(&store).unwrap();

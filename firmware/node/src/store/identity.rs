@@ -2,14 +2,16 @@
 //! public halves. Loading verifies the whole log and that the secrets match
 //! it, so a damaged store is reported, never silently used.
 
+use std::path::Path;
+
 use gondwana_core::identity_log::{IdentityState, LogError, verify_log};
 use gondwana_core::keys::{SigningSecret, WireguardSecret};
-use redb::{ReadableTable, WriteTransaction};
-
+use redb::ReadableTable;
 use zeroize::Zeroizing;
 
 use super::schema::{IDENTITY_LOG, KEY_SIGNING_SEED, KEY_WIREGUARD_PRIVATE, SECRETS};
-use super::{StateStore, StoreError};
+use super::table::{Table, corrupt};
+use super::{StateStore, StoreError, WriteTxn};
 
 pub struct StoredIdentity {
     pub state: IdentityState,
@@ -21,18 +23,18 @@ pub struct StoredIdentity {
 }
 
 /// `Ok(None)` when no identity has been provisioned.
-pub fn load_identity(
-    store: &StateStore,
-    log_table: &impl ReadableTable<u64, &'static [u8]>,
-    secrets: &impl ReadableTable<&'static str, &'static [u8]>,
-) -> Result<Option<StoredIdentity>, StoreError> {
-    let integrity = |detail: String| StoreError::Corrupt {
-        path: store.path().to_path_buf(),
-        detail,
-    };
-    let signing_seed = read_secret(store, secrets, KEY_SIGNING_SEED)?;
-    let wireguard_private = read_secret(store, secrets, KEY_WIREGUARD_PRIVATE)?;
-    let entry_count = log_table.len().map_err(|e| store.io_error(e))?;
+pub fn load_identity<L, S>(
+    log_table: &Table<'_, u64, &'static [u8], L>,
+    secrets: &Table<'_, &'static str, &'static [u8], S>,
+) -> Result<Option<StoredIdentity>, StoreError>
+where
+    L: ReadableTable<u64, &'static [u8]>,
+    S: ReadableTable<&'static str, &'static [u8]>,
+{
+    let integrity = |detail: String| corrupt(secrets.path(), detail);
+    let signing_seed = read_secret(secrets, KEY_SIGNING_SEED)?;
+    let wireguard_private = read_secret(secrets, KEY_WIREGUARD_PRIVATE)?;
+    let entry_count = log_table.len()?;
     let (Some(signing_seed), Some(wireguard_private)) = (signing_seed, wireguard_private) else {
         if entry_count == 0 {
             return Ok(None);
@@ -42,8 +44,8 @@ pub fn load_identity(
         ));
     };
     let mut log = Vec::new();
-    for (index, item) in log_table.iter().map_err(|e| store.io_error(e))?.enumerate() {
-        let (key, value) = item.map_err(|e| store.io_error(e))?;
+    for (index, item) in log_table.iter()?.enumerate() {
+        let (key, value) = log_table.entry(item)?;
         if key.value() != index as u64 {
             return Err(integrity(format!(
                 "identity log has a gap at entry {index}"
@@ -68,20 +70,19 @@ pub fn load_identity(
     }))
 }
 
-fn read_secret(
-    store: &StateStore,
-    secrets: &impl ReadableTable<&'static str, &'static [u8]>,
+fn read_secret<S: ReadableTable<&'static str, &'static [u8]>>(
+    secrets: &Table<'_, &'static str, &'static [u8], S>,
     name: &str,
 ) -> Result<Option<Zeroizing<[u8; 32]>>, StoreError> {
-    let Some(value) = secrets.get(name).map_err(|e| store.io_error(e))? else {
+    let Some(value) = secrets.get(name)? else {
         return Ok(None);
     };
     let mut out = Zeroizing::new([0u8; 32]);
     if value.value().len() != 32 {
-        return Err(StoreError::Corrupt {
-            path: store.path().to_path_buf(),
-            detail: format!("secret {name} has the wrong length"),
-        });
+        return Err(corrupt(
+            secrets.path(),
+            format!("secret {name} has the wrong length"),
+        ));
     }
     out.copy_from_slice(value.value());
     Ok(Some(out))
@@ -89,80 +90,61 @@ fn read_secret(
 
 /// Writes secrets and the genesis entry into `txn` (the caller commits).
 pub fn provision_identity(
-    store: &StateStore,
-    txn: &WriteTransaction,
+    txn: &WriteTxn<'_>,
     signing: &SigningSecret,
     wireguard: &WireguardSecret,
     genesis: &[u8],
 ) -> Result<(), StoreError> {
-    write_secrets(store, txn, Some(signing), Some(wireguard))?;
-    record_identity_entry(store, txn, 0, genesis, None, None)
+    write_secrets(txn, Some(signing), Some(wireguard))?;
+    record_identity_entry(txn, 0, genesis, None, None)
 }
 
 /// Appends a log entry and replaces whichever secrets it rotated, in `txn`.
 pub fn record_identity_entry(
-    store: &StateStore,
-    txn: &WriteTransaction,
+    txn: &WriteTxn<'_>,
     seq: u64,
     raw: &[u8],
     new_signing: Option<&SigningSecret>,
     new_wireguard: Option<&WireguardSecret>,
 ) -> Result<(), StoreError> {
-    let mut log = txn
-        .open_table(IDENTITY_LOG)
-        .map_err(|e| store.io_error(e))?;
-    log.insert(seq, raw).map_err(|e| store.io_error(e))?;
-    drop(log);
-    write_secrets(store, txn, new_signing, new_wireguard)
+    txn.open(IDENTITY_LOG)?.insert(seq, raw)?;
+    write_secrets(txn, new_signing, new_wireguard)
 }
 
 fn write_secrets(
-    store: &StateStore,
-    txn: &WriteTransaction,
+    txn: &WriteTxn<'_>,
     signing: Option<&SigningSecret>,
     wireguard: Option<&WireguardSecret>,
 ) -> Result<(), StoreError> {
-    let mut secrets = txn.open_table(SECRETS).map_err(|e| store.io_error(e))?;
+    let mut secrets = txn.open(SECRETS)?;
     if let Some(s) = signing {
-        secrets
-            .insert(KEY_SIGNING_SEED, &s.seed()[..])
-            .map_err(|e| store.io_error(e))?;
+        secrets.insert(KEY_SIGNING_SEED, &s.seed()[..])?;
     }
     if let Some(w) = wireguard {
-        secrets
-            .insert(KEY_WIREGUARD_PRIVATE, &w.to_bytes()[..])
-            .map_err(|e| store.io_error(e))?;
+        secrets.insert(KEY_WIREGUARD_PRIVATE, &w.to_bytes()[..])?;
     }
     Ok(())
 }
 
 /// The identity as seen inside a write transaction (before changing it).
-pub fn identity_in(
-    store: &StateStore,
-    txn: &WriteTransaction,
-) -> Result<StoredIdentity, StoreError> {
-    let log = txn
-        .open_table(IDENTITY_LOG)
-        .map_err(|e| store.io_error(e))?;
-    let secrets = txn.open_table(SECRETS).map_err(|e| store.io_error(e))?;
-    load_identity(store, &log, &secrets)?.ok_or_else(|| store.no_identity())
+pub fn identity_in(txn: &WriteTxn<'_>) -> Result<StoredIdentity, StoreError> {
+    load_identity(&txn.open(IDENTITY_LOG)?, &txn.open(SECRETS)?)?
+        .ok_or_else(|| no_identity(txn.path()))
 }
 
 impl StateStore {
     /// The identity as of a fresh read snapshot.
     pub fn identity(&self) -> Result<Option<StoredIdentity>, StoreError> {
         let txn = self.read()?;
-        let log = txn.open_table(IDENTITY_LOG).map_err(|e| self.io_error(e))?;
-        let secrets = txn.open_table(SECRETS).map_err(|e| self.io_error(e))?;
-        load_identity(self, &log, &secrets)
+        load_identity(&txn.open(IDENTITY_LOG)?, &txn.open(SECRETS)?)
     }
 
     /// Like [`Self::identity`], but an absent identity is an error.
     pub fn require_identity(&self) -> Result<StoredIdentity, StoreError> {
-        self.identity()?.ok_or_else(|| self.no_identity())
+        self.identity()?.ok_or_else(|| no_identity(self.path()))
     }
+}
 
-    fn no_identity(&self) -> StoreError {
-        StoreError::NoState(self.path().parent().unwrap_or(self.path()).to_path_buf())
-    }
+fn no_identity(db_file: &Path) -> StoreError {
+    StoreError::NoState(db_file.parent().unwrap_or(db_file).to_path_buf())
 }

@@ -15,6 +15,7 @@ mod lock;
 pub mod registry;
 pub mod revocation;
 mod schema;
+mod table;
 mod token_lookup;
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -22,13 +23,12 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use redb::{
-    Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction,
-};
+use redb::{Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase};
 
 pub use audit::{append_audit, audit_records, verify_audit};
 pub use identity::{StoredIdentity, identity_in, provision_identity, record_identity_entry};
 pub use lock::StateLock;
+pub use table::{ReadTxn, WriteTxn};
 
 pub const DB_FILE: &str = "gondwana.redb";
 pub const LOCK_FILE: &str = "gondwana.lock";
@@ -137,17 +137,21 @@ impl StateStore {
         })
     }
 
-    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        match &self.db {
+    pub fn read(&self) -> Result<ReadTxn<'_>, StoreError> {
+        let txn = match &self.db {
             Db::Rw(db) => db.begin_read(),
             Db::Ro(db) => db.begin_read(),
         }
-        .map_err(|e| self.io_error(e))
+        .map_err(|e| table::fault(&self.path, e))?;
+        Ok(ReadTxn::new(txn, &self.path))
     }
 
-    pub fn write(&self) -> Result<WriteTransaction, StoreError> {
+    pub fn write(&self) -> Result<WriteTxn<'_>, StoreError> {
         match &self.db {
-            Db::Rw(db) => db.begin_write().map_err(|e| self.io_error(e)),
+            Db::Rw(db) => {
+                let txn = db.begin_write().map_err(|e| table::fault(&self.path, e))?;
+                Ok(WriteTxn::new(txn, &self.path))
+            }
             Db::Ro(_) => Err(StoreError::Io {
                 path: self.path.clone(),
                 detail: "opened read-only".into(),
@@ -156,16 +160,17 @@ impl StateStore {
     }
 
     /// Commits durably (fsync): acknowledged state survives a power cut.
-    pub fn commit(&self, txn: WriteTransaction) -> Result<(), StoreError> {
-        txn.commit().map_err(|e| self.io_error(e))
+    pub fn commit(&self, txn: WriteTxn<'_>) -> Result<(), StoreError> {
+        txn.commit()
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn io_error(&self, error: impl Into<redb::Error>) -> StoreError {
-        classify(&self.path, error.into())
+    /// A value in the file that does not decode: the file is damaged.
+    pub fn corrupt(&self, detail: impl Into<String>) -> StoreError {
+        table::corrupt(&self.path, detail)
     }
 }
 

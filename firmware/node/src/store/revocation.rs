@@ -9,13 +9,10 @@
 //! Hub: the stored directory entry that revoked a node, looked up for
 //! `GET /v1/enroll/revocation`. Read-only: answering stores nothing.
 
+use super::schema::{DIRECTORY, ENROLMENT, NODE_RECORDS};
+use super::{StateStore, StoreError, append_audit};
 use gondwana_core::directory::Record;
 use gondwana_core::revocation::{self, Revocation};
-use redb::ReadableTable;
-
-use super::registry::NodeEntry;
-use super::schema::{DIRECTORY, ENROLMENT, NODES};
-use super::{StateStore, StoreError, append_audit};
 
 const KEY_REVOCATION: &str = "revocation";
 const KEY_REVOKED_AT: &str = "revoked_at";
@@ -43,26 +40,21 @@ pub fn save_revocation(
 ) -> Result<bool, StoreError> {
     let txn = store.write()?;
     {
-        let mut t = txn.open_table(ENROLMENT).map_err(|e| store.io_error(e))?;
-        if t.get(KEY_REVOCATION)
-            .map_err(|e| store.io_error(e))?
-            .is_some()
-        {
+        let mut t = txn.open(ENROLMENT)?;
+        if t.contains(KEY_REVOCATION)? {
             return Ok(false);
         }
-        t.insert(KEY_REVOCATION, raw)
-            .map_err(|e| store.io_error(e))?;
-        t.insert(KEY_REVOKED_AT, &now.to_le_bytes()[..])
-            .map_err(|e| store.io_error(e))?;
+        t.insert(KEY_REVOCATION, raw)?;
+        t.insert(KEY_REVOKED_AT, &now.to_le_bytes()[..])?;
     }
     append_audit(
-        store,
         &txn,
         AUDIT_REVOKED,
         &format!(
             "revoked by the hub (directory entry {}): {}",
             verified.seq, verified.reason
         ),
+        now,
     )?;
     store.commit(txn)?;
     Ok(true)
@@ -74,27 +66,21 @@ impl StateStore {
     pub fn revocation(&self) -> Result<Option<NodeRevocation>, StoreError> {
         let (raw, at) = {
             let txn = self.read()?;
-            let t = match txn.open_table(ENROLMENT) {
-                Ok(t) => t,
-                // A hub's file or one never enrolled has no such table.
-                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(self.io_error(e)),
+            // A hub's file or one never enrolled has no such table.
+            let Some(t) = txn.open_if_exists(ENROLMENT)? else {
+                return Ok(None);
             };
-            let Some(raw) = t.get(KEY_REVOCATION).map_err(|e| self.io_error(e))? else {
+            let Some(raw) = t.get(KEY_REVOCATION)? else {
                 return Ok(None);
             };
             let at = t
-                .get(KEY_REVOKED_AT)
-                .map_err(|e| self.io_error(e))?
+                .get(KEY_REVOKED_AT)?
                 .and_then(|v| v.value().try_into().ok())
                 .map(u64::from_le_bytes)
                 .unwrap_or(0);
             (raw.value().to_vec(), at)
         };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            path: self.path().to_path_buf(),
-            detail,
-        };
+        let corrupt = |detail: String| self.corrupt(detail);
         let enrolment = self
             .enrolment()?
             .ok_or_else(|| corrupt("a revocation is stored but no enrolment".into()))?;
@@ -113,23 +99,17 @@ impl StateStore {
 /// first (one lookup), so only a revoked id costs a walk of the directory,
 /// from its end back (a revoked node asks soon after its revocation).
 pub fn revocation_entry(store: &StateStore, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        path: store.path().to_path_buf(),
-        detail,
-    };
+    let corrupt = |detail: String| store.corrupt(detail);
     let txn = store.read()?;
-    let nodes = txn.open_table(NODES).map_err(|e| store.io_error(e))?;
-    let Some(value) = nodes.get(node_id).map_err(|e| store.io_error(e))? else {
+    let Some(entry) = txn.records(NODE_RECORDS)?.get(node_id)? else {
         return Ok(None);
     };
-    let entry: NodeEntry =
-        postcard::from_bytes(value.value()).map_err(|e| corrupt(format!("node {node_id}: {e}")))?;
     if !entry.revoked {
         return Ok(None);
     }
-    let directory = txn.open_table(DIRECTORY).map_err(|e| store.io_error(e))?;
-    for item in directory.iter().map_err(|e| store.io_error(e))?.rev() {
-        let (seq, raw) = item.map_err(|e| store.io_error(e))?;
+    let directory = txn.open(DIRECTORY)?;
+    for item in directory.iter()?.rev() {
+        let (seq, raw) = directory.entry(item)?;
         let raw = raw.value();
         // Stored entries were signed here; decoding is enough to find it.
         let entry = revocation::decode_unverified(raw)

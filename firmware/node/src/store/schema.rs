@@ -4,9 +4,11 @@
 
 use std::path::Path;
 
+use gondwana_core::hub_enrol::{NodeEntry, TokenRecord};
 use redb::{Database, ReadableDatabase, TableDefinition, TableHandle};
 
-use super::{StoreError, classify};
+use super::StoreError;
+use super::table::{ReadTxn, RecordTable, WriteTxn, corrupt, fault};
 
 /// Small named values: schema version, audit head.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -22,6 +24,9 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// Hub: enrolled nodes by node id (postcard `NodeEntry`).
 pub const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+/// The same two tables, typed by their records.
+pub const TOKEN_RECORDS: RecordTable<TokenRecord> = RecordTable::new(TOKENS, "token");
+pub const NODE_RECORDS: RecordTable<NodeEntry> = RecordTable::new(NODES, "node");
 /// Hub: mesh address (u32) → node id, the allocation table.
 pub const ADDRESSES: TableDefinition<u32, &str> = TableDefinition::new("addresses");
 /// Hub: boxname → node id of its live holder.
@@ -82,71 +87,60 @@ pub fn check_supported(db: &impl ReadableDatabase, path: &Path) -> Result<u32, S
 }
 
 fn read_version(db: &impl ReadableDatabase, path: &Path) -> Result<u32, StoreError> {
-    let err = |e: redb::Error| classify(path, e);
-    let txn = db.begin_read().map_err(|e| err(e.into()))?;
-    let tables: Vec<String> = txn
-        .list_tables()
-        .map_err(|e| err(e.into()))?
-        .map(|t| t.name().to_string())
-        .collect();
+    let txn = ReadTxn::new(db.begin_read().map_err(|e| fault(path, e))?, path);
+    let tables = txn.table_names()?;
     if tables.is_empty() {
         return Ok(0);
     }
     if !tables.iter().any(|t| t == META.name()) {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("no meta table (tables: {})", tables.join(", ")),
-        });
+        return Err(corrupt(
+            path,
+            format!("no meta table (tables: {})", tables.join(", ")),
+        ));
     }
-    let meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+    let meta = txn.open(META)?;
     let value = meta
-        .get(KEY_SCHEMA_VERSION)
-        .map_err(|e| err(e.into()))?
-        .ok_or_else(|| StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: "meta table has no schema version".into(),
-        })?;
-    let bytes: [u8; 4] = value.value().try_into().map_err(|_| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail: "schema version is not 4 bytes".into(),
-    })?;
+        .get(KEY_SCHEMA_VERSION)?
+        .ok_or_else(|| corrupt(path, "meta table has no schema version"))?;
+    let bytes: [u8; 4] = value
+        .value()
+        .try_into()
+        .map_err(|_| corrupt(path, "schema version is not 4 bytes"))?;
     Ok(u32::from_le_bytes(bytes))
 }
 
 fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError> {
-    let err = |e: redb::Error| classify(path, e);
-    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    let txn = WriteTxn::new(db.begin_write().map_err(|e| fault(path, e))?, path);
     {
-        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        let mut meta = txn.open(META)?;
         match from {
             0 => {
-                txn.open_table(SECRETS).map_err(|e| err(e.into()))?;
-                txn.open_table(IDENTITY_LOG).map_err(|e| err(e.into()))?;
-                txn.open_table(AUDIT).map_err(|e| err(e.into()))?;
+                txn.open(SECRETS)?;
+                txn.open(IDENTITY_LOG)?;
+                txn.open(AUDIT)?;
             }
             1 => {
-                txn.open_table(TOKENS).map_err(|e| err(e.into()))?;
-                txn.open_table(NODES).map_err(|e| err(e.into()))?;
-                txn.open_table(ADDRESSES).map_err(|e| err(e.into()))?;
-                txn.open_table(BOXNAMES).map_err(|e| err(e.into()))?;
-                txn.open_table(IDENTITY_MIRROR).map_err(|e| err(e.into()))?;
-                txn.open_table(DIRECTORY).map_err(|e| err(e.into()))?;
-                txn.open_table(ENROLMENT).map_err(|e| err(e.into()))?;
+                txn.open(TOKENS)?;
+                txn.open(NODES)?;
+                txn.open(ADDRESSES)?;
+                txn.open(BOXNAMES)?;
+                txn.open(IDENTITY_MIRROR)?;
+                txn.open(DIRECTORY)?;
+                txn.open(ENROLMENT)?;
             }
             2 => {
-                txn.open_table(GRANTS).map_err(|e| err(e.into()))?;
+                txn.open(GRANTS)?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.
             _ => {
-                return Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    detail: format!("no migration path from schema {from}"),
-                });
+                return Err(corrupt(
+                    path,
+                    format!("no migration path from schema {from}"),
+                ));
             }
         }
-        meta.insert(KEY_SCHEMA_VERSION, &(from + 1).to_le_bytes()[..])
-            .map_err(|e| err(e.into()))?;
+        meta.insert(KEY_SCHEMA_VERSION, &(from + 1).to_le_bytes()[..])?;
     }
-    txn.commit().map_err(|e| err(e.into()))
+    txn.commit()
 }

@@ -13,9 +13,6 @@ impl StateStore {
     /// those).
     pub fn knows_token(&self, token_key: &[u8; 32]) -> Result<bool, StoreError> {
         let id = token::token_id(&token::verifier(token_key));
-        let txn = self.read()?;
-        let tokens = txn.open_table(TOKENS).map_err(|e| self.io_error(e))?;
-        let found = tokens.get(id.as_str()).map_err(|e| self.io_error(e))?;
-        Ok(found.is_some())
+        self.read()?.open(TOKENS)?.contains(id.as_str())
     }
 }

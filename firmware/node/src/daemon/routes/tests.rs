@@ -40,7 +40,7 @@ pub(crate) fn hub_app(dir: &std::path::Path) -> Arc<App> {
         wireguard_port: 51822,
         api_port: 8798,
     };
-    registry::ensure_hub_record(&store, &hub).unwrap();
+    registry::ensure_hub_record(&store, &hub, 1).unwrap();
     Arc::new(App::new(AppParts {
         store,
         config,
