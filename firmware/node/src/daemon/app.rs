@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::{Config, Role};
-use crate::daemon::dataplane::DataplaneStatus;
+use crate::daemon::dataplane_status::DataplaneStatus;
 use crate::daemon::nonces::Nonces;
 use crate::store::StateStore;
 use crate::store::registry::HubContext;
@@ -45,7 +45,7 @@ pub struct App {
     pub dataplane_kick: tokio::sync::Notify,
     pub dataplane: Mutex<DataplaneStatus>,
     /// The firewall and its grants (daemon/grants.rs).
-    pub grants: crate::daemon::grants::Grants,
+    pub grants: crate::daemon::firewall::Grants,
     /// Node: its stored revocation, once it has one (daemon/revocation.rs).
     pub revocation: RwLock<Option<NodeRevocation>>,
 }
@@ -62,14 +62,14 @@ pub struct AppParts {
     pub state_dir: PathBuf,
     pub identity: IdentityState,
     pub hub: Option<HubContext>,
-    pub grants: crate::daemon::grants::Grants,
+    pub grants: crate::daemon::firewall::Grants,
     pub metrics: Metrics,
     pub enrol_rate: RateLimiter,
 }
 
 impl App {
     pub fn new(parts: AppParts) -> App {
-        let dataplane = crate::daemon::dataplane::initial_status(&parts.config);
+        let dataplane = crate::daemon::dataplane_status::initial_status(&parts.config);
         // Read before any listener binds: a revoked node is never ready.
         let revocation = parts.store.revocation().unwrap_or_else(|e| {
             eprintln!("gondwana: reading the stored revocation: {e}");

@@ -18,104 +18,38 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use gondwana_core::dataplane;
-use gondwana_core::keys::{PublicKey, wg_key_to_base64};
+use gondwana_core::keys::wg_key_to_base64;
 use gondwana_core::reconcile::{Membership, Output, PassInput, Reconciler};
-use ipnet::Ipv4Net;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-use crate::api;
 use crate::config::{BackendChoice, Config, Role};
 use crate::daemon::app::App;
-use crate::daemon::routes::PublicApi;
+use crate::daemon::dataplane_status::DataplaneStatus;
 use crate::net::link::{self, Links};
 use crate::net::wireguard::{OpenOptions, PeerDiff, PeerOp, PeerState, WireGuard};
 
-pub use gondwana_core::reconcile::HANDSHAKE_STALE;
-/// Where the mesh stands, for status and `/v1/ready`.
-#[derive(Debug, Clone, Default)]
-pub struct DataplaneStatus {
-    pub state: &'static str,
-    pub backend: Option<&'static str>,
-    pub interface: String,
-    pub address: Option<Ipv4Net>,
-    pub listen_port: Option<u16>,
-    pub public_key: Option<PublicKey>,
-    pub peers: usize,
-    pub peers_with_handshake: usize,
-    pub hub: Option<Value>,
-    pub mesh_listener: Option<SocketAddr>,
-    pub last_pass_unix: Option<u64>,
-    pub error: Option<String>,
-    /// Hub: WireGuard keys that more than one live record names, left
-    /// without a peer (see `gondwana_core::dataplane::hub_peers`).
-    pub key_conflicts: Vec<dataplane::KeyConflict>,
-}
-
-impl DataplaneStatus {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "state": self.state,
-            "backend": self.backend,
-            "interface": self.interface,
-            "address": self.address.map(|a| a.to_string()),
-            "listen_port": self.listen_port,
-            "public_key": self.public_key.map(|k| wg_key_to_base64(&k)),
-            "peers": self.peers,
-            "peers_with_handshake": self.peers_with_handshake,
-            "hub": self.hub,
-            "mesh_listener": self.mesh_listener.map(|a| a.to_string()),
-            "last_pass_unix": self.last_pass_unix,
-            "error": self.error,
-            "wireguard_key_conflicts": self.key_conflicts.iter().map(conflict_json).collect::<Vec<_>>(),
-        })
-    }
-}
-
-fn conflict_json(c: &dataplane::KeyConflict) -> Value {
-    json!({
-        "public_key": wg_key_to_base64(&c.public_key),
-        "node_ids": c.node_ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
-    })
-}
-
 pub struct Driver {
     app: Arc<App>,
-    stop: watch::Receiver<bool>,
     reconciler: Reconciler,
     wireguard: Option<WireGuard>,
     links: Option<Links>,
     mesh_listener: Option<SocketAddr>,
-}
-
-/// What status says before the first pass: "disabled" for a control-plane
-/// daemon (set before the listeners bind, so `/v1/ready` never sees it
-/// "starting"), else "starting".
-pub fn initial_status(config: &Config) -> DataplaneStatus {
-    DataplaneStatus {
-        state: if config.wireguard.backend == BackendChoice::None {
-            "disabled"
-        } else {
-            "starting"
-        },
-        interface: config.mesh.interface.to_string(),
-        ..Default::default()
-    }
+    serve_mesh_api: ServeMeshApi,
 }
 
 /// The task: never returns while the daemon runs.
-pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>) {
+pub async fn run(app: Arc<App>, serve_mesh_api: ServeMeshApi) {
     if app.config().wireguard.backend == BackendChoice::None {
         return;
     }
     let mut d = Driver {
         app: app.clone(),
-        stop,
         reconciler: Reconciler::new(Instant::now()),
         wireguard: None,
         links: None,
         mesh_listener: None,
+        serve_mesh_api,
     };
     loop {
         if d.reconciler.handle_timeout(Instant::now()) {
@@ -244,8 +178,7 @@ impl Driver {
         }
         bind_mesh_listener(
             &mut self.mesh_listener,
-            &self.app,
-            &self.stop,
+            &self.serve_mesh_api,
             &config,
             input.membership.address.addr(),
         )
@@ -344,11 +277,14 @@ fn log_peer_changes(diff: &PeerDiff) {
     }
 }
 
+/// Serves the node API on a listener the data plane bound on the mesh
+/// address (given by the daemon, which owns the routes).
+pub type ServeMeshApi = Box<dyn Fn(TcpListener) + Send + Sync>;
+
 /// The node API on the mesh address, once that address exists.
 async fn bind_mesh_listener(
     bound: &mut Option<SocketAddr>,
-    app: &Arc<App>,
-    stop: &watch::Receiver<bool>,
+    serve: &ServeMeshApi,
     config: &Config,
     ip: Ipv4Addr,
 ) {
@@ -359,16 +295,7 @@ async fn bind_mesh_listener(
     match TcpListener::bind(addr).await {
         Ok(listener) => {
             eprintln!("gondwana: API on http://{addr} (mesh)");
-            let limits = api::Limits {
-                max_body_bytes: config.api.max_body_bytes,
-                ..api::Limits::default()
-            };
-            tokio::spawn(api::serve(
-                listener,
-                Arc::new(PublicApi(app.clone())),
-                limits,
-                stop.clone(),
-            ));
+            serve(listener);
             *bound = Some(addr);
         }
         Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),

@@ -1,6 +1,6 @@
-//! The daemon's firewall and grants: started once, used by the admin
-//! socket (`grant add|del|list`), by `POST /v1/grants` (hub-signed
-//! commands) and, on a hub, to send such commands to a node.
+//! Hub-signed grant commands: a node's `POST /v1/grants` (and its nonce),
+//! and a hub sending such a command to a node. The firewall they act on is
+//! `daemon/firewall.rs`.
 
 use std::time::Duration;
 
@@ -13,80 +13,11 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::clock::now_unix;
-use crate::config::Config;
 use crate::daemon::app::App;
-use crate::daemon::nonces::Nonces;
-use crate::net::firewall::{Firewall, FirewallError};
-use crate::service::grants::{
-    GrantChangeError, add_grant, mesh_subnet, remove_grant, start_firewall,
-};
+use crate::net::firewall::FirewallError;
+use crate::service::grants::{GrantChangeError, add_grant, remove_grant};
 use crate::service::request::GrantRequest;
 use crate::service::views;
-use crate::store::StateStore;
-
-pub struct Grants {
-    /// `None` when `[firewall] enabled = false`.
-    pub firewall: Option<Firewall>,
-    table: String,
-    /// Nonces for hub-signed commands: stateless, single use.
-    nonces: Nonces,
-}
-
-/// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
-/// else the configured one (a hub, or a node not enrolled yet).
-impl Grants {
-    /// Applies the table and the stored grants. Fails when the firewall
-    /// is enabled but nf_tables cannot be programmed: a box must not run
-    /// believing its mesh is filtered when it is not.
-    pub fn start(config: &Config, store: &StateStore) -> Result<Grants, GrantChangeError> {
-        let subnet = mesh_subnet(config, store);
-        let firewall = start_firewall(config, subnet, store, now_unix())?;
-        if let Some(fw) = &firewall {
-            eprintln!(
-                "gondwana: firewall: table inet {} on {} ({})",
-                fw.plan().table,
-                fw.plan().interface,
-                fw.plan().subnet
-            );
-        }
-        Ok(Grants {
-            firewall,
-            table: config.firewall.table.clone(),
-            nonces: Nonces::new(gondwana_core::nonce::Purpose::GrantCommand),
-        })
-    }
-
-    /// No firewall (route tests of other parts).
-    #[cfg(test)]
-    pub fn disabled() -> Grants {
-        Grants {
-            firewall: None,
-            table: String::new(),
-            nonces: Nonces::new(gondwana_core::nonce::Purpose::GrantCommand),
-        }
-    }
-
-    pub fn status_json(&self) -> Value {
-        match &self.firewall {
-            Some(fw) => json!({
-                "enabled": true, "table": format!("inet {}", self.table),
-                "interface": fw.plan().interface.as_str(), "subnet": fw.plan().subnet.to_string(),
-            }),
-            None => json!({"enabled": false}),
-        }
-    }
-
-    /// Grant-command nonces spent and still remembered (a metric).
-    pub fn nonces_spent(&self) -> usize {
-        self.nonces.used_len()
-    }
-
-    pub fn require(&self) -> anyhow::Result<&Firewall> {
-        self.firewall
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("the firewall is disabled ([firewall] enabled = false)"))
-    }
-}
 
 // ---- POST /v1/grants: a hub-signed command -------------------------------
 
@@ -100,7 +31,7 @@ pub fn nonce(app: &App) -> Result<ApiResponse, ApiError> {
     // Stateless: asking stores nothing, so there is no load to refuse.
     let nonce = app
         .grants
-        .nonces
+        .nonces()
         .issue()
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(ApiResponse::json(
@@ -135,7 +66,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         })?;
     // Only now, with the hub's signature verified, is the nonce spent (and
     // remembered): an unauthenticated sender cannot grow the used set.
-    if let Err(why) = app.grants.nonces.spend(&verified.nonce) {
+    if let Err(why) = app.grants.nonces().spend(&verified.nonce) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "unknown_nonce",

@@ -9,8 +9,10 @@
 pub mod admin;
 pub mod app;
 pub mod dataplane;
+pub mod dataplane_status;
 pub mod drive;
 pub mod enrol_task;
+pub mod firewall;
 pub mod grants;
 pub mod nonces;
 pub mod revocation;
@@ -107,7 +109,7 @@ async fn serve(
         ],
         1,
     );
-    let grants = grants::Grants::start(&config, &store)?;
+    let grants = firewall::Grants::start(&config, &store)?;
     let app = Arc::new(App::new(AppParts {
         grants,
         store,
@@ -176,7 +178,18 @@ async fn serve(
         Role::Node => vec![tokio::spawn(enrol_task::run(app.clone()))],
         Role::Hub => vec![],
     };
-    background.push(tokio::spawn(dataplane::run(app.clone(), stop_rx.clone())));
+    let serve_mesh_api: dataplane::ServeMeshApi = {
+        let (app, stop) = (app.clone(), stop_rx.clone());
+        let limits = api::Limits {
+            max_body_bytes: config.api.max_body_bytes,
+            ..api::Limits::default()
+        };
+        Box::new(move |listener| {
+            let handler = Arc::new(PublicApi(app.clone()));
+            tokio::spawn(api::serve(listener, handler, limits.clone(), stop.clone()));
+        })
+    };
+    background.push(tokio::spawn(dataplane::run(app.clone(), serve_mesh_api)));
     eprintln!(
         "gondwana: {} {} ({}) running",
         match app.role() {

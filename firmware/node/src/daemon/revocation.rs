@@ -25,10 +25,11 @@ use http::{Method, StatusCode};
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, client};
 use crate::clock::now_unix;
 use crate::daemon::app::App;
-use crate::daemon::dataplane::{DataplaneStatus, HANDSHAKE_STALE};
+use crate::daemon::dataplane_status::DataplaneStatus;
 use crate::store::StateStore;
 use crate::store::enrolment::Enrolment;
 use crate::store::revocation::{NodeRevocation, revocation_entry, save_revocation};
+use gondwana_core::reconcile::HANDSHAKE_STALE;
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(15);
 

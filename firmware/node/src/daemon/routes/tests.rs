@@ -48,7 +48,7 @@ pub(crate) fn hub_app(dir: &std::path::Path) -> Arc<App> {
         state_dir: dir.to_path_buf(),
         identity: identity.state,
         hub: Some(hub),
-        grants: crate::daemon::grants::Grants::disabled(),
+        grants: crate::daemon::firewall::Grants::disabled(),
         metrics: Metrics::new(),
         enrol_rate: RateLimiter::new(1000, 1000.0),
     }))
