@@ -186,7 +186,7 @@ async fn serve(
         };
         Box::new(move |listener| {
             let handler = Arc::new(PublicApi(app.clone()));
-            tokio::spawn(api::serve(listener, handler, limits.clone(), stop.clone()));
+            tokio::spawn(api::serve(listener, handler, limits, stop.clone()));
         })
     };
     background.push(tokio::spawn(dataplane::run(app.clone(), serve_mesh_api)));

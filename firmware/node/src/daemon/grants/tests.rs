@@ -18,7 +18,9 @@ use super::*;
 use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::api::{ApiRequest, Handler};
+use crate::config::Config;
 use crate::daemon::app::{AppParts, EnrolStatus};
+use crate::daemon::firewall::Grants;
 use crate::daemon::routes::PublicApi;
 use crate::store::{OpenMode, StateStore};
 
