@@ -160,15 +160,10 @@ async fn directory_page(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiE
 }
 
 /// The key the directory is signed with: the hub's own, or the pinned one.
+/// The key this box's directory is signed with (service/directory.rs).
 fn directory_authority(app: &App) -> Result<Option<[u8; 32]>, ApiError> {
-    if let Some(hub) = &app.hub {
-        return Ok(Some(hub.signing.public_key()));
-    }
-    let enrolment = app
-        .store
-        .enrolment()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(enrolment.map(|e| e.hub_key))
+    crate::service::directory::authority(&app.store, &app.config())
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn metrics(app: &App) -> ApiResponse {

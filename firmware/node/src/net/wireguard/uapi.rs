@@ -125,8 +125,9 @@ fn uapi_error(socket: &Path, detail: impl Into<String>) -> WgError {
 pub fn device_body(private_key: &Zeroizing<[u8; 32]>, listen_port: u16) -> Zeroizing<String> {
     let mut body = Zeroizing::new(String::with_capacity(96));
     body.push_str("private_key=");
+    // Digit by digit straight into the zeroizing buffer, so no other copy
+    // of the secret is left in memory. Writing into a String cannot fail.
     for b in private_key.iter() {
-        // Writing into a String cannot fail.
         let _ = write!(body, "{b:02x}");
     }
     let _ = write!(body, "\nlisten_port={listen_port}\n");
@@ -181,23 +182,17 @@ fn push_removal(body: &mut String, key: &[u8; 32]) {
     let _ = write!(body, "public_key={}\nremove=true\n", hex(key));
 }
 
+/// A key as the UAPI writes it: 64 lowercase hex digits.
 pub fn hex(bytes: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    gondwana_core::hash::to_hex(bytes)
 }
 
+/// A key as the UAPI reads it (either case); `None` for anything else.
 pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.is_ascii() {
+    if text.len() != 64 {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    gondwana_core::keys::decode_hex32(text).ok()
 }
 
 /// Incremental parser of a `get=1` answer.
