@@ -47,10 +47,7 @@ impl Handler for PublicApi {
             (&Method::POST, ["v1", "identity", "mirror"]) => mirror_push(app, &req).await,
             (&Method::GET, ["v1", "grants", "nonce"]) => grants::nonce(app),
             (&Method::POST, ["v1", "grants"]) => grants::command(app, &req).await,
-            (_, ["v1", ..] | ["metrics"]) => {
-                Err(ApiError::not_found(format!("{} {}", req.method, req.path)))
-            }
-            _ => Err(ApiError::not_found(req.path.clone())),
+            _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
     }
@@ -64,11 +61,56 @@ impl Handler for EnrolApi {
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
             (&Method::GET, ["v1", "enroll", "revocation"]) => revocation::serve(app, &req).await,
-            _ => Err(ApiError::not_found(
-                "the enrolment listener serves only enrolment, revocation and health",
-            )),
+            _ => return not_routed(&req, ENROL_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
+    }
+}
+
+/// Every public route, for the 405 answer's `Allow` (the match above is the
+/// router; a unit test keeps the two in step).
+const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
+    (Method::GET, &["v1", "health"]),
+    (Method::GET, &["v1", "ready"]),
+    (Method::GET, &["v1", "status"]),
+    (Method::GET, &["v1", "identity"]),
+    (Method::GET, &["v1", "identity", "log"]),
+    (Method::GET, &["v1", "directory"]),
+    (Method::GET, &["metrics"]),
+    (Method::GET, &["v1", "enroll", "nonce"]),
+    (Method::POST, &["v1", "enroll"]),
+    (Method::GET, &["v1", "enroll", "revocation"]),
+    (Method::POST, &["v1", "revocation"]),
+    (Method::POST, &["v1", "identity", "mirror"]),
+    (Method::GET, &["v1", "grants", "nonce"]),
+    (Method::POST, &["v1", "grants"]),
+];
+
+const ENROL_ROUTES: &[(Method, &[&str])] = &[
+    (Method::GET, &["v1", "health"]),
+    (Method::GET, &["v1", "enroll", "nonce"]),
+    (Method::POST, &["v1", "enroll"]),
+    (Method::GET, &["v1", "enroll", "revocation"]),
+];
+
+/// No route for this method and path: 405 with `Allow` when the path takes
+/// other methods, else 404.
+fn not_routed(req: &ApiRequest, routes: &[(Method, &[&str])]) -> ApiResponse {
+    let segments = req.segments();
+    let allow: Vec<&str> = routes
+        .iter()
+        .filter(|(_, path)| *path == segments.as_slice())
+        .map(|(method, _)| method.as_str())
+        .collect();
+    if allow.is_empty() {
+        return ApiError::not_found(format!("{} {}", req.method, req.path)).into();
+    }
+    let allow = allow.join(", ");
+    let detail = format!("{} takes {allow}", req.path);
+    let response = ApiResponse::from(ApiError::method_not_allowed(detail));
+    match http::HeaderValue::from_str(&allow) {
+        Ok(v) => response.with_header(http::header::ALLOW, v),
+        Err(_) => response,
     }
 }
 

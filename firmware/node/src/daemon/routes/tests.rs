@@ -61,14 +61,15 @@ async fn call(handler: &impl Handler, method: Method, target: &str, body: Vec<u8
 }
 
 #[tokio::test]
-async fn unknown_paths_and_methods_are_json_404s() {
+async fn unknown_paths_are_json_404s_and_wrong_methods_405s() {
     let dir = tempfile::tempdir().unwrap();
     let app = hub_app(dir.path());
     let r = call(&PublicApi(app.clone()), Method::GET, "/v1/nothing", vec![]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json_body().unwrap()["error"], "not_found");
     let r = call(&PublicApi(app), Method::DELETE, "/v1/status", vec![]).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.json_body().unwrap()["error"], "method_not_allowed");
 }
 
 #[tokio::test]
@@ -240,4 +241,53 @@ async fn admin_errors_map_to_status_codes() {
         .await;
     assert_eq!(verify.status, StatusCode::OK);
     assert_eq!(verify.json_body().unwrap()["verified"], true);
+}
+
+/// A known path asked with the wrong method is 405 naming the methods it
+/// takes; an unknown path is 404; every route in the table answers
+/// something else than 404/405 with its own method.
+#[tokio::test]
+async fn wrong_method_is_405_with_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = hub_app(dir.path());
+    let api = PublicApi(app.clone());
+    let r = api
+        .handle(ApiRequest::new(Method::POST, "/v1/status"))
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers.get(http::header::ALLOW).unwrap(), "GET");
+    assert_eq!(r.json_body().unwrap()["error"], "method_not_allowed");
+    let r = api.handle(ApiRequest::new(Method::GET, "/v1/enroll")).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers.get(http::header::ALLOW).unwrap(), "POST");
+    let r = api.handle(ApiRequest::new(Method::GET, "/v1/nope")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let enrol = EnrolApi(app.clone());
+    let r = enrol
+        .handle(ApiRequest::new(Method::DELETE, "/v1/health"))
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = enrol
+        .handle(ApiRequest::new(Method::GET, "/v1/status"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for (method, path) in PUBLIC_ROUTES {
+        let r = api
+            .handle(ApiRequest::new(
+                method.clone(),
+                &format!("/{}", path.join("/")),
+            ))
+            .await;
+        assert!(
+            // The grant routes are 404 on a box without a firewall.
+            r.status != StatusCode::NOT_FOUND || path[..2] == ["v1", "grants"],
+            "{method} {path:?}: {}",
+            r.status
+        );
+        assert_ne!(
+            r.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path:?}"
+        );
+    }
 }
