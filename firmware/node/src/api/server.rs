@@ -844,10 +844,7 @@ mod tests {
     #[test]
     fn serve_futures_are_send() {
         fn assert_send<T: Send>(_: &T) {}
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::runtime::current_thread().unwrap();
         rt.block_on(async {
             let (_stop, rx) = watch::channel(false);
             let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -26,9 +26,7 @@ pub fn run(
         .with_context(|| format!("reading {}", peers_file.display()))?;
     let iface = InterfaceName::parse(iface)?;
     let (key, port, peers) = parse(&text)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::runtime::current_thread()?;
     let started = Instant::now();
     let (open_ms, apply_ms, wg) = runtime.block_on(async {
         let wg = WireGuard::open(&iface, backend, &OpenOptions::default()).await?;

@@ -44,10 +44,7 @@ impl NetNs {
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).expect("open netns handle");
             setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
+            let runtime = crate::runtime::current_thread().expect("tokio runtime");
             runtime.block_on(body())
         })
         .join()

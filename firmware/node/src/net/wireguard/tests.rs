@@ -418,10 +418,7 @@ fn hold_device_entry() {
         return;
     };
     let f: Vec<&str> = spec.split(' ').collect();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime::current_thread().unwrap();
     runtime.block_on(async {
         let options = test_options(&iface);
         let wg = WireGuard::open(&ifname(&iface), BackendChoice::Userspace, &options)
