@@ -3,6 +3,9 @@
 //! instead of copying them.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod log;
+
 mod admin;
 mod api;
 mod boot;

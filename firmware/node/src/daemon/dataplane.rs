@@ -168,7 +168,7 @@ impl Reconciler {
                 let message = format!("{e:#}");
                 let mut s = self.app.dataplane_status();
                 if s.error.as_deref() != Some(message.as_str()) {
-                    eprintln!("gondwana: data plane: {message}");
+                    error!("data plane: {message}");
                 }
                 s.state = "down";
                 s.error = Some(message);
@@ -195,10 +195,7 @@ impl Reconciler {
                 &store,
                 crate::admin::ops::now_unix(),
             )? {
-                eprintln!(
-                    "gondwana: firewall: now guarding {}",
-                    member.address.trunc()
-                );
+                info!("firewall: now guarding {}", member.address.trunc());
             }
         }
 
@@ -211,8 +208,8 @@ impl Reconciler {
             let wg = WireGuard::open(&iface, config.wireguard.backend, &OpenOptions::default())
                 .await
                 .with_context(|| format!("opening WireGuard interface {iface}"))?;
-            eprintln!(
-                "gondwana: data plane: {} ({} backend)",
+            info!(
+                "data plane: {} ({} backend)",
                 wg.interface(),
                 wg.backend().as_str()
             );
@@ -289,17 +286,14 @@ impl Reconciler {
             wg.apply_peers(&plan.upsert, &plan.remove).await?;
             if plan.remove.len() + plan.upsert.len() <= 8 {
                 for p in &plan.upsert {
-                    eprintln!(
-                        "gondwana: data plane: peer {} set",
-                        wg_key_to_base64(&p.public_key)
-                    );
+                    info!("data plane: peer {} set", wg_key_to_base64(&p.public_key));
                 }
                 for k in &plan.remove {
-                    eprintln!("gondwana: data plane: peer {} removed", wg_key_to_base64(k));
+                    info!("data plane: peer {} removed", wg_key_to_base64(k));
                 }
             } else {
-                eprintln!(
-                    "gondwana: data plane: {} peers set, {} removed",
+                info!(
+                    "data plane: {} peers set, {} removed",
                     plan.upsert.len(),
                     plan.remove.len()
                 );
@@ -400,8 +394,8 @@ impl Reconciler {
 fn report_conflicts(before: &[dataplane::KeyConflict], now: &[dataplane::KeyConflict]) {
     for c in now.iter().filter(|c| !before.contains(c)) {
         let ids: Vec<String> = c.node_ids.iter().map(|id| id.to_string()).collect();
-        eprintln!(
-            "gondwana: data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
+        warn!(
+            "data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
             wg_key_to_base64(&c.public_key),
             ids.len(),
             ids.join(", ")
@@ -435,10 +429,10 @@ async fn resolve_hub(
                 addrs.sort_by_key(|a| !a.is_ipv4());
                 match addrs.first() {
                     Some(a) => *cache = Some((*a, Instant::now())),
-                    None => eprintln!("gondwana: data plane: {text} resolved to nothing"),
+                    None => warn!("data plane: {text} resolved to nothing"),
                 }
             }
-            Err(e) => eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}"),
+            Err(e) => warn!("data plane: resolving hub endpoint {text}: {e}"),
         }
     }
     cache.map(|(a, _)| a)
@@ -458,7 +452,7 @@ async fn bind_mesh_listener(
     }
     match TcpListener::bind(addr).await {
         Ok(listener) => {
-            eprintln!("gondwana: API on http://{addr} (mesh)");
+            info!("API on http://{addr} (mesh)");
             let limits = api::Limits {
                 max_body_bytes: config.api.max_body_bytes,
                 ..api::Limits::default()
@@ -471,7 +465,7 @@ async fn bind_mesh_listener(
             ));
             *bound = Some(addr);
         }
-        Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),
+        Err(e) => error!("data plane: binding the API on {addr}: {e}"),
     }
 }
 

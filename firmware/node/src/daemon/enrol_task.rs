@@ -204,15 +204,15 @@ pub async fn run(app: Arc<App>) {
         match enrol_once(&app.store, &config, &plan).await {
             Ok(e) => {
                 app.set_hub_mirror_len(app.identity().len);
-                eprintln!(
-                    "gondwana: enrolled as {} ({}) via {}",
+                info!(
+                    "enrolled as {} ({}) via {}",
                     e.grant.mesh_ip, e.grant.boxname, plan.source
                 );
                 app.metrics.inc("gondwana_enrolments_total", &[]);
                 app.set_status(EnrolStatus::Enrolled);
             }
             Err(e) => {
-                eprintln!("gondwana: enrolment attempt {attempts} failed: {e:#}");
+                warn!("enrolment attempt {attempts} failed: {e:#}");
                 app.metrics.inc(
                     "gondwana_enrolment_failures_total",
                     &[("reason", "attempt_failed")],
@@ -241,11 +241,11 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
         match revocation::stored(app, &enrolment) {
             Ok(Some((raw, r))) => {
                 if let Err(e) = revocation::commit(app, raw, r).await {
-                    eprintln!("gondwana: storing this node's revocation: {e:#}");
+                    error!("storing this node's revocation: {e:#}");
                 }
             }
             Ok(None) => {}
-            Err(e) => eprintln!("gondwana: looking for this node's revocation: {e:#}"),
+            Err(e) => warn!("looking for this node's revocation: {e:#}"),
         }
     }
     let mut ask = revocation::Schedule::default();
@@ -262,7 +262,7 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
         let url = hub_api_url(&app.config(), &enrolment);
         let mut reached = true;
         if let Err(e) = pull_directory(app, &url, &enrolment).await {
-            eprintln!("gondwana: directory pull from {url} failed: {e:#}");
+            warn!("directory pull from {url} failed: {e:#}");
             reached = false;
         }
         if app.revocation().is_some() {
@@ -276,7 +276,7 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
                     app.set_hub_mirror_len(len);
                 }
                 Err(e) => {
-                    eprintln!("gondwana: identity mirror push to {url} failed: {e:#}");
+                    warn!("identity mirror push to {url} failed: {e:#}");
                     reached = false;
                 }
             }
@@ -292,8 +292,8 @@ async fn sync_loop(app: &App, enrolment: Enrolment) {
             match revocation::ask_hub(app, &enrolment).await {
                 Ok(true) => break,
                 Ok(false) => {}
-                Err(e) => eprintln!(
-                    "gondwana: asking {} whether this node is revoked: {e:#}",
+                Err(e) => warn!(
+                    "asking {} whether this node is revoked: {e:#}",
                     enrolment.hub_url
                 ),
             }

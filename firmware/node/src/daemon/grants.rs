@@ -47,8 +47,8 @@ impl Grants {
         let subnet = mesh_subnet(config, store);
         let firewall = Firewall::start(config, subnet, store, now_unix())?;
         if let Some(fw) = &firewall {
-            eprintln!(
-                "gondwana: firewall: table inet {} on {} ({})",
+            info!(
+                "firewall: table inet {} on {} ({})",
                 fw.plan().table,
                 fw.plan().interface,
                 fw.plan().subnet
@@ -221,7 +221,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         Err(e @ FirewallError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
         Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
-            eprintln!("gondwana: grant command failed: {e}");
+            error!("grant command failed: {e}");
             Err(ApiError::internal(
                 "the grant could not be applied; see the node's log",
             ))

@@ -513,7 +513,7 @@ async fn admin_enroll(app: &Arc<App>, body: serde_json::Value) -> ApiResponse {
 /// the hub's (store errors are logged here and answered as "internal").
 fn refusal_error(r: Refusal) -> ApiError {
     if let Refusal::Store(detail) = &r {
-        eprintln!("gondwana: store error while answering a request: {detail}");
+        error!("store error while answering a request: {detail}");
         return ApiError::internal("the hub could not complete the request; see its log");
     }
     ApiError::new(refusal_status(&r), r.code(), r.to_string())
