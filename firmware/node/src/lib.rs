@@ -3,6 +3,10 @@
 //! instead of copying them.
 #![forbid(unsafe_code)]
 
+// First: its macros are visible to the modules declared after it.
+#[macro_use]
+mod log;
+
 mod api;
 mod boot;
 mod build_info;

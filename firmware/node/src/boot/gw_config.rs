@@ -256,7 +256,7 @@ impl Drop for Mounted<'_> {
             return;
         }
         if let Err(e) = umount2(path, MntFlags::UMOUNT_NOFOLLOW | MntFlags::MNT_DETACH) {
-            eprintln!("gondwana: cannot unmount {}: {e}", path.display());
+            warn!("cannot unmount {}: {e}", path.display());
         }
     }
 }
@@ -273,7 +273,7 @@ fn note(message: String) {
         noted.clear();
     }
     if noted.insert(message.clone()) {
-        eprintln!("gondwana: {message}");
+        info!("{message}");
     }
 }
 

@@ -47,7 +47,7 @@ impl Handler for AdminApi {
             Ok(v) => ApiResponse::json(StatusCode::OK, &v),
             Err(e) => {
                 if e.status().is_server_error() {
-                    eprintln!("gondwana: admin request failed: {e}");
+                    error!("admin request failed: {e}");
                 }
                 ApiError::new(e.status(), e.code(), e.to_string()).into()
             }

@@ -72,7 +72,7 @@ impl App {
         let dataplane = crate::daemon::dataplane_status::initial_status(&parts.config);
         // Read before any listener binds: a revoked node is never ready.
         let revocation = parts.store.revocation().unwrap_or_else(|e| {
-            eprintln!("gondwana: reading the stored revocation: {e}");
+            error!("reading the stored revocation: {e}");
             None
         });
         App {

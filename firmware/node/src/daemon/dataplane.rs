@@ -77,7 +77,7 @@ impl Driver {
                 let message = format!("{e:#}");
                 let mut s = self.app.dataplane_status();
                 if s.error.as_deref() != Some(message.as_str()) {
-                    eprintln!("gondwana: data plane: {message}");
+                    error!("data plane: {message}");
                 }
                 s.state = "down";
                 s.error = Some(message);
@@ -101,7 +101,7 @@ impl Driver {
             let subnet = membership.subnet();
             let now = crate::clock::now_unix();
             if crate::service::grants::follow_subnet(fw, subnet, &self.app.store, now)? {
-                eprintln!("gondwana: firewall: now guarding {subnet}");
+                info!("firewall: now guarding {subnet}");
             }
         }
 
@@ -114,8 +114,8 @@ impl Driver {
             let wg = WireGuard::open(&iface, config.wireguard.backend, &OpenOptions::default())
                 .await
                 .with_context(|| format!("opening WireGuard interface {iface}"))?;
-            eprintln!(
-                "gondwana: data plane: {} ({} backend)",
+            info!(
+                "data plane: {} ({} backend)",
                 wg.interface(),
                 wg.backend().as_str()
             );
@@ -158,7 +158,7 @@ impl Driver {
                     let addrs = match tokio::net::lookup_host(text.as_str()).await {
                         Ok(addrs) => Some(addrs.collect()),
                         Err(e) => {
-                            eprintln!("gondwana: data plane: resolving hub endpoint {text}: {e}");
+                            warn!("data plane: resolving hub endpoint {text}: {e}");
                             None
                         }
                     };
@@ -166,7 +166,7 @@ impl Driver {
                         .handle_resolved(&text, addrs, Instant::now());
                 }
                 Output::ResolvedToNothing(text) => {
-                    eprintln!("gondwana: data plane: {text} resolved to nothing");
+                    warn!("data plane: {text} resolved to nothing");
                 }
                 Output::KeyConflictAppeared(c) => report_conflict(&c),
                 Output::ApplyPeers(diff) => {
@@ -246,8 +246,8 @@ impl Driver {
 /// status shows the current ones).
 fn report_conflict(c: &dataplane::KeyConflict) {
     let ids: Vec<String> = c.node_ids.iter().map(|id| id.to_string()).collect();
-    eprintln!(
-        "gondwana: data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
+    warn!(
+        "data plane: WireGuard key {} is named by {} live records ({}): no peer for it until all but one are revoked",
         wg_key_to_base64(&c.public_key),
         ids.len(),
         ids.join(", ")
@@ -257,8 +257,8 @@ fn report_conflict(c: &dataplane::KeyConflict) {
 fn log_peer_changes(diff: &PeerDiff) {
     if diff.ops.len() > 8 {
         let c = diff.changes();
-        eprintln!(
-            "gondwana: data plane: {} peers set, {} removed",
+        info!(
+            "data plane: {} peers set, {} removed",
             c.added + c.updated,
             c.removed
         );
@@ -266,12 +266,11 @@ fn log_peer_changes(diff: &PeerDiff) {
     }
     for op in &diff.ops {
         match op {
-            PeerOp::Add(p) | PeerOp::Update(p) => eprintln!(
-                "gondwana: data plane: peer {} set",
-                wg_key_to_base64(&p.public_key)
-            ),
+            PeerOp::Add(p) | PeerOp::Update(p) => {
+                info!("data plane: peer {} set", wg_key_to_base64(&p.public_key))
+            }
             PeerOp::Remove(k) => {
-                eprintln!("gondwana: data plane: peer {} removed", wg_key_to_base64(k))
+                info!("data plane: peer {} removed", wg_key_to_base64(k))
             }
         }
     }
@@ -294,11 +293,11 @@ async fn bind_mesh_listener(
     }
     match TcpListener::bind(addr).await {
         Ok(listener) => {
-            eprintln!("gondwana: API on http://{addr} (mesh)");
+            info!("API on http://{addr} (mesh)");
             serve(listener);
             *bound = Some(addr);
         }
-        Err(e) => eprintln!("gondwana: data plane: binding the API on {addr}: {e}"),
+        Err(e) => error!("data plane: binding the API on {addr}: {e}"),
     }
 }
 

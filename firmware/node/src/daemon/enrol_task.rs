@@ -297,7 +297,7 @@ fn report(app: &App, event: node_enrol::Event) {
     match event {
         Event::Status(progress) => app.set_status(progress),
         Event::AttemptFailed { attempt, error } => {
-            eprintln!("gondwana: enrolment attempt {attempt} failed: {error}");
+            warn!("enrolment attempt {attempt} failed: {error}");
             app.metrics.inc(
                 "gondwana_enrolment_failures_total",
                 &[("reason", "attempt_failed")],
@@ -313,7 +313,7 @@ fn report(app: &App, event: node_enrol::Event) {
             source,
         } => {
             app.set_hub_mirror_len(app.identity().len);
-            eprintln!("gondwana: enrolled as {mesh_ip} ({boxname}) via {source}");
+            info!("enrolled as {mesh_ip} ({boxname}) via {source}");
             app.metrics.inc("gondwana_enrolments_total", &[]);
         }
         Event::GaveUp { .. } => {}

@@ -29,8 +29,8 @@ impl Grants {
         let subnet = mesh_subnet(config, store);
         let firewall = start_firewall(config, subnet, store, now_unix())?;
         if let Some(fw) = &firewall {
-            eprintln!(
-                "gondwana: firewall: table inet {} on {} ({})",
+            info!(
+                "firewall: table inet {} on {} ({})",
                 fw.plan().table,
                 fw.plan().interface,
                 fw.plan().subnet

@@ -108,7 +108,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         Err(e @ GrantChangeError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
         Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
-            eprintln!("gondwana: grant command failed: {e}");
+            error!("grant command failed: {e}");
             Err(ApiError::internal(
                 "the grant could not be applied; see the node's log",
             ))

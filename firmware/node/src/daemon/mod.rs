@@ -140,7 +140,7 @@ async fn serve(
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the API on {addr}"))?;
-        eprintln!("gondwana: API on http://{}", listener.local_addr()?);
+        info!("API on http://{}", listener.local_addr()?);
         servers.push(tokio::spawn(api::serve(
             listener,
             Arc::new(PublicApi(app.clone())),
@@ -154,10 +154,7 @@ async fn serve(
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding the enrolment listener on {addr}"))?;
-        eprintln!(
-            "gondwana: enrolment listener on http://{}",
-            listener.local_addr()?
-        );
+        info!("enrolment listener on http://{}", listener.local_addr()?);
         servers.push(tokio::spawn(api::serve(
             listener,
             Arc::new(EnrolApi(app.clone())),
@@ -190,8 +187,8 @@ async fn serve(
         })
     };
     background.push(tokio::spawn(dataplane::run(app.clone(), serve_mesh_api)));
-    eprintln!(
-        "gondwana: {} {} ({}) running",
+    info!(
+        "{} {} ({}) running",
         match app.role() {
             Role::Hub => "hub",
             Role::Node => "node",
@@ -210,7 +207,7 @@ async fn serve(
             _ = hup.recv() => reload(&app),
         }
     }
-    eprintln!("gondwana: shutting down");
+    info!("shutting down");
     let _ = stop_tx.send(true);
     // The interface, its peers and the firewall stay as they are: traffic
     // keeps flowing while the daemon restarts, and the next start adopts them.
@@ -302,8 +299,8 @@ fn reload(app: &App) {
                 || new.mesh.wireguard_port != old.mesh.wireguard_port
                 || new.mesh.api_port != old.mesh.api_port;
             if fixed {
-                eprintln!(
-                    "gondwana: SIGHUP: role, subnet, ports, listeners, body limit and enrolment rate \
+                warn!(
+                    "SIGHUP: role, subnet, ports, listeners, body limit and enrolment rate \
                      changes take effect at the next start"
                 );
             }
@@ -314,8 +311,8 @@ fn reload(app: &App) {
             if let Ok(mut c) = app.config.write() {
                 *c = Arc::new(new);
             }
-            eprintln!("gondwana: SIGHUP: reloaded {}", path.display());
+            info!("SIGHUP: reloaded {}", path.display());
         }
-        Err(e) => eprintln!("gondwana: SIGHUP: keeping the running config: {e}"),
+        Err(e) => warn!("SIGHUP: keeping the running config: {e}"),
     }
 }

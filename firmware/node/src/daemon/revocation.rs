@@ -55,7 +55,7 @@ pub async fn serve(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiE
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| {
-            eprintln!("gondwana: looking up a revocation: {e}");
+            error!("looking up a revocation: {e}");
             ApiError::internal("the hub could not complete the request; see its log")
         })?;
     match found {
@@ -99,8 +99,8 @@ pub async fn push_to_node(app: &App, revoked: &serde_json::Value) {
     let raw = match tokio::task::spawn_blocking(move || revocation_entry(&store, &id)).await {
         Ok(Ok(Some(raw))) => raw,
         Ok(Ok(None)) => return,
-        Ok(Err(e)) => return eprintln!("gondwana: revocation of {node_id}: {e}"),
-        Err(e) => return eprintln!("gondwana: revocation of {node_id}: {e}"),
+        Ok(Err(e)) => return error!("revocation of {node_id}: {e}"),
+        Err(e) => return error!("revocation of {node_id}: {e}"),
     };
     let url = format!("http://{mesh_ip}:{}/v1/revocation", hub.api_port);
     match client::request(
@@ -114,13 +114,13 @@ pub async fn push_to_node(app: &App, revoked: &serde_json::Value) {
     .await
     {
         Ok((StatusCode::OK, _)) => {
-            eprintln!("gondwana: revocation handed to {node_id} at {mesh_ip}")
+            info!("revocation handed to {node_id} at {mesh_ip}")
         }
-        Ok((status, _)) => eprintln!(
-            "gondwana: {url} answered {status} to the revocation of {node_id}; it will ask the public listener"
+        Ok((status, _)) => warn!(
+            "{url} answered {status} to the revocation of {node_id}; it will ask the public listener"
         ),
-        Err(e) => eprintln!(
-            "gondwana: could not hand the revocation to {node_id} ({e}); it will ask the public listener"
+        Err(e) => warn!(
+            "could not hand the revocation to {node_id} ({e}); it will ask the public listener"
         ),
     }
 }
@@ -236,8 +236,8 @@ pub async fn commit(app: &App, raw: Vec<u8>, verified: Revocation) -> anyhow::Re
             .revocation()?
             .ok_or_else(|| anyhow::anyhow!("the stored revocation vanished"))?
     };
-    eprintln!(
-        "gondwana: this node was revoked by its hub (directory entry {}): {}; \
+    warn!(
+        "this node was revoked by its hub (directory entry {}): {}; \
          its tunnel is torn down and it stops contacting the hub",
         stored.seq, stored.reason
     );

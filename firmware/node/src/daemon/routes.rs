@@ -398,7 +398,7 @@ fn wireguard_proof_header(req: &ApiRequest) -> Result<Option<[u8; 32]>, Refusal>
 /// the hub's (store errors are logged here and answered as "internal").
 fn refusal_error(r: Refusal) -> ApiError {
     if let Refusal::Store(detail) = &r {
-        eprintln!("gondwana: store error while answering a request: {detail}");
+        error!("store error while answering a request: {detail}");
         return ApiError::internal("the hub could not complete the request; see its log");
     }
     ApiError::new(refusal_status(&r), r.code(), r.to_string())

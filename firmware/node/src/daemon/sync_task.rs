@@ -61,16 +61,16 @@ pub async fn run(app: &App, enrolment: Enrolment) {
         }
         while let Some(event) = machine.poll_event() {
             match event {
-                node_sync::Event::PullFailed(e) => eprintln!(
-                    "gondwana: directory pull from {} failed: {e}",
+                node_sync::Event::PullFailed(e) => warn!(
+                    "directory pull from {} failed: {e}",
                     hub_api_url(&app.config(), &enrolment)
                 ),
-                node_sync::Event::MirrorPushFailed(e) => eprintln!(
-                    "gondwana: identity mirror push to {} failed: {e}",
+                node_sync::Event::MirrorPushFailed(e) => warn!(
+                    "identity mirror push to {} failed: {e}",
                     hub_api_url(&app.config(), &enrolment)
                 ),
-                node_sync::Event::AskFailed(e) => eprintln!(
-                    "gondwana: asking {} whether this node is revoked: {e}",
+                node_sync::Event::AskFailed(e) => warn!(
+                    "asking {} whether this node is revoked: {e}",
                     enrolment.hub_url
                 ),
                 node_sync::Event::Revoked => {}
@@ -132,13 +132,13 @@ async fn stored_revocation(app: &App, enrolment: &Enrolment) -> bool {
         Ok(Some((raw, r))) => match revocation::commit(app, raw, r).await {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("gondwana: storing this node's revocation: {e:#}");
+                error!("storing this node's revocation: {e:#}");
                 false
             }
         },
         Ok(None) => false,
         Err(e) => {
-            eprintln!("gondwana: looking for this node's revocation: {e}");
+            warn!("looking for this node's revocation: {e}");
             false
         }
     }

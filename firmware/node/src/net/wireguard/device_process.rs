@@ -127,7 +127,7 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
         bail!("a WireGuard device already serves {}", socket.display());
     }
     match std::fs::remove_file(socket) {
-        Ok(()) => eprintln!("removed stale socket {}", socket.display()),
+        Ok(()) => info!("removed stale socket {}", socket.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("removing {}", socket.display())),
     }
@@ -157,7 +157,7 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
             let _ = tx.send(signal);
         }
     });
-    eprintln!(
+    info!(
         "{iface}: userspace WireGuard device up, UAPI on {}",
         socket.display()
     );
@@ -177,7 +177,7 @@ fn serve(iface: &str, socket_dir: &Path, socket: &Path) -> anyhow::Result<()> {
             break format!("interface {iface} removed");
         }
     };
-    eprintln!("{iface}: stopping ({reason})");
+    info!("{iface}: stopping ({reason})");
     // Remove the socket only if it is still ours (never a successor's).
     if std::fs::metadata(socket).is_ok_and(|m| m.ino() == inode) {
         let _ = std::fs::remove_file(socket);
