@@ -89,11 +89,7 @@ fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
     if let Some(result) = service::on_store(store, &config, request) {
         return result;
     }
-    let firewall = || {
-        app.grants.firewall.as_ref().ok_or_else(|| {
-            ServiceError::Conflict("the firewall is disabled ([firewall] enabled = false)".into())
-        })
-    };
+    let firewall = || app.grants.require();
     match request {
         Request::Status => Ok(app.status_json()),
         Request::Identity => Ok(views::identity(&app.identity())),

@@ -8,6 +8,7 @@ use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::nonces::Nonces;
 use crate::net::firewall::Firewall;
+use crate::service::ServiceError;
 use crate::service::grants::{GrantChangeError, mesh_subnet, start_firewall};
 use crate::store::StateStore;
 
@@ -73,9 +74,10 @@ impl Grants {
         self.nonces.used_len()
     }
 
-    pub fn require(&self) -> anyhow::Result<&Firewall> {
-        self.firewall
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("the firewall is disabled ([firewall] enabled = false)"))
+    /// The firewall, or the refusal every caller gives when it is off.
+    pub fn require(&self) -> crate::service::Result<&Firewall> {
+        self.firewall.as_ref().ok_or_else(|| {
+            ServiceError::Conflict("the firewall is disabled ([firewall] enabled = false)".into())
+        })
     }
 }

@@ -12,12 +12,9 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
-use crate::clock::now_unix;
 use crate::daemon::app::App;
-use crate::net::firewall::FirewallError;
-use crate::service::grants::{GrantChangeError, add_grant, remove_grant};
+use crate::service;
 use crate::service::request::GrantRequest;
-use crate::service::views;
 
 // ---- POST /v1/grants: a hub-signed command -------------------------------
 
@@ -76,28 +73,21 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
         ));
     }
     let app2 = app.clone();
+    // The same grant change as `grant add|del` on the box itself.
     let outcome = tokio::task::spawn_blocking(move || {
-        let fw = app2.grants.require().map_err(|e| {
-            FirewallError::Kernel(crate::net::firewall::netlink::NetlinkError::Malformed(
-                e.to_string(),
-            ))
-        })?;
-        let g = verified.grant;
+        let fw = app2.grants.require()?;
+        let mut request = GrantRequest {
+            ip: verified.grant.ip,
+            port: verified.grant.port.into(),
+            timeout_secs: None,
+            node: None,
+        };
         match verified.action {
-            GrantAction::Add { timeout_secs } => add_grant(
-                fw,
-                &app2.store,
-                g.ip,
-                g.port.into(),
-                timeout_secs,
-                now_unix(),
-                "hub",
-            )
-            .map(|l| views::grant(&l)),
-            GrantAction::Delete => {
-                remove_grant(fw, &app2.store, g.ip, g.port.into(), now_unix(), "hub")
-                    .map(|()| json!({"revoked": {"ip": g.ip.to_string(), "port": g.port}}))
+            GrantAction::Add { timeout_secs } => {
+                request.timeout_secs = timeout_secs;
+                service::grants::add(fw, &app2.store, &request, "hub")
             }
+            GrantAction::Delete => service::grants::del(fw, &app2.store, &request, "hub"),
         }
     })
     .await
@@ -105,8 +95,9 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
     app.changed();
     match outcome {
         Ok(v) => Ok(ApiResponse::json(StatusCode::OK, &v)),
-        Err(e @ GrantChangeError::NoSuchGrant(..)) => Err(ApiError::not_found(e.to_string())),
-        Err(e) if e.is_input_error() => Err(ApiError::bad_request(e.to_string())),
+        Err(e) if e.status().is_client_error() => {
+            Err(ApiError::new(e.status(), e.code(), e.to_string()))
+        }
         Err(e) => {
             error!("grant command failed: {e}");
             Err(ApiError::internal(

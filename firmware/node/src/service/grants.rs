@@ -32,14 +32,18 @@ pub fn local_firewall(config: &Config, store: &StateStore) -> Result<Firewall> {
     if !config.firewall.enabled {
         return conflict("the firewall is disabled ([firewall] enabled = false)");
     }
-    let ruleset = Ruleset::new(
+    let ruleset = ruleset(config, mesh_subnet(config, store)).map_err(|e| fault(e.into()))?;
+    Ok(Firewall::new(ruleset))
+}
+
+/// Our table as the config describes it, guarding `subnet`.
+fn ruleset(config: &Config, subnet: Ipv4Net) -> std::result::Result<Ruleset, plan::PlanError> {
+    Ruleset::new(
         &config.firewall.table,
         &config.mesh.interface,
-        mesh_subnet(config, store),
+        subnet,
         config.mesh.api_port,
     )
-    .map_err(|e| fault(e.into()))?;
-    Ok(Firewall::new(ruleset))
 }
 
 /// A grant outside the subnet, on a bad port, or missing is the caller's
@@ -95,17 +99,6 @@ pub enum GrantChangeError {
     NoSuchGrant(Ipv4Addr, u16),
 }
 
-impl GrantChangeError {
-    /// Whether the caller's input was at fault (4xx) rather than the box.
-    pub fn is_input_error(&self) -> bool {
-        match self {
-            GrantChangeError::Firewall(e) => e.is_input_error(),
-            GrantChangeError::NoSuchGrant(..) => true,
-            GrantChangeError::Store(_) => false,
-        }
-    }
-}
-
 /// The daemon's start: replaces our table with the base ruleset and every
 /// live stored grant (with the time it has left), dropping expired ones
 /// from the store. `Ok(None)` when the config disables the firewall.
@@ -119,15 +112,7 @@ pub fn start_firewall(
     if !config.firewall.enabled || config.wireguard.backend == BackendChoice::None {
         return Ok(None);
     }
-    let fw = Firewall::new(
-        Ruleset::new(
-            &config.firewall.table,
-            &config.mesh.interface,
-            mesh_subnet,
-            config.mesh.api_port,
-        )
-        .map_err(FirewallError::from)?,
-    );
+    let fw = Firewall::new(ruleset(config, mesh_subnet).map_err(FirewallError::from)?);
     let live = stored::prune_expired(store, now_unix)?;
     fw.apply(&stored_elements(&live, &fw.plan().subnet, now_unix))?;
     Ok(Some(fw))
