@@ -7,7 +7,8 @@
 # BOOTX64.EFI are the board's GRUB_MODULES (what scripts/build-images
 # builds and the QEMU tests boot), the scripts pass `bash -n`. That the
 # post-build/post-image scripts compose the same trees as the offline path
-# is tests/images/buildroot-compose.sh.
+# is tests/images/buildroot-compose.sh; the pins against a real Buildroot
+# release are tests/images/buildroot-pins.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BR=$ROOT/buildroot
@@ -19,6 +20,8 @@ config BR2_PACKAGE_HOST_RUSTC_TARGET_ARCH_SUPPORTS
 	def_bool y
 config BR2_PACKAGE_HOST_RUSTC
 	bool
+config BR2_TOOLCHAIN_USES_MUSL
+	def_bool y
 menu "External options"
 source "$BR/Config.in"
 endmenu
@@ -28,17 +31,17 @@ import sys, kconfiglib
 k = kconfiglib.Kconfig(sys.argv[1], warn_to_stderr=True)
 k.syms["BR2_PACKAGE_GONDWANA"].set_value(2)
 assert k.syms["BR2_PACKAGE_HOST_RUSTC"].tri_value == 2, "gondwana must select host-rustc"
-assert k.syms["BR2_PACKAGE_GONDWANA_VERSION"].str_value
+assert k.syms["BR2_PACKAGE_GONDWANA"].tri_value == 2, "gondwana must be selectable with musl"
+assert k.syms["BR2_PACKAGE_GONDWANA_SITE"].str_value
 print("kconfig: ok")
 PY
 cat >"$work/Makefile" <<MK
 BR2_EXTERNAL_GONDWANA_PATH := $BR
-BR2_PACKAGE_GONDWANA_VERSION := "v0"
 BR2_PACKAGE_GONDWANA_SITE := "https://example.invalid/gondwana.git"
 qstrip = \$(strip \$(subst ",,\$(1)))
 cargo-package = \$(info cargo-package gondwana site=\$(GONDWANA_SITE) version=\$(GONDWANA_VERSION) opts=\$(GONDWANA_CARGO_BUILD_OPTS))
 include $BR/external.mk
-all: ; @test -n "\$(GONDWANA_INSTALL_TARGET_CMDS)" && echo "make: ok"
+all: ; @\$(if \$(GONDWANA_INSTALL_TARGET_CMDS),echo "make: ok",false)
 MK
 make -s -f "$work/Makefile" all
 for d in "$BR"/configs/*_defconfig; do
