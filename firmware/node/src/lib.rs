@@ -16,12 +16,14 @@ mod commands;
 mod config;
 mod daemon;
 pub mod exit;
+mod hub_url;
 mod net;
 mod persistence;
 mod random;
 mod runtime;
 mod service;
 mod store;
+mod toml_errors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
