@@ -300,7 +300,12 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            detail: crate::toml_errors::describe(&text, &e, keys::KEYS, crate::toml_errors::Values::OfKnownKeys),
+            detail: crate::toml_errors::describe(
+                &text,
+                &e,
+                keys::KEYS,
+                crate::toml_errors::Values::OfKnownKeys,
+            ),
         })?;
         config.validate(path)?;
         Ok(config)

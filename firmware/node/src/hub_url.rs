@@ -18,7 +18,9 @@ pub enum HubUrlProblem {
     NotHttp,
     #[error("has no host")]
     NoHost,
-    #[error("names a wildcard address (0.0.0.0 or ::), which is where a hub listens, not where a node can reach it")]
+    #[error(
+        "names a wildcard address (0.0.0.0 or ::), which is where a hub listens, not where a node can reach it"
+    )]
     Wildcard,
     #[error("has an invalid port (1-65535)")]
     BadPort,

@@ -73,7 +73,11 @@ pub fn describe(text: &str, error: &toml::de::Error, keys: &[&str], values: Valu
 /// 1-based line of byte `offset` in `text`.
 pub fn line_number(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The line (1-based) where `key` of `table` (`""` for the top level) is
@@ -184,7 +188,10 @@ mod tests {
     #[test]
     fn types_missing_and_tables() {
         let r = report(&format!("token = 5\n# {SECRET}\n"));
-        assert!(r.starts_with("line 1, key `token`: wrong value (expected"), "{r}");
+        assert!(
+            r.starts_with("line 1, key `token`: wrong value (expected"),
+            "{r}"
+        );
         let r = report("port = 1\n");
         assert_eq!(r, "missing key `token`");
         let r = report("token = \"abcdefghijk\"\n[sub]\nsecs = \"abcdefghijk\"\n");
@@ -195,7 +202,12 @@ mod tests {
         assert!(r.starts_with("line 2"), "{r}");
         // Serde's own words about a known key, when values may be shown.
         let error = toml::from_str::<File>("token = \"x\"\nport = \"p\"\n").unwrap_err();
-        let r = describe("token = \"x\"\nport = \"p\"\n", &error, KEYS, Values::OfKnownKeys);
+        let r = describe(
+            "token = \"x\"\nport = \"p\"\n",
+            &error,
+            KEYS,
+            Values::OfKnownKeys,
+        );
         assert!(r.starts_with("line 2, key `port`: invalid type"), "{r}");
     }
 

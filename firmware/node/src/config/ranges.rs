@@ -115,7 +115,15 @@ mod tests {
         for ok in ["hub.example.net:51822", "10.0.0.1:1", "[2001:db8::1]:51822"] {
             assert_eq!(check_endpoint(ok), Ok(()), "{ok}");
         }
-        for bad in ["hub", "hub:0", "hub:65536", ":51822", "0.0.0.0:51822", "[::]:1", "hub:+1"] {
+        for bad in [
+            "hub",
+            "hub:0",
+            "hub:65536",
+            ":51822",
+            "0.0.0.0:51822",
+            "[::]:1",
+            "hub:+1",
+        ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
     }

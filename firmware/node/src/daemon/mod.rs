@@ -59,6 +59,8 @@ async fn serve(
     named: bool,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    // First: a daemon refused here has changed nothing.
+    let _socket_claim = admin::claim_socket(&config.api.admin_socket, &state_dir).await?;
     if config.role == Role::Hub {
         guard_subnet(&config, &config_path)?;
     }
@@ -256,7 +258,8 @@ fn bind_admin_socket(path: &std::path::Path) -> anyhow::Result<UnixListener> {
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    // We hold the state lock, so a socket file here is a dead daemon's.
+    // We hold its claim (admin::claim_socket): a socket file here is a dead
+    // daemon's.
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
