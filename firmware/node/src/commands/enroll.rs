@@ -20,7 +20,7 @@ use crate::store::{OpenMode, StateStore};
 pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::Result<()> {
     let file = enroll_file(args)?;
     let request = Request::Enroll(file.clone());
-    let result = match socket::send(config, &request).map_err(|e| e.into_anyhow())? {
+    let result = match socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())? {
         Some(v) => v,
         None => {
             let plan = file.into_plan("gondwana enroll".into())?;

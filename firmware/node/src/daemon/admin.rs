@@ -258,8 +258,7 @@ fn held_by(
         ))
         .into();
     };
-    let same = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    if same(Path::new(&who.state_dir)) == same(state_dir) {
+    if socket::same_dir(Path::new(&who.state_dir), state_dir) {
         return StoreError::InUse {
             dir: state_dir.to_path_buf(),
             holder: format!(

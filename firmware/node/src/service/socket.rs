@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::{Request, ServiceError};
 use crate::config::Config;
+use crate::exit::SocketTaken;
 
 /// Response headers naming the daemon that answered.
 pub const NODE_ID: &str = "gondwana-node-id";
@@ -75,7 +76,15 @@ struct Answer {
     daemon: Option<DaemonName>,
 }
 
-pub fn send(config: &Config, request: &Request) -> Result<Option<Value>, ServiceError> {
+/// Sends `request` to the daemon on `api.admin_socket`, for the box whose
+/// state is `state_dir`. When that directory holds a state and the daemon
+/// answering serves another one, nothing is sent: the CLI of one box must
+/// never act on another (exit 9, naming both).
+pub fn send(
+    config: &Config,
+    state_dir: &Path,
+    request: &Request,
+) -> Result<Option<Value>, ServiceError> {
     let (method, path) = request.route();
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|e| ServiceError::Fault(anyhow!("request method: {e}")))?;
@@ -88,7 +97,22 @@ pub fn send(config: &Config, request: &Request) -> Result<Option<Value>, Service
     }
     let runtime = crate::runtime::current_thread()?;
     let answer = runtime
-        .block_on(exchange(&socket, method, path, body, TIMEOUT))
+        .block_on(async {
+            if state_dir.join(crate::store::DB_FILE).exists()
+                && let Some(who) = who_answers(&socket).await
+                && !same_dir(Path::new(&who.state_dir), state_dir)
+            {
+                return Err(SocketTaken(format!(
+                    "the admin socket {} is answered by the daemon of {}, not by one of the \
+                     state {}: nothing was sent (give each box its own api.admin_socket)",
+                    socket.display(),
+                    who.describe(),
+                    state_dir.display()
+                ))
+                .into());
+            }
+            exchange(&socket, method, path, body, TIMEOUT).await
+        })
         .map_err(ServiceError::Fault)?;
     let Some(Answer {
         status,
@@ -123,6 +147,12 @@ pub async fn who_answers(socket: &Path) -> Option<DaemonName> {
     )
     .await;
     asked.ok().flatten().and_then(|a| a.daemon)
+}
+
+/// The same directory, however it is spelled.
+pub fn same_dir(a: &Path, b: &Path) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    real(a) == real(b)
 }
 
 /// A JSON object answer gets `"daemon"`: which node answered, from which
