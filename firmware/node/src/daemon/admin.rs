@@ -38,7 +38,11 @@ impl Handler for AdminApi {
 /// can tell which daemon it reached (service/socket.rs).
 fn name_this_daemon(app: &App, mut response: ApiResponse) -> ApiResponse {
     let identity = app.identity();
-    let state_dir = app.state_dir.display().to_string();
+    // Absolute: the CLI compares it with its own from another directory.
+    let state_dir = std::fs::canonicalize(&app.state_dir)
+        .unwrap_or_else(|_| app.state_dir.clone())
+        .display()
+        .to_string();
     for (name, value) in [
         (socket::NODE_ID, identity.node_id.as_str()),
         (socket::BOXNAME, identity.boxname.as_str()),

@@ -77,9 +77,9 @@ struct Answer {
 }
 
 /// Sends `request` to the daemon on `api.admin_socket`, for the box whose
-/// state is `state_dir`. When that directory holds a state and the daemon
-/// answering serves another one, nothing is sent: the CLI of one box must
-/// never act on another (exit 9, naming both).
+/// state is `state_dir`. The daemon is asked who it is first: one that
+/// serves another state directory gets nothing (exit 9, naming it), so
+/// the CLI of one box never acts on another that shares the socket path.
 pub fn send(
     config: &Config,
     state_dir: &Path,
@@ -98,16 +98,18 @@ pub fn send(
     let runtime = crate::runtime::current_thread()?;
     let answer = runtime
         .block_on(async {
-            if state_dir.join(crate::store::DB_FILE).exists()
-                && let Some(who) = who_answers(&socket).await
+            if let Some(who) = who_answers(&socket).await
+                && !who.state_dir.is_empty()
                 && !same_dir(Path::new(&who.state_dir), state_dir)
             {
                 return Err(SocketTaken(format!(
                     "the admin socket {} is answered by the daemon of {}, not by one of the \
-                     state {}: nothing was sent (give each box its own api.admin_socket)",
+                     state {}: nothing was sent (the daemon's box: --state-dir {}; another \
+                     box: give it its own api.admin_socket)",
                     socket.display(),
                     who.describe(),
-                    state_dir.display()
+                    state_dir.display(),
+                    who.state_dir
                 ))
                 .into());
             }
