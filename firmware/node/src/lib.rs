@@ -19,6 +19,7 @@ pub mod exit;
 mod hub_url;
 mod net;
 mod persistence;
+mod pid_lock;
 mod random;
 mod runtime;
 mod service;

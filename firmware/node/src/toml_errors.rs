@@ -47,11 +47,21 @@ pub fn describe(text: &str, error: &toml::de::Error, keys: &[&str], values: Valu
             _ if said.is_empty() => "not valid TOML".to_string(),
             _ => format!("not valid TOML ({said})"),
         }
-    } else if message.starts_with("unknown field") {
-        // "…, expected one of `a`, `b`": the list is our field names.
-        match message.split_once(", expected ") {
-            Some((_, expected)) => format!("unknown key (expected {expected})"),
-            None => "unknown key".to_string(),
+    } else if let Some(rest) = message.strip_prefix("unknown field ") {
+        // "`colour`, expected one of `a`, `b`": the list is our field
+        // names; the unknown one is named only when it looks like a typo
+        // of one, never like a secret (ours are 44 characters and more).
+        let name = backticked(rest)
+            .filter(|n| n.len() <= 32)
+            .filter(|n| {
+                n.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            })
+            .map(|n| format!(" `{n}`"))
+            .unwrap_or_default();
+        match rest.split_once(", expected ") {
+            Some((_, expected)) => format!("unknown key{name} (expected {expected})"),
+            None => format!("unknown key{name}"),
         }
     } else if values == Values::OfKnownKeys && key.is_some() {
         first_line(message).to_string()
@@ -183,6 +193,11 @@ mod tests {
         assert!(r.starts_with("line 2: "), "{r}");
         let r = report(&format!("token = \"x\"\n{SECRET} = 1\n"));
         assert!(r.starts_with("line 2: unknown key (expected"), "{r}");
+        let r = report("token = \"x\"\ncolour = 1\n");
+        assert!(
+            r.starts_with("line 2: unknown key `colour` (expected"),
+            "{r}"
+        );
     }
 
     #[test]

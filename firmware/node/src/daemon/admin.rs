@@ -3,15 +3,12 @@
 //! 4xx for what the caller can fix, 5xx for faults, 405 with `Allow` for a
 //! known path asked with the wrong method.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 
 use http::StatusCode;
 use http::header::{ALLOW, HeaderName, HeaderValue};
@@ -21,6 +18,7 @@ use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::{enrol_task, grants, revocation};
 use crate::exit::SocketTaken;
+use crate::pid_lock::{LockError, PidLock};
 use crate::service::request::RouteError;
 use crate::service::{self, Request, ServiceError, socket, views};
 use crate::store::StoreError;
@@ -170,19 +168,12 @@ async fn enroll(
     }
 }
 
-/// One daemon per admin socket: an exclusive flock on `<socket>.lock`,
+/// One daemon per admin socket: an exclusive lock on `<socket>.lock`,
 /// held for the daemon's life (the kernel drops it if the process dies).
 /// Without it a second daemon with another state directory but the same
 /// `api.admin_socket` silently took the socket over, and the CLI meant for
 /// one box then acted on the other.
-pub struct SocketClaim(Flock<File>);
-
-impl Drop for SocketClaim {
-    /// Clears the pid so a later message never names a dead process.
-    fn drop(&mut self) {
-        let _ = self.0.set_len(0);
-    }
-}
+pub struct SocketClaim(#[allow(dead_code)] PidLock);
 
 /// Claims `socket` for the daemon of `state_dir`, before anything else
 /// starts. Refused (exit 9, naming the holder's node and state directory)
@@ -198,16 +189,8 @@ pub async fn claim_socket(socket: &Path, state_dir: &Path) -> anyhow::Result<Soc
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     let lock_path = lock_path(socket);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut locked) => {
+    match PidLock::acquire(&lock_path) {
+        Ok(lock) => {
             // A daemon from before this lock existed may still listen.
             if tokio::net::UnixStream::connect(socket).await.is_ok() {
                 return Err(SocketTaken(format!(
@@ -217,37 +200,21 @@ pub async fn claim_socket(socket: &Path, state_dir: &Path) -> anyhow::Result<Soc
                 ))
                 .into());
             }
-            let _ = locked.set_len(0);
-            let _ = locked.rewind();
-            let _ = writeln!(locked, "{}", std::process::id());
-            Ok(SocketClaim(locked))
+            Ok(SocketClaim(lock))
         }
-        Err((mut file, Errno::EWOULDBLOCK)) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
-            let pid = if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
-                format!("pid {pid}, ")
-            } else {
-                String::new()
-            };
-            Err(held_by(
-                socket,
-                state_dir,
-                &pid,
-                socket::who_answers(socket).await,
-            ))
-        }
-        Err((_, errno)) => Err(anyhow::anyhow!(
-            "locking {}: {}",
-            lock_path.display(),
-            std::io::Error::from(errno)
+        Err(LockError::Held(pid)) => Err(held_by(
+            socket,
+            state_dir,
+            &pid,
+            socket::who_answers(socket).await,
         )),
+        Err(LockError::Io(e)) => Err(anyhow::anyhow!("locking {}: {e}", lock_path.display())),
     }
 }
 
 /// Why a held socket is refused: its daemon serves our own state (the
-/// state lock's exit 3) or another one (exit 9).
+/// state lock's exit 3) or another one (exit 9). `pid` is `" (pid N)"` or
+/// empty.
 fn held_by(
     socket: &Path,
     state_dir: &Path,
@@ -256,8 +223,8 @@ fn held_by(
 ) -> anyhow::Error {
     let Some(who) = who else {
         return SocketTaken(format!(
-            "the admin socket {} is held by another gondwana daemon ({pid}not answering yet): \
-             stop it, or give this one its own api.admin_socket",
+            "the admin socket {} is held by another gondwana daemon{pid}, which does not answer \
+             (yet): stop it, or give this one its own api.admin_socket",
             socket.display()
         ))
         .into();
@@ -265,17 +232,13 @@ fn held_by(
     if socket::same_dir(Path::new(&who.state_dir), state_dir) {
         return StoreError::InUse {
             dir: state_dir.to_path_buf(),
-            holder: format!(
-                " (the daemon of {}, {pid}on {})",
-                who.describe(),
-                socket.display()
-            ),
+            holder: format!("{pid}: its daemon runs, on {}", socket.display()),
         }
         .into();
     }
     SocketTaken(format!(
-        "the admin socket {} is held by the running daemon of {} ({pid}another state \
-         directory): stop it, or give this daemon its own api.admin_socket",
+        "the admin socket {} is held by the running daemon{pid} of {}, another state \
+         directory: stop it, or give this daemon its own api.admin_socket",
         socket.display(),
         who.describe()
     ))
