@@ -129,18 +129,55 @@ pub struct WireguardUserspaceArgs {
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
-    /// The hub's enrolment URL, e.g. http://hub.example.net:8799
-    #[arg(long)]
-    pub hub: String,
+    /// An enroll.toml, as `token create --out` writes it; `-` reads it from
+    /// standard input.
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "hub",
+        conflicts_with_all = ["hub", "hub_key", "token"]
+    )]
+    pub file: Option<PathBuf>,
+    /// Instead of FILE: the hub's enrolment URL, e.g. http://hub.example.net:8799
+    #[arg(long, requires_all = ["hub_key", "token"])]
+    pub hub: Option<String>,
     /// The hub's signing public key (hex): the pin.
-    #[arg(long)]
-    pub hub_key: String,
-    /// The enrolment token (gwt1-…).
-    #[arg(long)]
-    pub token: String,
-    /// The boxname to ask for.
+    #[arg(long, requires = "hub")]
+    pub hub_key: Option<String>,
+    /// The enrolment token (gwt1-…). Visible in the process list: prefer FILE.
+    #[arg(long, requires = "hub")]
+    pub token: Option<String>,
+    /// The boxname to ask for (overrides the file's).
     #[arg(long)]
     pub boxname: Option<String>,
+}
+
+/// `token create --ttl`: a lifetime, or `never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTtl {
+    Never,
+    Secs(u64),
+}
+
+/// `never`, or a duration of 1 s to 3650 days (`30m`, `24h`, `7d`). A zero
+/// lifetime would print a secret that is already dead: refused here, so
+/// it is a bad command line (exit 2).
+fn parse_ttl(text: &str) -> Result<TokenTtl, String> {
+    use crate::service::request::MAX_TOKEN_TTL_SECS;
+    if text == "never" {
+        return Ok(TokenTtl::Never);
+    }
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (e.g. 30m, 24h, 7d, or never)"))?;
+    if d.as_secs() == 0 {
+        return Err("a token must live at least 1s (or use never)".into());
+    }
+    if d.as_secs() > MAX_TOKEN_TTL_SECS {
+        return Err(format!(
+            "at most {}d; use never for a token that does not expire",
+            MAX_TOKEN_TTL_SECS / 86_400
+        ));
+    }
+    Ok(TokenTtl::Secs(d.as_secs()))
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,9 +187,10 @@ pub enum TokenCommand {
         /// How many nodes may enrol with it.
         #[arg(long, default_value_t = 1)]
         uses: u32,
-        /// Lifetime, e.g. 30m, 24h, 7d (by the hub's clock). None: no expiry.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        ttl: Option<std::time::Duration>,
+        /// Lifetime by the hub's clock, e.g. 30m, 24h, 7d (default 7d), or
+        /// `never`.
+        #[arg(long, value_name = "DURATION|never", value_parser = parse_ttl)]
+        ttl: Option<TokenTtl>,
         /// Every node enrolling with it gets this boxname.
         #[arg(long)]
         boxname: Option<String>,

@@ -1,5 +1,9 @@
 //! `/etc/gondwana/gondwana.toml`. Every key is documented in docs/config.md;
 //! unknown keys are refused so a typo never silently falls back to a default.
+//! Errors name the key and the line, never a value (`toml_errors`).
+
+mod keys;
+mod ranges;
 
 use std::path::{Path, PathBuf};
 
@@ -265,6 +269,10 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {detail}")]
     Invalid { path: PathBuf, detail: String },
+    /// A setting a command needs is missing or unusable; the text names
+    /// the key to set (e.g. `[hub] public_url` for `token create`).
+    #[error("{0}")]
+    Setting(String),
 }
 
 /// An existing WireGuard key the config asks us to adopt.
@@ -292,7 +300,12 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: crate::toml_errors::describe(
+                &text,
+                &e,
+                keys::KEYS,
+                crate::toml_errors::Values::OfKnownKeys,
+            ),
         })?;
         config.validate(path)?;
         Ok(config)
@@ -316,6 +329,10 @@ impl Config {
             .map_err(|e| invalid(format!("mesh.subnet: {e}")))?;
         check_table_name(&self.firewall.table)
             .map_err(|e| invalid(format!("firewall.table: {e}")))?;
+        ranges::check(self).map_err(invalid)?;
+        if let Some(url) = &self.hub.public_url {
+            crate::hub_url::check(url).map_err(|p| invalid(format!("hub.public_url: {p}")))?;
+        }
         if self.role == Role::Hub && self.hub.public_endpoint.is_none() {
             return Err(invalid(
                 "role = \"hub\" needs hub.public_endpoint (host:port)".into(),

@@ -21,11 +21,19 @@ pub const VERIFY_FAILED: u8 = 6;
 pub const CONFIG: u8 = 7;
 /// The state directory cannot be written.
 pub const STATE_NOT_WRITABLE: u8 = 8;
+/// `run`: the admin socket is held by the running daemon of another state
+/// directory.
+pub const ADMIN_SOCKET_TAKEN: u8 = 9;
 
 /// A failed verification, distinguished so it gets its own exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct VerifyFailed(pub String);
+
+/// The admin socket a daemon wants is another daemon's.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SocketTaken(pub String);
 
 pub fn code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
@@ -43,6 +51,9 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<VerifyFailed>().is_some() {
             return VERIFY_FAILED;
+        }
+        if cause.downcast_ref::<SocketTaken>().is_some() {
+            return ADMIN_SOCKET_TAKEN;
         }
     }
     FAILURE

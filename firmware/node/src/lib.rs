@@ -16,12 +16,15 @@ mod commands;
 mod config;
 mod daemon;
 pub mod exit;
+mod hub_url;
 mod net;
 mod persistence;
+mod pid_lock;
 mod random;
 mod runtime;
 mod service;
 mod store;
+mod toml_errors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,7 +104,9 @@ fn firstboot_command(
 ) -> anyhow::Result<()> {
     // A running daemon holds the state, so the identity exists: report it.
     let request = service::Request::Identity;
-    if let Some(mut v) = service::socket::send(config, &request).map_err(|e| e.into_anyhow())? {
+    if let Some(mut v) =
+        service::socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())?
+    {
         if json {
             v["provisioned_now"] = serde_json::json!(false);
             v["wireguard_key_source"] = serde_json::json!("existing");

@@ -70,9 +70,10 @@ fn from_cmdline(path: &Path) -> Result<Option<EnrollPlan>, SourceError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(value.trim_end_matches('='))
         .or_else(|_| URL_SAFE.decode(value))
-        .map_err(|e| SourceError::Invalid {
+        // Not the decoder's message: it quotes a byte of the secret.
+        .map_err(|_| SourceError::Invalid {
             source_name: source.clone(),
-            detail: format!("gondwana.enroll= is not base64url: {e}"),
+            detail: "gondwana.enroll= is not base64url".into(),
         })?;
     let text = String::from_utf8(bytes).map_err(|_| SourceError::Invalid {
         source_name: source.clone(),

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::call;
-use crate::boot::enroll_file::EnrollFile;
+use crate::boot::enroll_file::{EnrollFile, parse_file};
 use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
 use crate::config::Config;
@@ -17,14 +18,9 @@ use crate::service::{Request, socket, status, views};
 use crate::store::{OpenMode, StateStore};
 
 pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::Result<()> {
-    let file = EnrollFile {
-        hub_url: args.hub.clone(),
-        hub_key: args.hub_key.clone(),
-        token: args.token.clone(),
-        boxname: args.boxname.clone(),
-    };
+    let file = enroll_file(args)?;
     let request = Request::Enroll(file.clone());
-    let result = match socket::send(config, &request).map_err(|e| e.into_anyhow())? {
+    let result = match socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())? {
         Some(v) => v,
         None => {
             let plan = file.into_plan("gondwana enroll".into())?;
@@ -43,6 +39,53 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
     };
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
+}
+
+/// What to enrol with: the FILE (`-`: standard input), checked here so a
+/// malformed one is refused before anything starts, or the flags.
+fn enroll_file(args: &EnrollArgs) -> anyhow::Result<EnrollFile> {
+    let mut file = match (&args.file, &args.hub, &args.hub_key, &args.token) {
+        (Some(path), ..) => {
+            let (text, source) = read_enroll_text(path)?;
+            parse_file(&text, &source)?
+        }
+        (None, Some(hub), Some(hub_key), Some(token)) => EnrollFile {
+            hub_url: hub.clone(),
+            hub_key: hub_key.clone(),
+            token: token.clone(),
+            boxname: None,
+        },
+        // clap requires FILE or all three flags.
+        _ => anyhow::bail!("give an enroll.toml (or --hub, --hub-key and --token)"),
+    };
+    if args.boxname.is_some() {
+        file.boxname = args.boxname.clone();
+    }
+    Ok(file)
+}
+
+/// An enroll.toml is a few hundred bytes; more is not one.
+const MAX_ENROLL_FILE: u64 = 64 * 1024;
+
+fn read_enroll_text(path: &Path) -> anyhow::Result<(String, String)> {
+    use std::io::Read;
+    let (reader, source): (Box<dyn Read>, String) = if path == Path::new("-") {
+        (Box::new(std::io::stdin()), "standard input".into())
+    } else {
+        let f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+        (Box::new(f), path.display().to_string())
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_ENROLL_FILE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {source}"))?;
+    if bytes.len() as u64 > MAX_ENROLL_FILE {
+        anyhow::bail!("{source}: larger than {MAX_ENROLL_FILE} bytes: not an enroll.toml");
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{source}: not UTF-8 text: not an enroll.toml"))?;
+    Ok((text, source))
 }
 
 /// After a rotation without a daemon: try the hub's mirror once. A hub that

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{NodeCommand, TokenCommand};
+use crate::cli::{NodeCommand, TokenCommand, TokenTtl};
 use crate::config::Config;
 use crate::service::Request;
 use crate::service::request::{NodeRef, NodeRevoke, TokenCreate, TokenId};
@@ -25,7 +25,11 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
         } => {
             let spec = TokenCreate {
                 uses: *uses,
-                ttl_secs: ttl.map(|d| d.as_secs()),
+                ttl_secs: match ttl {
+                    Some(TokenTtl::Secs(s)) => Some(*s),
+                    Some(TokenTtl::Never) | None => None,
+                },
+                never_expires: *ttl == Some(TokenTtl::Never),
                 boxname: boxname.clone(),
                 tags: tag.clone(),
                 replace: *replace,

@@ -63,7 +63,7 @@ pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::R
         signing: args.signing,
         wireguard: args.wireguard,
     });
-    if let Some(v) = socket::send(config, &request).map_err(|e| e.into_anyhow())? {
+    if let Some(v) = socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())? {
         println!("rotated through the running daemon (it syncs the hub's mirror)");
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());

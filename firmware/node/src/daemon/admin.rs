@@ -3,22 +3,59 @@
 //! 4xx for what the caller can fix, 5xx for faults, 405 with `Allow` for a
 //! known path asked with the wrong method.
 
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use http::StatusCode;
-use http::header::{ALLOW, HeaderValue};
+use http::header::{ALLOW, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::{enrol_task, grants, revocation};
+use crate::exit::SocketTaken;
+use crate::pid_lock::{LockError, PidLock};
 use crate::service::request::RouteError;
-use crate::service::{self, Request, ServiceError, views};
+use crate::service::{self, Request, ServiceError, socket, views};
+use crate::store::StoreError;
 
 pub struct AdminApi(pub Arc<App>);
 
 impl Handler for AdminApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let response = self.answer(req).await;
+        name_this_daemon(&self.0, response)
+    }
+}
+
+/// Every answer names the node, its boxname and state directory, so a CLI
+/// can tell which daemon it reached (service/socket.rs).
+fn name_this_daemon(app: &App, mut response: ApiResponse) -> ApiResponse {
+    let identity = app.identity();
+    // Absolute: the CLI compares it with its own from another directory.
+    let state_dir = std::fs::canonicalize(&app.state_dir)
+        .unwrap_or_else(|_| app.state_dir.clone())
+        .display()
+        .to_string();
+    for (name, value) in [
+        (socket::NODE_ID, identity.node_id.as_str()),
+        (socket::BOXNAME, identity.boxname.as_str()),
+        (socket::STATE_DIR, state_dir.as_str()),
+    ] {
+        // A state directory whose path is not header-safe goes unnamed.
+        if let Ok(v) = HeaderValue::from_str(value) {
+            response = response.with_header(HeaderName::from_static(name), v);
+        }
+    }
+    response
+}
+
+impl AdminApi {
+    async fn answer(&self, req: ApiRequest) -> ApiResponse {
         // Root only: the socket is 0600, and this holds even if it is not.
         if req.peer_uid != Some(0) && req.peer_uid != Some(nix::unistd::geteuid().as_raw()) {
             return ApiError::forbidden("the admin socket is for root").into();
@@ -129,4 +166,87 @@ async fn enroll(
         }
         Err(e) => Err(ServiceError::Upstream(format!("{e:#}"))),
     }
+}
+
+/// One daemon per admin socket: an exclusive lock on `<socket>.lock`,
+/// held for the daemon's life (the kernel drops it if the process dies).
+/// Without it a second daemon with another state directory but the same
+/// `api.admin_socket` silently took the socket over, and the CLI meant for
+/// one box then acted on the other.
+pub struct SocketClaim(#[allow(dead_code)] PidLock);
+
+/// Claims `socket` for the daemon of `state_dir`, before anything else
+/// starts. Refused (exit 9, naming the holder's node and state directory)
+/// while a live daemon of another state directory holds it; the same
+/// state directory is the state lock's refusal (exit 3). A socket file
+/// nobody answers on is stale and is taken over when it is bound.
+pub async fn claim_socket(socket: &Path, state_dir: &Path) -> anyhow::Result<SocketClaim> {
+    if let Some(dir) = socket.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let lock_path = lock_path(socket);
+    match PidLock::acquire(&lock_path) {
+        Ok(lock) => {
+            // A daemon from before this lock existed may still listen.
+            if tokio::net::UnixStream::connect(socket).await.is_ok() {
+                return Err(SocketTaken(format!(
+                    "the admin socket {} is answered by another daemon: stop it, or give this \
+                     one its own api.admin_socket",
+                    socket.display()
+                ))
+                .into());
+            }
+            Ok(SocketClaim(lock))
+        }
+        Err(LockError::Held(pid)) => Err(held_by(
+            socket,
+            state_dir,
+            &pid,
+            socket::who_answers(socket).await,
+        )),
+        Err(LockError::Io(e)) => Err(anyhow::anyhow!("locking {}: {e}", lock_path.display())),
+    }
+}
+
+/// Why a held socket is refused: its daemon serves our own state (the
+/// state lock's exit 3) or another one (exit 9). `pid` is `" (pid N)"` or
+/// empty.
+fn held_by(
+    socket: &Path,
+    state_dir: &Path,
+    pid: &str,
+    who: Option<socket::DaemonName>,
+) -> anyhow::Error {
+    let Some(who) = who else {
+        return SocketTaken(format!(
+            "the admin socket {} is held by another gondwana daemon{pid}, which does not answer \
+             (yet): stop it, or give this one its own api.admin_socket",
+            socket.display()
+        ))
+        .into();
+    };
+    if socket::same_dir(Path::new(&who.state_dir), state_dir) {
+        return StoreError::InUse {
+            dir: state_dir.to_path_buf(),
+            holder: format!("{pid}: its daemon runs, on {}", socket.display()),
+        }
+        .into();
+    }
+    SocketTaken(format!(
+        "the admin socket {} is held by the running daemon{pid} of {}, another state \
+         directory: stop it, or give this daemon its own api.admin_socket",
+        socket.display(),
+        who.describe()
+    ))
+    .into()
+}
+
+fn lock_path(socket: &Path) -> PathBuf {
+    let mut name = socket.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
 }

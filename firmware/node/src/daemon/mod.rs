@@ -19,9 +19,8 @@ pub mod revocation;
 pub mod routes;
 pub mod sync_task;
 
-use std::fs::DirBuilder;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +58,8 @@ async fn serve(
     named: bool,
     state_dir: PathBuf,
 ) -> anyhow::Result<()> {
+    // First: a daemon refused here has changed nothing.
+    let _socket_claim = admin::claim_socket(&config.api.admin_socket, &state_dir).await?;
     if config.role == Role::Hub {
         guard_subnet(&config, &config_path)?;
     }
@@ -248,15 +249,10 @@ async fn open_state(state_dir: &std::path::Path, config: &Config) -> anyhow::Res
 }
 
 /// The admin socket: its directory 0700 and the socket 0600, root's.
+/// (`admin::claim_socket` made the directory.)
 fn bind_admin_socket(path: &std::path::Path) -> anyhow::Result<UnixListener> {
-    if let Some(dir) = path.parent() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
-    // We hold the state lock, so a socket file here is a dead daemon's.
+    // We hold its claim (admin::claim_socket): a socket file here is a dead
+    // daemon's.
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

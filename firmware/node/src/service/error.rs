@@ -23,6 +23,10 @@ pub enum ServiceError {
     /// A verification failed (identity log, audit chain, imported bundle).
     #[error("{0}")]
     VerifyFailed(String),
+    /// The box's config lacks a setting the request needs (the text names
+    /// the key to set): exit 7, as for a config that does not load.
+    #[error("{0}")]
+    Config(String),
     /// The state store refused (in use, corrupt, no identity, not writable).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -42,6 +46,7 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
             ServiceError::VerifyFailed(_) => "verify_failed",
+            ServiceError::Config(_) => "config",
             ServiceError::Store(StoreError::NoState(_)) => "no_identity",
             ServiceError::Store(StoreError::Corrupt { .. } | StoreError::NewerSchema { .. }) => {
                 "state_unusable"
@@ -56,7 +61,7 @@ impl ServiceError {
         match self {
             ServiceError::Invalid(_) => StatusCode::BAD_REQUEST,
             ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
-            ServiceError::Conflict(_) => StatusCode::CONFLICT,
+            ServiceError::Conflict(_) | ServiceError::Config(_) => StatusCode::CONFLICT,
             ServiceError::VerifyFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Store(StoreError::NoState(_)) => StatusCode::CONFLICT,
             ServiceError::Store(_) | ServiceError::Fault(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -72,6 +77,7 @@ impl ServiceError {
             "not_found" => ServiceError::NotFound(detail),
             "conflict" | "no_identity" => ServiceError::Conflict(detail),
             "verify_failed" => ServiceError::VerifyFailed(detail),
+            "config" => ServiceError::Config(detail),
             "upstream" => ServiceError::Upstream(detail),
             _ => ServiceError::Fault(anyhow::anyhow!("{detail}")),
         }
@@ -81,6 +87,7 @@ impl ServiceError {
     pub fn into_anyhow(self) -> anyhow::Error {
         match self {
             ServiceError::VerifyFailed(d) => VerifyFailed(d).into(),
+            ServiceError::Config(d) => ConfigError::Setting(d).into(),
             ServiceError::Store(e) => e.into(),
             ServiceError::Fault(e) => e,
             other => anyhow::anyhow!("{other}"),

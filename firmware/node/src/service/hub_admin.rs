@@ -8,7 +8,7 @@ use gondwana_core::hash::to_hex;
 use serde_json::{Value, json};
 
 use super::error::{Result, ServiceError, conflict, invalid};
-use super::request::{NodeRevoke, TokenCreate};
+use super::request::{DEFAULT_TOKEN_TTL_SECS, MAX_TOKEN_TTL_SECS, NodeRevoke, TokenCreate};
 use super::views;
 use crate::boot::enroll_file::EnrollFile;
 use crate::clock::now_unix;
@@ -44,27 +44,22 @@ pub fn token_create(store: &StateStore, config: &Config, spec: TokenCreate) -> R
             return invalid(format!("--tag {tag:?}: 1-63 printable characters"));
         }
     }
+    let ttl_secs = token_ttl(&spec)?;
+    // Before the token exists: a refusal changes nothing.
+    let hub_url = enroll_hub_url(config)?;
     let identity = store.require_identity()?;
     let (secret, record) = registry::create_token(
         store,
         *random::seed().map_err(ServiceError::Fault)?,
         NewToken {
             max_uses: spec.uses,
-            ttl_secs: spec.ttl_secs,
+            ttl_secs,
             boxname,
             tags: spec.tags,
             replace: spec.replace,
         },
         now_unix(),
     )?;
-    let hub_url = config.hub.public_url.clone().unwrap_or_else(|| {
-        let addr = config
-            .hub
-            .enroll_listen
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "HUB-ADDRESS:PORT".into());
-        format!("http://{addr}")
-    });
     let file = EnrollFile {
         hub_url,
         hub_key: to_hex(&identity.state.signing_key),
@@ -78,6 +73,51 @@ pub fn token_create(store: &StateStore, config: &Config, spec: TokenCreate) -> R
         "enroll_toml": enroll_toml,
         "record": views::token(&record),
     }))
+}
+
+/// The lifetime to give: the asked one, 7 days by default, or none for
+/// `never_expires`. Zero (a secret dead on arrival) and absurd ones are
+/// refused.
+fn token_ttl(spec: &TokenCreate) -> Result<Option<u64>> {
+    match (spec.ttl_secs, spec.never_expires) {
+        (Some(_), true) => invalid("--ttl: a lifetime and never are exclusive"),
+        (None, true) => Ok(None),
+        (None, false) => Ok(Some(DEFAULT_TOKEN_TTL_SECS)),
+        (Some(0), false) => invalid("--ttl: a token must live at least 1 second"),
+        (Some(t), false) if t > MAX_TOKEN_TTL_SECS => invalid(format!(
+            "--ttl: at most {} days; `--ttl never` for a token that does not expire",
+            MAX_TOKEN_TTL_SECS / 86_400
+        )),
+        (Some(t), false) => Ok(Some(t)),
+    }
+}
+
+/// The URL a node is told to enrol at (`hub_url` of enroll.toml):
+/// `[hub] public_url`, else `http://<hub.enroll_listen>` when that is an
+/// address a node can reach. Never a wildcard or a placeholder: a node
+/// given one would try to enrol forever.
+pub fn enroll_hub_url(config: &Config) -> Result<String> {
+    let set_public_url = "set [hub] public_url to the URL nodes reach the enrolment \
+                          listener at, e.g. public_url = \"http://hub.example.net:8799\"";
+    if let Some(url) = &config.hub.public_url {
+        return match crate::hub_url::check(url) {
+            Ok(()) => Ok(url.clone()),
+            Err(problem) => Err(ServiceError::Config(format!(
+                "[hub] public_url {problem}; {set_public_url}"
+            ))),
+        };
+    }
+    match config.hub.enroll_listen {
+        Some(addr) if addr.ip().is_unspecified() => Err(ServiceError::Config(format!(
+            "no hub URL for enroll.toml: [hub] enroll_listen = \"{addr}\" is a wildcard \
+             address, which nodes cannot reach; {set_public_url}"
+        ))),
+        Some(addr) => Ok(format!("http://{addr}")),
+        None => Err(ServiceError::Config(format!(
+            "no hub URL for enroll.toml: neither [hub] public_url nor [hub] enroll_listen is \
+             set; {set_public_url} (and enroll_listen to the address the hub listens on)"
+        ))),
+    }
 }
 
 pub fn token_list(store: &StateStore, config: &Config) -> Result<Value> {

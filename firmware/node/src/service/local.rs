@@ -14,7 +14,7 @@ use crate::store::{OpenMode, StateStore};
 
 /// Through the running daemon when there is one, else in this process.
 pub fn call(state_dir: &Path, config: &Config, request: &Request) -> Result<Value> {
-    if let Some(v) = client::send(config, request)? {
+    if let Some(v) = client::send(config, state_dir, request)? {
         return Ok(v);
     }
     run(state_dir, config, request)

@@ -16,13 +16,23 @@ use crate::boot::enroll_file::EnrollFile;
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
     pub uses: u32,
+    /// Lifetime; absent: [`DEFAULT_TOKEN_TTL_SECS`] unless `never_expires`.
     pub ttl_secs: Option<u64>,
+    /// No expiry at all (`--ttl never`); exclusive with `ttl_secs`.
+    #[serde(default)]
+    pub never_expires: bool,
     pub boxname: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
     pub replace: bool,
 }
+
+/// A token's lifetime when none is asked for: 7 days.
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 86_400;
+/// The longest lifetime a token may be given (10 years); past it, an
+/// operator means `--ttl never`.
+pub const MAX_TOKEN_TTL_SECS: u64 = 3_650 * 86_400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -543,7 +543,7 @@ impl Hub {
     }
 
     pub fn directory(&self) -> Value {
-        self.cli(&["directory", "show", "--json"]).ok().json()
+        without_daemon(self.cli(&["directory", "show", "--json"]).ok().json())
     }
 
     /// What a refused request must not change.
@@ -590,6 +590,15 @@ pub struct Snapshot {
     pub nodes: Vec<Value>,
     pub tokens: Vec<Value>,
     pub directory: Value,
+}
+
+/// A document as it is with and without a daemon: through the admin
+/// socket it also names the daemon that answered (`"daemon"`).
+pub fn without_daemon(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("daemon");
+    }
+    v
 }
 
 fn array(v: Value) -> Vec<Value> {
@@ -778,7 +787,7 @@ impl Node {
     }
 
     pub fn directory(&self) -> Value {
-        self.cli(&["directory", "show", "--json"]).ok().json()
+        without_daemon(self.cli(&["directory", "show", "--json"]).ok().json())
     }
 
     /// The node's directory through its API (JSON view); `None` if it does

@@ -28,6 +28,7 @@ pub(crate) fn hub_app(dir: &std::path::Path) -> Arc<App> {
         ..Config::default()
     };
     config.hub.public_endpoint = Some("hub.test:51822".into());
+    config.hub.public_url = Some("http://hub.test:8799".into());
     crate::boot::firstboot::run(dir, &config).unwrap();
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     let identity = store.require_identity().unwrap();

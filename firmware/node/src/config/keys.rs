@@ -1,0 +1,52 @@
+//! Every key of the config by its dotted name, for error reports: a TOML
+//! error names the key only when it is one of these (`toml_errors`), so a
+//! stray line — a key pasted in by mistake — is never echoed.
+
+pub const KEYS: &[&str] = &[
+    "state_dir",
+    "boxname",
+    "role",
+    "wireguard.private_key_file",
+    "wireguard.wg_quick_config",
+    "wireguard.backend",
+    "mesh.subnet",
+    "mesh.wireguard_port",
+    "mesh.interface",
+    "mesh.api_port",
+    "mesh.reserved_subnets",
+    "api.loopback",
+    "api.listen",
+    "api.admin_socket",
+    "api.max_body_bytes",
+    "hub.public_endpoint",
+    "hub.enroll_listen",
+    "hub.public_url",
+    "hub.enroll_rate_burst",
+    "hub.enroll_rate_per_minute",
+    "enroll.search_paths",
+    "enroll.kernel_cmdline",
+    "enroll.retry_initial_secs",
+    "enroll.retry_max_secs",
+    "enroll.directory_pull_secs",
+    "enroll.hub_api_url",
+    "enroll.config_volume_label",
+    "enroll.config_volume_mount",
+    "firewall.enabled",
+    "firewall.table",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../../docs/config.md");
+        for key in KEYS {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "docs/config.md has no row for {key}"
+            );
+        }
+    }
+}
