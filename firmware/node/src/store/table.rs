@@ -285,12 +285,20 @@ impl<R: DeserializeOwned, T: ReadableTable<&'static str, &'static [u8]>> Records
         Ok(out)
     }
 
-    /// Every record with its key, in key order.
-    pub fn keyed(&self) -> Result<Vec<(String, R)>, StoreError> {
+    /// The keys of the records `keep` accepts, in key order. Records are
+    /// decoded one at a time and dropped: a full scan on the enrolment path
+    /// allocates only for the (rare) matches.
+    pub fn keys_where(
+        &self,
+        mut keep: impl FnMut(&str, &R) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         for item in self.table.iter()? {
             let (k, v) = self.table.entry(item)?;
-            out.push((k.value().to_string(), self.decode(k.value(), v.value())?));
+            let record = self.decode(k.value(), v.value())?;
+            if keep(k.value(), &record) {
+                out.push(k.value().to_string());
+            }
         }
         Ok(out)
     }

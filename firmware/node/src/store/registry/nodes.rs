@@ -144,11 +144,6 @@ pub(super) fn live_holders_of_key(
     node_id: &str,
     key: &[u8; 32],
 ) -> Result<Vec<String>, StoreError> {
-    Ok(txn
-        .records::<NodeEntry>(NODE_RECORDS)?
-        .keyed()?
-        .into_iter()
-        .filter(|(id, other)| id != node_id && !other.revoked && other.wireguard_key == *key)
-        .map(|(id, _)| id)
-        .collect())
+    txn.records::<NodeEntry>(NODE_RECORDS)?
+        .keys_where(|id, other| id != node_id && !other.revoked && other.wireguard_key == *key)
 }
