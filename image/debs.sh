@@ -8,8 +8,9 @@
 #                          what Buildroot's packages put into its target, from
 #                          the unpacked DEBS: busybox with its applet links
 #                          (LISTER: a busybox this host runs, for
-#                          --list-full), BIN as /usr/bin/gondwana, wg and nft
-#                          with their libraries. image/compose does the rest.
+#                          --list-full), BIN as /usr/bin/gondwana, wg, nft and
+#                          dropbear with their libraries. image/compose does
+#                          the rest.
 #   (install_elf, which copies a program's libraries out of them, is in
 #   image/elf.sh: image/compose uses it on Buildroot's target too)
 
@@ -89,5 +90,9 @@ debs_install_programs() {
     # itself speaks netlink): Debian's, with their libraries and ld.so.
     install -D -m 0755 "$debs/wireguard-tools/usr/bin/wg" "$r/usr/bin/wg"
     install -D -m 0755 "$debs/nftables/usr/sbin/nft" "$r/usr/sbin/nft"
-    install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft"
+    # SSH over the mesh (docs/ssh.md): Debian's dropbear (dynamically
+    # linked: libcrypt, libtomcrypt, libtommath, zlib) and its key generator.
+    install -D -m 0755 "$debs/dropbear-bin/usr/sbin/dropbear" "$r/usr/sbin/dropbear"
+    install -D -m 0755 "$debs/dropbear-bin/usr/bin/dropbearkey" "$r/usr/bin/dropbearkey"
+    install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft" "$r/usr/sbin/dropbear" "$r/usr/bin/dropbearkey"
 }
