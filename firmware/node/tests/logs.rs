@@ -214,7 +214,11 @@ fn the_ring_stays_bounded() {
         || m.root().join("log.1").exists().then_some(()),
         || {
             let t = fs::read_to_string(&ring).unwrap_or_default();
-            format!("{} bytes, ends {:?}", t.len(), &t[t.len().saturating_sub(300)..])
+            format!(
+                "{} bytes, ends {:?}",
+                t.len(),
+                &t[t.len().saturating_sub(300)..]
+            )
         },
     );
     Command::new("kill")
