@@ -259,7 +259,7 @@ check_box() {
     ! vm_ssh "$mesh_ip" 22 true 2>/dev/null || fail "SSH over the mesh without a grant for port 22"
     hub grant add --node "$id" --ip "$hub_ip" --port 22 --timeout 10m >/dev/null || fail "grant add --node $id for port 22 failed"
     # shellcheck disable=SC2016 # expanded on the VM
-    out=$(vm_ssh "$mesh_ip" 22 'hostname; cat /state/hostname; ps | grep -c "[u]dhcpc.*hostname:$(hostname)"; echo ---; gondwana logs -n 5; echo ---; gondwana logs -n 1 --json; echo ---; netstat -ltn | grep ":22 "') ||
+    out=$(vm_ssh "$mesh_ip" 22 'hostname; cat /state/hostname; for p in /proc/[0-9]*; do tr "\000" " " <$p/cmdline; echo; done 2>/dev/null | grep -c "^udhcpc .*hostname:$(hostname)"; echo ---; gondwana logs -n 5; echo ---; gondwana logs -n 1 --json; echo ---; netstat -ltn | grep ":22 "') ||
         fail "SSH over the mesh with the GW_BOOT key after the grant: $out"
     python3 "$ROOT/tests/images/check_box.py" "$boxname" "$mesh_ip" <<<"$out" || fail "the box over SSH said: $out"
     ok "SSH over the mesh with the key from GW_BOOT after a grant (refused before); hostname and DHCP name $boxname; gondwana logs stamped; dropbear on $mesh_ip:22 only"
