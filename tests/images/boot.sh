@@ -180,14 +180,25 @@ check_readonly() {
 # markers are split in the typed text so its echo never matches.
 vm_seq=0
 vm_sh() {
-    local n=$((++vm_seq)) log=$QEMU_DIR/$1/serial.log from
-    qemu_mark "$1"
-    from=$(stat -c %s "$log")
-    # The command starts after a second: output written while the serial
-    # socket is being closed can come out with a byte doubled in QEMU's log.
-    qemu_send "$1" "sleep 1; echo GW-OUT-\"\"$n; $2; echo GW-END-\"\"$n"
-    qemu_wait "$1" "^GW-END-$n\$" 90 >/dev/null || return 1
-    tail -c +$((from + 1)) "$log" | tr -d '\r' | sed -n "/^GW-OUT-$n\$/,/^GW-END-$n\$/p" | sed '1d;$d'
+    local n log=$QEMU_DIR/$1/serial.log from
+    for _ in 1 2 3; do
+        n=$((++vm_seq))
+        qemu_mark "$1"
+        from=$(stat -c %s "$log")
+        # The command starts after a second: output written while the serial
+        # socket is being closed can come out with a byte doubled in QEMU's log.
+        qemu_send "$1" "sleep 1; echo GW-OUT-\"\"$n; $2; echo GW-END-\"\"$n"
+        if qemu_wait "$1" "^GW-OUT-$n\$" 20 >/dev/null 2>&1; then
+            qemu_wait "$1" "^GW-END-$n\$" 90 >/dev/null || return 1
+            tail -c +$((from + 1)) "$log" | tr -d '\r' | sed -n "/^GW-OUT-$n\$/,/^GW-END-$n\$/p" | sed '1d;$d'
+            return 0
+        fi
+        # The typed line was cut (QEMU drops what the guest had not read yet
+        # when the serial socket closes: seen on a loaded host): Ctrl-C
+        # drops the partial line, then it is typed again.
+        qemu_send "$1" $'\003'
+    done
+    return 1
 }
 
 check_enrol() {
