@@ -8,17 +8,20 @@
 #                          what Buildroot's packages put into its target, from
 #                          the unpacked DEBS: busybox with its applet links
 #                          (LISTER: a busybox this host runs, for
-#                          --list-full), BIN as /usr/bin/gondwana, wg and nft
-#                          with their libraries. image/compose does the rest.
+#                          --list-full), BIN as /usr/bin/gondwana, wg, nft and
+#                          dropbear with their libraries. image/compose does
+#                          the rest.
 #   (install_elf, which copies a program's libraries out of them, is in
 #   image/elf.sh: image/compose uses it on Buildroot's target too)
 
 # install_elf (image/elf.sh) is needed by debs_install_programs.
 # Packages whose files go into the initramfs (sfdisk, mke2fs, e2fsck,
 # tune2fs, resize2fs and their shared libraries) and the rootfs (busybox;
-# wg and nft for operators, with their libraries).
+# wg and nft for operators, dropbear for SSH over the mesh, with their
+# libraries).
 DEBS_TOOLS="busybox-static e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1
- wireguard-tools nftables libnftables1 libmnl0 libnftnl11 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0"
+ wireguard-tools nftables libnftables1 libmnl0 libnftnl11 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0
+ dropbear-bin libcrypt1 libtomcrypt1 libtommath1 zlib1g"
 
 _debs_log() { printf 'build-images: %s\n' "$*" >&2; }
 
@@ -87,5 +90,9 @@ debs_install_programs() {
     # itself speaks netlink): Debian's, with their libraries and ld.so.
     install -D -m 0755 "$debs/wireguard-tools/usr/bin/wg" "$r/usr/bin/wg"
     install -D -m 0755 "$debs/nftables/usr/sbin/nft" "$r/usr/sbin/nft"
-    install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft"
+    # SSH over the mesh (docs/ssh.md): Debian's dropbear (dynamically
+    # linked: libcrypt, libtomcrypt, libtommath, zlib) and its key generator.
+    install -D -m 0755 "$debs/dropbear-bin/usr/sbin/dropbear" "$r/usr/sbin/dropbear"
+    install -D -m 0755 "$debs/dropbear-bin/usr/bin/dropbearkey" "$r/usr/bin/dropbearkey"
+    install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft" "$r/usr/sbin/dropbear" "$r/usr/bin/dropbearkey"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/images/flash.sh — scripts/flash against a loop device: writes and
 # verifies an image, refuses a mounted device, a partition, the system
-# disk, and an unconfirmed run; nothing is written when it refuses.
+# disk, and an unconfirmed run; nothing is written when it refuses; over a
+# node's disk it says that GW_STATE is kept, and writes none of it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 work=$(mktemp -d /tmp/gondwana-flashtest.XXXXXX)
@@ -36,4 +37,14 @@ mkfs.ext4 -q -F "${loop}p1" 2>/dev/null || { partx -u "$loop"; mkfs.ext4 -q -F "
 mkdir -p "$work/mnt" && mount "${loop}p1" "$work/mnt"
 out=$("$ROOT/scripts/flash" "$work/test.img.xz" "$loop" --yes 2>&1) && fail "flashed a mounted device"
 grep -q "mounted" <<<"$out" || fail "mounted refusal unclear: $out"
-echo "flash-test: ok (writes + verifies; refuses unconfirmed, partition, system disk, mounted)"
+umount "$work/mnt"
+# A re-flash over a node: its GW_STATE partition, after the image's end, is
+# named as kept, and its bytes are untouched.
+printf 'label: dos\n1 : start=2048, size=14336, type=83\n2 : start=18432, type=83\n' | sfdisk --quiet "$loop" 2>/dev/null
+partx -u "$loop" 2>/dev/null || true
+mkfs.ext4 -q -F -L GW_STATE "${loop}p2"
+before=$(tail -c +$((9 * 1048576 + 1)) "$work/disk" | sha256sum)
+out=$("$ROOT/scripts/flash" "$work/test.img.xz" "$loop" --yes 2>&1) || fail "re-flash failed: $out"
+grep -q "${loop}p2 (GW_STATE.*KEPT" <<<"$out" || fail "re-flash does not say the state is kept: $out"
+[[ $(tail -c +$((9 * 1048576 + 1)) "$work/disk" | sha256sum) == "$before" ]] || fail "re-flash wrote into GW_STATE"
+echo "flash-test: ok (writes + verifies; refuses unconfirmed, partition, system disk, mounted; says a re-flash keeps GW_STATE, and does)"

@@ -40,6 +40,9 @@ pub enum Command {
     Run,
     /// Role, enrolment, identity mirror and directory at a glance.
     Status(JsonFlag),
+    /// The daemon's recent log lines from its ring in RAM (like OpenWrt's `logread`).
+    #[command(after_help = "Example:\n  gondwana logs -n 50 -f")]
+    Logs(LogsArgs),
     /// Enrol into a mesh by hand (the daemon does it by itself from enroll.toml).
     Enroll(EnrollArgs),
     /// Hub: enrolment tokens.
@@ -70,6 +73,22 @@ pub enum Command {
     /// daemon's WireGuard code and print timings.
     #[command(hide = true)]
     WireguardBench(WireguardBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only the last N lines (then follow, with -f).
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    pub lines: Option<usize>,
+    /// Keep printing lines as they are written, until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// One JSON object per line: time, level, target, message.
+    #[arg(long)]
+    pub json: bool,
+    /// The ring's current file [default: $GONDWANA_LOG_RING, else /run/gondwana/log].
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -33,7 +33,7 @@ use clap::Parser;
 
 use crate::boot::firstboot::{self, KeyOrigin};
 use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
-use crate::commands::{audit, directory, enroll, grant, hub, identity, version};
+use crate::commands::{audit, directory, enroll, grant, hub, identity, logs, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
 /// The whole program: parse the command line, run it, map errors to exit codes.
@@ -55,6 +55,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     // on a config the daemon is about to reload.
     if let Command::WireguardUserspace(args) = &cli.command {
         return net::wireguard::device_process::main(&args.interface, &args.socket_dir);
+    }
+    // Needs no config: a broken one must not hide the lines that explain it.
+    if let Command::Logs(args) = &cli.command {
+        return logs::run(args);
     }
     let (config_path, named) = cli.config_path();
     let config = Config::load(&config_path, named)?;
@@ -79,7 +83,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, &config, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, &config, flag.json),
-        Command::Version(_) | Command::WireguardUserspace(_) => Ok(()),
+        Command::Version(_) | Command::WireguardUserspace(_) | Command::Logs(_) => Ok(()),
         Command::WireguardBench(args) => commands::wireguard_bench::run(
             &args.interface,
             &args.peers_file,

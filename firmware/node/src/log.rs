@@ -15,14 +15,31 @@
 //! every module: `lib.rs` declares this module first, with `#[macro_use]`).
 //! The CLI's own messages to its user (`exit::report`, command output) are
 //! not log lines and stay plain.
+//!
+//! With `GONDWANA_LOG_RING=PATH` every line is also appended to a bounded
+//! ring of two files, `PATH` and `PATH.1` (the images put it in RAM at
+//! `/run/gondwana/log`; `gondwana logs` reads it: docs/logging.md).
 
 use std::fmt;
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::SystemTime;
 
 /// The environment variable that sets the most verbose level written.
 pub const LEVEL_ENV: &str = "GONDWANA_LOG";
+/// The environment variable naming the ring's current file (unset: no ring).
+pub const RING_ENV: &str = "GONDWANA_LOG_RING";
+/// Where `gondwana logs` looks when `GONDWANA_LOG_RING` is not set: where
+/// the images keep the ring.
+pub const DEFAULT_RING: &str = "/run/gondwana/log";
+/// A half of the ring: when the current file reaches this size it becomes
+/// the older half (`PATH.1`, replacing the previous one), so the ring never
+/// holds more than twice this (256 KiB ≈ 2,000 lines).
+pub const RING_HALF_BYTES: u64 = 128 * 1024;
 
 /// How important a line is; a line is written when its level is at most the
 /// configured one (`GONDWANA_LOG`, default `info`).
@@ -100,6 +117,57 @@ fn write(level: Level, target: &str, message: fmt::Arguments<'_>) {
     // One write per line, so lines from several threads do not interleave;
     // a full or closed stderr must not stop the daemon.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    if let Some(path) = ring() {
+        append_to_ring(path, line.as_bytes());
+    }
+}
+
+fn ring() -> Option<&'static Path> {
+    static RING: OnceLock<Option<PathBuf>> = OnceLock::new();
+    RING.get_or_init(|| {
+        std::env::var_os(RING_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .as_deref()
+}
+
+/// The ring's older half: `PATH.1`.
+pub fn ring_older(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+/// Appends one line to the ring's current file, then rotates it when full.
+/// Opened per line (O_APPEND): the daemon and its WireGuard device process
+/// may share the ring, and a rotation by one must not leave the other
+/// writing into the older half. Failures are ignored: the ring is a
+/// convenience, stderr (the console) has the line.
+fn append_to_ring(path: &Path, line: &[u8]) {
+    let Ok(mut file) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+    else {
+        return;
+    };
+    if file.write_all(line).is_err() {
+        return;
+    }
+    let Ok(written) = file.metadata() else { return };
+    if written.len() < RING_HALF_BYTES {
+        return;
+    }
+    // Only if PATH still names the file just written: another writer may
+    // have rotated it a moment ago (rotating again would drop that half).
+    let same = std::fs::metadata(path)
+        .map(|m| m.ino() == written.ino() && m.dev() == written.dev())
+        .unwrap_or(false);
+    if same {
+        let _ = std::fs::rename(path, ring_older(path));
+    }
 }
 
 fn format_line(now: SystemTime, level: Level, target: &str, message: fmt::Arguments<'_>) -> String {
@@ -160,6 +228,28 @@ mod tests {
         );
         let line = format_line(at, Level::Error, "t", format_args!("m"));
         assert!(line.contains(" ERROR t: m"), "{line}");
+    }
+
+    #[test]
+    fn the_ring_keeps_two_halves_at_most() {
+        let dir = std::env::temp_dir().join(format!("gondwana-ring-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let line = [b'x'; 999];
+        let mut line = line.to_vec();
+        line.push(b'\n');
+        for _ in 0..(3 * RING_HALF_BYTES / 1000) {
+            append_to_ring(&path, &line);
+        }
+        let current = std::fs::metadata(&path).unwrap().len();
+        let older = std::fs::metadata(ring_older(&path)).unwrap().len();
+        assert!(current < RING_HALF_BYTES, "{current}");
+        assert!(
+            (RING_HALF_BYTES..RING_HALF_BYTES + 1000).contains(&older),
+            "{older}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
