@@ -21,9 +21,10 @@
 #              hub's (userspace) WireGuard interface and nftables table never
 #              touch the host's network. Then the box (docs/ssh.md,
 #              docs/logging.md): its hostname and DHCP name are the boxname
-#              the token gave; SSH to its mesh address is refused until the
-#              hub grants port 22 to the hub's mesh address, then logs in
-#              with the key from GW_BOOT's gondwana/authorized_keys and
+#              the token gave; SSH to its mesh address from the hub (a mesh
+#              address, no grant: the image opens 22 to the mesh) logs in
+#              with the key from GW_BOOT's gondwana/authorized_keys, another
+#              key is refused, and
 #              `gondwana logs` shows stamped lines; dropbear listens on the
 #              mesh address only; SSH to the VM's LAN address, and to its
 #              mesh address from the LAN, is refused.
@@ -256,24 +257,25 @@ boxname=box-$$ lan_ssh=$((20000 + RANDOM % 10000))
 check_box() {
     local id=$1 mesh_ip=$2 hub_ip out
     hub_ip=$(hub status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["dataplane"]["address"].split("/")[0])')
-    vm_ssh() { # HOST [PORT] -- COMMAND: ssh from the hub's namespace with the GW_BOOT key
+    vm_ssh() { # HOST [PORT] -- COMMAND: ssh from the hub's namespace with the GW_BOOT key (SSH_KEY)
         local host=$1 port=$2
         shift 2
-        ip netns exec "$netns" timeout 30 ssh -i "$work/ssh_key" -p "$port" -o BatchMode=yes -o ConnectTimeout=8 \
+        ip netns exec "$netns" timeout 30 ssh -i "${SSH_KEY:-$work/ssh_key}" -p "$port" -o BatchMode=yes -o ConnectTimeout=8 \
             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "root@$host" "$@"
     }
     seen() { grep -aq "$1" "$QEMU_DIR/enrol/serial.log"; }
     for _ in $(seq 60); do seen "GONDWANA-HOSTNAME $boxname" && seen "GONDWANA-SSH listening on $mesh_ip:22" && break; sleep 1; done
     seen "GONDWANA-HOSTNAME $boxname" || fail "the VM was not named $boxname: $(grep -a GONDWANA- "$QEMU_DIR/enrol/serial.log")"
     seen "GONDWANA-SSH listening on $mesh_ip:22 (1 authorized keys)" || fail "no SSH on the mesh address: $(grep -a -e GONDWANA- -e sshd "$QEMU_DIR/enrol/serial.log")"
-    # Port 22 is a service port like any other: closed to the mesh until granted.
-    ! vm_ssh "$mesh_ip" 22 true 2>/dev/null || fail "SSH over the mesh without a grant for port 22"
-    hub grant add --node "$id" --ip "$hub_ip" --port 22 --timeout 10m >/dev/null || fail "grant add --node $id for port 22 failed"
+    # Port 22 is open to the mesh (the image's firewall.mesh_open_ports), the
+    # key is not optional.
+    ssh-keygen -q -t ed25519 -N '' -C not-authorized -f "$work/other_key"
+    ! SSH_KEY=$work/other_key vm_ssh "$mesh_ip" 22 true 2>/dev/null || fail "SSH over the mesh with a key not in authorized_keys"
     # shellcheck disable=SC2016 # expanded on the VM
     out=$(vm_ssh "$mesh_ip" 22 'hostname; cat /state/hostname; for p in /proc/[0-9]*; do tr "\000" " " <$p/cmdline; echo; done 2>/dev/null | grep -c "^udhcpc .*hostname:$(hostname)"; echo ---; gondwana logs -n 5; echo ---; gondwana logs -n 1 --json; echo ---; netstat -ltn | grep ":22 "') ||
-        fail "SSH over the mesh with the GW_BOOT key after the grant: $out"
+        fail "SSH over the mesh from the hub with the GW_BOOT key: $out"
     python3 "$ROOT/tests/images/check_box.py" "$boxname" "$mesh_ip" <<<"$out" || fail "the box over SSH said: $out"
-    ok "SSH over the mesh with the key from GW_BOOT after a grant (refused before); hostname and DHCP name $boxname; gondwana logs stamped; dropbear on $mesh_ip:22 only"
+    ok "SSH over the mesh from the hub ($hub_ip, no grant) with the key from GW_BOOT, another key refused; hostname and DHCP name $boxname; gondwana logs stamped; dropbear on $mesh_ip:22 only"
     # The LAN side: nothing listens on the VM's LAN address...
     ! vm_ssh 127.0.0.1 "$lan_ssh" true 2>/dev/null || fail "SSH to the VM's LAN address succeeded"
     # ...and its mesh address routed from the LAN is dropped by the table.

@@ -50,6 +50,9 @@ pub struct FirewallConfig {
     pub enabled: bool,
     /// Our nf_tables table (family inet), replaced at every start.
     pub table: String,
+    /// TCP ports of this box open to the whole mesh subnet (like the API
+    /// port), e.g. 22 on the images; every other port needs a grant.
+    pub mesh_open_ports: Vec<u16>,
 }
 
 impl Default for FirewallConfig {
@@ -57,12 +60,42 @@ impl Default for FirewallConfig {
         FirewallConfig {
             enabled: true,
             table: DEFAULT_FIREWALL_TABLE.into(),
+            mesh_open_ports: Vec::new(),
         }
     }
 }
 
 /// Our nf_tables table when the config names none.
 pub const DEFAULT_FIREWALL_TABLE: &str = "gondwana";
+
+/// At most this many ports open to the whole mesh: a box lends a few
+/// services to everyone; the rest goes through grants.
+pub const MAX_MESH_OPEN_PORTS: usize = 16;
+
+/// `firewall.mesh_open_ports`: 1-65535, at most [`MAX_MESH_OPEN_PORTS`],
+/// no repeats and not the API port (which is open already).
+pub fn check_open_ports(ports: &[u16], api_port: u16) -> Result<(), String> {
+    if ports.len() > MAX_MESH_OPEN_PORTS {
+        return Err(format!(
+            "{} ports, at most {MAX_MESH_OPEN_PORTS}",
+            ports.len()
+        ));
+    }
+    for (i, &port) in ports.iter().enumerate() {
+        if port == 0 {
+            return Err("port 0 is out of range: 1 to 65535".into());
+        }
+        if port == api_port {
+            return Err(format!(
+                "port {port} is mesh.api_port, open to the mesh already"
+            ));
+        }
+        if ports[..i].contains(&port) {
+            return Err(format!("port {port} is listed twice"));
+        }
+    }
+    Ok(())
+}
 
 /// `firewall.table`: an nf_tables table name we are willing to replace.
 pub fn check_table_name(name: &str) -> Result<(), String> {
@@ -329,6 +362,8 @@ impl Config {
             .map_err(|e| invalid(format!("mesh.subnet: {e}")))?;
         check_table_name(&self.firewall.table)
             .map_err(|e| invalid(format!("firewall.table: {e}")))?;
+        check_open_ports(&self.firewall.mesh_open_ports, self.mesh.api_port)
+            .map_err(|e| invalid(format!("firewall.mesh_open_ports: {e}")))?;
         ranges::check(self).map_err(invalid)?;
         if let Some(url) = &self.hub.public_url {
             crate::hub_url::check(url).map_err(|p| invalid(format!("hub.public_url: {p}")))?;
@@ -363,6 +398,27 @@ mod tests {
         let path = dir.path().join("g.toml");
         std::fs::write(&path, text).unwrap();
         Config::load(&path, true)
+    }
+
+    #[test]
+    fn mesh_open_ports_are_checked_at_load() {
+        let ok = parse("[firewall]\nmesh_open_ports = [22, 2222]\n").unwrap();
+        assert_eq!(ok.firewall.mesh_open_ports, [22, 2222]);
+        for (ports, why) in [
+            ("[0]", "out of range"),
+            ("[22, 22]", "listed twice"),
+            ("[8798]", "mesh.api_port"),
+            ("[70000]", ""),
+        ] {
+            let e = parse(&format!("[firewall]\nmesh_open_ports = {ports}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{ports} accepted"))
+                .to_string();
+            assert!(
+                e.contains("mesh_open_ports") && e.contains(why),
+                "{ports}: {e}"
+            );
+        }
     }
 
     #[test]

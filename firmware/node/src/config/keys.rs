@@ -33,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "enroll.config_volume_mount",
     "firewall.enabled",
     "firewall.table",
+    "firewall.mesh_open_ports",
 ];
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ fn ruleset(config: &Config, subnet: Ipv4Net) -> std::result::Result<Ruleset, pla
         subnet,
         config.mesh.api_port,
     )
+    .map(|r| r.with_open_ports(&config.firewall.mesh_open_ports))
 }
 
 /// A grant outside the subnet, on a bad port, or missing is the caller's
@@ -133,7 +134,8 @@ pub fn follow_subnet(
         return Ok(false);
     }
     let next = Ruleset::new(&current.table, &current.interface, subnet, current.api_port)
-        .map_err(FirewallError::from)?;
+        .map_err(FirewallError::from)?
+        .with_open_ports(&current.open_ports);
     let live = stored::prune_expired(store, now_unix)?;
     let elements = stored_elements(&live, &next.subnet, now_unix);
     fw.replace(next, &elements)?;

@@ -10,6 +10,7 @@
 //!     iifname "wg-mesh" ct state established,related accept
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 icmp type echo-request accept
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 8798 accept
+//!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 22 accept   (one per firewall.mesh_open_ports)
 //!     iifname "wg-mesh" ip saddr . tcp dport @grants accept
 //!     iifname "wg-mesh" counter drop
 //!   }
@@ -52,6 +53,8 @@ pub struct Ruleset {
     pub interface: InterfaceName,
     pub subnet: Ipv4Net,
     pub api_port: u16,
+    /// Ports open to the whole subnet besides the API (`firewall.mesh_open_ports`).
+    pub open_ports: Vec<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,7 +83,14 @@ impl Ruleset {
             interface: interface.clone(),
             subnet: subnet.trunc(),
             api_port,
+            open_ports: Vec::new(),
         })
+    }
+
+    /// The same table with `ports` open to the whole mesh subnet too.
+    pub fn with_open_ports(mut self, ports: &[u16]) -> Ruleset {
+        self.open_ports = ports.to_vec();
+        self
     }
 
     /// The input chain's rules, in order: the off-mesh guard, then the
@@ -142,16 +152,16 @@ impl Ruleset {
             ],
         ]
         .concat();
-        let api = [
-            self.source_in_subnet(),
-            l4proto(IPPROTO_TCP),
-            vec![
-                dport(REG_1),
-                eq(self.api_port.to_be_bytes().to_vec()),
-                accept(),
-            ],
-        ]
-        .concat();
+        let open_to_mesh = std::iter::once(self.api_port)
+            .chain(self.open_ports.iter().copied())
+            .map(|port| {
+                [
+                    self.source_in_subnet(),
+                    l4proto(IPPROTO_TCP),
+                    vec![dport(REG_1), eq(port.to_be_bytes().to_vec()), accept()],
+                ]
+                .concat()
+            });
         let grants = [
             nfproto_ipv4(),
             l4proto(IPPROTO_TCP),
@@ -168,8 +178,10 @@ impl Ruleset {
         ]
         .concat();
         let drop = vec![Expr::Counter, Expr::Verdict(NF_DROP)];
-        [established.to_vec(), ping, api, grants, drop]
+        [established.to_vec(), ping]
             .into_iter()
+            .chain(open_to_mesh)
+            .chain([grants, drop])
             .map(|body| [self.on_mesh(), body].concat())
             .collect()
     }

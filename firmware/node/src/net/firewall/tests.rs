@@ -138,6 +138,24 @@ fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
 }
 
 #[test]
+fn ports_open_to_the_mesh_follow_the_api_rule_in_order() {
+    let ns = Netns::new("open");
+    ns.run(|| {
+        Firewall::new(plan("wg-mesh").with_open_ports(&[22, 2222]))
+            .apply(&[])
+            .unwrap()
+    });
+    let text = ns.sh(&["nft", "list chain inet gondwana input"]);
+    let rule = |port: u16| {
+        let want = format!("iifname \"wg-mesh\" ip saddr 10.10.0.0/24 tcp dport {port} accept");
+        text.find(&want)
+            .unwrap_or_else(|| panic!("missing {want:?} in\n{text}"))
+    };
+    let grants = text.find("@grants accept").unwrap();
+    assert!(rule(8798) < rule(22) && rule(22) < rule(2222) && rule(2222) < grants);
+}
+
+#[test]
 fn grants_add_list_delete_and_expire_in_the_kernel() {
     let ns = Netns::new("grants");
     ns.run(|| {
