@@ -3,7 +3,9 @@ pub mod directory;
 pub mod enroll;
 pub mod grant;
 pub mod hub;
+mod human;
 pub mod identity;
+pub mod status;
 pub mod version;
 pub mod wireguard_bench;
 
