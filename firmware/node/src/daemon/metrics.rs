@@ -151,7 +151,7 @@ fn store_families(app: &App, out: &mut String) {
             out,
             "gondwana_nodes",
             Kind::Gauge,
-            "Hub: enrolled nodes by state (the hub's own record included)",
+            "Hub: enrolled nodes by state (the hub itself not counted)",
             &[
                 (vec![("state", "live")], live as f64),
                 (vec![("state", "revoked")], all.saturating_sub(live) as f64),
