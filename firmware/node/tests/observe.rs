@@ -124,7 +124,12 @@ fn metrics_parse_and_count_from_zero_on_a_hub_and_a_node() {
         );
     }
     assert_eq!(sample(&fresh, "gondwana_enrolments", &[]), 0.0);
-    for reason in ["unknown_token", "token_expired", "rate_limited", "bad_request"] {
+    for reason in [
+        "unknown_token",
+        "token_expired",
+        "rate_limited",
+        "bad_request",
+    ] {
         assert_eq!(
             sample(&fresh, "gondwana_enrolment_failures", &[("reason", reason)]),
             0.0
@@ -132,7 +137,11 @@ fn metrics_parse_and_count_from_zero_on_a_hub_and_a_node() {
     }
     for route in ["/v1/enroll", "/v1/status", "/v1/directory"] {
         assert_eq!(
-            sample(&fresh, "gondwana_http_requests", &[("route", route), ("code", "200")]),
+            sample(
+                &fresh,
+                "gondwana_http_requests",
+                &[("route", route), ("code", "200")]
+            ),
             0.0
         );
     }
@@ -172,10 +181,18 @@ fn metrics_parse_and_count_from_zero_on_a_hub_and_a_node() {
     assert!(sample(&after, "gondwana_directory_entries", &[]) >= 3.0);
     assert_eq!(samples(&after, "gondwana_directory_head_info").len(), 1);
     assert!(
-        sample(&after, "gondwana_http_requests", &[("route", "/v1/enroll"), ("code", "200")]) >= 2.0
+        sample(
+            &after,
+            "gondwana_http_requests",
+            &[("route", "/v1/enroll"), ("code", "200")]
+        ) >= 2.0
     );
     assert_eq!(
-        sample(&after, "gondwana_http_requests", &[("route", "unmatched"), ("code", "404")]),
+        sample(
+            &after,
+            "gondwana_http_requests",
+            &[("route", "unmatched"), ("code", "404")]
+        ),
         1.0
     );
     // Raw paths never become labels.
@@ -186,7 +203,11 @@ fn metrics_parse_and_count_from_zero_on_a_hub_and_a_node() {
     let node = parse(python, &node_text);
     assert_eq!(sample(&node, "gondwana_enrolments", &[]), 1.0);
     assert_eq!(
-        sample(&node, "gondwana_enrolment_failures", &[("reason", "bad_config")]),
+        sample(
+            &node,
+            "gondwana_enrolment_failures",
+            &[("reason", "bad_config")]
+        ),
         0.0
     );
     assert!(!node.contains_key("gondwana_nodes"), "hub only");
@@ -288,7 +309,10 @@ fn status_for_a_user_who_is_not_root_goes_through_the_api() {
     let human = as_nobody(&["status"]);
     human.ok();
     let out = human.stdout();
-    assert!(out.contains("read via:   the loopback API (read-only)"), "{out}");
+    assert!(
+        out.contains("read via:   the loopback API (read-only)"),
+        "{out}"
+    );
     assert!(out.contains("role:       hub"), "{out}");
     assert!(
         human.stderr().contains("not readable by this user"),
@@ -304,7 +328,10 @@ fn status_for_a_user_who_is_not_root_goes_through_the_api() {
     let refused = as_nobody(&["status"]);
     assert_ne!(refused.code, Some(0), "{}", refused.describe());
     let err = refused.stderr();
-    assert!(err.contains("nothing answers at http://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("nothing answers at http://127.0.0.1:"),
+        "{err}"
+    );
     assert!(err.contains("run as root, or start the daemon"), "{err}");
     assert!(err.contains("not readable by this user"), "{err}");
 }

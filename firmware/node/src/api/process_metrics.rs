@@ -92,7 +92,7 @@ fn boot_time() -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A `kB` line of `/proc/self/status`, e.g. `VmRSS:	  1234 kB`.
+/// A `kB` line of `/proc/self/status`, e.g. `VmRSS: 1234 kB`.
 fn status_kib(status: &str, key: &str) -> Option<f64> {
     status
         .lines()

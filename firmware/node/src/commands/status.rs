@@ -117,7 +117,10 @@ fn time(v: &Value, now: u64) -> String {
 pub fn render(v: &Value, now: u64) -> String {
     let mut out = String::new();
     let mut line = |label: &str, text: String| out.push_str(&format!("{label:<12}{text}\n"));
-    line("box:", format!("{} ({})", s(&v["boxname"]), s(&v["node_id"])));
+    line(
+        "box:",
+        format!("{} ({})", s(&v["boxname"]), s(&v["node_id"])),
+    );
     line("role:", s(&v["role"]));
     let d = &v["daemon"];
     line(
@@ -153,8 +156,14 @@ pub fn render(v: &Value, now: u64) -> String {
     let e = &v["enrolment"];
     match e["state"].as_str() {
         Some("enrolled") => {
-            line("enrolment:", format!("enrolled as {} in {}", s(&e["mesh_ip"]), s(&e["subnet"])));
-            line("  hub:", format!("{} ({})", s(&e["hub"]), s(&e["hub_node_id"])));
+            line(
+                "enrolment:",
+                format!("enrolled as {} in {}", s(&e["mesh_ip"]), s(&e["subnet"])),
+            );
+            line(
+                "  hub:",
+                format!("{} ({})", s(&e["hub"]), s(&e["hub_node_id"])),
+            );
             line("  since:", time(&e["since_unix"], now));
         }
         Some("enrolling") => line(
@@ -192,14 +201,19 @@ pub fn render(v: &Value, now: u64) -> String {
                 "log {} entries (tip {}), hub mirror {}",
                 i["local_entries"],
                 &tip[..16.min(tip.len())],
-                i["hub_entries"].as_u64().map_or("unknown".into(), |n| n.to_string())
+                i["hub_entries"]
+                    .as_u64()
+                    .map_or("unknown".into(), |n| n.to_string())
             ),
         );
         if let Some(w) = i["warning"].as_str() {
             line("WARNING:", w.to_string());
         }
     }
-    line("directory:", format!("{} entries", v["directory"]["entries"]));
+    line(
+        "directory:",
+        format!("{} entries", v["directory"]["entries"]),
+    );
     let dp = &v["dataplane"];
     if dp.is_object() {
         let mut text = s(&dp["state"]);
@@ -207,7 +221,10 @@ pub fn render(v: &Value, now: u64) -> String {
             text.push_str(&format!(", {backend} backend"));
         }
         line("data plane:", text);
-        line("  interface:", format!("{} {}", s(&dp["interface"]), s(&dp["address"])));
+        line(
+            "  interface:",
+            format!("{} {}", s(&dp["interface"]), s(&dp["address"])),
+        );
         line("  port:", s(&dp["listen_port"]));
         line("  key:", s(&dp["public_key"]));
         if let Some(err) = dp["error"].as_str() {
@@ -242,12 +259,15 @@ fn peers_table(peers: &Value) -> String {
         .iter()
         .map(|p| {
             let name = p["name"].as_str().map_or_else(
-                || format!("{}…", &s(&p["public_key"])[..8.min(s(&p["public_key"]).len())]),
+                || {
+                    format!(
+                        "{}…",
+                        &s(&p["public_key"])[..8.min(s(&p["public_key"]).len())]
+                    )
+                },
                 str::to_string,
             );
-            let handshake = p["handshake_age_secs"]
-                .as_u64()
-                .map_or("never".into(), ago);
+            let handshake = p["handshake_age_secs"].as_u64().map_or("never".into(), ago);
             vec![
                 name,
                 s(&p["mesh_ip"]),

@@ -136,7 +136,10 @@ fn mark_online(list: &mut Value, own_node_id: &str, peers: Option<&[PeerReport]>
         let (online, last) = match peer {
             None => (Value::Null, Value::Null),
             Some(None) => (false.into(), Value::Null),
-            Some(Some(p)) => (p.online().into(), p.to_json()["last_handshake_unix"].clone()),
+            Some(Some(p)) => (
+                p.online().into(),
+                p.to_json()["last_handshake_unix"].clone(),
+            ),
         };
         node["last_handshake"] = last.as_u64().map(crate::daemon::peers::rfc3339).into();
         node["last_handshake_unix"] = last;

@@ -71,10 +71,7 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
         "Seconds since the daemon started",
     );
     metrics.set("gondwana_uptime_seconds", &[], 0);
-    metrics.counter(
-        ENROLMENTS,
-        "Enrolments granted (hub) or completed (node)",
-    );
+    metrics.counter(ENROLMENTS, "Enrolments granted (hub) or completed (node)");
     metrics.zero(ENROLMENTS, &[&[]]);
     metrics.counter(
         ENROLMENT_FAILURES,
@@ -174,7 +171,9 @@ async fn grant_families(app: &Arc<App>, out: &mut String) {
     let mut spent = Vec::new();
     if app.grants.firewall.is_some() {
         let app2 = app.clone();
-        let listed = tokio::task::spawn_blocking(move || app2.grants.firewall.as_ref().map(|fw| fw.list())).await;
+        let listed =
+            tokio::task::spawn_blocking(move || app2.grants.firewall.as_ref().map(|fw| fw.list()))
+                .await;
         if let Ok(Some(Ok(list))) = listed {
             grants.push((vec![], list.len() as f64));
         }

@@ -141,7 +141,10 @@ impl LivePeers {
                 return None;
             }
             Err(_) => {
-                warn!("reading {} for status: no answer within {READ_TIMEOUT:?}", wg.interface());
+                warn!(
+                    "reading {} for status: no answer within {READ_TIMEOUT:?}",
+                    wg.interface()
+                );
                 return None;
             }
         };
@@ -168,7 +171,11 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
     let labels: Vec<(String, String, String)> = peers
         .iter()
         .map(|p| {
-            let name = p.name.as_ref().map(|n| n.boxname.clone()).unwrap_or_default();
+            let name = p
+                .name
+                .as_ref()
+                .map(|n| n.boxname.clone())
+                .unwrap_or_default();
             let ip = p.mesh_ip().map(|a| a.to_string()).unwrap_or_default();
             (name, p.public_key.clone(), ip)
         })
@@ -178,14 +185,30 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
             .iter()
             .zip(&labels)
             .filter_map(|(p, (name, key, ip))| {
-                let set = vec![("peer", name.as_str()), ("public_key", key.as_str()), ("mesh_ip", ip.as_str())];
+                let set = vec![
+                    ("peer", name.as_str()),
+                    ("public_key", key.as_str()),
+                    ("mesh_ip", ip.as_str()),
+                ];
                 value(p).map(|v| (set, v))
             })
             .collect()
     };
     let online = peers.iter().filter(|p| p.online()).count() as f64;
-    write_family(out, "gondwana_peers", Kind::Gauge, "WireGuard peers on the mesh interface", &[(vec![], peers.len() as f64)]);
-    write_family(out, "gondwana_peers_online", Kind::Gauge, "Peers with a handshake in the last 180 s", &[(vec![], online)]);
+    write_family(
+        out,
+        "gondwana_peers",
+        Kind::Gauge,
+        "WireGuard peers on the mesh interface",
+        &[(vec![], peers.len() as f64)],
+    );
+    write_family(
+        out,
+        "gondwana_peers_online",
+        Kind::Gauge,
+        "Peers with a handshake in the last 180 s",
+        &[(vec![], online)],
+    );
     write_family(
         out,
         "gondwana_peer_last_handshake_age_seconds",
