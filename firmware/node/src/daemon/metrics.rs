@@ -95,11 +95,12 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
     metrics
 }
 
-/// Counts one answered request.
-pub fn count_request(app: &App, route: &str, response: &ApiResponse) {
+/// Counts one answered request under `route` (see [`route_label`]).
+pub fn counted(app: &App, route: &str, response: ApiResponse) -> ApiResponse {
     let code = response.status.as_u16().to_string();
     app.metrics
         .inc(HTTP_REQUESTS, &[("route", route), ("code", &code)]);
+    response
 }
 
 /// `GET /metrics`.

@@ -28,10 +28,8 @@ pub struct EnrolApi(pub Arc<App>);
 
 impl Handler for PublicApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        let route = metrics::route_label(PUBLIC_ROUTES, &req.segments());
-        let response = self.route(req).await;
-        metrics::count_request(&self.0, &route, &response);
-        response
+        let label = metrics::route_label(PUBLIC_ROUTES, &req.segments());
+        metrics::counted(&self.0, &label, self.route(req).await)
     }
 }
 
@@ -65,10 +63,8 @@ impl PublicApi {
 
 impl Handler for EnrolApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
-        let route = metrics::route_label(ENROL_ROUTES, &req.segments());
-        let response = self.route(req).await;
-        metrics::count_request(&self.0, &route, &response);
-        response
+        let label = metrics::route_label(ENROL_ROUTES, &req.segments());
+        metrics::counted(&self.0, &label, self.route(req).await)
     }
 }
 
