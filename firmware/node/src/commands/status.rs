@@ -222,7 +222,7 @@ pub fn render(v: &Value, now: u64) -> String {
         }
         line("data plane:", text);
         line(
-            "  interface:",
+            "  device:",
             format!("{} {}", s(&dp["interface"]), s(&dp["address"])),
         );
         line("  port:", s(&dp["listen_port"]));
@@ -243,14 +243,18 @@ pub fn render(v: &Value, now: u64) -> String {
         );
     }
     out.push('\n');
-    out.push_str(&peers_table(&v["peers"]));
+    out.push_str(&peers_table(&v["peers"], v["daemon"]["running"] == true));
     out.push('\n');
     out
 }
 
-fn peers_table(peers: &Value) -> String {
+fn peers_table(peers: &Value, daemon_running: bool) -> String {
     let Some(list) = peers.as_array() else {
-        return "peers: unknown (no data plane running)".into();
+        return if daemon_running {
+            "peers: none (no WireGuard device: backend \"none\" or not enrolled yet)".into()
+        } else {
+            "peers: unknown (the daemon is not running)".into()
+        };
     };
     if list.is_empty() {
         return "peers: none".into();
@@ -310,6 +314,7 @@ mod tests {
             "data plane: up, userspace backend",
             "  port:     51820",
             "  key:      K=",
+            "  device:   wg-mesh 10.10.0.2/24",
             "PEER  MESH IP    ENDPOINT         LAST HANDSHAKE  RX        TX",
             "hub   10.10.0.1  192.0.2.1:51820  1m 12s ago      1.50 KiB  100 B",
         ] {
