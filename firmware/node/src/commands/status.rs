@@ -36,13 +36,22 @@ pub fn status(state_dir: &Path, config: &Config, json_out: bool) -> anyhow::Resu
                     v
                 }
                 Err(api) => {
+                    let hint = if nix::unistd::geteuid().is_root() {
+                        "start the daemon (gondwana run)"
+                    } else {
+                        "run as root, or start the daemon (gondwana run)"
+                    };
                     return Err(cause.context(format!(
-                        "no status: nothing answers at {url} either ({api}); run as root, or start the daemon (gondwana run)"
+                        "no status: nothing answers at {url} either ({api}); {hint}"
                     )));
                 }
             }
         }
     };
+    if v.get("peers").is_none() {
+        // Read from the state: no device was asked.
+        v["peers"] = Value::Null;
+    }
     if v.get("read_via").is_none() {
         let via = if v["daemon"]["running"] == true {
             "admin_socket"
