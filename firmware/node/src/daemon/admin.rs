@@ -67,13 +67,13 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
         }
         Request::Status => {
             let peers = app.live.read().await;
-            Ok(app.status_json(peers.as_ref().map(|(_, p)| p.as_slice())))
+            Ok(app.status_json(peers.as_deref()))
         }
         Request::NodeList => {
             let mut list = blocking(app, request).await?;
             let peers = app.live.read().await;
             let own = app.identity().node_id.to_string();
-            mark_online(&mut list, &own, peers.as_ref().map(|(_, p)| p.as_slice()));
+            mark_online(&mut list, &own, peers.as_deref());
             Ok(list)
         }
         Request::NodeRevoke(_) => {

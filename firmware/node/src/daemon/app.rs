@@ -209,7 +209,7 @@ impl App {
             return body.clone();
         }
         let peers = self.live.read().await;
-        let json = self.status_json(peers.as_ref().map(|(_, p)| p.as_slice()));
+        let json = self.status_json(peers.as_deref());
         let body = bytes::Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
         if let Ok(mut cache) = self.status_cache.lock() {
             *cache = Some((now, body.clone()));

@@ -113,7 +113,7 @@ pub async fn scrape(app: &Arc<App>) -> ApiResponse {
     let mut extra = String::new();
     store_families(app, &mut extra);
     grant_families(app, &mut extra).await;
-    let peers = app.live.read().await.map(|(_, p)| p).unwrap_or_default();
+    let peers = app.live.read().await.unwrap_or_default();
     crate::daemon::peers::write_metrics(&mut extra, &peers);
     crate::api::process_metrics::write(&mut extra);
     app.metrics.response_with(&extra)

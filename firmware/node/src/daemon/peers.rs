@@ -14,7 +14,7 @@ use gondwana_core::reconcile::HANDSHAKE_STALE;
 use serde_json::{Value, json};
 
 use crate::api::metrics::{Kind, write_family};
-use crate::net::wireguard::{DeviceState, PeerState, WireGuard};
+use crate::net::wireguard::{PeerState, WireGuard};
 
 /// A peer is online when its last handshake is younger than this: 180 s,
 /// WireGuard's `REJECT_AFTER_TIME`. A live session re-handshakes every
@@ -131,7 +131,7 @@ impl LivePeers {
 
     /// The device's peers now, named; `None` when there is no device (no
     /// data plane, not enrolled yet) or it did not answer in time.
-    pub async fn read(&self) -> Option<(DeviceState, Vec<PeerReport>)> {
+    pub async fn read(&self) -> Option<Vec<PeerReport>> {
         let wg = self.device.lock().ok()?.clone()?;
         let names = self.names.lock().ok()?.clone();
         let device = match tokio::time::timeout(READ_TIMEOUT, wg.get()).await {
@@ -162,7 +162,7 @@ impl LivePeers {
                     .map(|d| d.as_secs()),
             })
             .collect();
-        Some((device, reports))
+        Some(reports)
     }
 }
 
