@@ -180,16 +180,33 @@ impl Metrics {
     }
 }
 
+/// A sample's value. Integers only, and hundredths for CPU seconds: no
+/// float formatting or parsing in the binary (its size, docs/architecture.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Num {
+    Int(u64),
+    Hundredths(u64),
+}
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Num::Int(n) => write!(f, "{n}"),
+            Num::Hundredths(n) => write!(f, "{}.{:02}", n / 100, n % 100),
+        }
+    }
+}
+
 /// Writes one family computed at scrape time (not held in a [`Metrics`]):
 /// `# HELP`, `# TYPE`, then its samples. The header is written even with no
 /// samples, so a scraper (and the dashboard test) sees every family the
-/// daemon can export. Values are `f64` (`process_cpu_seconds_total`).
+/// daemon can export.
 pub fn write_family(
     out: &mut String,
     name: &str,
     kind: Kind,
     help: &str,
-    samples: &[(Vec<(&str, &str)>, f64)],
+    samples: &[(Vec<(&str, &str)>, Num)],
 ) {
     if !checked(is_metric_name(name), name) {
         return;
@@ -347,13 +364,16 @@ mod tests {
             "q_total",
             Kind::Counter,
             "Q.",
-            &[(vec![("peer", "a\"b")], 1.5), (vec![], 2.0)],
+            &[
+                (vec![("peer", "a\"b")], Num::Hundredths(150)),
+                (vec![], Num::Int(2)),
+            ],
         );
         assert_eq!(
             out,
             "# HELP p_seconds P.\n# TYPE p_seconds gauge\n\
              # HELP q_total Q.\n# TYPE q_total counter\n\
-             q_total{peer=\"a\\\"b\"} 1.5\nq_total 2\n"
+             q_total{peer=\"a\\\"b\"} 1.50\nq_total 2\n"
         );
         let m = Metrics::new();
         m.zero("z_total", &[&[("reason", "a")], &[("reason", "b")]]);

@@ -4,12 +4,12 @@
 
 use std::fs;
 
-use super::metrics::{Kind, write_family};
+use super::metrics::{Kind, Num, write_family};
 
 /// Clock ticks per second in `/proc/<pid>/stat`: the kernel's `USER_HZ`,
 /// 100 on every Linux architecture (`sysconf(_SC_CLK_TCK)` is a constant
-/// 100 in musl too).
-const USER_HZ: f64 = 100.0;
+/// 100 in musl too), so ticks are hundredths of a second.
+const USER_HZ: u64 = 100;
 
 /// Appends `process_start_time_seconds`, `process_cpu_seconds_total`,
 /// `process_resident_memory_bytes`, `process_virtual_memory_bytes`,
@@ -18,19 +18,26 @@ const USER_HZ: f64 = 100.0;
 pub fn write(out: &mut String) {
     let stat = fs::read_to_string("/proc/self/stat").ok();
     let fields = stat.as_deref().map(stat_fields).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     // Fields after the command name, counted from 0 at `state` (field 3
     // in proc(5)): utime is field 14, stime 15, starttime 22.
-    let cpu = ticks(11).zip(ticks(12)).map(|(u, s)| (u + s) / USER_HZ);
-    let start = ticks(19).zip(boot_time()).map(|(t, b)| b + t / USER_HZ);
+    let cpu = ticks(11)
+        .zip(ticks(12))
+        .map(|(u, s)| Num::Hundredths(u + s));
+    let start = ticks(19)
+        .zip(boot_time())
+        .map(|(t, b)| Num::Hundredths(b * USER_HZ + t));
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let rss = status_kib(&status, "VmRSS:").map(|k| k * 1024.0);
-    let vsize = status_kib(&status, "VmSize:").map(|k| k * 1024.0);
-    let fds = fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as f64);
+    let rss = status_kib(&status, "VmRSS:").map(|k| Num::Int(k * 1024));
+    let vsize = status_kib(&status, "VmSize:").map(|k| Num::Int(k * 1024));
+    let fds = fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| Num::Int(d.count() as u64));
     let max_fds = fs::read_to_string("/proc/self/limits")
         .ok()
-        .and_then(|l| max_open_files(&l));
-    let one = |v: Option<f64>| v.map(|v| vec![(vec![], v)]).unwrap_or_default();
+        .and_then(|l| max_open_files(&l))
+        .map(Num::Int);
+    let one = |v: Option<Num>| v.map(|v| vec![(vec![], v)]).unwrap_or_default();
     write_family(
         out,
         "process_start_time_seconds",
@@ -85,7 +92,7 @@ fn stat_fields(stat: &str) -> Vec<&str> {
 }
 
 /// `btime` of `/proc/stat`: when the system booted, Unix seconds.
-fn boot_time() -> Option<f64> {
+fn boot_time() -> Option<u64> {
     let text = fs::read_to_string("/proc/stat").ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("btime "))
@@ -93,7 +100,7 @@ fn boot_time() -> Option<f64> {
 }
 
 /// A `kB` line of `/proc/self/status`, e.g. `VmRSS: 1234 kB`.
-fn status_kib(status: &str, key: &str) -> Option<f64> {
+fn status_kib(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
@@ -102,7 +109,7 @@ fn status_kib(status: &str, key: &str) -> Option<f64> {
 }
 
 /// The soft limit of "Max open files" in `/proc/self/limits`.
-fn max_open_files(limits: &str) -> Option<f64> {
+fn max_open_files(limits: &str) -> Option<u64> {
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line["Max open files".len()..]
         .split_whitespace()
@@ -124,11 +131,11 @@ mod tests {
         assert_eq!(f[19], "1000");
         assert_eq!(
             status_kib("Name:\tx\nVmRSS:\t  1234 kB\n", "VmRSS:"),
-            Some(1234.0)
+            Some(1234)
         );
         let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
                       Max open files            1024                 524288               files\n";
-        assert_eq!(max_open_files(limits), Some(1024.0));
+        assert_eq!(max_open_files(limits), Some(1024));
     }
 
     #[test]
@@ -146,8 +153,8 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(&format!("{name} ")))
                 .unwrap_or_else(|| panic!("no sample of {name} in\n{out}"));
-            let value: f64 = sample[name.len() + 1..].parse().expect("a number");
-            assert!(value > 0.0, "{sample}");
+            let value = &sample[name.len() + 1..];
+            assert!(!value.trim_start_matches(['0', '.']).is_empty(), "{sample}");
         }
     }
 }

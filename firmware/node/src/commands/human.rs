@@ -28,19 +28,26 @@ pub fn ago(secs: u64) -> String {
     format!("{} ago", duration(secs))
 }
 
-/// `512 B`, `1.5 KiB`, `3.2 MiB`, … as `wg show` counts transfer.
+/// `512 B`, `1.50 KiB`, `3.20 MiB`, … as `wg show` counts transfer (in
+/// integers: no float formatting in the binary).
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
     }
-    let mut value = n as f64 / 1024.0;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    let mut size: u128 = 1024;
+    while u128::from(n) >= size * 1024 && unit + 1 < UNITS.len() {
+        size *= 1024;
         unit += 1;
     }
-    format!("{value:.2} {}", UNITS[unit])
+    let hundredths = (u128::from(n) * 100 + size / 2) / size;
+    format!(
+        "{}.{:02} {}",
+        hundredths / 100,
+        hundredths % 100,
+        UNITS[unit]
+    )
 }
 
 /// `2026-11-30T03:12:00Z (5m 3s ago)`; a time ahead of this clock

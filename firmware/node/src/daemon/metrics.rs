@@ -3,13 +3,11 @@
 //! zero, and the families computed at each scrape (peers from the device,
 //! grants from the kernel, directory and nodes from the store, `process_*`).
 
-use std::sync::Arc;
-
 use gondwana_core::hash::to_hex;
 use http::Method;
 
 use crate::api::ApiResponse;
-use crate::api::metrics::{Kind, Metrics, write_family};
+use crate::api::metrics::{Kind, Metrics, Num, write_family};
 use crate::build_info as version;
 use crate::config::Role;
 use crate::daemon::app::App;
@@ -104,7 +102,7 @@ pub fn counted(app: &App, route: &str, response: ApiResponse) -> ApiResponse {
 }
 
 /// `GET /metrics`.
-pub async fn scrape(app: &Arc<App>) -> ApiResponse {
+pub async fn scrape(app: &App) -> ApiResponse {
     app.metrics.set(
         "gondwana_uptime_seconds",
         &[],
@@ -112,7 +110,7 @@ pub async fn scrape(app: &Arc<App>) -> ApiResponse {
     );
     let mut extra = String::new();
     store_families(app, &mut extra);
-    grant_families(app, &mut extra).await;
+    grant_families(app, &mut extra);
     let peers = app.live.read().await.unwrap_or_default();
     crate::daemon::peers::write_metrics(&mut extra, &peers);
     crate::api::process_metrics::write(&mut extra);
@@ -129,7 +127,7 @@ fn store_families(app: &App, out: &mut String) {
         "Entries in the local copy of the directory",
         &head
             .iter()
-            .map(|h| (vec![], h.len as f64))
+            .map(|h| (vec![], Num::Int(h.len)))
             .collect::<Vec<_>>(),
     );
     let tip = head.as_ref().map(|h| to_hex(&h.tip)).unwrap_or_default();
@@ -140,7 +138,7 @@ fn store_families(app: &App, out: &mut String) {
         "The directory's head: its tip hash as a label (1 while it is the head)",
         &head
             .iter()
-            .map(|_| (vec![("tip", tip.as_str())], 1.0))
+            .map(|_| (vec![("tip", tip.as_str())], Num::Int(1)))
             .collect::<Vec<_>>(),
     );
     if app.hub.is_some() {
@@ -151,8 +149,11 @@ fn store_families(app: &App, out: &mut String) {
             Kind::Gauge,
             "Hub: enrolled nodes by state (the hub itself not counted)",
             &[
-                (vec![("state", "live")], live as f64),
-                (vec![("state", "revoked")], all.saturating_sub(live) as f64),
+                (vec![("state", "live")], Num::Int(live)),
+                (
+                    vec![("state", "revoked")],
+                    Num::Int(all.saturating_sub(live)),
+                ),
             ],
         );
         write_family(
@@ -160,25 +161,23 @@ fn store_families(app: &App, out: &mut String) {
             "gondwana_enrol_nonces_spent",
             Kind::Gauge,
             "Hub: spent enrolment nonces still remembered",
-            &[(vec![], app.nonces.used_len() as f64)],
+            &[(vec![], Num::Int(app.nonces.used_len() as u64))],
         );
     }
 }
 
 /// The grants the kernel holds now (no sample when the firewall is off or
 /// the kernel does not answer).
-async fn grant_families(app: &Arc<App>, out: &mut String) {
+fn grant_families(app: &App, out: &mut String) {
     let mut grants = Vec::new();
     let mut spent = Vec::new();
-    if app.grants.firewall.is_some() {
-        let app2 = app.clone();
-        let listed =
-            tokio::task::spawn_blocking(move || app2.grants.firewall.as_ref().map(|fw| fw.list()))
-                .await;
-        if let Ok(Some(Ok(list))) = listed {
-            grants.push((vec![], list.len() as f64));
+    if let Some(fw) = &app.grants.firewall {
+        // One netlink dump of a small set, on this thread: cheaper (in
+        // binary size too) than a blocking task per scrape.
+        if let Ok(list) = fw.list() {
+            grants.push((vec![], Num::Int(list.len() as u64)));
         }
-        spent.push((vec![], app.grants.nonces_spent() as f64));
+        spent.push((vec![], Num::Int(app.grants.nonces_spent() as u64)));
     }
     write_family(
         out,

@@ -13,7 +13,7 @@ use gondwana_core::keys::{PublicKey, wg_key_to_base64};
 use gondwana_core::reconcile::HANDSHAKE_STALE;
 use serde_json::{Value, json};
 
-use crate::api::metrics::{Kind, write_family};
+use crate::api::metrics::{Kind, Num, write_family};
 use crate::net::wireguard::{PeerState, WireGuard};
 
 /// A peer is online when its last handshake is younger than this: 180 s,
@@ -180,7 +180,7 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
             (name, p.public_key.clone(), ip)
         })
         .collect();
-    let series = |value: &dyn Fn(&PeerReport) -> Option<f64>| -> Vec<(Vec<(&str, &str)>, f64)> {
+    let series = |value: &dyn Fn(&PeerReport) -> Option<u64>| -> Vec<(Vec<(&str, &str)>, Num)> {
         peers
             .iter()
             .zip(&labels)
@@ -190,17 +190,17 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
                     ("public_key", key.as_str()),
                     ("mesh_ip", ip.as_str()),
                 ];
-                value(p).map(|v| (set, v))
+                value(p).map(|v| (set, Num::Int(v)))
             })
             .collect()
     };
-    let online = peers.iter().filter(|p| p.online()).count() as f64;
+    let online = Num::Int(peers.iter().filter(|p| p.online()).count() as u64);
     write_family(
         out,
         "gondwana_peers",
         Kind::Gauge,
         "WireGuard peers on the mesh interface",
-        &[(vec![], peers.len() as f64)],
+        &[(vec![], Num::Int(peers.len() as u64))],
     );
     write_family(
         out,
@@ -214,7 +214,7 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
         "gondwana_peer_last_handshake_age_seconds",
         Kind::Gauge,
         "Seconds since the peer's last WireGuard handshake (no sample: none yet)",
-        &series(&|p| p.handshake_age.map(|a| a as f64)),
+        &series(&|p| p.handshake_age),
     );
     write_family(
         out,
@@ -225,7 +225,7 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
             p.peer
                 .last_handshake
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs() as f64)
+                .map(|d| d.as_secs())
         }),
     );
     write_family(
@@ -233,13 +233,13 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
         "gondwana_peer_receive_bytes_total",
         Kind::Counter,
         "Bytes received from the peer (as the device counts them)",
-        &series(&|p| Some(p.peer.rx_bytes as f64)),
+        &series(&|p| Some(p.peer.rx_bytes)),
     );
     write_family(
         out,
         "gondwana_peer_transmit_bytes_total",
         Kind::Counter,
         "Bytes sent to the peer (as the device counts them)",
-        &series(&|p| Some(p.peer.tx_bytes as f64)),
+        &series(&|p| Some(p.peer.tx_bytes)),
     );
 }
