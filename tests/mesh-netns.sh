@@ -224,6 +224,52 @@ check "node1 pings the hub" in_ns "$NS_A" ping -c 2 -W 2 "$HUB_MESH"
 check "node1 pings node2 through the hub" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
 check "node2 pings node1 through the hub" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
 
+log "status, node list and /metrics after that traffic"
+# The peers as the device reports them now: named, with traffic both ways
+# and a fresh handshake (online = a handshake within 180 s).
+peer_ok() { # peer_ok NAME NS MESH_IP: status --json has that peer, online, rx/tx > 0
+    status_field "$1" "$2" "[p for p in s['peers'] if p['mesh_ip'] == '$3' and p['online'] and p['rx_bytes'] > 0 and p['tx_bytes'] > 0 and p['handshake_age_secs'] < 180 and p['name'] and p['last_handshake'].endswith('Z')][0]['name']"
+}
+check "hub: status --json lists node1 with traffic and a fresh handshake" peer_ok hub "$NS_H" "$IP_A"
+check "hub: status --json lists node2 with traffic and a fresh handshake" peer_ok hub "$NS_H" "$IP_B"
+check "node1: status --json lists the hub with traffic" peer_ok node1 "$NS_A" "$HUB_MESH"
+hub_status=$(gw hub "$NS_H" status 2>&1)
+check "hub: status shows the data plane (backend, port, key)" \
+    bash -c "grep -q 'data plane: up, userspace backend' <<<\"\$1\" && grep -qE '  port: +[0-9]+' <<<\"\$1\"" _ "$hub_status"
+check "hub: status shows a peers table with a header and node1's row" \
+    bash -c "grep -qE '^PEER +MESH IP +ENDPOINT +LAST HANDSHAKE +RX +TX' <<<\"\$1\" && grep -qE ' $IP_A +$UNDERLAY\.2:[0-9]+ +[0-9]+s ago +[0-9.]+ (B|KiB)' <<<\"\$1\"" _ "$hub_status"
+node_list=$(gw hub "$NS_H" node list 2>&1)
+printf '%s\n' "---- gondwana status (hub)" "$hub_status" "---- gondwana node list (hub)" "$node_list" "----"
+check "hub: node list says node1 and node2 are online" \
+    bash -c "grep -E ' $IP_A +yes ' <<<\"\$1\" && grep -E ' $IP_B +yes ' <<<\"\$1\"" _ "$node_list"
+online_in_node_list() { # online_in_node_list N: node list --json has N nodes online, each with a last handshake
+    gw hub "$NS_H" node list --json |
+        python3 -c "import json,sys; l=json.load(sys.stdin); assert sum(1 for n in l if n['online'] is True and n['last_handshake']) == $1, l"
+}
+check "hub: node list --json has online and last_handshake" online_in_node_list 2
+peer_metrics_ok() { # peer_metrics_ok NS MESH_IP...: per-peer families, parsed by prometheus_client
+    in_ns "$1" /usr/bin/python3 - "${@:2}" <<'PY'
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+text = urllib.request.urlopen("http://127.0.0.1:8798/metrics", timeout=3).read().decode()
+samples = {}
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        samples.setdefault(s.name, []).append(s)
+def value(name, ip):
+    found = [s.value for s in samples.get(name, []) if s.labels.get("mesh_ip") == ip and s.labels.get("peer") and s.labels.get("public_key")]
+    assert len(found) == 1, (name, ip, found)
+    return found[0]
+for ip in sys.argv[1:]:
+    assert value("gondwana_peer_receive_bytes_total", ip) > 0, ip
+    assert value("gondwana_peer_transmit_bytes_total", ip) > 0, ip
+    assert value("gondwana_peer_last_handshake_age_seconds", ip) < 180, ip
+assert samples["gondwana_peers_online"][0].value == len(sys.argv[1:]), samples["gondwana_peers_online"]
+PY
+}
+check "hub: /metrics has per-peer bytes and handshake age for node1 and node2" peer_metrics_ok "$NS_H" "$IP_A" "$IP_B"
+check "node1: /metrics has per-peer bytes and handshake age for the hub" peer_metrics_ok "$NS_A" "$HUB_MESH"
+
 expected=$(printf '%s\n' "$(wg_pub node1 "$NS_A")" "$(wg_pub node2 "$NS_B")" | sort)
 check "hub: wg show lists exactly node1 and node2" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
 check "node1: wg show lists exactly the hub" \

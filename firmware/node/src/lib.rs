@@ -91,7 +91,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             args.hold,
         ),
         Command::Run => daemon::run(config, config_path, named, state_dir),
-        Command::Status(flag) => enroll::status(&state_dir, &config, flag.json),
+        Command::Status(flag) => commands::status::status(&state_dir, &config, flag.json),
         Command::Enroll(args) => enroll::enroll(&state_dir, &config, args),
         Command::Token(c) => hub::token(&state_dir, &config, c),
         Command::Node(c) => hub::node(&state_dir, &config, c),

@@ -113,13 +113,28 @@ impl Metrics {
         out
     }
 
+    /// `render()` followed by `extra` (families computed at scrape time,
+    /// see [`write_family`]) as a 200 response with the exposition content
+    /// type.
+    pub fn response_with(&self, extra: &str) -> ApiResponse {
+        let mut text = self.render();
+        text.push_str(extra);
+        ApiResponse::bytes(StatusCode::OK, PROMETHEUS_CONTENT_TYPE, text.into())
+    }
+
     /// `render()` as a 200 response with the exposition content type.
+    #[cfg(test)]
     pub fn response(&self) -> ApiResponse {
-        ApiResponse::bytes(
-            StatusCode::OK,
-            PROMETHEUS_CONTENT_TYPE,
-            self.render().into(),
-        )
+        self.response_with("")
+    }
+
+    /// Adds 0 to each label set, so a counter is scraped from the start
+    /// (a series that appears at its first event loses that event to
+    /// `rate()`).
+    pub fn zero(&self, name: &str, label_sets: &[&[(&str, &str)]]) {
+        for labels in label_sets {
+            self.add(name, labels, 0);
+        }
     }
 
     fn register(&self, name: &str, kind: Kind, help: &str) {
@@ -162,6 +177,52 @@ impl Metrics {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Family>> {
         self.families.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sample's value. Integers only, and hundredths for CPU seconds: no
+/// float formatting or parsing in the binary (its size, docs/architecture.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Num {
+    Int(u64),
+    Hundredths(u64),
+}
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Num::Int(n) => write!(f, "{n}"),
+            Num::Hundredths(n) => write!(f, "{}.{:02}", n / 100, n % 100),
+        }
+    }
+}
+
+/// Writes one family computed at scrape time (not held in a [`Metrics`]):
+/// `# HELP`, `# TYPE`, then its samples. The header is written even with no
+/// samples, so a scraper (and the dashboard test) sees every family the
+/// daemon can export.
+pub fn write_family(
+    out: &mut String,
+    name: &str,
+    kind: Kind,
+    help: &str,
+    samples: &[(Vec<(&str, &str)>, Num)],
+) {
+    if !checked(is_metric_name(name), name) {
+        return;
+    }
+    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {name} {}", kind.as_str());
+    for (labels, value) in samples {
+        let Some(key) = label_key(labels) else {
+            checked(false, &format!("{name} labels {labels:?}"));
+            continue;
+        };
+        if key.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{key}}} {value}");
+        }
     }
 }
 
@@ -292,6 +353,31 @@ mod tests {
              # TYPE x_total counter\n\
              x_total{path=\"a\\\\b\\\"c\\nd\"} 1\n"
         );
+    }
+
+    #[test]
+    fn families_computed_at_scrape_time() {
+        let mut out = String::new();
+        write_family(&mut out, "p_seconds", Kind::Gauge, "P.", &[]);
+        write_family(
+            &mut out,
+            "q_total",
+            Kind::Counter,
+            "Q.",
+            &[
+                (vec![("peer", "a\"b")], Num::Hundredths(150)),
+                (vec![], Num::Int(2)),
+            ],
+        );
+        assert_eq!(
+            out,
+            "# HELP p_seconds P.\n# TYPE p_seconds gauge\n\
+             # HELP q_total Q.\n# TYPE q_total counter\n\
+             q_total{peer=\"a\\\"b\"} 1.50\nq_total 2\n"
+        );
+        let m = Metrics::new();
+        m.zero("z_total", &[&[("reason", "a")], &[("reason", "b")]]);
+        assert_eq!(m.get("z_total", &[("reason", "b")]), Some(0));
     }
 
     #[test]

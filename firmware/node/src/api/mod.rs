@@ -7,6 +7,7 @@
 pub mod client;
 mod message;
 pub mod metrics;
+pub mod process_metrics;
 pub mod rate_limit;
 mod route;
 pub mod server;

@@ -1,13 +1,12 @@
-//! `gondwana enroll` and `gondwana status`.
+//! `gondwana enroll`.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::call;
 use crate::boot::enroll_file::{EnrollFile, parse_file};
 use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
@@ -113,93 +112,4 @@ pub fn push_mirror_now(store: &StateStore, config: &Config) -> anyhow::Result<Op
             Some("the rotation is done, but the hub did not answer; its mirror syncs later".into())
         }
     })
-}
-
-pub fn status(state_dir: &Path, config: &Config, json_out: bool) -> anyhow::Result<()> {
-    let v = call(state_dir, config, Request::Status)?;
-    if json_out {
-        println!("{v}");
-    } else {
-        print_status(&v);
-    }
-    Ok(())
-}
-
-fn print_status(v: &Value) {
-    let s = |v: &Value| {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
-    };
-    println!(
-        "{} {} ({})",
-        s(&v["role"]),
-        s(&v["boxname"]),
-        s(&v["node_id"])
-    );
-    println!(
-        "  daemon:     {}",
-        if v["daemon"]["running"] == true {
-            "running"
-        } else {
-            "not running"
-        }
-    );
-    if v["persistent"] == false {
-        println!("  persistent: false (state on tmpfs: this identity is lost at reboot)");
-    }
-    if v["hub"].is_object() {
-        let h = &v["hub"];
-        println!(
-            "  hub:        subnet {}, {} nodes ({} revoked), endpoint {}",
-            s(&h["subnet"]),
-            h["nodes"],
-            h["revoked_nodes"],
-            s(&h["public_endpoint"])
-        );
-    }
-    let e = &v["enrolment"];
-    match e["state"].as_str() {
-        Some("enrolled") => println!(
-            "  enrolment:  enrolled as {} in {} via {} (hub {}) since {}",
-            s(&e["mesh_ip"]),
-            s(&e["subnet"]),
-            s(&e["hub"]),
-            s(&e["hub_node_id"]),
-            s(&e["since_unix"])
-        ),
-        Some("enrolling") => println!(
-            "  enrolment:  enrolling from {} — {} attempts, last error: {}",
-            s(&e["source"]),
-            e["attempts"],
-            s(&e["last_error"])
-        ),
-        Some("revoked") => println!(
-            "  enrolment:  REVOKED by the hub (learned at {}, directory entry {}): {} — was {} in {}",
-            s(&e["revocation"]["revoked_unix"]),
-            s(&e["revocation"]["directory_seq"]),
-            s(&e["revocation"]["reason"]),
-            s(&e["mesh_ip"]),
-            s(&e["subnet"])
-        ),
-        Some(other) => println!("  enrolment:  {other}"),
-        None => {}
-    }
-    let i = &v["identity"];
-    if i.is_object() {
-        println!(
-            "  identity:   local log {} entries (tip {}), hub mirror {}",
-            i["local_entries"],
-            &s(&i["local_tip"])[..16.min(s(&i["local_tip"]).len())],
-            if i["hub_entries"].is_null() {
-                "unknown".into()
-            } else {
-                i["hub_entries"].to_string()
-            }
-        );
-        if let Some(w) = i["warning"].as_str() {
-            println!("  WARNING:    {w}");
-        }
-    }
-    println!("  directory:  {} entries", v["directory"]["entries"]);
 }

@@ -93,19 +93,7 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
         NodeCommand::List { json: as_json } => {
             let v = call(state_dir, config, Request::NodeList)?;
             if !*as_json {
-                for n in v.as_array().into_iter().flatten() {
-                    println!(
-                        "{:<15} {:<24} {}{}",
-                        n["mesh_ip"].as_str().unwrap_or(""),
-                        n["boxname"].as_str().unwrap_or(""),
-                        n["node_id"].as_str().unwrap_or(""),
-                        if n["revoked"] == true {
-                            "  REVOKED"
-                        } else {
-                            ""
-                        }
-                    );
-                }
+                println!("{}", node_table(&v, crate::clock::now_unix()));
                 return Ok(());
             }
             v
@@ -125,6 +113,44 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
     };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
+}
+
+/// `node list`: one row per node; ONLINE is a handshake within 180 s as
+/// the hub's WireGuard device reports it (docs/cli.md), `-` without a
+/// running daemon to ask.
+fn node_table(v: &serde_json::Value, now: u64) -> String {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            let online = if n["revoked"] == true {
+                "revoked".to_string()
+            } else if n["this_box"] == true {
+                "this hub".to_string()
+            } else {
+                match n["online"].as_bool() {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => "-".into(),
+                }
+            };
+            let handshake = n["last_handshake_unix"]
+                .as_u64()
+                .map_or("-".into(), |t| super::human::ago(now.saturating_sub(t)));
+            vec![
+                n["boxname"].as_str().unwrap_or("").to_string(),
+                n["mesh_ip"].as_str().unwrap_or("").to_string(),
+                online,
+                handshake,
+                n["node_id"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect();
+    super::human::table(
+        &["BOXNAME", "MESH IP", "ONLINE", "LAST HANDSHAKE", "NODE ID"],
+        &rows,
+    )
 }
 
 /// enroll.toml holds a secret: 0600 from its first byte.

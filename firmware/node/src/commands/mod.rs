@@ -3,8 +3,10 @@ pub mod directory;
 pub mod enroll;
 pub mod grant;
 pub mod hub;
+mod human;
 pub mod identity;
 pub mod logs;
+pub mod status;
 pub mod version;
 pub mod wireguard_bench;
 

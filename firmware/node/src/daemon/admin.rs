@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
+use crate::daemon::peers::PeerReport;
 use crate::daemon::{enrol_task, grants, revocation};
 use crate::exit::SocketTaken;
 use crate::pid_lock::{LockError, PidLock};
@@ -101,6 +102,17 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
                 .await
                 .map_err(|e| ServiceError::Upstream(format!("{e:#}")))
         }
+        Request::Status => {
+            let peers = app.live.read().await;
+            Ok(app.status_json(peers.as_deref()))
+        }
+        Request::NodeList => {
+            let mut list = blocking(app, request).await?;
+            let peers = app.live.read().await;
+            let own = app.identity().node_id.to_string();
+            mark_online(&mut list, &own, peers.as_deref());
+            Ok(list)
+        }
         Request::NodeRevoke(_) => {
             let revoked = blocking(app, request).await?;
             // Before `changed()` lets the data plane remove the node's peer.
@@ -128,7 +140,7 @@ fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
     }
     let firewall = || app.grants.require();
     match request {
-        Request::Status => Ok(app.status_json()),
+        Request::Status => Ok(app.status_json(None)),
         Request::Identity => Ok(views::identity(&app.identity())),
         Request::IdentityRotate(r) => {
             let next = service::identity::rotate(store, &config, app.hub.as_ref(), r.signing)?;
@@ -143,6 +155,32 @@ fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
             other.route().0,
             other.route().1
         ))),
+    }
+}
+
+/// Hub: each node record gets `online` (a handshake within
+/// [`ONLINE_WITHIN`](crate::daemon::peers::ONLINE_WITHIN)) and its last
+/// handshake, matched by WireGuard key; `null` when the device cannot be
+/// read (no data plane), and for the hub's own record (`this_box`).
+fn mark_online(list: &mut Value, own_node_id: &str, peers: Option<&[PeerReport]>) {
+    for node in list.as_array_mut().into_iter().flatten() {
+        let this_box = node["node_id"] == own_node_id;
+        node["this_box"] = this_box.into();
+        let key = node["wireguard_public_key"].as_str().unwrap_or_default();
+        let peer = peers
+            .filter(|_| !this_box)
+            .map(|ps| ps.iter().find(|p| p.public_key == key));
+        let (online, last) = match peer {
+            None => (Value::Null, Value::Null),
+            Some(None) => (false.into(), Value::Null),
+            Some(Some(p)) => (
+                p.online().into(),
+                p.to_json()["last_handshake_unix"].clone(),
+            ),
+        };
+        node["last_handshake"] = last.as_u64().map(crate::daemon::peers::rfc3339).into();
+        node["last_handshake_unix"] = last;
+        node["online"] = online;
     }
 }
 

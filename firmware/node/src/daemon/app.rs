@@ -13,6 +13,7 @@ use crate::api::rate_limit::RateLimiter;
 use crate::config::{Config, Role};
 use crate::daemon::dataplane_status::DataplaneStatus;
 use crate::daemon::nonces::Nonces;
+use crate::daemon::peers::PeerReport;
 use crate::store::StateStore;
 use crate::store::registry::HubContext;
 use crate::store::revocation::NodeRevocation;
@@ -48,6 +49,9 @@ pub struct App {
     pub grants: crate::daemon::firewall::Grants,
     /// Node: its stored revocation, once it has one (daemon/revocation.rs).
     pub revocation: RwLock<Option<NodeRevocation>>,
+    /// The WireGuard device and its peers' names, read by status and
+    /// `/metrics` when they are asked (daemon/peers.rs).
+    pub live: crate::daemon::peers::LivePeers,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -93,6 +97,7 @@ impl App {
             dataplane_kick: tokio::sync::Notify::new(),
             dataplane: Mutex::new(dataplane),
             revocation: RwLock::new(revocation),
+            live: Default::default(),
         }
     }
 
@@ -195,7 +200,7 @@ impl App {
 
     /// `GET /v1/status`: the JSON of [`Self::status_json`], at most
     /// [`STATUS_MAX_AGE`] old.
-    pub fn status_bytes(&self) -> bytes::Bytes {
+    pub async fn status_bytes(&self) -> bytes::Bytes {
         let now = Instant::now();
         if let Ok(cache) = self.status_cache.lock()
             && let Some((at, body)) = cache.as_ref()
@@ -203,21 +208,28 @@ impl App {
         {
             return body.clone();
         }
-        let body = bytes::Bytes::from(serde_json::to_vec(&self.status_json()).unwrap_or_default());
+        let peers = self.live.read().await;
+        let json = self.status_json(peers.as_deref());
+        let body = bytes::Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
         if let Ok(mut cache) = self.status_cache.lock() {
             *cache = Some((now, body.clone()));
         }
         body
     }
 
-    /// `GET /v1/status` and `gondwana status`.
-    pub fn status_json(&self) -> Value {
+    /// `GET /v1/status` and `gondwana status`; `peers` as the device
+    /// reports them now (`None`: no device yet).
+    pub fn status_json(&self, peers: Option<&[PeerReport]>) -> Value {
         let config = self.config();
         let identity = self.identity();
         let mut v = crate::service::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
         v["dataplane"] = self.dataplane_status().to_json();
         v["firewall"] = self.grants.status_json();
+        v["peers"] = match peers {
+            Some(peers) => Value::Array(peers.iter().map(PeerReport::to_json).collect()),
+            None => Value::Null,
+        };
         if config.role == Role::Node {
             let hub_len = self.hub_mirror_len.lock().map(|g| *g).unwrap_or(None);
             v["identity"] = crate::service::status::mirror_json(&identity, hub_len);

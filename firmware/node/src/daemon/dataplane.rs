@@ -32,7 +32,8 @@ use crate::net::wireguard::{OpenOptions, PeerDiff, PeerOp, PeerState, WireGuard}
 pub struct Driver {
     app: Arc<App>,
     reconciler: Reconciler,
-    wireguard: Option<WireGuard>,
+    /// Shared with status and `/metrics`, which read it when asked.
+    wireguard: Option<Arc<WireGuard>>,
     links: Option<Links>,
     mesh_listener: Option<SocketAddr>,
     serve_mesh_api: ServeMeshApi,
@@ -119,9 +120,11 @@ impl Driver {
                 wg.interface(),
                 wg.backend().as_str()
             );
+            let wg = Arc::new(wg);
+            self.app.live.set_device(wg.clone());
             self.wireguard = Some(wg);
         }
-        let Some(wg) = self.wireguard.as_ref() else {
+        let Some(wg) = self.wireguard.clone() else {
             return Ok(None);
         };
         if self.links.is_none() {
@@ -227,10 +230,17 @@ impl Driver {
                 None => return Ok(()),
             },
         };
+        let start = self.reconciler.head().len;
         loop {
             let from = self.reconciler.head().len;
             let (entries, _) = self.app.store.directory_page(from, 4096)?;
             if entries.is_empty() {
+                if from != start || start == 0 {
+                    // Names for status and metrics follow the directory.
+                    self.app
+                        .live
+                        .set_names(crate::daemon::peers::names_from(self.reconciler.view()));
+                }
                 return Ok(());
             }
             for raw in &entries {

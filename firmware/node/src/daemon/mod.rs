@@ -14,7 +14,9 @@ pub mod drive;
 pub mod enrol_task;
 pub mod firewall;
 pub mod grants;
+pub mod metrics;
 pub mod nonces;
+pub mod peers;
 pub mod revocation;
 pub mod routes;
 pub mod sync_task;
@@ -30,11 +32,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::api::metrics::Metrics;
 use crate::api::rate_limit::RateLimiter;
 use crate::api::{self, Limits};
 use crate::boot::firstboot;
-use crate::build_info as version;
 use crate::config::{Config, ConfigError, Role};
 use crate::daemon::admin::AdminApi;
 use crate::daemon::app::{App, AppParts};
@@ -80,36 +80,7 @@ async fn serve(
 
     let burst = config.hub.enroll_rate_burst.max(1);
     let per_minute = config.hub.enroll_rate_per_minute.max(1);
-    let metrics = Metrics::new();
-    metrics.gauge(
-        "gondwana_build_info",
-        "Version, commit and target of this binary",
-    );
-    metrics.gauge(
-        "gondwana_uptime_seconds",
-        "Seconds since the daemon started",
-    );
-    metrics.gauge(
-        "gondwana_directory_entries",
-        "Entries in the local copy of the directory",
-    );
-    metrics.counter(
-        "gondwana_enrolments_total",
-        "Enrolments granted (hub) or completed (node)",
-    );
-    metrics.counter(
-        "gondwana_enrolment_failures_total",
-        "Refused or failed enrolments, by reason",
-    );
-    metrics.set(
-        "gondwana_build_info",
-        &[
-            ("version", version::VERSION),
-            ("commit", version::COMMIT),
-            ("target", version::TARGET),
-        ],
-        1,
-    );
+    let metrics = metrics::registry(config.role, routes::PUBLIC_ROUTES);
     let grants = firewall::Grants::start(&config, &store)?;
     let app = Arc::new(App::new(AppParts {
         grants,

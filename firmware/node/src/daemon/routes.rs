@@ -19,6 +19,7 @@ use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler
 use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::grants;
+use crate::daemon::metrics;
 use crate::daemon::revocation;
 use crate::store::registry::{self, Refusal};
 
@@ -27,6 +28,13 @@ pub struct EnrolApi(pub Arc<App>);
 
 impl Handler for PublicApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let label = metrics::route_label(PUBLIC_ROUTES, &req.segments());
+        metrics::counted(&self.0, &label, self.route(req).await)
+    }
+}
+
+impl PublicApi {
+    async fn route(&self, req: ApiRequest) -> ApiResponse {
         let app = &self.0;
         let result = match (&req.method, req.segments().as_slice()) {
             (&Method::GET, ["v1", "health"]) => Ok(health()),
@@ -34,12 +42,12 @@ impl Handler for PublicApi {
             (&Method::GET, ["v1", "status"]) => Ok(ApiResponse::bytes(
                 StatusCode::OK,
                 crate::api::CONTENT_TYPE_JSON,
-                app.status_bytes(),
+                app.status_bytes().await,
             )),
             (&Method::GET, ["v1", "identity"]) => Ok(identity(app)),
             (&Method::GET, ["v1", "identity", "log"]) => identity_log(app).await,
             (&Method::GET, ["v1", "directory"]) => directory_page(app, &req).await,
-            (&Method::GET, ["metrics"]) => Ok(metrics(app)),
+            (&Method::GET, ["metrics"]) => Ok(metrics::scrape(app).await),
             (&Method::GET, ["v1", "enroll", "nonce"]) => nonce(app, &req),
             (&Method::POST, ["v1", "enroll"]) => enroll(app, &req).await,
             (&Method::GET, ["v1", "enroll", "revocation"]) => revocation::serve(app, &req).await,
@@ -55,6 +63,13 @@ impl Handler for PublicApi {
 
 impl Handler for EnrolApi {
     async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let label = metrics::route_label(ENROL_ROUTES, &req.segments());
+        metrics::counted(&self.0, &label, self.route(req).await)
+    }
+}
+
+impl EnrolApi {
+    async fn route(&self, req: ApiRequest) -> ApiResponse {
         let app = &self.0;
         let result = match (&req.method, req.segments().as_slice()) {
             (&Method::GET, ["v1", "health"]) => Ok(health()),
@@ -69,7 +84,7 @@ impl Handler for EnrolApi {
 
 /// Every public route, for the 405 answer's `Allow` (the match above is the
 /// router; a unit test keeps the two in step).
-const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
+pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::GET, &["v1", "health"]),
     (Method::GET, &["v1", "ready"]),
     (Method::GET, &["v1", "status"]),
@@ -206,26 +221,6 @@ async fn directory_page(app: &App, req: &ApiRequest) -> Result<ApiResponse, ApiE
 fn directory_authority(app: &App) -> Result<Option<[u8; 32]>, ApiError> {
     crate::service::directory::authority(&app.store, &app.config())
         .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-fn metrics(app: &App) -> ApiResponse {
-    app.metrics.set(
-        "gondwana_uptime_seconds",
-        &[],
-        app.started.elapsed().as_secs(),
-    );
-    if let Ok(head) = app.store.directory_head() {
-        app.metrics.set("gondwana_directory_entries", &[], head.len);
-    }
-    if app.hub.is_some() {
-        let spent = app.nonces.used_len() as u64;
-        app.metrics.set("gondwana_enrol_nonces_spent", &[], spent);
-    }
-    if app.grants.firewall.is_some() {
-        let spent = app.grants.nonces_spent() as u64;
-        app.metrics.set("gondwana_grant_nonces_spent", &[], spent);
-    }
-    app.metrics.response()
 }
 
 fn require_hub(app: &App) -> Result<&registry::HubContext, ApiError> {
