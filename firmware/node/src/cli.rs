@@ -11,7 +11,7 @@ use crate::config::DEFAULT_CONFIG_PATH;
 #[command(
     name = "gondwana",
     about = "Gondwana mesh node: identity, enrolment, WireGuard and nftables",
-    disable_version_flag = true
+    version = crate::build_info::LONG_VERSION
 )]
 pub struct Cli {
     /// State directory (the state partition). Overrides `state_dir` in the config.
@@ -141,6 +141,9 @@ pub struct EnrollArgs {
     /// The boxname to ask for.
     #[arg(long)]
     pub boxname: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,7 +165,8 @@ pub enum TokenCommand {
         /// Let a new key take over an existing boxname (re-flashed box).
         #[arg(long)]
         replace: bool,
-        /// Write a ready enroll.toml (hub URL, hub key pin, token) here.
+        /// Write a ready enroll.toml (hub URL, hub key pin, token) here;
+        /// `-` writes it to standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         #[arg(long)]
@@ -174,7 +178,11 @@ pub enum TokenCommand {
         json: bool,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,12 +193,18 @@ pub enum NodeCommand {
         json: bool,
     },
     /// One node, by node id or boxname.
-    Show { who: String },
+    Show {
+        who: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a node (a signed directory record); frees its address.
     Revoke {
         who: String,
         #[arg(long, default_value = "revoked by the operator")]
         reason: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -202,14 +216,15 @@ pub enum DirectoryCommand {
         json: bool,
     },
     /// Verify every signature and hash link of the stored directory.
-    Verify,
+    Verify(JsonFlag),
     /// Write the whole directory as one self-verifying bundle.
-    Export {
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+    Export(ExportArgs),
+    /// Append what verifies from an exported bundle (`-`: standard input).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
-    /// Append what verifies from an exported bundle.
-    Import { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -240,11 +255,15 @@ pub struct RotateArgs {
     /// Rotate the WireGuard key.
     #[arg(long)]
     pub wireguard: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// An exported identity log to verify instead of the local one.
+    /// An exported identity log to verify instead of the local one
+    /// (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     #[arg(long)]
@@ -256,6 +275,9 @@ pub struct ExportArgs {
     /// Output file; `-` writes to standard output (refused on a terminal).
     #[arg(long, short, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
+    /// Print a JSON summary (with `--out -`: the bundle as base64 in it).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

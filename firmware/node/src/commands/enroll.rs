@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::call;
+use super::{call, output};
 use crate::boot::enroll_file::EnrollFile;
 use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
@@ -34,15 +34,44 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
             if let Some(e) = store.enrolment()? {
                 let mut v = status::enrolment_json(&store, &e);
                 v["already_enrolled"] = json!(true);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                print_enrolment(&v, args.json);
                 return Ok(());
             }
             let e = runtime()?.block_on(enrol_task::enrol_once(&store, config, &plan))?;
             views::enrolment(&e)
         }
     };
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    print_enrolment(&result, args.json);
     Ok(())
+}
+
+fn print_enrolment(v: &Value, as_json: bool) {
+    if as_json {
+        output::print_json(v);
+        return;
+    }
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let what = if v["already_enrolled"] == true {
+        "already enrolled (nothing changed)"
+    } else {
+        "enrolled"
+    };
+    match v["state"].as_str() {
+        Some("revoked") => println!(
+            "{what}, but REVOKED by the hub: was {} in {} (hub {})",
+            s("mesh_ip"),
+            s("subnet"),
+            s("hub")
+        ),
+        _ => println!(
+            "{what}: {} as {} in {} via {} (hub {})",
+            s("boxname"),
+            s("mesh_ip"),
+            s("subnet"),
+            s("hub"),
+            s("hub_node_id")
+        ),
+    }
 }
 
 /// After a rotation without a daemon: try the hub's mirror once. A hub that

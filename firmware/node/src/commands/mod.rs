@@ -4,6 +4,7 @@ pub mod enroll;
 pub mod grant;
 pub mod hub;
 pub mod identity;
+pub mod output;
 pub mod version;
 pub mod wireguard_bench;
 
