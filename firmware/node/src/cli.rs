@@ -96,6 +96,7 @@ pub enum GrantCommand {
         /// Hub: grant on this node (boxname, node id or mesh address).
         #[arg(long)]
         node: Option<String>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -108,11 +109,13 @@ pub enum GrantCommand {
         /// Hub: remove it on this node.
         #[arg(long)]
         node: Option<String>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// The grants the kernel holds now, with the time they have left.
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -141,7 +144,7 @@ pub struct EnrollArgs {
     /// The boxname to ask for.
     #[arg(long)]
     pub boxname: Option<String>,
-    /// Machine-readable output.
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -169,17 +172,20 @@ pub enum TokenCommand {
         /// `-` writes it to standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// List tokens (no secrets).
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id.
     Revoke {
         id: String,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -189,12 +195,14 @@ pub enum TokenCommand {
 pub enum NodeCommand {
     /// List enrolled nodes.
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// One node, by node id or boxname.
     Show {
         who: String,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -203,6 +211,7 @@ pub enum NodeCommand {
         who: String,
         #[arg(long, default_value = "revoked by the operator")]
         reason: String,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -212,6 +221,7 @@ pub enum NodeCommand {
 pub enum DirectoryCommand {
     /// The directory's live nodes and revocations.
     Show {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -222,6 +232,7 @@ pub enum DirectoryCommand {
     /// Append what verifies from an exported bundle (`-`: standard input).
     Import {
         file: PathBuf,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -229,7 +240,7 @@ pub enum DirectoryCommand {
 
 #[derive(Debug, Args)]
 pub struct JsonFlag {
-    /// Machine-readable output.
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -255,7 +266,7 @@ pub struct RotateArgs {
     /// Rotate the WireGuard key.
     #[arg(long)]
     pub wireguard: bool,
-    /// Machine-readable output.
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -266,6 +277,7 @@ pub struct VerifyArgs {
     /// (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -276,6 +288,7 @@ pub struct ExportArgs {
     #[arg(long, short, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
     /// Print a JSON summary (with `--out -`: the bundle as base64 in it).
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,7 @@
 //! Hub: the stored directory entry that revoked a node, looked up for
 //! `GET /v1/enroll/revocation`. Read-only: answering stores nothing.
 
+use gondwana_core::audit::Field;
 use super::schema::{DIRECTORY, ENROLMENT, NODE_RECORDS};
 use super::{StateStore, StoreError, append_audit};
 use gondwana_core::directory::Record;
@@ -50,10 +51,10 @@ pub fn save_revocation(
     append_audit(
         &txn,
         AUDIT_REVOKED,
-        &format!(
-            "revoked by the hub (directory entry {}): {}",
-            verified.seq, verified.reason
-        ),
+        &[
+            Field::uint("directory_seq", verified.seq),
+            Field::text("reason", &verified.reason),
+        ],
         now,
     )?;
     store.commit(txn)?;
