@@ -258,7 +258,8 @@ pub enum IdentityCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["signing", "wireguard"])))]
 pub struct RotateArgs {
     /// Rotate the ed25519 signing key (signed by the old and the new key).
     #[arg(long)]

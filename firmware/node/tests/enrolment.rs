@@ -212,6 +212,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     let mut a = m.node("manual-a", &hub);
     let out = a.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -236,6 +237,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     // A second `enroll` is a no-op that says so.
     let again = a.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -262,6 +264,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     assert_eq!(s["enrolment"]["state"], "unenrolled", "{s}");
     let out = b.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -285,6 +288,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     let wrong = gondwana_core::hash::to_hex(&harness::mesh::random32());
     let out = c.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",

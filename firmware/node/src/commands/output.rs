@@ -149,10 +149,10 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
-/// How a file argument is named in messages.
+/// How an input file argument is named in messages.
 pub fn describe(path: &Path) -> String {
     if is_stdio(path) {
-        "standard input/output".into()
+        "standard input".into()
     } else {
         path.display().to_string()
     }
