@@ -53,10 +53,11 @@ pub struct AuditRecord {
 /// What a record says beyond its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// Version 1: free text.
-    Text(heapless::String<MAX_DETAIL_LEN>),
-    /// Version 2: named, typed fields in the order they were written.
-    Fields(heapless::Vec<Field, MAX_FIELDS>),
+    /// Version 1: free text (at most [`MAX_DETAIL_LEN`] bytes).
+    Text(String),
+    /// Version 2: named, typed fields in the order they were written (at
+    /// most [`MAX_FIELDS`]).
+    Fields(Vec<Field>),
 }
 
 /// A named value. Names are `snake_case` constants of the code.
@@ -121,8 +122,13 @@ struct FieldsRecord {
 impl AuditRecord {
     /// The exact bytes of this record (as stored and hashed).
     pub fn encode(&self) -> Vec<u8> {
-        let (version, seq, prev, unix_time, kind) =
-            (self.version, self.seq, self.prev, self.unix_time, self.kind.clone());
+        let (version, seq, prev, unix_time, kind) = (
+            self.version,
+            self.seq,
+            self.prev,
+            self.unix_time,
+            self.kind.clone(),
+        );
         match &self.body {
             Body::Text(detail) => envelope::encode(&TextRecord {
                 version,
@@ -130,7 +136,7 @@ impl AuditRecord {
                 prev,
                 unix_time,
                 kind,
-                detail: detail.clone(),
+                detail: truncated(detail),
             }),
             Body::Fields(fields) => envelope::encode(&FieldsRecord {
                 version,
@@ -138,7 +144,7 @@ impl AuditRecord {
                 prev,
                 unix_time,
                 kind,
-                fields: fields.clone(),
+                fields: fields.iter().take(MAX_FIELDS).cloned().collect(),
             }),
         }
     }
@@ -173,7 +179,12 @@ impl AuditHead {
     /// Builds the next record. The kind, names and texts are cut to their
     /// bounds at a character boundary and fields past [`MAX_FIELDS`]
     /// dropped, rather than refused: auditing must not fail.
-    pub fn next_record(&self, unix_time: u64, kind: &str, fields: &[Field]) -> (Vec<u8>, AuditHead) {
+    pub fn next_record(
+        &self,
+        unix_time: u64,
+        kind: &str,
+        fields: &[Field],
+    ) -> (Vec<u8>, AuditHead) {
         let record = AuditRecord {
             version: RECORD_VERSION,
             seq: self.len,
@@ -213,7 +224,7 @@ pub fn decode_record(raw: &[u8], seq: u64) -> Result<AuditRecord, AuditError> {
                 prev: r.prev,
                 unix_time: r.unix_time,
                 kind: r.kind,
-                body: Body::Text(r.detail),
+                body: Body::Text(r.detail.to_string()),
             })
         }
         Some(RECORD_VERSION) => {
@@ -224,7 +235,7 @@ pub fn decode_record(raw: &[u8], seq: u64) -> Result<AuditRecord, AuditError> {
                 prev: r.prev,
                 unix_time: r.unix_time,
                 kind: r.kind,
-                body: Body::Fields(r.fields),
+                body: Body::Fields(r.fields.into_iter().collect()),
             })
         }
         Some(version) => Err(AuditError::UnknownVersion { seq, version }),
@@ -385,7 +396,7 @@ mod tests {
         assert_eq!(old.version, RECORD_VERSION_TEXT);
         assert_eq!(
             old.body,
-            Body::Text(truncated("token abc uses 1 expires Some(1796582688)"))
+            Body::Text("token abc uses 1 expires Some(1796582688)".into())
         );
         assert_eq!(old.encode(), first);
         let new = decode_record(&third, 2).unwrap();

@@ -57,7 +57,12 @@ fn generate(out: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The page of `cmd` (named `name`) and, recursively, of its visible
 /// subcommands (`gondwana-token-create.1`).
-fn write_pages(cmd: &Command, name: &str, dir: &Path, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn write_pages(
+    cmd: &Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     // clap names are `&'static str` (without its "string" feature, which
     // would reach the shipped binary through feature unification).
     let static_name: &'static str = Box::leak(name.to_string().into_boxed_str());
@@ -67,7 +72,10 @@ fn write_pages(cmd: &Command, name: &str, dir: &Path, written: &mut Vec<PathBuf>
     clap_mangen::Man::new(page).render(&mut bytes)?;
     std::fs::write(&path, bytes)?;
     written.push(path);
-    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+    {
         write_pages(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
     }
     Ok(())
@@ -101,18 +109,31 @@ mod tests {
             assert!(text.contains(json_flag), "{file} lacks --json");
         }
         for path in &paths {
-            let page = out.join("man").join(format!("gondwana-{}.1", path.join("-")));
+            let page = out
+                .join("man")
+                .join(format!("gondwana-{}.1", path.join("-")));
             let text = std::fs::read_to_string(&page)
                 .unwrap_or_else(|e| panic!("{}: {e}", page.display()));
             assert!(text.starts_with(".ie"), "{} is not roff", page.display());
             assert!(text.contains(".TH gondwana"), "{}", page.display());
-            assert!(text.contains("Examples:"), "{} lacks examples", page.display());
+            assert!(
+                text.contains("Examples:"),
+                "{} lacks examples",
+                page.display()
+            );
         }
         let top = std::fs::read_to_string(out.join("man/gondwana.1")).unwrap();
         for sub in root.get_subcommands().filter(|c| !c.is_hide_set()) {
-            assert!(top.contains(sub.get_name()), "gondwana.1 lacks {}", sub.get_name());
+            assert!(
+                top.contains(sub.get_name()),
+                "gondwana.1 lacks {}",
+                sub.get_name()
+            );
         }
-        assert!(!top.contains("wireguard\\-userspace"), "a hidden command is documented");
+        assert!(
+            !top.contains("wireguard\\-userspace"),
+            "a hidden command is documented"
+        );
         std::fs::remove_dir_all(&out).unwrap();
     }
 

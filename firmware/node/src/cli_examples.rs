@@ -15,36 +15,117 @@ const EXAMPLES: &[(&str, &str)] = &[
         "",
         "gondwana status\n  gondwana --config /etc/gondwana/config.toml token create --out enroll.toml\n  gondwana grant add --ip 10.64.0.7 --port 22 --timeout 30m",
     ),
-    ("firstboot", "gondwana firstboot\n  gondwana --state-dir /data/gondwana firstboot --json"),
-    ("identity", "gondwana identity show\n  gondwana identity export --out identity.bundle"),
-    ("identity show", "gondwana identity show\n  gondwana identity show --json"),
-    ("identity rotate", "gondwana identity rotate --wireguard\n  gondwana identity rotate --signing --json"),
-    ("identity verify", "gondwana identity verify\n  gondwana identity verify --file identity.bundle\n  ssh box gondwana identity export | gondwana identity verify --file -"),
-    ("identity export", "gondwana identity export --out identity.bundle\n  gondwana identity export | ssh hub 'cat > box.bundle'"),
+    (
+        "firstboot",
+        "gondwana firstboot\n  gondwana --state-dir /data/gondwana firstboot --json",
+    ),
+    (
+        "identity",
+        "gondwana identity show\n  gondwana identity export --out identity.bundle",
+    ),
+    (
+        "identity show",
+        "gondwana identity show\n  gondwana identity show --json",
+    ),
+    (
+        "identity rotate",
+        "gondwana identity rotate --wireguard\n  gondwana identity rotate --signing --json",
+    ),
+    (
+        "identity verify",
+        "gondwana identity verify\n  gondwana identity verify --file identity.bundle\n  ssh box gondwana identity export | gondwana identity verify --file -",
+    ),
+    (
+        "identity export",
+        "gondwana identity export --out identity.bundle\n  gondwana identity export | ssh hub 'cat > box.bundle'",
+    ),
     ("audit", "gondwana audit show\n  gondwana audit verify"),
-    ("audit show", "gondwana audit show\n  gondwana audit show --json | jq '.[] | select(.kind == \"grant.add\")'"),
-    ("audit verify", "gondwana audit verify\n  gondwana audit verify --json"),
+    (
+        "audit show",
+        "gondwana audit show\n  gondwana audit show --json | jq '.[] | select(.kind == \"grant.add\")'",
+    ),
+    (
+        "audit verify",
+        "gondwana audit verify\n  gondwana audit verify --json",
+    ),
     ("version", "gondwana version\n  gondwana version --json"),
-    ("run", "gondwana run\n  gondwana --config /etc/gondwana/config.toml run"),
-    ("status", "gondwana status\n  gondwana status --json | jq .enrolment.state"),
-    ("enroll", "gondwana enroll --hub http://hub.example.net:8799 --hub-key 3f2a… --token gwt1-…\n  gondwana enroll --hub http://10.0.0.1:8799 --hub-key 3f2a… --token gwt1-… --boxname kitchen --json"),
-    ("token", "gondwana token create --out enroll.toml\n  gondwana token list"),
-    ("token create", "gondwana token create --out enroll.toml\n  gondwana token create --uses 5 --ttl 24h --tag lab --out enroll.toml\n  gondwana token create --boxname kitchen --replace --out - > /media/boot/gondwana/enroll.toml"),
-    ("token list", "gondwana token list\n  gondwana token list --json"),
-    ("token revoke", "gondwana token revoke 4f1c2a9e0b7d3c55\n  gondwana token revoke 4f1c2a9e0b7d3c55 --json"),
+    (
+        "run",
+        "gondwana run\n  gondwana --config /etc/gondwana/config.toml run",
+    ),
+    (
+        "status",
+        "gondwana status\n  gondwana status --json | jq .enrolment.state",
+    ),
+    (
+        "enroll",
+        "gondwana enroll --hub http://hub.example.net:8799 --hub-key 3f2a… --token gwt1-…\n  gondwana enroll --hub http://10.0.0.1:8799 --hub-key 3f2a… --token gwt1-… --boxname kitchen --json",
+    ),
+    (
+        "token",
+        "gondwana token create --out enroll.toml\n  gondwana token list",
+    ),
+    (
+        "token create",
+        "gondwana token create --out enroll.toml\n  gondwana token create --uses 5 --ttl 24h --tag lab --out enroll.toml\n  gondwana token create --boxname kitchen --replace --out - > /media/boot/gondwana/enroll.toml",
+    ),
+    (
+        "token list",
+        "gondwana token list\n  gondwana token list --json",
+    ),
+    (
+        "token revoke",
+        "gondwana token revoke 4f1c2a9e0b7d3c55\n  gondwana token revoke 4f1c2a9e0b7d3c55 --json",
+    ),
     ("node", "gondwana node list\n  gondwana node show kitchen"),
-    ("node list", "gondwana node list\n  gondwana node list --json"),
-    ("node show", "gondwana node show kitchen\n  gondwana node show gw:abcd… --json"),
-    ("node revoke", "gondwana node revoke kitchen --reason \"box stolen\"\n  gondwana node revoke gw:abcd… --json"),
-    ("directory", "gondwana directory show\n  gondwana directory verify"),
-    ("directory show", "gondwana directory show\n  gondwana directory show --json"),
-    ("directory verify", "gondwana directory verify\n  gondwana directory verify --json"),
-    ("directory export", "gondwana directory export --out directory.bundle\n  gondwana directory export | ssh box gondwana directory import -"),
-    ("directory import", "gondwana directory import directory.bundle\n  gondwana directory import - < directory.bundle"),
-    ("grant", "gondwana grant add --ip 10.64.0.7 --port 22 --timeout 30m\n  gondwana grant list"),
-    ("grant add", "gondwana grant add --ip 10.64.0.7 --port 22\n  gondwana grant add --ip 10.64.0.7 --port 8080 --timeout 12h\n  gondwana grant add --node kitchen --ip 10.64.0.1 --port 22 --timeout 1h"),
-    ("grant del", "gondwana grant del --ip 10.64.0.7 --port 22\n  gondwana grant del --node kitchen --ip 10.64.0.1 --port 22"),
-    ("grant list", "gondwana grant list\n  gondwana grant list --json"),
+    (
+        "node list",
+        "gondwana node list\n  gondwana node list --json",
+    ),
+    (
+        "node show",
+        "gondwana node show kitchen\n  gondwana node show gw:abcd… --json",
+    ),
+    (
+        "node revoke",
+        "gondwana node revoke kitchen --reason \"box stolen\"\n  gondwana node revoke gw:abcd… --json",
+    ),
+    (
+        "directory",
+        "gondwana directory show\n  gondwana directory verify",
+    ),
+    (
+        "directory show",
+        "gondwana directory show\n  gondwana directory show --json",
+    ),
+    (
+        "directory verify",
+        "gondwana directory verify\n  gondwana directory verify --json",
+    ),
+    (
+        "directory export",
+        "gondwana directory export --out directory.bundle\n  gondwana directory export | ssh box gondwana directory import -",
+    ),
+    (
+        "directory import",
+        "gondwana directory import directory.bundle\n  gondwana directory import - < directory.bundle",
+    ),
+    (
+        "grant",
+        "gondwana grant add --ip 10.64.0.7 --port 22 --timeout 30m\n  gondwana grant list",
+    ),
+    (
+        "grant add",
+        "gondwana grant add --ip 10.64.0.7 --port 22\n  gondwana grant add --ip 10.64.0.7 --port 8080 --timeout 12h\n  gondwana grant add --node kitchen --ip 10.64.0.1 --port 22 --timeout 1h",
+    ),
+    (
+        "grant del",
+        "gondwana grant del --ip 10.64.0.7 --port 22\n  gondwana grant del --node kitchen --ip 10.64.0.1 --port 22",
+    ),
+    (
+        "grant list",
+        "gondwana grant list\n  gondwana grant list --json",
+    ),
 ];
 
 /// The `gondwana` command tree with the examples attached: what `main`

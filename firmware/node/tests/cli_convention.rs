@@ -120,7 +120,11 @@ fn every_help_has_examples() {
             .1;
         let first = examples.lines().next().unwrap_or("").trim();
         assert!(
-            first.starts_with(&format!("gondwana {}", path.join(" ")).trim_end().to_string()),
+            first.starts_with(
+                &format!("gondwana {}", path.join(" "))
+                    .trim_end()
+                    .to_string()
+            ),
             "the first example is not of this command:\n{}",
             run.describe()
         );
@@ -155,14 +159,19 @@ fn every_command_takes_json_and_bad_values_exit_2() {
         let run = hub.run(args);
         run.expect_code(EXIT_USAGE);
     }
-    assert_eq!(hub.run(&["token", "list", "--json"]).ok().json(), Value::Array(vec![]));
+    assert_eq!(
+        hub.run(&["token", "list", "--json"]).ok().json(),
+        Value::Array(vec![])
+    );
 }
 
 #[test]
 fn json_and_human_output_of_the_hub_commands() {
     let hub = hub();
     let created = hub
-        .run(&["token", "create", "--uses", "2", "--ttl", "7d", "--tag", "lab", "--json"])
+        .run(&[
+            "token", "create", "--uses", "2", "--ttl", "7d", "--tag", "lab", "--json",
+        ])
         .ok()
         .json();
     let id = created["token_id"].as_str().unwrap().to_string();
@@ -172,14 +181,20 @@ fn json_and_human_output_of_the_hub_commands() {
     assert_human(&list);
     let text = list.stdout();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("ID ") && lines[0].contains("EXPIRES"), "{text}");
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("EXPIRES"),
+        "{text}"
+    );
     assert!(lines[1].starts_with(&id), "{text}");
     // 7 days from the hub's clock, seen a moment later.
     assert!(
         lines[1].contains("0/2") && (lines[1].contains("in 6d 23h") || lines[1].contains("in 7d")),
         "{text}"
     );
-    assert!(lines[1].contains("active") && lines[1].contains("lab"), "{text}");
+    assert!(
+        lines[1].contains("active") && lines[1].contains("lab"),
+        "{text}"
+    );
 
     let revoke = hub.run(&["token", "revoke", &id]);
     revoke.ok();
@@ -187,7 +202,12 @@ fn json_and_human_output_of_the_hub_commands() {
     assert!(revoke.stdout().contains(&id), "{}", revoke.describe());
     let second = hub.run(&["token", "create", "--json"]).ok().json();
     let v = hub
-        .run(&["token", "revoke", second["token_id"].as_str().unwrap(), "--json"])
+        .run(&[
+            "token",
+            "revoke",
+            second["token_id"].as_str().unwrap(),
+            "--json",
+        ])
         .ok()
         .json();
     assert_eq!(v["revoked"], second["token_id"]);
@@ -212,7 +232,10 @@ fn json_and_human_output_of_the_hub_commands() {
         with_json.push("--json");
         hub.run(&with_json).ok().json();
     }
-    let rotated = hub.run(&["identity", "rotate", "--wireguard", "--json"]).ok().json();
+    let rotated = hub
+        .run(&["identity", "rotate", "--wireguard", "--json"])
+        .ok()
+        .json();
     assert_eq!(rotated["log_entries"], 2, "{rotated}");
     let missing = hub.run(&["node", "show", "nobody", "--json"]);
     missing.expect_code(EXIT_FAILURE);
@@ -233,17 +256,22 @@ fn dash_means_standard_output_everywhere() {
     // token create: the enroll.toml itself, nothing else, on stdout.
     let run = in_cwd(&["token", "create", "--ttl", "1h", "--out", "-"]);
     run.ok();
-    let file: toml::Table = run.stdout().parse().unwrap_or_else(|e| {
-        panic!("stdout is not an enroll.toml ({e}):\n{}", run.describe())
-    });
-    assert!(file["token"].as_str().unwrap().starts_with("gwt1-"), "{file:?}");
+    let file: toml::Table = run
+        .stdout()
+        .parse()
+        .unwrap_or_else(|e| panic!("stdout is not an enroll.toml ({e}):\n{}", run.describe()));
+    assert!(
+        file["token"].as_str().unwrap().starts_with("gwt1-"),
+        "{file:?}"
+    );
     assert_eq!(file["hub_url"].as_str(), Some("http://127.0.0.1:8799"));
     run.stderr_contains("shown once");
 
     // directory and identity export: the bundle, byte for byte.
     for what in ["directory", "identity"] {
         let file = hub.path(&format!("{what}.bundle"));
-        hub.run(&[what, "export", "--out", file.to_str().unwrap()]).ok();
+        hub.run(&[what, "export", "--out", file.to_str().unwrap()])
+            .ok();
         let to_stdout = in_cwd(&[what, "export", "--out", "-"]);
         to_stdout.ok();
         assert_eq!(to_stdout.stdout, fs::read(&file).unwrap(), "{what}");
@@ -256,9 +284,15 @@ fn dash_means_standard_output_everywhere() {
             .run(&[what, "export", "--json", "--out", file.to_str().unwrap()])
             .ok()
             .json();
-        assert!(v["bundle_base64"].is_null() && v["bytes"].as_u64() > Some(0), "{v}");
+        assert!(
+            v["bundle_base64"].is_null() && v["bytes"].as_u64() > Some(0),
+            "{v}"
+        );
     }
-    assert!(harness::offline::dir_entries(&cwd).is_empty(), "a file named - was written");
+    assert!(
+        harness::offline::dir_entries(&cwd).is_empty(),
+        "a file named - was written"
+    );
 
     // `-` as an input is standard input.
     let bundle = hub.path("identity.bundle");

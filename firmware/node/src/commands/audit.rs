@@ -24,7 +24,12 @@ pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()>
         let seq = r["seq"].as_u64().unwrap_or_default().to_string();
         let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
         match r["error"].as_str() {
-            Some(e) => table.row(vec![seq, String::new(), String::new(), format!("<undecodable: {e}>")]),
+            Some(e) => table.row(vec![
+                seq,
+                String::new(),
+                String::new(),
+                format!("<undecodable: {e}>"),
+            ]),
             None => table.row(vec![seq, text("time"), text("kind"), text("detail")]),
         }
     }

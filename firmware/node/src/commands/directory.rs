@@ -76,7 +76,12 @@ fn print_view(v: &Value, as_json: bool) {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let mut table = Table::new(&["MESH IP", "BOXNAME", "NODE ID", "STATE"]);
     for n in v["nodes"].as_array().into_iter().flatten() {
-        table.row(vec![s(&n["mesh_ip"]), s(&n["boxname"]), s(&n["node_id"]), "live".into()]);
+        table.row(vec![
+            s(&n["mesh_ip"]),
+            s(&n["boxname"]),
+            s(&n["node_id"]),
+            "live".into(),
+        ]);
     }
     for r in v["revoked"].as_array().into_iter().flatten() {
         table.row(vec![

@@ -96,9 +96,9 @@ fn print_list(v: &Value) {
         let timeout = g["timeout_secs"]
             .as_u64()
             .map_or("none".into(), output::short_duration);
-        let expires = g["expires_in_secs"]
-            .as_u64()
-            .map_or("never".into(), |s| format!("in {}", output::short_duration(s)));
+        let expires = g["expires_in_secs"].as_u64().map_or("never".into(), |s| {
+            format!("in {}", output::short_duration(s))
+        });
         table.row(vec![
             g["ip"].as_str().unwrap_or("").into(),
             g["port"].to_string(),

@@ -185,14 +185,26 @@ fn print_tokens(v: &Value) {
 
 fn print_node(v: &Value) {
     let now = output::now_unix();
-    let tags: Vec<String> = v["tags"].as_array().into_iter().flatten().map(text).collect();
-    let enrolled = v["enrolled_unix"]
-        .as_u64()
-        .map_or(String::new(), |t| format!("{} ({})", output::rfc3339(t), output::relative(t, now)));
+    let tags: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let enrolled = v["enrolled_unix"].as_u64().map_or(String::new(), |t| {
+        format!("{} ({})", output::rfc3339(t), output::relative(t, now))
+    });
     println!("node {}", text(&v["boxname"]));
     println!("  node id:        {}", text(&v["node_id"]));
     println!("  mesh address:   {}", text(&v["mesh_ip"]));
-    println!("  state:          {}", if v["revoked"] == true { "REVOKED" } else { "enrolled" });
+    println!(
+        "  state:          {}",
+        if v["revoked"] == true {
+            "REVOKED"
+        } else {
+            "enrolled"
+        }
+    );
     println!("  enrolled:       {enrolled}");
     println!("  token:          {}", text(&v["token_id"]));
     println!("  tags:           {}", tags.join(","));
@@ -208,5 +220,7 @@ fn print_node(v: &Value) {
 
 /// A JSON string as text (other values as JSON).
 fn text(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

@@ -68,7 +68,10 @@ pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::R
         if args.json {
             print_json(&v);
         } else {
-            println!("rotated {} through the running daemon (it syncs the hub's mirror)", rotated(args));
+            println!(
+                "rotated {} through the running daemon (it syncs the hub's mirror)",
+                rotated(args)
+            );
             print_state_json(&v);
         }
         return Ok(());
@@ -128,6 +131,9 @@ pub fn export(state_dir: &Path, config: &Config, args: &ExportArgs) -> anyhow::R
     let bundle = STANDARD
         .decode(v["bundle_base64"].as_str().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("the identity bundle is not base64: {e}"))?;
-    let what = format!("identity-log entries of {}", v["node_id"].as_str().unwrap_or(""));
+    let what = format!(
+        "identity-log entries of {}",
+        v["node_id"].as_str().unwrap_or("")
+    );
     output::export_bundle(&mut v, &bundle, args, &what)
 }

@@ -179,11 +179,7 @@ pub fn export_bundle(
         v["bytes"] = json!(bundle.len());
         print_json(v);
     } else if !to_stdout {
-        eprintln!(
-            "exported {} {what} to {}",
-            v["entries"],
-            args.out.display()
-        );
+        eprintln!("exported {} {what} to {}", v["entries"], args.out.display());
     }
     Ok(())
 }

@@ -9,9 +9,9 @@
 //! Hub: the stored directory entry that revoked a node, looked up for
 //! `GET /v1/enroll/revocation`. Read-only: answering stores nothing.
 
-use gondwana_core::audit::Field;
 use super::schema::{DIRECTORY, ENROLMENT, NODE_RECORDS};
 use super::{StateStore, StoreError, append_audit};
+use gondwana_core::audit::Field;
 use gondwana_core::directory::Record;
 use gondwana_core::revocation::{self, Revocation};
 

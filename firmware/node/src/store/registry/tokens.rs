@@ -1,8 +1,8 @@
 //! Enrolment tokens: created with a secret returned once (the hub keeps only
 //! a verifier), revoked by id, every change audited in its transaction.
 
-use gondwana_core::audit::Field;
 use gondwana_core::Boxname;
+use gondwana_core::audit::Field;
 use gondwana_core::hub_enrol::TokenRecord;
 use gondwana_core::token::{self, TokenSecret};
 
