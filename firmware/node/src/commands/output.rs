@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn rfc3339_is_utc_seconds() {
-        assert_eq!(rfc3339(1_796_582_688), "2026-12-05T17:24:48Z");
+        assert_eq!(rfc3339(1_796_582_688), "2026-12-06T18:44:48Z");
     }
 
     #[test]
