@@ -42,7 +42,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("audit", "gondwana audit show\n  gondwana audit verify"),
     (
         "audit show",
-        "gondwana audit show\n  gondwana audit show --json | jq '.[] | select(.kind == \"grant.add\")'",
+        "gondwana audit show\n  gondwana audit show --json | jq '.[] | select(.kind == \"firewall.grant\") | .fields'",
     ),
     (
         "audit verify",
