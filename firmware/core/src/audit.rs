@@ -98,54 +98,40 @@ impl Field {
     }
 }
 
-/// The wire forms: postcard, fields in this order (docs/audit.md).
+/// The wire form: postcard, fields in this order ([state.md] "Audit
+/// chain"); `body` is the version-1 detail text or the version-2 fields.
 #[derive(Serialize, Deserialize)]
-struct TextRecord {
+struct Wire<B> {
     version: u8,
     seq: u64,
     prev: Hash32,
     unix_time: u64,
     kind: heapless::String<MAX_KIND_LEN>,
-    detail: heapless::String<MAX_DETAIL_LEN>,
+    body: B,
 }
 
-#[derive(Serialize, Deserialize)]
-struct FieldsRecord {
-    version: u8,
-    seq: u64,
-    prev: Hash32,
-    unix_time: u64,
-    kind: heapless::String<MAX_KIND_LEN>,
-    fields: heapless::Vec<Field, MAX_FIELDS>,
-}
+type TextBody = heapless::String<MAX_DETAIL_LEN>;
+type FieldsBody = heapless::Vec<Field, MAX_FIELDS>;
 
 impl AuditRecord {
     /// The exact bytes of this record (as stored and hashed).
     pub fn encode(&self) -> Vec<u8> {
-        let (version, seq, prev, unix_time, kind) = (
-            self.version,
-            self.seq,
-            self.prev,
-            self.unix_time,
-            self.kind.clone(),
-        );
         match &self.body {
-            Body::Text(detail) => envelope::encode(&TextRecord {
-                version,
-                seq,
-                prev,
-                unix_time,
-                kind,
-                detail: truncated(detail),
-            }),
-            Body::Fields(fields) => envelope::encode(&FieldsRecord {
-                version,
-                seq,
-                prev,
-                unix_time,
-                kind,
-                fields: fields.iter().take(MAX_FIELDS).cloned().collect(),
-            }),
+            Body::Text(detail) => envelope::encode(&self.wire::<TextBody>(truncated(detail))),
+            Body::Fields(fields) => envelope::encode(
+                &self.wire::<FieldsBody>(fields.iter().take(MAX_FIELDS).cloned().collect()),
+            ),
+        }
+    }
+
+    fn wire<B>(&self, body: B) -> Wire<B> {
+        Wire {
+            version: self.version,
+            seq: self.seq,
+            prev: self.prev,
+            unix_time: self.unix_time,
+            kind: self.kind.clone(),
+            body,
         }
     }
 }
@@ -214,35 +200,36 @@ fn truncated<const N: usize>(text: &str) -> heapless::String<N> {
 
 /// Decodes a record of either version (the first byte is the version).
 pub fn decode_record(raw: &[u8], seq: u64) -> Result<AuditRecord, AuditError> {
-    let decode_error = |source| AuditError::Decode { seq, source };
     match raw.first().copied() {
         Some(RECORD_VERSION_TEXT) => {
-            let r: TextRecord = decode_canonical(raw, MAX_RECORD_BYTES).map_err(decode_error)?;
-            Ok(AuditRecord {
-                version: r.version,
-                seq: r.seq,
-                prev: r.prev,
-                unix_time: r.unix_time,
-                kind: r.kind,
-                body: Body::Text(r.detail.to_string()),
-            })
+            decode_as::<TextBody>(raw, seq, |text| Body::Text(text.to_string()))
         }
-        Some(RECORD_VERSION) => {
-            let r: FieldsRecord = decode_canonical(raw, MAX_RECORD_BYTES).map_err(decode_error)?;
-            Ok(AuditRecord {
-                version: r.version,
-                seq: r.seq,
-                prev: r.prev,
-                unix_time: r.unix_time,
-                kind: r.kind,
-                body: Body::Fields(r.fields.into_iter().collect()),
-            })
-        }
+        Some(RECORD_VERSION) => decode_as::<FieldsBody>(raw, seq, |fields| {
+            Body::Fields(fields.into_iter().collect())
+        }),
         Some(version) => Err(AuditError::UnknownVersion { seq, version }),
-        None => Err(decode_error(DecodeError::Malformed(
-            postcard::Error::DeserializeUnexpectedEnd,
-        ))),
+        None => Err(AuditError::Decode {
+            seq,
+            source: DecodeError::Malformed(postcard::Error::DeserializeUnexpectedEnd),
+        }),
     }
+}
+
+fn decode_as<B: Serialize + serde::de::DeserializeOwned>(
+    raw: &[u8],
+    seq: u64,
+    body: impl FnOnce(B) -> Body,
+) -> Result<AuditRecord, AuditError> {
+    let w: Wire<B> = decode_canonical(raw, MAX_RECORD_BYTES)
+        .map_err(|source| AuditError::Decode { seq, source })?;
+    Ok(AuditRecord {
+        version: w.version,
+        seq: w.seq,
+        prev: w.prev,
+        unix_time: w.unix_time,
+        kind: w.kind,
+        body: body(w.body),
+    })
 }
 
 /// Verifies `(key, bytes)` pairs in key order against the stored head.
@@ -371,13 +358,13 @@ mod tests {
 
     /// A version-1 record exactly as gondwana wrote it before typed fields.
     fn text_record(seq: u64, prev: Hash32, detail: &str) -> Vec<u8> {
-        envelope::encode(&TextRecord {
+        envelope::encode(&Wire::<TextBody> {
             version: RECORD_VERSION_TEXT,
             seq,
             prev,
             unix_time: 1_700_000_000,
             kind: truncated("token.create"),
-            detail: truncated(detail),
+            body: truncated(detail),
         })
     }
 
@@ -399,6 +386,15 @@ mod tests {
             Body::Text("token abc uses 1 expires Some(1796582688)".into())
         );
         assert_eq!(old.encode(), first);
+        // The version-1 layout, byte by byte, as older binaries wrote it.
+        let mut by_hand = vec![1, 0];
+        by_hand.extend([0; 32]);
+        by_hand.extend([0x80, 0xe2, 0xcf, 0xaa, 0x06]); // 1_700_000_000
+        by_hand.push(12);
+        by_hand.extend(b"token.create");
+        by_hand.push(41);
+        by_hand.extend(b"token abc uses 1 expires Some(1796582688)");
+        assert_eq!(first, by_hand);
         let new = decode_record(&third, 2).unwrap();
         assert_eq!(new.version, RECORD_VERSION);
         assert_eq!(new.encode(), third);

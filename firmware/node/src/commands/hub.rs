@@ -36,23 +36,13 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
         }
         TokenCommand::List { json: as_json } => {
             let v = call(state_dir, config, Request::TokenList)?;
-            if *as_json {
-                print_json(&v);
-            } else {
-                print_tokens(&v);
-            }
+            output::print(&v, *as_json, print_tokens);
         }
         TokenCommand::Revoke { id, json: as_json } => {
-            let v = call(
-                state_dir,
-                config,
-                Request::TokenRevoke(TokenId { id: id.clone() }),
-            )?;
-            if *as_json {
-                print_json(&v);
-            } else {
-                println!("token {id} revoked: it enrols no further node");
-            }
+            let request = Request::TokenRevoke(TokenId { id: id.clone() });
+            output::print(&call(state_dir, config, request)?, *as_json, |_| {
+                println!("token {id} revoked: it enrols no further node")
+            });
         }
     }
     Ok(())
@@ -81,16 +71,9 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
             v
         }
         NodeCommand::Show { who, json: as_json } => {
-            let v = call(
-                state_dir,
-                config,
-                Request::NodeShow(NodeRef { who: who.clone() }),
-            )?;
-            if !*as_json {
-                print_node(&v);
-                return Ok(());
-            }
-            v
+            let request = Request::NodeShow(NodeRef { who: who.clone() });
+            output::print(&call(state_dir, config, request)?, *as_json, print_node);
+            return Ok(());
         }
         NodeCommand::Revoke {
             who,
@@ -102,16 +85,15 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
                 reason: reason.clone(),
             };
             let v = call(state_dir, config, Request::NodeRevoke(request))?;
-            if !*as_json {
+            output::print(&v, *as_json, |v| {
                 println!(
                     "revoked {} ({}, {}): its address is free, the directory says why",
                     text(&v["boxname"]),
                     text(&v["node_id"]),
                     text(&v["mesh_ip"])
-                );
-                return Ok(());
-            }
-            v
+                )
+            });
+            return Ok(());
         }
     };
     print_json(&v);

@@ -17,6 +17,15 @@ pub fn print_json(v: &Value) {
     println!("{v}");
 }
 
+/// `--json`: `v` as JSON; else `human` renders it.
+pub fn print(v: &Value, as_json: bool, human: impl FnOnce(&Value)) {
+    if as_json {
+        print_json(v);
+    } else {
+        human(v);
+    }
+}
+
 /// A table printed with a header line and columns padded to their widest
 /// cell (the last column is not padded).
 pub struct Table {
