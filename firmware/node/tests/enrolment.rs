@@ -245,11 +245,24 @@ fn manual_enrol_with_and_without_a_daemon() {
         "--token",
         token,
     ]);
-    again.ok();
+    assert_eq!(again.ok().json()["already_enrolled"], true);
+    // Without --json: one line for people.
+    let human = a.cli(&[
+        "enroll",
+        "--hub",
+        &hub.enroll_url(),
+        "--hub-key",
+        &key,
+        "--token",
+        token,
+    ]);
     assert!(
-        again.stdout().contains("\"already_enrolled\": true"),
+        human
+            .ok()
+            .stdout()
+            .starts_with("already enrolled (nothing changed): by-hand as "),
         "{}",
-        again.describe()
+        human.describe()
     );
     assert_eq!(hub.token_uses(created["token_id"].as_str().unwrap()), 1);
 
