@@ -12,6 +12,7 @@ use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
 use crate::config::Config;
 use crate::daemon::enrol_task;
+use crate::exit::BadArgument;
 use crate::runtime::current_thread as runtime;
 use crate::service::{Request, socket, status, views};
 use crate::store::{OpenMode, StateStore};
@@ -27,7 +28,11 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
     let result = match socket::send(config, &request).map_err(|e| e.into_anyhow())? {
         Some(v) => v,
         None => {
-            let plan = file.into_plan("gondwana enroll".into())?;
+            // A malformed --hub, --hub-key, --token or --boxname: exit 2,
+            // as the daemon's answer (bad_request) gives too.
+            let plan = file
+                .into_plan("gondwana enroll".into())
+                .map_err(|e| BadArgument(e.to_string()))?;
             // Enrolling a box that never booted provisions it first.
             firstboot::run(state_dir, config)?;
             let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
