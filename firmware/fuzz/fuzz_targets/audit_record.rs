@@ -12,11 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(data.len() <= MAX_RECORD_BYTES);
-    assert_eq!(
-        record.encode(),
-        data,
-        "accepted record is not canonical"
-    );
+    assert_eq!(record.encode(), data, "accepted record is not canonical");
     let head = AuditHead {
         len: record.seq,
         tip: record.prev,

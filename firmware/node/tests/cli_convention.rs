@@ -155,7 +155,15 @@ fn every_command_takes_json_and_bad_values_exit_2() {
         &["token", "create", "--tag", "with space"][..],
         &["token", "create", "--ttl", "soon"][..],
         &["grant", "add", "--ip", "10.0.0.300", "--port", "22"][..],
-        &["enroll", "--hub", "http://127.0.0.1:9", "--hub-key", "00", "--token", "x"][..],
+        &[
+            "enroll",
+            "--hub",
+            "http://127.0.0.1:9",
+            "--hub-key",
+            "00",
+            "--token",
+            "x",
+        ][..],
     ] {
         let run = hub.run(args);
         run.expect_code(EXIT_USAGE);
