@@ -265,12 +265,20 @@ fn main() {
     .into_iter()
     .enumerate()
     {
-        let (raw, next) = audit_head.next_record(1_700_000_000 + i as u64, kind, "detail: x=1");
+        let fields = [
+            audit::Field::text("x", "detail"),
+            audit::Field::uint("n", i as u64),
+            audit::Field::time("at", 1_700_000_000),
+        ];
+        let (raw, next) = audit_head.next_record(1_700_000_000 + i as u64, kind, &fields);
         audit::decode_record(&raw, audit_head.len).expect("own record");
         out.put("audit_record", &format!("record-{i}"), &raw);
         audit_head = next;
     }
-    let (raw, _) = audit_head.next_record(u64::MAX, &"k".repeat(40), &"é".repeat(200));
+    let long: Vec<audit::Field> = (0..audit::MAX_FIELDS)
+        .map(|_| audit::Field::text(&"n".repeat(40), &"é".repeat(200)))
+        .collect();
+    let (raw, _) = audit_head.next_record(u64::MAX, &"k".repeat(40), &long);
     out.put("audit_record", "long-text", &raw);
 
     // Text forms.

@@ -4,3 +4,12 @@
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const COMMIT: &str = env!("GONDWANA_GIT_COMMIT");
 pub const TARGET: &str = env!("GONDWANA_TARGET");
+/// `gondwana --version`: the same line as `gondwana version`.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GONDWANA_GIT_COMMIT"),
+    ", target ",
+    env!("GONDWANA_TARGET"),
+    ")"
+);

@@ -11,7 +11,7 @@ use crate::config::DEFAULT_CONFIG_PATH;
 #[command(
     name = "gondwana",
     about = "Gondwana mesh node: identity, enrolment, WireGuard and nftables",
-    disable_version_flag = true
+    version = crate::build_info::LONG_VERSION
 )]
 pub struct Cli {
     /// State directory (the state partition). Overrides `state_dir` in the config.
@@ -115,6 +115,7 @@ pub enum GrantCommand {
         /// Hub: grant on this node (boxname, node id or mesh address).
         #[arg(long)]
         node: Option<String>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -127,11 +128,13 @@ pub enum GrantCommand {
         /// Hub: remove it on this node.
         #[arg(long)]
         node: Option<String>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// The grants the kernel holds now, with the time they have left.
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
@@ -168,6 +171,9 @@ pub struct EnrollArgs {
     /// The boxname to ask for (overrides the file's).
     #[arg(long)]
     pub boxname: Option<String>,
+    /// Machine-readable output (one JSON value).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `token create --ttl`: a lifetime, or `never`.
@@ -219,35 +225,52 @@ pub enum TokenCommand {
         /// Let a new key take over an existing boxname (re-flashed box).
         #[arg(long)]
         replace: bool,
-        /// Write a ready enroll.toml (hub URL, hub key pin, token) here.
+        /// Write a ready enroll.toml (hub URL, hub key pin, token) here;
+        /// `-` writes it to standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// List tokens (no secrets).
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        id: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// List enrolled nodes.
     List {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// One node, by node id or boxname.
-    Show { who: String },
+    Show {
+        who: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a node (a signed directory record); frees its address.
     Revoke {
         who: String,
         #[arg(long, default_value = "revoked by the operator")]
         reason: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -255,23 +278,26 @@ pub enum NodeCommand {
 pub enum DirectoryCommand {
     /// The directory's live nodes and revocations.
     Show {
+        /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,
     },
     /// Verify every signature and hash link of the stored directory.
-    Verify,
+    Verify(JsonFlag),
     /// Write the whole directory as one self-verifying bundle.
-    Export {
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+    Export(ExportArgs),
+    /// Append what verifies from an exported bundle (`-`: standard input).
+    Import {
+        file: PathBuf,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
     },
-    /// Append what verifies from an exported bundle.
-    Import { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
 pub struct JsonFlag {
-    /// Machine-readable output.
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -289,7 +315,8 @@ pub enum IdentityCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("key").required(true).args(["signing", "wireguard"])))]
 pub struct RotateArgs {
     /// Rotate the ed25519 signing key (signed by the old and the new key).
     #[arg(long)]
@@ -297,13 +324,18 @@ pub struct RotateArgs {
     /// Rotate the WireGuard key.
     #[arg(long)]
     pub wireguard: bool,
+    /// Machine-readable output (one JSON value).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// An exported identity log to verify instead of the local one.
+    /// An exported identity log to verify instead of the local one
+    /// (`-`: standard input).
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Machine-readable output (one JSON value).
     #[arg(long)]
     pub json: bool,
 }
@@ -313,6 +345,10 @@ pub struct ExportArgs {
     /// Output file; `-` writes to standard output (refused on a terminal).
     #[arg(long, short, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
+    /// Print a JSON summary (with `--out -`: the bundle as base64 in it).
+    /// Machine-readable output (one JSON value).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,9 @@ use crate::store::StoreError;
 pub const OK: u8 = 0;
 /// Anything not listed below.
 pub const FAILURE: u8 = 1;
-// 2: bad command line (clap's own exit code).
+/// A bad command line: clap's own usage errors, and a value that parses
+/// but that the command refuses (a port of 0, an unknown tag character).
+pub const USAGE: u8 = 2;
 /// Another gondwana process holds the state.
 pub const STATE_IN_USE: u8 = 3;
 /// The state file is corrupt, foreign, or from a newer gondwana. Untouched.
@@ -34,6 +36,11 @@ pub struct VerifyFailed(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct SocketTaken(pub String);
+/// A bad argument value found after parsing, distinguished so it exits 2
+/// like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadArgument(pub String);
 
 pub fn code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
@@ -54,6 +61,9 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<SocketTaken>().is_some() {
             return ADMIN_SOCKET_TAKEN;
+        }
+        if cause.downcast_ref::<BadArgument>().is_some() {
+            return USAGE;
         }
     }
     FAILURE

@@ -11,6 +11,7 @@ mod api;
 mod boot;
 mod build_info;
 mod cli;
+mod cli_examples;
 mod clock;
 mod commands;
 mod config;
@@ -29,17 +30,24 @@ mod toml_errors;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use crate::boot::firstboot::{self, KeyOrigin};
 use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
 use crate::commands::{audit, directory, enroll, grant, hub, identity, logs, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
+/// The command-line tree (arguments, help with examples, version): for
+/// the build-time completions and man pages (`firmware/docgen`).
+pub use crate::cli_examples::command;
+
 /// The whole program: parse the command line, run it, map errors to exit codes.
 pub fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match run(&cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => exit::report(&e),

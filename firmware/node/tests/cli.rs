@@ -369,21 +369,25 @@ fn audit_show_lists_genesis_and_rotations_in_order() {
         assert!(row["unix_time"].as_u64().unwrap() > 1_600_000_000, "{row}");
         assert!(row["time"].as_str().unwrap().ends_with('Z'), "{row}");
     }
-    let genesis = rows[0]["detail"].as_str().unwrap();
-    assert!(genesis.contains(first["node_id"].as_str().unwrap()));
-    assert!(genesis.contains(first["boxname"].as_str().unwrap()));
-    assert!(rows[1]["detail"].as_str().unwrap().starts_with("entry 1 "));
-    assert!(rows[3]["detail"].as_str().unwrap().starts_with("entry 3 "));
+    // Typed fields (docs/audit.md), and their one-line text.
+    assert_eq!(rows[0]["fields"]["node_id"], first["node_id"]);
+    assert_eq!(rows[0]["fields"]["boxname"], first["boxname"]);
+    assert_eq!(rows[1]["fields"]["entry"], 1);
+    assert_eq!(rows[3]["fields"]["entry"], 3);
+    assert!(rows[1]["detail"].as_str().unwrap().starts_with("entry=1 "));
     // The last rotation's record names the identity log's tip.
     let tip = node.show()["log_tip"].as_str().unwrap().to_string();
+    assert_eq!(rows[3]["fields"]["tip"], tip.as_str());
     assert!(rows[3]["detail"].as_str().unwrap().ends_with(&tip));
 
     let human = node.run(&["audit", "show"]);
     human.ok();
     let lines: Vec<String> = human.stdout().lines().map(str::to_string).collect();
-    assert_eq!(lines.len(), 4, "{}", human.stdout());
-    assert!(lines[0].contains("identity.genesis"));
-    assert!(lines[2].contains("identity.rotate-wireguard"));
+    assert_eq!(lines.len(), 1 + 4, "{}", human.stdout());
+    assert!(lines[0].starts_with("SEQ  TIME"), "{}", human.stdout());
+    assert!(lines[1].contains("identity.genesis"));
+    assert!(lines[3].contains("identity.rotate-wireguard"));
+    assert!(lines[3].contains("entry=2 tip="), "{}", human.stdout());
 }
 
 #[test]
@@ -478,11 +482,12 @@ fn config_boxname_is_used_at_firstboot() {
     assert_eq!(v["boxname"], "box-7");
     assert_eq!(node.show()["boxname"], "box-7");
     let audit = node.run(&["audit", "show", "--json"]).ok().json();
+    assert_eq!(audit[0]["fields"]["boxname"], "box-7", "{audit}");
     assert!(
         audit[0]["detail"]
             .as_str()
             .unwrap()
-            .ends_with("boxname box-7")
+            .ends_with("boxname=box-7")
     );
 }
 

@@ -212,6 +212,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     let mut a = m.node("manual-a", &hub);
     let out = a.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -236,6 +237,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     // A second `enroll` is a no-op that says so.
     let again = a.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -243,11 +245,24 @@ fn manual_enrol_with_and_without_a_daemon() {
         "--token",
         token,
     ]);
-    again.ok();
+    assert_eq!(again.ok().json()["already_enrolled"], true);
+    // Without --json: one line for people.
+    let human = a.cli(&[
+        "enroll",
+        "--hub",
+        &hub.enroll_url(),
+        "--hub-key",
+        &key,
+        "--token",
+        token,
+    ]);
     assert!(
-        again.stdout().contains("\"already_enrolled\": true"),
+        human
+            .ok()
+            .stdout()
+            .starts_with("already enrolled (nothing changed): by-hand as "),
         "{}",
-        again.describe()
+        human.describe()
     );
     assert_eq!(hub.token_uses(created["token_id"].as_str().unwrap()), 1);
 
@@ -262,6 +277,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     assert_eq!(s["enrolment"]["state"], "unenrolled", "{s}");
     let out = b.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",
@@ -285,6 +301,7 @@ fn manual_enrol_with_and_without_a_daemon() {
     let wrong = gondwana_core::hash::to_hex(&harness::mesh::random32());
     let out = c.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",

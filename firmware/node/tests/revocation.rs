@@ -289,6 +289,7 @@ fn a_revoked_node_learns_it_from_the_hubs_public_listener_and_keeps_saying_so() 
     let created = hub.token(&["--uses", "1"], &hub.dir.join("again.toml"));
     let again = node.cli(&[
         "enroll",
+        "--json",
         "--hub",
         &hub.enroll_url(),
         "--hub-key",

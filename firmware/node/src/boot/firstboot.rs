@@ -5,7 +5,7 @@
 //! because secrets, genesis entry and audit record commit together.
 
 use anyhow::Context;
-use gondwana_core::audit::kind;
+use gondwana_core::audit::{Field, kind};
 use gondwana_core::identity_log::build;
 use gondwana_core::keys::{SigningSecret, WireguardSecret};
 use gondwana_core::{Boxname, NodeId};
@@ -85,11 +85,19 @@ pub fn run(state_dir: &std::path::Path, config: &Config) -> anyhow::Result<Outco
     store::append_audit(
         &txn,
         kind::IDENTITY_GENESIS,
-        &format!("node {} boxname {}", state.node_id, state.boxname),
+        &[
+            Field::text("node_id", state.node_id.as_str()),
+            Field::text("boxname", state.boxname.as_str()),
+        ],
         now,
     )?;
     if let KeyOrigin::Adopted(from) = &origin {
-        store::append_audit(&txn, kind::IDENTITY_ADOPT_WIREGUARD, from, now)?;
+        store::append_audit(
+            &txn,
+            kind::IDENTITY_ADOPT_WIREGUARD,
+            &[Field::text("source", from)],
+            now,
+        )?;
     }
     store.commit(txn)?;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::call;
+use super::output::{Table, print_json};
 use crate::config::Config;
 use crate::exit::VerifyFailed;
 use crate::service::Request;
@@ -15,21 +16,24 @@ pub fn show(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<()>
         other => anyhow::bail!("the daemon answered {other}"),
     };
     if json {
-        println!("{}", Value::Array(rows));
+        print_json(&Value::Array(rows));
         return Ok(());
     }
+    let mut table = Table::new(&["SEQ", "TIME", "KIND", "DETAIL"]);
     for r in &rows {
-        let seq = r["seq"].as_u64().unwrap_or_default();
+        let seq = r["seq"].as_u64().unwrap_or_default().to_string();
+        let text = |k: &str| r[k].as_str().unwrap_or("").to_string();
         match r["error"].as_str() {
-            Some(e) => println!("{seq:>5}  <undecodable: {e}>"),
-            None => println!(
-                "{seq:>5}  {}  {:<28} {}",
-                r["time"].as_str().unwrap_or(""),
-                r["kind"].as_str().unwrap_or(""),
-                r["detail"].as_str().unwrap_or("")
-            ),
+            Some(e) => table.row(vec![
+                seq,
+                String::new(),
+                String::new(),
+                format!("<undecodable: {e}>"),
+            ]),
+            None => table.row(vec![seq, text("time"), text("kind"), text("detail")]),
         }
     }
+    table.print();
     Ok(())
 }
 
@@ -39,7 +43,7 @@ pub fn verify(state_dir: &Path, config: &Config, json: bool) -> anyhow::Result<(
         return Err(VerifyFailed(v["error"].as_str().unwrap_or("audit log").to_string()).into());
     }
     if json {
-        println!("{v}");
+        print_json(&v);
     } else {
         println!(
             "audit log verified: {} records, tip {}",

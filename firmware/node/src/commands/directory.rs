@@ -8,6 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use super::call;
+use super::output::{self, Table, print_json};
 use crate::cli::DirectoryCommand;
 use crate::config::Config;
 use crate::service::Request;
@@ -20,41 +21,43 @@ pub fn run(state_dir: &Path, config: &Config, command: &DirectoryCommand) -> any
         DirectoryCommand::Show { json: as_json } => {
             print_view(&call(state_dir, config, Request::Directory)?, *as_json);
         }
-        DirectoryCommand::Verify => {
+        DirectoryCommand::Verify(flag) => {
             let v = call(state_dir, config, Request::DirectoryVerify)?;
-            println!(
-                "directory verified: {} entries, {} nodes, {} revoked, tip {}",
-                v["entries"],
-                v["nodes"],
-                v["revoked"],
-                v["tip"].as_str().unwrap_or("")
-            );
+            if flag.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "directory verified: {} entries, {} nodes, {} revoked, tip {}",
+                    v["entries"],
+                    v["nodes"],
+                    v["revoked"],
+                    v["tip"].as_str().unwrap_or("")
+                );
+            }
         }
-        DirectoryCommand::Export { out } => {
-            let v = call(state_dir, config, Request::DirectoryExport)?;
+        DirectoryCommand::Export(args) => {
+            let mut v = call(state_dir, config, Request::DirectoryExport)?;
             let bundle = STANDARD
                 .decode(v["bundle_base64"].as_str().unwrap_or(""))
                 .map_err(|e| anyhow::anyhow!("the directory bundle is not base64: {e}"))?;
-            std::fs::write(out, bundle).with_context(|| format!("writing {}", out.display()))?;
-            eprintln!(
-                "exported {} directory entries to {}",
-                v["entries"],
-                out.display()
-            );
+            output::export_bundle(&mut v, &bundle, args, "directory entries")?;
         }
-        DirectoryCommand::Import { file } => {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        DirectoryCommand::Import { file, json } => {
+            let bytes = output::read_input(file)?;
             let request = Request::DirectoryImport(Bundle {
                 bundle_base64: STANDARD.encode(bytes),
             });
             let v = call(state_dir, config, request)
-                .with_context(|| format!("importing {}", file.display()))?;
-            println!(
-                "imported {} new directory entries from {}",
-                v["imported"],
-                file.display()
-            );
+                .with_context(|| format!("importing {}", output::describe(file)))?;
+            if *json {
+                print_json(&v);
+            } else {
+                println!(
+                    "imported {} new directory entries from {}",
+                    v["imported"],
+                    output::describe(file)
+                );
+            }
         }
     }
     Ok(())
@@ -62,7 +65,7 @@ pub fn run(state_dir: &Path, config: &Config, command: &DirectoryCommand) -> any
 
 fn print_view(v: &Value, as_json: bool) {
     if as_json {
-        println!("{v}");
+        print_json(v);
         return;
     }
     println!(
@@ -70,23 +73,23 @@ fn print_view(v: &Value, as_json: bool) {
         v["entries"],
         v["tip"].as_str().unwrap_or("")
     );
-    if let Some(nodes) = v["nodes"].as_array() {
-        for n in nodes {
-            println!(
-                "  {:<16} {:<24} {}",
-                n["mesh_ip"].as_str().unwrap_or(""),
-                n["boxname"].as_str().unwrap_or(""),
-                n["node_id"].as_str().unwrap_or("")
-            );
-        }
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let mut table = Table::new(&["MESH IP", "BOXNAME", "NODE ID", "STATE"]);
+    for n in v["nodes"].as_array().into_iter().flatten() {
+        table.row(vec![
+            s(&n["mesh_ip"]),
+            s(&n["boxname"]),
+            s(&n["node_id"]),
+            "live".into(),
+        ]);
     }
-    if let Some(revoked) = v["revoked"].as_array() {
-        for r in revoked {
-            println!(
-                "  revoked          {} ({})",
-                r["node_id"].as_str().unwrap_or(""),
-                r["reason"].as_str().unwrap_or("")
-            );
-        }
+    for r in v["revoked"].as_array().into_iter().flatten() {
+        table.row(vec![
+            "-".into(),
+            "-".into(),
+            s(&r["node_id"]),
+            format!("revoked: {}", s(&r["reason"])),
+        ]);
     }
+    table.print();
 }

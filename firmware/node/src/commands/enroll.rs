@@ -7,11 +7,15 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::json;
 
+use serde_json::Value;
+
+use super::output;
 use crate::boot::enroll_file::{EnrollFile, parse_file};
 use crate::boot::firstboot;
 use crate::cli::EnrollArgs;
 use crate::config::Config;
 use crate::daemon::enrol_task;
+use crate::exit::BadArgument;
 use crate::runtime::current_thread as runtime;
 use crate::service::{Request, socket, status, views};
 use crate::store::{OpenMode, StateStore};
@@ -22,21 +26,25 @@ pub fn enroll(state_dir: &Path, config: &Config, args: &EnrollArgs) -> anyhow::R
     let result = match socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())? {
         Some(v) => v,
         None => {
-            let plan = file.into_plan("gondwana enroll".into())?;
+            // A malformed --hub, --hub-key, --token or --boxname: exit 2,
+            // as the daemon's answer (bad_request) gives too.
+            let plan = file
+                .into_plan("gondwana enroll".into())
+                .map_err(|e| BadArgument(e.to_string()))?;
             // Enrolling a box that never booted provisions it first.
             firstboot::run(state_dir, config)?;
             let store = Arc::new(StateStore::open(state_dir, OpenMode::ExistingOnly)?);
             if let Some(e) = store.enrolment()? {
                 let mut v = status::enrolment_json(&store, &e);
                 v["already_enrolled"] = json!(true);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                print_enrolment(&v, args.json);
                 return Ok(());
             }
             let e = runtime()?.block_on(enrol_task::enrol_once(&store, config, &plan))?;
             views::enrolment(&e)
         }
     };
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    print_enrolment(&result, args.json);
     Ok(())
 }
 
@@ -85,6 +93,35 @@ fn read_enroll_text(path: &Path) -> anyhow::Result<(String, String)> {
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{source}: not UTF-8 text: not an enroll.toml"))?;
     Ok((text, source))
+}
+
+fn print_enrolment(v: &Value, as_json: bool) {
+    if as_json {
+        output::print_json(v);
+        return;
+    }
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+    let what = if v["already_enrolled"] == true {
+        "already enrolled (nothing changed)"
+    } else {
+        "enrolled"
+    };
+    match v["state"].as_str() {
+        Some("revoked") => println!(
+            "{what}, but REVOKED by the hub: was {} in {} (hub {})",
+            s("mesh_ip"),
+            s("subnet"),
+            s("hub")
+        ),
+        _ => println!(
+            "{what}: {} as {} in {} via {} (hub {})",
+            s("boxname"),
+            s("mesh_ip"),
+            s("subnet"),
+            s("hub"),
+            s("hub_node_id")
+        ),
+    }
 }
 
 /// After a rotation without a daemon: try the hub's mirror once. A hub that

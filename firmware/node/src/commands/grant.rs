@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::call;
+use super::output::{self, Table};
 use crate::cli::GrantCommand;
 use crate::config::Config;
 use crate::net::firewall::Firewall;
@@ -53,37 +54,59 @@ pub fn run(state_dir: &Path, config: &Config, command: &GrantCommand) -> anyhow:
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if let GrantCommand::List { .. } = command {
-        for g in v.as_array().into_iter().flatten() {
-            println!("{}", line(g));
-        }
-    } else if v.get("revoked").is_some() {
-        println!(
-            "revoked {}:{}",
-            v["revoked"]["ip"].as_str().unwrap_or(""),
-            v["revoked"]["port"]
-        );
+        print_list(&v);
     } else if v.get("node").is_some() {
+        // Hub: the node's own answer, relayed.
         println!(
             "{} ({}): {}",
             v["node"].as_str().unwrap_or(""),
             v["mesh_ip"].as_str().unwrap_or(""),
-            v["result"]
+            outcome(&v["result"])
         );
     } else {
-        println!("granted {}", line(&v));
+        println!("{}", outcome(&v));
     }
     Ok(())
 }
 
-fn line(g: &Value) -> String {
-    let left = match g["expires_in_secs"].as_u64() {
-        Some(s) => format!(
-            "expires in {}",
-            humantime::format_duration(std::time::Duration::from_secs(s))
-        ),
-        None => "no timeout".into(),
-    };
-    format!("{}:{}  {left}", g["ip"].as_str().unwrap_or(""), g["port"])
+/// One line for an added or removed grant.
+fn outcome(v: &Value) -> String {
+    if v.get("revoked").is_some() {
+        format!(
+            "revoked {}:{}",
+            v["revoked"]["ip"].as_str().unwrap_or(""),
+            v["revoked"]["port"]
+        )
+    } else {
+        let left = match v["expires_in_secs"].as_u64() {
+            Some(s) => format!("expires in {}", output::short_duration(s)),
+            None => "no timeout".into(),
+        };
+        format!(
+            "granted {}:{} ({left})",
+            v["ip"].as_str().unwrap_or(""),
+            v["port"]
+        )
+    }
+}
+
+fn print_list(v: &Value) {
+    let mut table = Table::new(&["IP", "PORT", "TIMEOUT", "EXPIRES"]);
+    for g in v.as_array().into_iter().flatten() {
+        let timeout = g["timeout_secs"]
+            .as_u64()
+            .map_or("none".into(), output::short_duration);
+        let expires = g["expires_in_secs"].as_u64().map_or("never".into(), |s| {
+            format!("in {}", output::short_duration(s))
+        });
+        table.row(vec![
+            g["ip"].as_str().unwrap_or("").into(),
+            g["port"].to_string(),
+            timeout,
+            expires,
+        ]);
+    }
+    table.print();
 }
 
 /// `gondwana firewall-bench` (hidden; scripts/bench runs it in a namespace

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use serde_json::Value;
 
 use crate::cli::{NodeCommand, TokenCommand, TokenTtl};
 use crate::config::Config;
@@ -11,6 +11,7 @@ use crate::service::Request;
 use crate::service::request::{NodeRef, NodeRevoke, TokenCreate, TokenId};
 
 use super::call;
+use super::output::{self, Table, print_json};
 
 pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyhow::Result<()> {
     match command {
@@ -35,54 +36,17 @@ pub fn token(state_dir: &Path, config: &Config, command: &TokenCommand) -> anyho
                 replace: *replace,
             };
             let v = call(state_dir, config, Request::TokenCreate(spec))?;
-            if let Some(out) = out {
-                let text = v["enroll_toml"].as_str().unwrap_or_default();
-                write_private(out, text)?;
-                eprintln!(
-                    "wrote {} (copy it to the box's boot partition as gondwana/enroll.toml)",
-                    out.display()
-                );
-            }
-            if *as_json {
-                println!("{v}");
-            } else {
-                println!(
-                    "token {} (shown once; the hub keeps only a hash):",
-                    v["token_id"].as_str().unwrap_or("")
-                );
-                println!("{}", v["token"].as_str().unwrap_or(""));
-            }
+            print_created(&v, out.as_deref(), *as_json)?;
         }
         TokenCommand::List { json: as_json } => {
             let v = call(state_dir, config, Request::TokenList)?;
-            if *as_json {
-                println!("{v}");
-            } else {
-                for t in v.as_array().into_iter().flatten() {
-                    println!(
-                        "{}  uses {}/{}  expires {}  boxname {}  tags {}{}",
-                        t["id"].as_str().unwrap_or(""),
-                        t["uses"],
-                        t["max_uses"],
-                        t["expires_unix"],
-                        t["boxname"],
-                        t["tags"],
-                        if t["revoked"] == true {
-                            "  REVOKED"
-                        } else {
-                            ""
-                        }
-                    );
-                }
-            }
+            output::print(&v, *as_json, print_tokens);
         }
-        TokenCommand::Revoke { id } => {
-            let v = call(
-                state_dir,
-                config,
-                Request::TokenRevoke(TokenId { id: id.clone() }),
-            )?;
-            println!("{v}");
+        TokenCommand::Revoke { id, json: as_json } => {
+            let request = Request::TokenRevoke(TokenId { id: id.clone() });
+            output::print(&call(state_dir, config, request)?, *as_json, |_| {
+                println!("token {id} revoked: it enrols no further node")
+            });
         }
     }
     Ok(())
@@ -98,20 +62,33 @@ pub fn node(state_dir: &Path, config: &Config, command: &NodeCommand) -> anyhow:
             }
             v
         }
-        NodeCommand::Show { who } => call(
-            state_dir,
-            config,
-            Request::NodeShow(NodeRef { who: who.clone() }),
-        )?,
-        NodeCommand::Revoke { who, reason } => {
+        NodeCommand::Show { who, json: as_json } => {
+            let request = Request::NodeShow(NodeRef { who: who.clone() });
+            output::print(&call(state_dir, config, request)?, *as_json, print_node);
+            return Ok(());
+        }
+        NodeCommand::Revoke {
+            who,
+            reason,
+            json: as_json,
+        } => {
             let request = NodeRevoke {
                 who: who.clone(),
                 reason: reason.clone(),
             };
-            call(state_dir, config, Request::NodeRevoke(request))?
+            let v = call(state_dir, config, Request::NodeRevoke(request))?;
+            output::print(&v, *as_json, |v| {
+                println!(
+                    "revoked {} ({}, {}): its address is free, the directory says why",
+                    text(&v["boxname"]),
+                    text(&v["node_id"]),
+                    text(&v["mesh_ip"])
+                )
+            });
+            return Ok(());
         }
     };
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    print_json(&v);
     Ok(())
 }
 
@@ -153,17 +130,109 @@ fn node_table(v: &serde_json::Value, now: u64) -> String {
     )
 }
 
-/// enroll.toml holds a secret: 0600 from its first byte.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
+/// `token create`: the token (and `--out`'s enroll.toml) once. With
+/// `--out -` the enroll.toml alone goes to standard output (the summary to
+/// standard error), so it can be piped.
+fn print_created(v: &Value, out: Option<&Path>, as_json: bool) -> anyhow::Result<()> {
+    if let Some(out) = out {
+        let text = v["enroll_toml"].as_str().unwrap_or_default();
+        if !(as_json && output::is_stdio(out)) {
+            output::write_output(out, text.as_bytes(), false, true)?;
+        }
+        if !output::is_stdio(out) {
+            eprintln!(
+                "wrote {} (copy it to the box's boot partition as gondwana/enroll.toml)",
+                out.display()
+            );
+        }
+    }
+    if as_json {
+        print_json(v);
+    } else if out.is_some_and(output::is_stdio) {
+        eprintln!(
+            "token {} (shown once; the hub keeps only a hash)",
+            text(&v["token_id"])
+        );
+    } else {
+        println!(
+            "token {} (shown once; the hub keeps only a hash):",
+            text(&v["token_id"])
+        );
+        println!("{}", text(&v["token"]));
+    }
     Ok(())
+}
+
+fn print_tokens(v: &Value) {
+    let now = output::now_unix();
+    let mut table = Table::new(&["ID", "USES", "EXPIRES", "STATE", "BOXNAME", "TAGS"]);
+    for t in v.as_array().into_iter().flatten() {
+        let expires = t["expires_unix"].as_u64();
+        let state = if t["revoked"] == true {
+            "revoked"
+        } else if expires.is_some_and(|e| e <= now) {
+            "expired"
+        } else if t["uses"].as_u64() >= t["max_uses"].as_u64() {
+            "used up"
+        } else {
+            "active"
+        };
+        let tags: Vec<String> = t["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        table.row(vec![
+            text(&t["id"]),
+            format!("{}/{}", t["uses"], t["max_uses"]),
+            expires.map_or("never".into(), |e| output::relative(e, now)),
+            state.into(),
+            t["boxname"].as_str().unwrap_or("-").into(),
+            tags.join(","),
+        ]);
+    }
+    table.print();
+}
+
+fn print_node(v: &Value) {
+    let now = output::now_unix();
+    let tags: Vec<String> = v["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let enrolled = v["enrolled_unix"].as_u64().map_or(String::new(), |t| {
+        format!("{} ({})", output::rfc3339(t), output::relative(t, now))
+    });
+    println!("node {}", text(&v["boxname"]));
+    println!("  node id:        {}", text(&v["node_id"]));
+    println!("  mesh address:   {}", text(&v["mesh_ip"]));
+    println!(
+        "  state:          {}",
+        if v["revoked"] == true {
+            "REVOKED"
+        } else {
+            "enrolled"
+        }
+    );
+    println!("  enrolled:       {enrolled}");
+    println!("  token:          {}", text(&v["token_id"]));
+    println!("  tags:           {}", tags.join(","));
+    println!("  signing key:    {}", text(&v["signing_public_key"]));
+    println!("  wireguard key:  {}", text(&v["wireguard_public_key"]));
+    println!(
+        "  identity log:   {} entries, tip {} (hub mirror {})",
+        v["identity_log_len"],
+        text(&v["identity_log_tip"]),
+        v["identity_log_entries"]
+    );
+}
+
+/// A JSON string as text (other values as JSON).
+fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }

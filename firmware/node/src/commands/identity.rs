@@ -1,16 +1,17 @@
 //! `gondwana identity …`. Public material only: no code path here can reach
 //! a secret's bytes except rotation, which writes them to the store.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gondwana_core::identity_log::{IdentityState, import_bundle};
 use serde_json::json;
 
 use super::call;
+use super::output::{self, print_json};
 use crate::cli::{ExportArgs, RotateArgs, VerifyArgs};
 use crate::config::Config;
 use crate::exit::VerifyFailed;
@@ -64,20 +65,24 @@ pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::R
         wireguard: args.wireguard,
     });
     if let Some(v) = socket::send(config, state_dir, &request).map_err(|e| e.into_anyhow())? {
-        println!("rotated through the running daemon (it syncs the hub's mirror)");
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        if args.json {
+            print_json(&v);
+        } else {
+            println!(
+                "rotated {} through the running daemon (it syncs the hub's mirror)",
+                rotated(args)
+            );
+            print_state_json(&v);
+        }
         return Ok(());
     }
     let v = local::run(state_dir, config, &request).map_err(|e| e.into_anyhow())?;
-    println!(
-        "rotated ({})",
-        if args.signing {
-            "signing key"
-        } else {
-            "wireguard key"
-        }
-    );
-    print_state_json(&v);
+    if args.json {
+        print_json(&v);
+    } else {
+        println!("rotated {}", rotated(args));
+        print_state_json(&v);
+    }
     let store = local::open(state_dir, &request).map_err(|e| e.into_anyhow())?;
     if let Some(warning) = crate::commands::enroll::push_mirror_now(&store, config)? {
         eprintln!("gondwana: warning: {warning}");
@@ -85,14 +90,21 @@ pub fn rotate(state_dir: &Path, config: &Config, args: &RotateArgs) -> anyhow::R
     Ok(())
 }
 
+fn rotated(args: &RotateArgs) -> &'static str {
+    if args.signing {
+        "the signing key"
+    } else {
+        "the wireguard key"
+    }
+}
+
 pub fn verify(state_dir: &Path, config: &Config, args: &VerifyArgs) -> anyhow::Result<()> {
     let (mut v, source) = match &args.file {
         Some(file) => {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes = output::read_input(file)?;
             let (_, state) = import_bundle(&bytes)
-                .map_err(|e| VerifyFailed(format!("{}: {e}", file.display())))?;
-            (views::identity(&state), file.display().to_string())
+                .map_err(|e| VerifyFailed(format!("{}: {e}", output::describe(file))))?;
+            (views::identity(&state), output::describe(file))
         }
         // Through the daemon when it runs: it holds the store.
         None => (
@@ -112,26 +124,16 @@ pub fn verify(state_dir: &Path, config: &Config, args: &VerifyArgs) -> anyhow::R
 }
 
 pub fn export(state_dir: &Path, config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
-    if args.out.as_os_str() == "-" && std::io::stdout().is_terminal() {
+    if output::is_stdio(&args.out) && !args.json && std::io::stdout().is_terminal() {
         bail!("refusing to write a binary file to a terminal: use --out FILE");
     }
-    let v = call(state_dir, config, Request::IdentityExport)?;
+    let mut v = call(state_dir, config, Request::IdentityExport)?;
     let bundle = STANDARD
         .decode(v["bundle_base64"].as_str().unwrap_or(""))
         .map_err(|e| anyhow::anyhow!("the identity bundle is not base64: {e}"))?;
-    if args.out.as_os_str() == "-" {
-        let mut stdout = std::io::stdout();
-        stdout.write_all(&bundle)?;
-        stdout.flush()?;
-    } else {
-        std::fs::write(&args.out, &bundle)
-            .with_context(|| format!("writing {}", args.out.display()))?;
-        eprintln!(
-            "exported {} identity-log entries of {} to {}",
-            v["entries"],
-            v["node_id"].as_str().unwrap_or(""),
-            args.out.display()
-        );
-    }
-    Ok(())
+    let what = format!(
+        "identity-log entries of {}",
+        v["node_id"].as_str().unwrap_or("")
+    );
+    output::export_bundle(&mut v, &bundle, args, &what)
 }

@@ -5,7 +5,7 @@
 use http::StatusCode;
 
 use crate::config::ConfigError;
-use crate::exit::VerifyFailed;
+use crate::exit::{BadArgument, VerifyFailed};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,7 @@ impl ServiceError {
         match self {
             ServiceError::VerifyFailed(d) => VerifyFailed(d).into(),
             ServiceError::Config(d) => ConfigError::Setting(d).into(),
+            ServiceError::Invalid(d) => BadArgument(d).into(),
             ServiceError::Store(e) => e.into(),
             ServiceError::Fault(e) => e,
             other => anyhow::anyhow!("{other}"),

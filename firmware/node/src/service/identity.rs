@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use gondwana_core::audit::kind;
+use gondwana_core::audit::{Field, kind};
 use gondwana_core::hash::to_hex;
 use gondwana_core::identity_log::{IdentityEvent, IdentityState, build, export_bundle};
 use gondwana_core::keys::{SigningSecret, WireguardSecret};
@@ -65,8 +65,11 @@ fn rotate_in_store(store: &StateStore, signing: bool) -> Result<IdentityState> {
         store::record_identity_entry(&txn, state.len, &raw, None, Some(&new))?;
         (next, kind::IDENTITY_ROTATE_WIREGUARD)
     };
-    let detail = format!("entry {} tip {}", state.len, to_hex(&next.tip));
-    store::append_audit(&txn, audit_kind, &detail, now_unix())?;
+    let fields = [
+        Field::uint("entry", state.len),
+        Field::text("tip", &to_hex(&next.tip)),
+    ];
+    store::append_audit(&txn, audit_kind, &fields, now_unix())?;
     store.commit(txn)?;
     Ok(next)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::error::{Result, ServiceError, invalid};
+use super::error::{Result, ServiceError, conflict};
 use super::socket as client;
 use super::{Request, grants, identity, on_store, status, views};
 use crate::config::Config;
@@ -49,7 +49,7 @@ pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value
             Ok(views::identity(&next))
         }
         Request::GrantAdd(r) | Request::GrantDel(r) if r.node.is_some() => {
-            invalid("--node needs the hub's daemon running (it signs and sends the command)")
+            conflict("--node needs the hub's daemon running (it signs and sends the command)")
         }
         Request::GrantAdd(r) => {
             grants::add(&grants::local_firewall(config, &store)?, &store, r, "cli")

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use gondwana_core::audit::decode_record;
+use gondwana_core::audit::{Body, Field, FieldValue, decode_record};
 use gondwana_core::directory::{Head, View};
 use gondwana_core::hash::to_hex;
 use gondwana_core::identity_log::IdentityState;
@@ -63,17 +63,57 @@ pub fn enrolment(e: &Enrolment) -> Value {
 }
 
 /// One audit record; an undecodable one with its error (`audit verify` is
-/// the judge of the chain).
+/// the judge of the chain). `fields` holds a typed record's fields by name
+/// (text as strings, numbers as numbers, times as RFC 3339); `detail` is
+/// the one-line text of either version (docs/audit.md).
 pub fn audit_record(key: u64, raw: &[u8]) -> Value {
     match decode_record(raw, key) {
         Ok(r) => {
-            let time =
-                humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(r.unix_time));
-            json!({"seq": r.seq, "unix_time": r.unix_time, "time": time.to_string(),
-                   "kind": r.kind.as_str(), "detail": r.detail.as_str()})
+            let mut v = json!({"seq": r.seq, "version": r.version, "unix_time": r.unix_time,
+                   "time": rfc3339(r.unix_time), "kind": r.kind.as_str()});
+            match &r.body {
+                Body::Text(text) => v["detail"] = json!(text.as_str()),
+                Body::Fields(fields) => {
+                    let map: serde_json::Map<String, Value> = fields
+                        .iter()
+                        .map(|f| (f.name.to_string(), field_json(&f.value)))
+                        .collect();
+                    v["fields"] = Value::Object(map);
+                    v["detail"] = json!(fields_text(fields));
+                }
+            }
+            v
         }
         Err(e) => json!({"seq": key, "error": e.to_string()}),
     }
+}
+
+fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
+}
+
+fn field_json(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::Text(t) => json!(t.as_str()),
+        FieldValue::Uint(n) => json!(n),
+        FieldValue::Time(t) => json!(rfc3339(*t)),
+    }
+}
+
+/// `name=value …`; a text with a space, `=` or `"` (or none) is quoted.
+fn fields_text(fields: &[Field]) -> String {
+    let one = |f: &Field| {
+        let value = match &f.value {
+            FieldValue::Text(t) if t.is_empty() || t.contains([' ', '=', '"', '\t', '\n']) => {
+                Value::String(t.to_string()).to_string()
+            }
+            FieldValue::Text(t) => t.to_string(),
+            FieldValue::Uint(n) => n.to_string(),
+            FieldValue::Time(t) => rfc3339(*t),
+        };
+        format!("{}={value}", f.name)
+    };
+    fields.iter().map(one).collect::<Vec<_>>().join(" ")
 }
 
 pub fn token(t: &TokenRecord) -> Value {

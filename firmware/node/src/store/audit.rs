@@ -1,21 +1,22 @@
 //! The audit chain in the store. Records are appended in the caller's write
 //! transaction, so an audited change and its record commit together.
 
-use gondwana_core::audit::{AuditError, AuditHead, verify_chain};
+use gondwana_core::audit::{AuditError, AuditHead, Field, verify_chain};
 
 use super::schema::{AUDIT, KEY_AUDIT_HEAD, META};
 use super::{StateStore, StoreError, WriteTxn, head};
 
-/// Appends a record stamped `now` (Unix seconds) in `txn`.
+/// Appends a record with typed `fields`, stamped `now` (Unix seconds), in
+/// `txn` (the record format: docs/audit.md).
 pub fn append_audit(
     txn: &WriteTxn<'_>,
     kind: &str,
-    detail: &str,
+    fields: &[Field],
     now: u64,
 ) -> Result<(), StoreError> {
     let mut meta = txn.open(META)?;
     let (len, tip) = head::read(&meta, KEY_AUDIT_HEAD, "audit")?;
-    let (raw, next) = AuditHead { len, tip }.next_record(now, kind, detail);
+    let (raw, next) = AuditHead { len, tip }.next_record(now, kind, fields);
     txn.open(AUDIT)?.insert(len, raw.as_slice())?;
     head::write(&mut meta, KEY_AUDIT_HEAD, next.len, &next.tip)
 }

@@ -1,6 +1,7 @@
 //! The node's side of enrolment in the store: the hub's grant (kept as the
 //! signed bytes received), the hub URL and pin, and the replicated directory.
 
+use gondwana_core::audit::Field;
 use gondwana_core::directory::{self, Entry, Head};
 use gondwana_core::enrol::EnrolGrant;
 use gondwana_core::envelope::{Envelope, tag};
@@ -61,7 +62,11 @@ pub fn save_enrolment(
     append_audit(
         &txn,
         "enrol.enrolled",
-        &format!("{} as {} via {hub_url}", grant.mesh_ip, grant.boxname),
+        &[
+            Field::text("mesh_ip", &grant.mesh_ip.to_string()),
+            Field::text("boxname", grant.boxname.as_str()),
+            Field::text("hub", hub_url),
+        ],
         now,
     )?;
     store.commit(txn)?;

@@ -3,6 +3,7 @@
 //! enforces the timeout itself, this only decides what to re-apply and with
 //! how much time left. Every change is audited in the same transaction.
 
+use gondwana_core::audit::Field;
 use std::net::Ipv4Addr;
 
 use super::schema::GRANTS;
@@ -33,16 +34,14 @@ pub fn put_grant(
 ) -> Result<(), StoreError> {
     txn.open(GRANTS)?
         .insert(key(&stored.grant), stored.expires_unix.unwrap_or(0))?;
-    let until = match stored.expires_unix {
-        Some(t) => format!("until unix {t}"),
-        None => "no timeout".into(),
-    };
-    append_audit(
-        txn,
-        AUDIT_GRANT,
-        &format!("{}:{} {until} by {by}", stored.grant.ip, stored.grant.port),
-        now,
-    )
+    let mut fields = vec![
+        Field::text("ip", &stored.grant.ip.to_string()),
+        Field::uint("port", stored.grant.port.into()),
+    ];
+    // No `expires` field: no timeout.
+    fields.extend(stored.expires_unix.map(|t| Field::time("expires", t)));
+    fields.push(Field::text("by", by));
+    append_audit(txn, AUDIT_GRANT, &fields, now)
 }
 
 /// Removes a grant and audits it; false if there was none.
@@ -56,7 +55,11 @@ pub fn remove_grant(
     append_audit(
         txn,
         AUDIT_REVOKE,
-        &format!("{}:{} by {by}", grant.ip, grant.port),
+        &[
+            Field::text("ip", &grant.ip.to_string()),
+            Field::uint("port", grant.port.into()),
+            Field::text("by", by),
+        ],
         now,
     )?;
     Ok(existed)
@@ -149,7 +152,7 @@ mod tests {
         let kinds: Vec<String> = records
             .iter()
             .filter_map(|(_, raw)| {
-                postcard::from_bytes::<gondwana_core::audit::AuditRecord>(raw)
+                gondwana_core::audit::decode_record(raw, 0)
                     .ok()
                     .map(|r| r.kind.to_string())
             })

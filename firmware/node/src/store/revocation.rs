@@ -11,6 +11,7 @@
 
 use super::schema::{DIRECTORY, ENROLMENT, NODE_RECORDS};
 use super::{StateStore, StoreError, append_audit};
+use gondwana_core::audit::Field;
 use gondwana_core::directory::Record;
 use gondwana_core::revocation::{self, Revocation};
 
@@ -50,10 +51,10 @@ pub fn save_revocation(
     append_audit(
         &txn,
         AUDIT_REVOKED,
-        &format!(
-            "revoked by the hub (directory entry {}): {}",
-            verified.seq, verified.reason
-        ),
+        &[
+            Field::uint("directory_seq", verified.seq),
+            Field::text("reason", &verified.reason),
+        ],
         now,
     )?;
     store.commit(txn)?;

@@ -539,7 +539,7 @@ impl Hub {
     }
 
     pub fn node_show(&self, who: &str) -> Value {
-        self.cli(&["node", "show", who]).ok().json()
+        self.cli(&["node", "show", who, "--json"]).ok().json()
     }
 
     pub fn directory(&self) -> Value {

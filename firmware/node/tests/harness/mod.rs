@@ -30,7 +30,7 @@ use redb::TableDefinition;
 pub const EXIT_OK: i32 = exit::OK as i32;
 pub const EXIT_FAILURE: i32 = exit::FAILURE as i32;
 /// clap's own code for a bad command line.
-pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_USAGE: i32 = exit::USAGE as i32;
 pub const EXIT_STATE_IN_USE: i32 = exit::STATE_IN_USE as i32;
 pub const EXIT_STATE_UNUSABLE: i32 = exit::STATE_UNUSABLE as i32;
 pub const EXIT_NO_IDENTITY: i32 = exit::NO_IDENTITY as i32;

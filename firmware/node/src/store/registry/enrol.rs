@@ -3,6 +3,7 @@
 //! in one write transaction, so nothing changes between the look and the
 //! write, and a refusal commits nothing.
 
+use gondwana_core::audit::Field;
 use gondwana_core::directory::Head;
 use gondwana_core::enrol::{self, EnrolGrant, VerifiedRequest};
 use gondwana_core::hub_enrol::{
@@ -141,10 +142,12 @@ fn admit(
     append_audit(
         txn,
         "enrol.grant",
-        &format!(
-            "{node_id} ({}) {} token {}",
-            entry.boxname, entry.mesh_ip, plan.token.id
-        ),
+        &[
+            Field::text("node_id", node_id),
+            Field::text("boxname", entry.boxname.as_str()),
+            Field::text("mesh_ip", &entry.mesh_ip.to_string()),
+            Field::text("token", &plan.token.id),
+        ],
         now,
     )?;
     Ok(entry)

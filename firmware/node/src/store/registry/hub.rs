@@ -1,6 +1,7 @@
 //! The hub's own node record: the directory's first entry, republished
 //! when the hub's WireGuard key changes (while running or while down).
 
+use gondwana_core::audit::Field;
 use gondwana_core::directory::{Entry, Record};
 use gondwana_core::envelope::{Envelope, tag};
 use gondwana_core::hash::to_hex;
@@ -25,8 +26,16 @@ pub fn publish_hub_key(
     }
     let txn = store.write()?;
     directory::append_record(&txn, &hub.signing, hub_record(hub))?;
-    append_audit(&txn, "hub.keys", "hub WireGuard key published", now)?;
+    append_audit(&txn, "hub.keys", &wireguard_key_field(hub), now)?;
     store.commit(txn)
+}
+
+/// `hub.keys`: the WireGuard key the directory now publishes.
+fn wireguard_key_field(hub: &HubContext) -> [Field; 1] {
+    [Field::text(
+        "wireguard_key",
+        &gondwana_core::keys::wg_key_to_base64(&hub.wireguard_key()),
+    )]
 }
 
 fn hub_record(hub: &HubContext) -> Record {
@@ -48,7 +57,7 @@ pub fn ensure_hub_record(store: &StateStore, hub: &HubContext, now: u64) -> Resu
         let published = hub_wg_key_in_directory(&txn, hub)?;
         if published != Some(hub.wireguard_key()) {
             directory::append_record(&txn, &hub.signing, hub_record(hub))?;
-            append_audit(&txn, "hub.keys", "hub WireGuard key published", now)?;
+            append_audit(&txn, "hub.keys", &wireguard_key_field(hub), now)?;
             store.commit(txn)?;
         }
         return Ok(());
@@ -57,12 +66,11 @@ pub fn ensure_hub_record(store: &StateStore, hub: &HubContext, now: u64) -> Resu
     append_audit(
         &txn,
         "hub.start",
-        &format!(
-            "hub {} subnet {} key {}",
-            hub.identity.node_id,
-            hub.subnet,
-            to_hex(&hub.identity.signing_key)
-        ),
+        &[
+            Field::text("node_id", hub.identity.node_id.as_str()),
+            Field::text("subnet", &hub.subnet.to_string()),
+            Field::text("signing_key", &to_hex(&hub.identity.signing_key)),
+        ],
         now,
     )?;
     store.commit(txn)

@@ -4,6 +4,7 @@
 //! update the mirror, the node record (keys, length, tip), the directory
 //! and the audit chain alike.
 
+use gondwana_core::audit::Field;
 use gondwana_core::hash::Hash32;
 use gondwana_core::hub_enrol::{self, NodeEntry, Refusal};
 use gondwana_core::identity_log::IdentityState;
@@ -118,11 +119,10 @@ pub(super) fn apply_key_rotation(
         append_audit(
             txn,
             "node.keys",
-            &format!(
-                "{} rotated keys (log entry {})",
-                entry.node_id,
-                state.len.saturating_sub(1)
-            ),
+            &[
+                Field::text("node_id", &entry.node_id),
+                Field::uint("log_entry", state.len.saturating_sub(1)),
+            ],
             now,
         )?;
     }

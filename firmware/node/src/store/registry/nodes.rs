@@ -1,6 +1,7 @@
 //! Enrolled nodes: their records, their directory `Node` records, and
 //! revocation (a signed directory record, the address and boxname freed).
 
+use gondwana_core::audit::Field;
 use gondwana_core::directory::Record;
 use gondwana_core::hub_enrol::NodeEntry;
 use gondwana_core::identity_log::IdentityState;
@@ -102,10 +103,12 @@ pub(super) fn revoke_in(
     append_audit(
         txn,
         "node.revoke",
-        &format!(
-            "{} ({}) {}: {reason}",
-            entry.node_id, entry.boxname, entry.mesh_ip
-        ),
+        &[
+            Field::text("node_id", &entry.node_id),
+            Field::text("boxname", entry.boxname.as_str()),
+            Field::text("mesh_ip", &entry.mesh_ip.to_string()),
+            Field::text("reason", reason),
+        ],
         now,
     )
 }

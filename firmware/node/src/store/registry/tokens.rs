@@ -2,6 +2,7 @@
 //! a verifier), revoked by id, every change audited in its transaction.
 
 use gondwana_core::Boxname;
+use gondwana_core::audit::Field;
 use gondwana_core::hub_enrol::TokenRecord;
 use gondwana_core::token::{self, TokenSecret};
 
@@ -39,11 +40,13 @@ pub fn create_token(
     };
     let txn = store.write()?;
     txn.records(TOKEN_RECORDS)?.put(&record.id, &record)?;
-    let detail = format!(
-        "token {} uses {} expires {:?}",
-        record.id, record.max_uses, record.expires_unix
-    );
-    append_audit(&txn, "token.create", &detail, now)?;
+    let mut fields = vec![
+        Field::text("token", &record.id),
+        Field::uint("max_uses", record.max_uses.into()),
+    ];
+    // No `expires` field: the token never expires.
+    fields.extend(record.expires_unix.map(|t| Field::time("expires", t)));
+    append_audit(&txn, "token.create", &fields, now)?;
     store.commit(txn)?;
     Ok((secret, record))
 }
@@ -59,7 +62,7 @@ pub fn revoke_token(store: &StateStore, id: &str, now: u64) -> Result<bool, Stor
         record.revoked = true;
         tokens.put(id, &record)?;
     }
-    append_audit(&txn, "token.revoke", id, now)?;
+    append_audit(&txn, "token.revoke", &[Field::text("token", id)], now)?;
     store.commit(txn)?;
     Ok(true)
 }
