@@ -58,8 +58,12 @@ const EXAMPLES: &[(&str, &str)] = &[
         "gondwana status\n  gondwana status --json | jq .enrolment.state",
     ),
     (
+        "logs",
+        "gondwana logs -n 50\n  gondwana logs -f\n  gondwana logs --json | jq -r 'select(.level == \"ERROR\") | .message'",
+    ),
+    (
         "enroll",
-        "gondwana enroll --hub http://hub.example.net:8799 --hub-key 3f2a… --token gwt1-…\n  gondwana enroll --hub http://10.0.0.1:8799 --hub-key 3f2a… --token gwt1-… --boxname kitchen --json",
+        "gondwana enroll /boot/gondwana/enroll.toml\n  ssh hub gondwana token create --out - | gondwana enroll -\n  gondwana enroll --hub http://hub.example.net:8799 --hub-key 3f2a… --token gwt1-…\n  gondwana enroll --hub http://10.0.0.1:8799 --hub-key 3f2a… --token gwt1-… --boxname kitchen --json",
     ),
     (
         "token",

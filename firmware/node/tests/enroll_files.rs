@@ -147,7 +147,7 @@ fn enroll_from_stdin(node: &Node, stdin: &[u8]) -> Run {
         .arg(&node.config)
         .arg("--state-dir")
         .arg(&node.state)
-        .args(["enroll", "-"])
+        .args(["enroll", "-", "--json"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -169,7 +169,7 @@ fn enroll_reads_the_file_token_create_wrote_or_stdin() {
     // No daemon: the CLI enrols from the file itself.
     let a = m.node("from-file", &hub);
     let v = a
-        .cli(&["enroll", file_s, "--boxname", "from-file"])
+        .cli(&["enroll", file_s, "--boxname", "from-file", "--json"])
         .ok()
         .json();
     assert_eq!(v["state"], "enrolled", "{v}");
