@@ -549,7 +549,25 @@ impl Hub {
     /// What a refused request must not change.
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            nodes: self.node_list(),
+            // Registry fields only: a running daemon adds what its
+            // WireGuard device says now (online, last handshake).
+            nodes: self
+                .node_list()
+                .into_iter()
+                .map(|mut n| {
+                    if let Some(o) = n.as_object_mut() {
+                        for live in [
+                            "online",
+                            "this_box",
+                            "last_handshake",
+                            "last_handshake_unix",
+                        ] {
+                            o.remove(live);
+                        }
+                    }
+                    n
+                })
+                .collect(),
             tokens: self.token_list(),
             directory: self.directory(),
         }
