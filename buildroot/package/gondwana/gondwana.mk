@@ -31,7 +31,7 @@ GONDWANA_CARGO_BUILD_OPTS = --package gondwana-node --bin gondwana
 # overrides are untouched), which the binary's 4 MiB budget depends on.
 # tests/images/buildroot-syntax.sh checks they equal Cargo.toml.
 GONDWANA_PROFILE_ENV = \
-	CARGO_PROFILE_RELEASE_OPT_LEVEL="z" \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL="s" \
 	CARGO_PROFILE_RELEASE_LTO="true" \
 	CARGO_PROFILE_RELEASE_CODEGEN_UNITS="1" \
 	CARGO_PROFILE_RELEASE_PANIC="abort" \
