@@ -164,7 +164,7 @@ fn print_created(v: &Value, out: Option<&Path>, as_json: bool) -> anyhow::Result
 }
 
 fn print_tokens(v: &Value) {
-    let now = output::now_unix();
+    let now = crate::clock::now_unix();
     let mut table = Table::new(&["ID", "USES", "EXPIRES", "STATE", "BOXNAME", "TAGS"]);
     for t in v.as_array().into_iter().flatten() {
         let expires = t["expires_unix"].as_u64();
@@ -196,7 +196,7 @@ fn print_tokens(v: &Value) {
 }
 
 fn print_node(v: &Value) {
-    let now = output::now_unix();
+    let now = crate::clock::now_unix();
     let tags: Vec<String> = v["tags"]
         .as_array()
         .into_iter()

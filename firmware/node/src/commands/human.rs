@@ -1,26 +1,10 @@
 //! Numbers for people: durations like `wg show` ("1m 12s"), byte counts
 //! in binary units, Unix times as RFC 3339 with how long ago.
 
-use std::time::{Duration, UNIX_EPOCH};
-
-/// `1d 2h`, `3h 5m`, `1m 12s`, `7s`: the two largest units.
+/// `1d 2h`, `3h 5m`, `1m 12s`, `7s`: the two largest units (the CLI's
+/// one duration format, [`super::output::short_duration`]).
 pub fn duration(secs: u64) -> String {
-    let units = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
-    let mut parts = Vec::new();
-    let mut rest = secs;
-    for (size, unit) in units {
-        if rest >= size || (parts.is_empty() && size == 1) {
-            parts.push(format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    if parts.len() == 2 && parts[1].starts_with('0') {
-        parts.pop();
-    }
-    parts.join(" ")
+    super::output::short_duration(secs)
 }
 
 /// `1m 12s ago`.
@@ -53,7 +37,7 @@ pub fn bytes(n: u64) -> String {
 /// `2026-11-30T03:12:00Z (5m 3s ago)`; a time ahead of this clock
 /// says so instead of a negative age.
 pub fn when(unix: u64, now_unix: u64) -> String {
-    let stamp = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix));
+    let stamp = super::output::rfc3339(unix);
     match now_unix.checked_sub(unix) {
         Some(age) => format!("{stamp} ({})", ago(age)),
         None => format!("{stamp} (ahead of this clock)"),

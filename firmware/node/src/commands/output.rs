@@ -112,10 +112,6 @@ pub fn short_duration(secs: u64) -> String {
     parts.join(" ")
 }
 
-pub fn now_unix() -> u64 {
-    crate::clock::now_unix()
-}
-
 /// `-` is standard output (and input) wherever a command takes a file.
 pub fn is_stdio(path: &Path) -> bool {
     path.as_os_str() == "-"
