@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backoff;
 pub mod boxname;
+pub mod candidates;
 pub mod dataplane;
 pub mod directory;
 pub mod enrol;

@@ -52,6 +52,11 @@ pub struct App {
     /// The WireGuard device and its peers' names, read by status and
     /// `/metrics` when they are asked (daemon/peers.rs).
     pub live: crate::daemon::peers::LivePeers,
+    /// The last verified candidate snapshot (docs/paths.md): on a node the
+    /// hub's, fetched or restored from the state partition; on the hub its
+    /// own, as last signed. Read by the path machine and the relay.
+    #[allow(dead_code)] // filled by the candidates task (issue 11, in progress)
+    pub candidates: tokio::sync::watch::Sender<Option<Arc<gondwana_core::candidates::Snapshot>>>,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -98,6 +103,7 @@ impl App {
             dataplane: Mutex::new(dataplane),
             revocation: RwLock::new(revocation),
             live: Default::default(),
+            candidates: tokio::sync::watch::Sender::new(None),
         }
     }
 
