@@ -284,6 +284,7 @@ fn peers_table(peers: &Value, daemon_running: bool) -> String {
             vec![
                 name,
                 s(&p["mesh_ip"]),
+                p["path"].as_str().unwrap_or("-").to_string(),
                 p["endpoint"].as_str().unwrap_or("(none)").to_string(),
                 handshake,
                 bytes(p["rx_bytes"].as_u64().unwrap_or(0)),
@@ -292,7 +293,15 @@ fn peers_table(peers: &Value, daemon_running: bool) -> String {
         })
         .collect();
     table(
-        &["PEER", "MESH IP", "ENDPOINT", "LAST HANDSHAKE", "RX", "TX"],
+        &[
+            "PEER",
+            "MESH IP",
+            "PATH",
+            "ENDPOINT",
+            "LAST HANDSHAKE",
+            "RX",
+            "TX",
+        ],
         &rows,
     )
 }
@@ -311,7 +320,7 @@ mod tests {
             "directory": {"entries": 3},
             "dataplane": {"state": "up", "backend": "userspace", "interface": "wg-mesh",
                           "address": "10.10.0.2/24", "listen_port": 51820, "public_key": "K="},
-            "peers": [{"name": "hub", "public_key": "P=", "mesh_ip": "10.10.0.1",
+            "peers": [{"name": "hub", "public_key": "P=", "mesh_ip": "10.10.0.1", "path": "direct",
                        "endpoint": "192.0.2.1:51820", "handshake_age_secs": 72,
                        "rx_bytes": 1536, "tx_bytes": 100}],
         });
@@ -324,8 +333,8 @@ mod tests {
             "  port:     51820",
             "  key:      K=",
             "  device:   wg-mesh 10.10.0.2/24",
-            "PEER  MESH IP    ENDPOINT         LAST HANDSHAKE  RX        TX",
-            "hub   10.10.0.1  192.0.2.1:51820  1m 12s ago      1.50 KiB  100 B",
+            "PEER  MESH IP    PATH    ENDPOINT         LAST HANDSHAKE  RX        TX",
+            "hub   10.10.0.1  direct  192.0.2.1:51820  1m 12s ago      1.50 KiB  100 B",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }

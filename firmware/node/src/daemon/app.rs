@@ -231,6 +231,13 @@ impl App {
         let mut v = crate::service::status::base_json(&self.store, &identity, &config);
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
         v["dataplane"] = self.dataplane_status().to_json();
+        if let Some(peers) = peers {
+            // The device as read now, not the last pass's count (up to
+            // 10 s old).
+            v["dataplane"]["peers"] = json!(peers.len());
+            v["dataplane"]["peers_with_handshake"] =
+                json!(peers.iter().filter(|p| p.online()).count());
+        }
         v["firewall"] = self.grants.status_json();
         v["peers"] = match peers {
             Some(peers) => Value::Array(peers.iter().map(PeerReport::to_json).collect()),

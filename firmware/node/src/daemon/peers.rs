@@ -55,7 +55,22 @@ pub fn names_from(view: &View) -> PeerNames {
 pub struct LivePeers {
     device: std::sync::Mutex<Option<Arc<WireGuard>>>,
     names: std::sync::Mutex<Arc<PeerNames>>,
+    paths: std::sync::Mutex<Arc<PeerPaths>>,
 }
+
+/// The path kinds status and `/metrics` name (docs/paths.md).
+pub const PATH_KINDS: [&str; 4] = ["lan", "direct", "relay", "none"];
+
+/// How a peer is reached, as the path machine last decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPath {
+    /// One of [`PATH_KINDS`].
+    pub kind: &'static str,
+    /// Why, when it is not the expected one (e.g. "hub unreachable").
+    pub note: Option<String>,
+}
+
+pub type PeerPaths = BTreeMap<PublicKey, PeerPath>;
 
 /// One peer, read now.
 #[derive(Debug, Clone)]
@@ -65,12 +80,24 @@ pub struct PeerReport {
     pub peer: PeerState,
     /// Seconds since the last handshake (`None`: never, or in the future).
     pub handshake_age: Option<u64>,
+    pub path: Option<PeerPath>,
 }
 
 impl PeerReport {
     pub fn online(&self) -> bool {
         self.handshake_age
             .is_some_and(|a| a < ONLINE_WITHIN.as_secs())
+    }
+
+    /// The path kind: the path machine's, else `direct` for a peer that
+    /// is online through an endpoint it has (the hub's view of its nodes,
+    /// a node's hub) and `none` for one that is not.
+    pub fn path_kind(&self) -> &'static str {
+        match &self.path {
+            Some(p) => p.kind,
+            None if self.online() && self.peer.config.endpoint.is_some() => "direct",
+            None => "none",
+        }
     }
 
     /// The mesh address: the directory's, else the peer's `/32`.
@@ -97,6 +124,8 @@ impl PeerReport {
             "node_id": self.name.as_ref().map(|n| n.node_id.as_str()),
             "public_key": self.public_key,
             "mesh_ip": self.mesh_ip().map(|a| a.to_string()),
+            "path": self.path_kind(),
+            "path_note": self.path.as_ref().and_then(|p| p.note.as_deref()),
             "endpoint": self.peer.config.endpoint.map(|e| e.to_string()),
             "allowed_ips": self.peer.config.allowed_ips.iter().map(|n| n.to_string())
                 .chain(self.peer.foreign_allowed_ips.iter().cloned())
@@ -129,11 +158,19 @@ impl LivePeers {
         }
     }
 
+    /// The path machine's latest decisions, by WireGuard key.
+    pub fn set_paths(&self, paths: PeerPaths) {
+        if let Ok(mut p) = self.paths.lock() {
+            *p = Arc::new(paths);
+        }
+    }
+
     /// The device's peers now, named; `None` when there is no device (no
     /// data plane, not enrolled yet) or it did not answer in time.
     pub async fn read(&self) -> Option<Vec<PeerReport>> {
         let wg = self.device.lock().ok()?.clone()?;
         let names = self.names.lock().ok()?.clone();
+        let paths = self.paths.lock().ok()?.clone();
         let device = match tokio::time::timeout(READ_TIMEOUT, wg.get()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
@@ -160,6 +197,7 @@ impl LivePeers {
                     .last_handshake
                     .and_then(|t| now.duration_since(t).ok())
                     .map(|d| d.as_secs()),
+                path: paths.get(&p.config.public_key).cloned(),
             })
             .collect();
         Some(reports)
@@ -208,6 +246,20 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
         Kind::Gauge,
         "Peers with a handshake in the last 180 s",
         &[(vec![], online)],
+    );
+    let by_path: Vec<(Vec<(&str, &str)>, Num)> = PATH_KINDS
+        .iter()
+        .map(|kind| {
+            let n = peers.iter().filter(|p| p.path_kind() == *kind).count();
+            (vec![("path", *kind)], Num::Int(n as u64))
+        })
+        .collect();
+    write_family(
+        out,
+        "gondwana_peers_by_path",
+        Kind::Gauge,
+        "Peers by the path their traffic takes (lan, direct, relay, none)",
+        &by_path,
     );
     write_family(
         out,
