@@ -20,6 +20,7 @@ pub mod exit;
 mod hub_url;
 mod net;
 mod persistence;
+mod relay;
 mod pid_lock;
 mod random;
 mod runtime;
