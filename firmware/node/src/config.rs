@@ -518,7 +518,13 @@ mod tests {
         )
         .unwrap();
         assert!(c.relay.runs_on(Role::Node));
-        assert_eq!(c.relay.port_range, PortRange { first: 57000, last: 57009 });
+        assert_eq!(
+            c.relay.port_range,
+            PortRange {
+                first: 57000,
+                last: 57009
+            }
+        );
         assert_eq!(c.relay.listen, std::net::Ipv4Addr::new(192, 0, 2, 1));
         for bad in [
             "port_range = \"57000\"",

@@ -90,7 +90,10 @@ mod tests {
         }
         let bound = 16 * 1024 + 2 * 100_000;
         assert!(sent <= bound, "{sent} > {bound}");
-        assert!(sent >= 200_000 - 1000, "{sent}: the bound is met, not undercut");
+        assert!(
+            sent >= 200_000 - 1000,
+            "{sent}: the bound is met, not undercut"
+        );
     }
 
     #[test]

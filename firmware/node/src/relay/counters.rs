@@ -90,7 +90,12 @@ impl Counters {
         );
         let dropped: Vec<_> = DropReason::ALL
             .iter()
-            .map(|r| (vec![("reason", r.label())], Num::Int(self.dropped_total(*r))))
+            .map(|r| {
+                (
+                    vec![("reason", r.label())],
+                    Num::Int(self.dropped_total(*r)),
+                )
+            })
             .collect();
         write_family(
             out,

@@ -159,7 +159,8 @@ impl Relay {
         let mut unbound = false;
         for (k, e) in wanted {
             if let Some(r) = self.running.get(&k) {
-                r.ends.send_if_modified(|old| std::mem::replace(old, e) != e);
+                r.ends
+                    .send_if_modified(|old| std::mem::replace(old, e) != e);
                 continue;
             }
             match self.start(&k, e).await {
@@ -185,7 +186,10 @@ impl Relay {
         let ports = self.settings.ports;
         if !ports.contains(k.2) || !ports.contains(k.3) || k.2 == k.3 {
             return Err(Refusal {
-                message: format!("ports {}/{} are not two ports of relay.port_range {ports}", k.2, k.3),
+                message: format!(
+                    "ports {}/{} are not two ports of relay.port_range {ports}",
+                    k.2, k.3
+                ),
                 retry: false,
             });
         }
@@ -194,7 +198,10 @@ impl Relay {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
                 return Err(Refusal {
-                    message: format!("binding ports {}/{}: {e} (tried again every few seconds)", k.2, k.3),
+                    message: format!(
+                        "binding ports {}/{}: {e} (tried again every few seconds)",
+                        k.2, k.3
+                    ),
                     retry: true,
                 });
             }
