@@ -12,8 +12,8 @@ pub enum DropReason {
     /// Its source IP is not the observed IP of the node that side belongs
     /// to (or the snapshot has none for that node).
     WrongSource,
-    /// The other side has not sent from its observed IP yet: there is no
-    /// address to send it to.
+    /// The other side has neither sent from its observed IP yet nor an
+    /// observed endpoint: there is no address to send it to.
     NoDestination,
     /// Over the pair's `relay.max_kbit_per_pair`.
     Rate,

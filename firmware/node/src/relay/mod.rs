@@ -236,12 +236,14 @@ fn key(p: &RelayPair) -> PairKey {
 }
 
 fn ends(s: &Snapshot, p: &RelayPair) -> Ends {
-    let ip = |id: &NodeId| s.nodes.get(id).and_then(|c| c.observed).map(|o| *o.ip());
+    let observed = |id: &NodeId| s.nodes.get(id).and_then(|c| c.observed);
     Ends {
-        a: ip(&p.a),
-        b: ip(&p.b),
+        a: observed(&p.a),
+        b: observed(&p.b),
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wg_tests;

@@ -1,7 +1,11 @@
 //! One relay pair: two bound UDP ports and the task that passes datagrams
 //! between them, unchanged. A datagram on `port_a` from node a's observed
 //! IP (any port: a symmetric NAT changes it) goes out of `port_b` to the
-//! address b last sent from on `port_b`, and the other way round.
+//! address b last sent from on `port_b`, and the other way round. Until b
+//! has sent anything there, b's observed endpoint is used: the first
+//! handshake from a then reaches b wherever b's NAT lets the relay's
+//! address in (no NAT, same LAN, an address-restricted NAT when the relay
+//! is the hub), instead of waiting for b to send first.
 //!
 //! One task per pair, one receive buffer per pair, reused for every
 //! datagram: no allocation on the packet path. The task waits for either
@@ -29,13 +33,13 @@ const MAX_DATAGRAM: usize = 65_536;
 /// Datagrams taken from one socket before the other gets its turn.
 const BATCH: usize = 64;
 
-/// The IPs each side's datagrams must come from: the nodes' observed
-/// endpoints in the snapshot (`None`: the snapshot has none; that side's
+/// The nodes' observed endpoints in the snapshot: each side's datagrams
+/// must come from its IP (`None`: the snapshot has none; that side's
 /// datagrams are dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ends {
-    pub a: Option<Ipv4Addr>,
-    pub b: Option<Ipv4Addr>,
+    pub a: Option<SocketAddrV4>,
+    pub b: Option<SocketAddrV4>,
 }
 
 /// When a pair last carried a datagram (unix seconds), for the allocator's
@@ -45,21 +49,30 @@ pub struct Activity {
     pub last_unix: AtomicU64,
 }
 
-/// One side of the pair: its socket, the IP it accepts, the address its
-/// node last sent from.
+/// One side of the pair: its socket, its node's observed endpoint, the
+/// address its node last sent from.
 struct Side {
     socket: UdpSocket,
-    expected: Option<Ipv4Addr>,
+    observed: Option<SocketAddrV4>,
     learned: Option<SocketAddrV4>,
 }
 
 impl Side {
-    fn expect(&mut self, ip: Option<Ipv4Addr>) {
-        if self.expected != ip {
+    fn expect(&mut self, observed: Option<SocketAddrV4>) {
+        if self.expected() != observed.map(|o| *o.ip()) {
             // An address learned from the old IP is not the node's now.
             self.learned = None;
         }
-        self.expected = ip;
+        self.observed = observed;
+    }
+
+    fn expected(&self) -> Option<Ipv4Addr> {
+        self.observed.map(|o| *o.ip())
+    }
+
+    /// Where datagrams for this side's node go.
+    fn destination(&self) -> Option<SocketAddrV4> {
+        self.learned.or(self.observed)
     }
 }
 
@@ -83,7 +96,7 @@ impl Forwarder {
     ) -> Forwarder {
         let side = |socket| Side {
             socket,
-            expected: None,
+            observed: None,
             learned: None,
         };
         Forwarder {
@@ -145,7 +158,7 @@ impl Forwarder {
                 .bytes_in
                 .fetch_add(n as u64, Ordering::Relaxed);
             let source = match source {
-                SocketAddr::V4(s) if Some(*s.ip()) == from.expected => s,
+                SocketAddr::V4(s) if Some(*s.ip()) == from.expected() => s,
                 _ => {
                     self.counters.dropped(DropReason::WrongSource);
                     continue;
@@ -155,7 +168,7 @@ impl Forwarder {
             self.activity
                 .last_unix
                 .store(crate::clock::now_unix(), Ordering::Relaxed);
-            let Some(destination) = to.learned else {
+            let Some(destination) = to.destination() else {
                 self.counters.dropped(DropReason::NoDestination);
                 continue;
             };

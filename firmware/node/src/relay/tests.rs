@@ -20,6 +20,8 @@ const B_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 4);
 const PORT_A: u16 = 56_000;
 const PORT_B: u16 = 56_001;
+/// Where the snapshot says both nodes are observed.
+const OBSERVED_PORT: u16 = 51_830;
 
 fn id(n: u8) -> NodeId {
     NodeId::from_genesis_key(&[n; 32])
@@ -34,7 +36,7 @@ fn snapshot(relay: &NodeId, a_ip: Ipv4Addr, b_ip: Ipv4Addr) -> Snapshot {
         std::mem::swap(&mut a, &mut b);
     }
     let observed = |ip| Candidates {
-        observed: Some(SocketAddrV4::new(ip, 51_830)),
+        observed: Some(SocketAddrV4::new(ip, OBSERVED_PORT)),
         ..Candidates::default()
     };
     Snapshot {
@@ -130,12 +132,18 @@ fn forwards_both_ways_unchanged_and_drops_strangers() {
         let f = Fixture::start(100_000);
         f.publish(snapshot(&id(7), A_IP, B_IP));
         f.wait_pairs(1).await;
-        let (a, b) = (node(A_IP).await, node(B_IP).await);
+        let a = node(A_IP).await;
+        // b listens where the snapshot says it is observed.
+        let b = UdpSocket::bind(SocketAddrV4::new(B_IP, OBSERVED_PORT))
+            .await
+            .unwrap();
 
-        // b has not sent yet: there is nowhere to send a's datagram.
+        // b has not sent yet: a's datagram goes to b's observed endpoint.
         a.send_to(b"early", relay_port(PORT_A)).await.unwrap();
-        assert!(silent(&b).await);
-        assert_eq!(f.dropped(DropReason::NoDestination), 1);
+        assert_eq!(
+            recv(&b).await,
+            Some((b"early".to_vec(), relay_port(PORT_B)))
+        );
 
         // b's first datagram goes to a's last source, out of port_a.
         b.send_to(b"to a", relay_port(PORT_B)).await.unwrap();
@@ -167,9 +175,9 @@ fn forwards_both_ways_unchanged_and_drops_strangers() {
         f.state.counters.write_metrics(&mut metrics);
         for line in [
             "gondwana_relay_pairs 1",
-            "gondwana_relay_packets_total 5",
+            "gondwana_relay_packets_total 6",
             "gondwana_relay_dropped_total{reason=\"wrong_source\"} 3",
-            "gondwana_relay_dropped_total{reason=\"no_destination\"} 1",
+            "gondwana_relay_dropped_total{reason=\"no_destination\"} 0",
             "gondwana_relay_dropped_total{reason=\"rate\"} 0",
         ] {
             assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
@@ -191,6 +199,22 @@ fn forwards_both_ways_unchanged_and_drops_strangers() {
         let b5 = node(b5_ip).await;
         b5.send_to(b"new ip", relay_port(PORT_B)).await.unwrap();
         assert_eq!(recv(&a2).await.unwrap().0, b"new ip");
+
+        // A snapshot without b's endpoint: b's side takes nothing, and a's
+        // datagrams have nowhere to go.
+        let mut s = snapshot(&id(7), A_IP, b5_ip);
+        s.nodes.values_mut().for_each(|c| {
+            if c.observed.is_some_and(|o| *o.ip() == b5_ip) {
+                c.observed = None;
+            }
+        });
+        f.publish(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b5.send_to(b"gone", relay_port(PORT_B)).await.unwrap();
+        a2.send_to(b"nowhere", relay_port(PORT_A)).await.unwrap();
+        assert!(silent(&a2).await && silent(&b5).await);
+        assert_eq!(f.dropped(DropReason::WrongSource), 5);
+        assert_eq!(f.dropped(DropReason::NoDestination), 1);
 
         // The pair leaves the snapshot: its ports are closed.
         f.publish(Snapshot::default());

@@ -24,7 +24,7 @@ fn socket_dir() -> PathBuf {
     PathBuf::from(uapi::DEFAULT_SOCKET_DIR)
 }
 
-fn test_options(iface: &str) -> OpenOptions {
+pub(crate) fn test_options(iface: &str) -> OpenOptions {
     let exe = std::env::current_exe().expect("test binary path");
     OpenOptions {
         launcher: Launcher {
@@ -63,7 +63,7 @@ fn device_process_entry() {
 
 /// Stops, on drop, every device process it names (a failing test must
 /// not leave them behind: they hold their namespaces alive).
-struct Devices(Vec<String>);
+pub(crate) struct Devices(pub(crate) Vec<String>);
 
 impl Drop for Devices {
     fn drop(&mut self) {
@@ -80,13 +80,13 @@ impl Drop for Devices {
     }
 }
 
-fn random_key() -> Zeroizing<[u8; 32]> {
+pub(crate) fn random_key() -> Zeroizing<[u8; 32]> {
     let mut key = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *key).expect("OS RNG");
     key
 }
 
-fn peer(
+pub(crate) fn peer(
     public_key: [u8; 32],
     ips: &[&str],
     endpoint: Option<&str>,
@@ -444,7 +444,7 @@ fn hold_device_entry() {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
-fn ping(ns: &NetNs, to: &str) -> bool {
+pub(crate) fn ping(ns: &NetNs, to: &str) -> bool {
     (0..5).any(|_| {
         ns.try_exec(&["ping", "-c", "1", "-W", "2", to])
             .status
@@ -568,6 +568,6 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     );
 }
 
-fn ifname(name: &str) -> gondwana_core::InterfaceName {
+pub(crate) fn ifname(name: &str) -> gondwana_core::InterfaceName {
     gondwana_core::InterfaceName::parse(name).unwrap()
 }
