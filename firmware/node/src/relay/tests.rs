@@ -83,6 +83,14 @@ impl Fixture {
         Fixture { snapshots, state }
     }
 
+    /// Started, with the pair of [`snapshot`] bound.
+    async fn with_pair(max_kbit: u64) -> Fixture {
+        let f = Fixture::start(max_kbit);
+        f.publish(snapshot(&id(7), A_IP, B_IP));
+        f.wait_pairs(1).await;
+        f
+    }
+
     fn publish(&self, s: Snapshot) {
         self.snapshots.send_replace(Some(Arc::new(s)));
     }
@@ -129,9 +137,7 @@ async fn silent(s: &UdpSocket) -> bool {
 #[test]
 fn forwards_both_ways_unchanged_and_drops_strangers() {
     NetNs::new().run(|| async {
-        let f = Fixture::start(100_000);
-        f.publish(snapshot(&id(7), A_IP, B_IP));
-        f.wait_pairs(1).await;
+        let f = Fixture::with_pair(100_000).await;
         let a = node(A_IP).await;
         // b listens where the snapshot says it is observed.
         let b = UdpSocket::bind(SocketAddrV4::new(B_IP, OBSERVED_PORT))
@@ -230,9 +236,7 @@ fn forwards_both_ways_unchanged_and_drops_strangers() {
 fn each_pair_is_held_to_its_rate() {
     NetNs::new().run(|| async {
         // 800 kbit/s: 100,000 bytes a second after a 16 KiB burst.
-        let f = Fixture::start(800);
-        f.publish(snapshot(&id(7), A_IP, B_IP));
-        f.wait_pairs(1).await;
+        let f = Fixture::with_pair(800).await;
         let (a, b) = (node(A_IP).await, node(B_IP).await);
         b.send_to(b"hello", relay_port(PORT_B)).await.unwrap();
         // Handled before a's (the relay serves its two ports in any order).

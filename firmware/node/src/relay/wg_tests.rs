@@ -14,36 +14,9 @@ use gondwana_core::node_id::NodeId;
 use tokio::sync::watch;
 
 use super::{RelayState, Settings, run};
-use crate::config::BackendChoice;
-use crate::net::link::Links;
 use crate::net::testns::{NetNs, unique_tag};
-use crate::net::wireguard::tests::{Devices, ifname, peer, ping, random_key, test_options};
-use crate::net::wireguard::{WireGuard, public_key};
-
-/// Starts a device in `ns` with `key`, `address` and its one peer.
-fn device(
-    ns: &NetNs,
-    iface: &str,
-    key: &zeroize::Zeroizing<[u8; 32]>,
-    address: &str,
-    peer_cfg: crate::net::wireguard::PeerConfig,
-) {
-    let (name, key, address) = (iface.to_string(), key.clone(), address.to_string());
-    let options = test_options(iface);
-    ns.run(move || async move {
-        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
-            .await
-            .unwrap();
-        wg.configure(&key, 51820).await.unwrap();
-        let links = Links::new().unwrap();
-        links
-            .ensure_address(&ifname(&name), address.parse().unwrap())
-            .await
-            .unwrap();
-        links.set_up(&ifname(&name)).await.unwrap();
-        wg.apply_peers(&[peer_cfg], &[]).await.unwrap();
-    });
-}
+use crate::net::wireguard::public_key;
+use crate::net::wireguard::tests::{Devices, peer, ping, random_key, start_device};
 
 #[test]
 fn two_wireguard_boxes_ping_through_the_relay() {
@@ -121,14 +94,14 @@ fn two_wireguard_boxes_ping_through_the_relay() {
     let (ka, kb) = (random_key(), random_key());
     let (pa, pb) = (public_key(&ka), public_key(&kb));
     // Each side's peer is the other box, at the relay's port for it.
-    device(
+    start_device(
         &a,
         &wa,
         &ka,
         "10.71.0.1/24",
         peer(pb, &["10.71.0.2/32"], Some("192.168.71.1:56000"), Some(25)),
     );
-    device(
+    start_device(
         &b,
         &wb,
         &kb,

@@ -59,18 +59,17 @@ pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) 
     batch.add(&t, MsgType::Add);
     batch.add(&t, MsgType::Del);
     batch.add(&t, MsgType::Add);
-    let chain = Chain::new(&t)
-        .with_name(INPUT_CHAIN)
-        .with_hook(Hook::new(HookClass::In, FILTER_PRIORITY))
-        .with_type(ChainType::Filter)
-        .with_policy(ChainPolicy::Accept);
-    batch.add(&chain, MsgType::Add);
-    let forward = Chain::new(&t)
-        .with_name(FORWARD_CHAIN)
-        .with_hook(Hook::new(HookClass::Forward, FILTER_PRIORITY))
-        .with_type(ChainType::Filter)
-        .with_policy(ChainPolicy::Accept);
-    batch.add(&forward, MsgType::Add);
+    for (name, hook) in [
+        (INPUT_CHAIN, HookClass::In),
+        (FORWARD_CHAIN, HookClass::Forward),
+    ] {
+        let chain = Chain::new(&t)
+            .with_name(name)
+            .with_hook(Hook::new(hook, FILTER_PRIORITY))
+            .with_type(ChainType::Filter)
+            .with_policy(ChainPolicy::Accept);
+        batch.add(&chain, MsgType::Add);
+    }
     // rustables' SetBuilder leaves the family and the set id unset (the
     // kernel answers ENOENT / EINVAL), so the set is built field by field.
     let mut set = Set::default()

@@ -336,16 +336,22 @@ fn traffic_is_dropped_until_granted() {
     assert!(!connects(&b, service), "service after the timeout");
 }
 
-/// The packets counted by the off-mesh guard rule, read with the real `nft`.
-fn guard_drops(ns: &Netns, iface: &str) -> u64 {
-    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", "input"]);
-    let prefix =
-        format!("ip daddr 10.10.0.0/24 iifname != \"{iface}\" iifname != \"lo\" counter packets ");
+/// The packets counted by the rule of `chain` that starts with `rule`,
+/// read with the real `nft`.
+fn counted(ns: &Netns, chain: &str, rule: &str) -> u64 {
+    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", chain]);
+    let prefix = format!("{rule} counter packets ");
     text.lines()
         .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no guard rule with a counter in\n{text}"))
+        .unwrap_or_else(|| panic!("no rule {rule:?} with a counter in\n{text}"))
+}
+
+/// The packets counted by the off-mesh guard rule.
+fn guard_drops(ns: &Netns, iface: &str) -> u64 {
+    let rule = format!("ip daddr 10.10.0.0/24 iifname != \"{iface}\" iifname != \"lo\"");
+    counted(ns, "input", &rule)
 }
 
 /// A box A with a mesh link (to B) and a LAN link (to C). C routes the
@@ -412,13 +418,11 @@ fn mesh_addresses_are_reachable_only_through_the_mesh() {
 
 /// The packets counted by the forward chain's mesh-to-mesh rule.
 fn hairpin_drops(ns: &Netns, iface: &str) -> u64 {
-    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", "forward"]);
-    let prefix = format!("iifname \"{iface}\" oifname \"{iface}\" counter packets ");
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no hairpin rule with a counter in\n{text}"))
+    counted(
+        ns,
+        "forward",
+        &format!("iifname \"{iface}\" oifname \"{iface}\""),
+    )
 }
 
 /// A hub H with IPv4 forwarding on and its "mesh interface" (a bridge
