@@ -34,6 +34,13 @@ use pair::{Activity, Ends, Forwarder};
 
 use crate::config::{PortRange, RelayConfig};
 
+/// Each pair socket's receive buffer: a TCP window's burst through the
+/// relay waits here while the task sends the previous datagrams on,
+/// instead of being dropped at the default (~208 KiB, shared by every
+/// flow of the pair). A cap on what the kernel may queue, not memory
+/// taken up front.
+const RECEIVE_BUFFER: usize = 1 << 20;
+
 /// How often a pair whose ports could not be bound is tried again.
 const RETRY_BIND: Duration = Duration::from_secs(5);
 
@@ -193,7 +200,16 @@ impl Relay {
                 retry: false,
             });
         }
-        let bind = |port| UdpSocket::bind(SocketAddrV4::new(self.settings.listen, port));
+        let bind = |port| async move {
+            let socket = UdpSocket::bind(SocketAddrV4::new(self.settings.listen, port)).await?;
+            // The *Force variant passes net.core.rmem_max (the daemon has
+            // CAP_NET_ADMIN); without it the capped one still helps.
+            use nix::sys::socket::{setsockopt, sockopt};
+            if setsockopt(&socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_err() {
+                let _ = setsockopt(&socket, sockopt::RcvBuf, &RECEIVE_BUFFER);
+            }
+            Ok::<_, std::io::Error>(socket)
+        };
         let sockets = match (bind(k.2).await, bind(k.3).await) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => {
