@@ -4,8 +4,9 @@
 # bridge and veths). Userspace WireGuard (boringtun), because this host's
 # kernel has no WireGuard module; the kernel backend is tested in a VM.
 #
-# Checks: auto-enrolment over the underlay and tunnels up; node1 pings node2
-# through the hub; the real `wg show` lists exactly the expected peers and
+# Checks: auto-enrolment over the underlay and tunnels up; the hub does not
+# forward between mesh peers (ip_forward off, our forward chain); node1
+# pings node2; the real `wg show` lists exactly the expected peers and
 # the real `nft list ruleset` shows our table; a LAN host that routes
 # node1's mesh address via node1's underlay address is dropped (and counted)
 # while node1's API on its underlay address (api.listen) answers it; grants
@@ -221,8 +222,15 @@ IP_B=$(status_field node2 "$NS_B" "s['enrolment']['mesh_ip']")
 log "node1 = $IP_A, node2 = $IP_B"
 
 check "node1 pings the hub" in_ns "$NS_A" ping -c 2 -W 2 "$HUB_MESH"
-check "node1 pings node2 through the hub" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
-check "node2 pings node1 through the hub" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
+# The hub routes no plaintext between mesh peers (docs/paths.md): it leaves
+# IPv4 forwarding as it found it (off in a fresh namespace) and its table
+# drops wg-mesh → wg-mesh; node1 and node2 reach each other over their own
+# peers.
+check "hub: IPv4 forwarding left off" [ "$(in_ns "$NS_H" cat /proc/sys/net/ipv4/ip_forward)" == 0 ]
+check "hub: the forward chain drops $IF_H → $IF_H" \
+    bash -c "ip netns exec $NS_H nft list chain inet gondwana forward | grep -qF 'iifname \"$IF_H\" oifname \"$IF_H\" counter'"
+check "node1 pings node2" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
+check "node2 pings node1" in_ns "$NS_B" ping -c 2 -W 2 "$IP_A"
 
 log "status, node list and /metrics after that traffic"
 # The peers as the device reports them now: named, with traffic both ways

@@ -39,6 +39,92 @@ pub struct Config {
     pub enroll: EnrollConfig,
     #[serde(default)]
     pub firewall: FirewallConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
+}
+
+/// The ciphertext relay (docs/paths.md, "The relay").
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Run the forwarder for the pairs naming this box; unset: on for a
+    /// hub, off for a node ([`RelayConfig::runs_on`]).
+    pub enabled: Option<bool>,
+    /// The address the pairs' ports are bound on.
+    pub listen: std::net::Ipv4Addr,
+    /// Where pairs' ports come from: `first-last`, checked at load.
+    pub port_range: PortRange,
+    /// Bound on each pair, both directions together, in kbit/s.
+    pub max_kbit_per_pair: u64,
+    /// A pair without traffic and without a node asking for it this long
+    /// is released by the allocator.
+    pub idle_secs: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: None,
+            listen: std::net::Ipv4Addr::UNSPECIFIED,
+            port_range: PortRange {
+                first: 56_000,
+                last: 56_999,
+            },
+            max_kbit_per_pair: 100_000,
+            idle_secs: 600,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Whether a box of `role` runs the forwarder.
+    pub fn runs_on(&self, role: Role) -> bool {
+        self.enabled.unwrap_or(role == Role::Hub)
+    }
+}
+
+/// An inclusive range of ports, written `first-last` (`56000-56999`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PortRange, String> {
+        let bad = || format!("{s:?}: expected first-last, ports 1-65535, first <= last");
+        let (first, last) = s.split_once('-').ok_or_else(bad)?;
+        let port = |t: &str| match t.trim().parse::<u16>() {
+            Ok(p) if p != 0 && t.trim().bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+            _ => Err(bad()),
+        };
+        let (first, last) = (port(first)?, port(last)?);
+        if first > last {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl std::fmt::Display for PortRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PortRange, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The mesh firewall (docs/firewall.md).
@@ -417,6 +503,43 @@ mod tests {
             assert!(
                 e.contains("mesh_open_ports") && e.contains(why),
                 "{ports}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn relay_section_parses_and_refuses_bad_ranges() {
+        let d = Config::default();
+        assert!(d.relay.runs_on(Role::Hub) && !d.relay.runs_on(Role::Node));
+        assert_eq!(d.relay.port_range.to_string(), "56000-56999");
+        let c = parse(
+            "[relay]\nenabled = true\nlisten = \"192.0.2.1\"\nport_range = \"57000-57009\"\n\
+             max_kbit_per_pair = 800\nidle_secs = 30\n",
+        )
+        .unwrap();
+        assert!(c.relay.runs_on(Role::Node));
+        assert_eq!(
+            c.relay.port_range,
+            PortRange {
+                first: 57000,
+                last: 57009
+            }
+        );
+        assert_eq!(c.relay.listen, std::net::Ipv4Addr::new(192, 0, 2, 1));
+        for bad in [
+            "port_range = \"57000\"",
+            "port_range = \"0-10\"",
+            "port_range = \"9-8\"",
+            "port_range = \"1-70000\"",
+            "port_range = \"+1-9\"",
+            "max_kbit_per_pair = 0",
+            "idle_secs = 0",
+            "listen = \"::\"",
+        ] {
+            let e = parse(&format!("[relay]\n{bad}\n"));
+            assert!(
+                matches!(&e, Err(ConfigError::Invalid { detail, .. }) if detail.contains("relay")),
+                "{bad}: {e:?}"
             );
         }
     }

@@ -22,6 +22,7 @@ mod net;
 mod persistence;
 mod pid_lock;
 mod random;
+mod relay;
 mod runtime;
 mod service;
 mod store;

@@ -157,6 +157,18 @@ fn metrics_parse_and_count_from_zero_on_a_hub_and_a_node() {
     assert!(sample(&fresh, "process_cpu_seconds", &[]) >= 0.0);
     assert_eq!(sample(&fresh, "gondwana_peers", &[]), 0.0);
     assert!(fresh.contains_key("gondwana_peer_receive_bytes"));
+    // The hub's relay is on, with no pair before any snapshot names one.
+    assert_eq!(sample(&fresh, "gondwana_relay_pairs", &[]), 0.0);
+    for reason in ["wrong_source", "no_destination", "rate", "send_failed"] {
+        assert_eq!(
+            sample(&fresh, "gondwana_relay_dropped", &[("reason", reason)]),
+            0.0
+        );
+    }
+    assert_eq!(
+        sample(&fresh, "gondwana_relay_bytes", &[("direction", "out")]),
+        0.0
+    );
 
     // Two nodes enrol; one bad token is refused.
     let file = hub.dir.join("e.toml");

@@ -34,6 +34,11 @@ pub const KEYS: &[&str] = &[
     "firewall.enabled",
     "firewall.table",
     "firewall.mesh_open_ports",
+    "relay.enabled",
+    "relay.listen",
+    "relay.port_range",
+    "relay.max_kbit_per_pair",
+    "relay.idle_secs",
 ];
 
 #[cfg(test)]

@@ -17,6 +17,8 @@ pub const WHOLE: &[(&str, u64, u64, &str)] = &[
     ("hub.enroll_rate_burst", 1, 100_000, ""),
     ("hub.enroll_rate_per_minute", 1, 1_000_000, ""),
     ("enroll.directory_pull_secs", 1, 86_400, " seconds"),
+    ("relay.max_kbit_per_pair", 64, 100_000_000, " kbit/s"),
+    ("relay.idle_secs", 10, 604_800, " seconds"),
 ];
 
 /// `(key, lowest, highest)` for the keys in seconds with a fraction.
@@ -34,6 +36,8 @@ pub fn check(c: &Config) -> Result<(), String> {
         u64::from(c.hub.enroll_rate_burst),
         u64::from(c.hub.enroll_rate_per_minute),
         c.enroll.directory_pull_secs,
+        c.relay.max_kbit_per_pair,
+        c.relay.idle_secs,
     ];
     for (&(key, low, high, unit), value) in WHOLE.iter().zip(whole_values) {
         if !(low..=high).contains(&value) {
@@ -69,11 +73,32 @@ pub fn check(c: &Config) -> Result<(), String> {
             ));
         }
     }
+    if c.relay.runs_on(c.role) {
+        check_relay_ports(c)?;
+    }
     if let Some(endpoint) = &c.hub.public_endpoint {
         check_endpoint(endpoint).map_err(|p| format!("hub.public_endpoint: {p}"))?;
     }
     Ok(())
 }
+
+/// The relay's ports must not take WireGuard's: the hub's port and the
+/// nodes' listen ports (`mesh.wireguard_port` + 0..4095, docs/paths.md).
+fn check_relay_ports(c: &Config) -> Result<(), String> {
+    let range = c.relay.port_range;
+    let wg_first = u32::from(c.mesh.wireguard_port);
+    let wg_last = wg_first + u32::from(LISTEN_PORT_SPREAD) - 1;
+    if u32::from(range.first) <= wg_last && wg_first <= u32::from(range.last) {
+        return Err(format!(
+            "relay.port_range = \"{range}\" overlaps the WireGuard listen ports \
+             {wg_first}-{wg_last} (mesh.wireguard_port and the nodes' ports above it)"
+        ));
+    }
+    Ok(())
+}
+
+/// How many listen ports above `mesh.wireguard_port` nodes may take.
+pub const LISTEN_PORT_SPREAD: u16 = 4096;
 
 /// `host:port` as nodes get it in the grant: a DNS name, an IPv4 address
 /// or a bracketed IPv6 address, a port 1-65535, not a wildcard address.
@@ -108,6 +133,24 @@ mod tests {
     #[test]
     fn defaults_are_in_range() {
         assert_eq!(check(&Config::default()), Ok(()));
+    }
+
+    #[test]
+    fn relay_ports_stay_clear_of_wireguard() {
+        let mut c = Config {
+            role: crate::config::Role::Hub,
+            ..Config::default()
+        };
+        c.relay.port_range = "51000-51822".parse().unwrap();
+        assert!(check(&c).unwrap_err().contains("relay.port_range"));
+        c.relay.port_range = "55917-55917".parse().unwrap();
+        assert!(check(&c).is_err());
+        c.relay.port_range = "55918-56999".parse().unwrap();
+        assert_eq!(check(&c), Ok(()));
+        // A node without a relay is not held to it.
+        c.role = crate::config::Role::Node;
+        c.relay.port_range = "51822-51822".parse().unwrap();
+        assert_eq!(check(&c), Ok(()));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct App {
     /// own, as last signed. Read by the path machine and the relay.
     #[allow(dead_code)] // filled by the candidates task (issue 11, in progress)
     pub candidates: tokio::sync::watch::Sender<Option<Arc<gondwana_core::candidates::Snapshot>>>,
+    /// The relay's counters and its pairs' last traffic (relay/), read by
+    /// `/metrics` and the relay allocator.
+    pub relay: Arc<crate::relay::RelayState>,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -104,6 +107,7 @@ impl App {
             revocation: RwLock::new(revocation),
             live: Default::default(),
             candidates: tokio::sync::watch::Sender::new(None),
+            relay: Default::default(),
         }
     }
 

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use crate::config::{BackendChoice, Config, Role};
 use crate::daemon::app::App;
 use crate::daemon::dataplane_status::DataplaneStatus;
-use crate::net::link::{self, Links};
+use crate::net::link::Links;
 use crate::net::wireguard::{OpenOptions, PeerDiff, PeerOp, PeerState, WireGuard};
 
 pub struct Driver {
@@ -133,10 +133,6 @@ impl Driver {
         if let Some(links) = &self.links {
             links.ensure_address(&iface, membership.address).await?;
             links.set_up(&iface).await?;
-        }
-        if config.role == Role::Hub {
-            // Node-to-node traffic hairpins through the hub.
-            link::enable_ipv4_forwarding()?;
         }
 
         let input = PassInput {

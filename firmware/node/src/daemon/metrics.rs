@@ -113,6 +113,7 @@ pub async fn scrape(app: &App) -> ApiResponse {
     grant_families(app, &mut extra);
     let peers = app.live.read().await.unwrap_or_default();
     crate::daemon::peers::write_metrics(&mut extra, &peers);
+    app.relay.counters.write_metrics(&mut extra);
     crate::api::process_metrics::write(&mut extra);
     app.metrics.response_with(&extra)
 }

@@ -159,6 +159,18 @@ async fn serve(
         })
     };
     background.push(tokio::spawn(dataplane::run(app.clone(), serve_mesh_api)));
+    if config.relay.runs_on(config.role) {
+        info!(
+            "relay: on {}, ports {}, {} kbit/s per pair",
+            config.relay.listen, config.relay.port_range, config.relay.max_kbit_per_pair
+        );
+        background.push(tokio::spawn(crate::relay::run(
+            app.identity().node_id,
+            crate::relay::Settings::from(&config.relay),
+            app.candidates.subscribe(),
+            app.relay.clone(),
+        )));
+    }
     info!(
         "{} {} ({}) running",
         match app.role() {
@@ -264,17 +276,19 @@ fn reload(app: &App) {
                 || new.hub.enroll_rate_per_minute != old.hub.enroll_rate_per_minute
                 || new.mesh.subnet != old.mesh.subnet
                 || new.mesh.wireguard_port != old.mesh.wireguard_port
-                || new.mesh.api_port != old.mesh.api_port;
+                || new.mesh.api_port != old.mesh.api_port
+                || new.relay != old.relay;
             if fixed {
                 warn!(
-                    "SIGHUP: role, subnet, ports, listeners, body limit and enrolment rate \
-                     changes take effect at the next start"
+                    "SIGHUP: role, subnet, ports, listeners, body limit, enrolment rate \
+                     and relay changes take effect at the next start"
                 );
             }
             new.role = old.role;
             new.api = old.api.clone();
             new.hub = old.hub.clone();
             new.mesh = old.mesh.clone();
+            new.relay = old.relay.clone();
             if let Ok(mut c) = app.config.write() {
                 *c = Arc::new(new);
             }

@@ -223,16 +223,6 @@ impl Links {
     }
 }
 
-/// Turns on IPv4 forwarding in this network namespace (a hub hairpins
-/// node-to-node traffic). A sysctl file, as every tool does it.
-pub fn enable_ipv4_forwarding() -> Result<(), LinkError> {
-    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
-    if std::fs::read_to_string(PATH).is_ok_and(|v| v.trim() == "1") {
-        return Ok(());
-    }
-    std::fs::write(PATH, "1\n").map_err(|e| fail("write", PATH, e))
-}
-
 fn address_of(msg: &AddressMessage) -> Option<Ipv4Addr> {
     // IFA_LOCAL is the interface's own address (IFA_ADDRESS is the peer's
     // on point-to-point links); fall back to IFA_ADDRESS when absent.

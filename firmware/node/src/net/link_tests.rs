@@ -2,7 +2,7 @@
 
 use gondwana_core::InterfaceName;
 
-use super::link::{Links, enable_ipv4_forwarding};
+use super::link::Links;
 use super::testns::NetNs;
 
 fn name(s: &str) -> InterfaceName {
@@ -32,13 +32,6 @@ fn addresses_and_routes_are_idempotent_and_replaced_when_different() {
         let dst = "10.88.0.0/16".parse().unwrap();
         links.ensure_route(dst, &name("d0")).await.unwrap();
         links.ensure_route(dst, &name("d0")).await.unwrap();
-        enable_ipv4_forwarding().unwrap();
-        assert_eq!(
-            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-                .unwrap()
-                .trim(),
-            "1"
-        );
         assert_eq!(
             links
                 .link(&name("d0"))

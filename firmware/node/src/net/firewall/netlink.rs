@@ -20,7 +20,7 @@ use rustables::{Set, Table};
 use super::nfmsg::{
     self, DumpedElement, GRANT_KEY_LEN, GRANT_KEY_TYPE, NFT_SET_TIMEOUT, NLMSG_DONE, NLMSG_ERROR,
 };
-use super::plan::{GRANT_SET, GRANT_SET_ID, INPUT_CHAIN, INPUT_PRIORITY, Ruleset};
+use super::plan::{FILTER_PRIORITY, FORWARD_CHAIN, GRANT_SET, GRANT_SET_ID, INPUT_CHAIN, Ruleset};
 
 /// How long the kernel may take to answer before we call it stuck.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,12 +59,17 @@ pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) 
     batch.add(&t, MsgType::Add);
     batch.add(&t, MsgType::Del);
     batch.add(&t, MsgType::Add);
-    let chain = Chain::new(&t)
-        .with_name(INPUT_CHAIN)
-        .with_hook(Hook::new(HookClass::In, INPUT_PRIORITY))
-        .with_type(ChainType::Filter)
-        .with_policy(ChainPolicy::Accept);
-    batch.add(&chain, MsgType::Add);
+    for (name, hook) in [
+        (INPUT_CHAIN, HookClass::In),
+        (FORWARD_CHAIN, HookClass::Forward),
+    ] {
+        let chain = Chain::new(&t)
+            .with_name(name)
+            .with_hook(Hook::new(hook, FILTER_PRIORITY))
+            .with_type(ChainType::Filter)
+            .with_policy(ChainPolicy::Accept);
+        batch.add(&chain, MsgType::Add);
+    }
     // rustables' SetBuilder leaves the family and the set id unset (the
     // kernel answers ENOENT / EINVAL), so the set is built field by field.
     let mut set = Set::default()
@@ -80,6 +85,11 @@ pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) 
         .input_rules()
         .iter()
         .map(|r| nfmsg::rule_message(&plan.table, INPUT_CHAIN, r))
+        .chain(
+            plan.forward_rules()
+                .iter()
+                .map(|r| nfmsg::rule_message(&plan.table, FORWARD_CHAIN, r)),
+        )
         .collect();
     ours.extend(nfmsg::element_messages(
         &plan.table,

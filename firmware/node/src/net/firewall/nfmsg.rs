@@ -75,6 +75,7 @@ pub const REG_1: u32 = 1;
 pub const REG32_01: u32 = 9;
 
 pub const NFT_META_IIFNAME: u32 = 6;
+pub const NFT_META_OIFNAME: u32 = 7;
 pub const NFT_META_NFPROTO: u32 = 15;
 pub const NFT_META_L4PROTO: u32 = 16;
 pub const NFT_CT_STATE: u32 = 0;
@@ -430,7 +431,7 @@ mod tests {
 
     #[test]
     fn constants_match_the_kernel_headers() {
-        let pairs: [(u64, u64); 22] = [
+        let pairs: [(u64, u64); 23] = [
             (NFT_MSG_NEWRULE.into(), sys::NFT_MSG_NEWRULE.into()),
             (NFT_MSG_NEWSETELEM.into(), sys::NFT_MSG_NEWSETELEM.into()),
             (NFT_MSG_GETSETELEM.into(), sys::NFT_MSG_GETSETELEM.into()),
@@ -460,6 +461,7 @@ mod tests {
             (NFTA_VERDICT_CODE.into(), sys::NFTA_VERDICT_CODE.into()),
             (REG32_01.into(), sys::NFT_REG32_01.into()),
             (NFT_META_IIFNAME.into(), sys::NFT_META_IIFNAME.into()),
+            (NFT_META_OIFNAME.into(), sys::NFT_META_OIFNAME.into()),
             (NFT_META_NFPROTO.into(), sys::NFT_META_NFPROTO.into()),
             (NFT_META_L4PROTO.into(), sys::NFT_META_L4PROTO.into()),
             (NFT_SET_TIMEOUT.into(), sys::NFT_SET_TIMEOUT.into()),

@@ -14,6 +14,10 @@
 //!     iifname "wg-mesh" ip saddr . tcp dport @grants accept
 //!     iifname "wg-mesh" counter drop
 //!   }
+//!   chain forward {
+//!     type filter hook forward priority filter; policy accept;
+//!     iifname "wg-mesh" oifname "wg-mesh" counter drop
+//!   }
 //! }
 //! ```
 
@@ -24,10 +28,11 @@ use gondwana_core::mesh::Ipv4Net;
 
 use super::nfmsg::{
     CT_ESTABLISHED, CT_RELATED, CmpOp, Expr, NF_ACCEPT, NF_DROP, NFPROTO_IPV4, NFT_META_IIFNAME,
-    NFT_META_L4PROTO, NFT_META_NFPROTO, PayloadBase, REG_1, REG32_01,
+    NFT_META_L4PROTO, NFT_META_NFPROTO, NFT_META_OIFNAME, PayloadBase, REG_1, REG32_01,
 };
 
 pub const INPUT_CHAIN: &str = "input";
+pub const FORWARD_CHAIN: &str = "forward";
 pub const GRANT_SET: &str = "grants";
 /// The set's id inside the batch that creates it (rules and elements in
 /// the same batch refer to it by this id as well as by name).
@@ -36,7 +41,7 @@ pub const GRANT_SET_ID: u32 = 1;
 /// packet must pass all of them: our drop is final whatever an operator's
 /// tables say, and our accept never overrides an operator's drop. So the
 /// number only orders us among equals; 0 is what operators expect.
-pub const INPUT_PRIORITY: i32 = 0;
+pub const FILTER_PRIORITY: i32 = 0;
 
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
@@ -99,6 +104,26 @@ impl Ruleset {
         let mut rules = vec![self.off_mesh_guard()];
         rules.extend(self.mesh_rules());
         rules
+    }
+
+    /// The forward chain's one rule, `iifname "<mesh>" oifname "<mesh>"
+    /// counter drop`: this box never routes plaintext from one mesh peer
+    /// to another (docs/paths.md: traffic between two boxes is encrypted
+    /// and decrypted by them only; the relay carries their ciphertext).
+    /// Everything else forwarded is not ours to judge (policy accept).
+    pub fn forward_rules(&self) -> Vec<Vec<Expr>> {
+        let name = padded_name(self.interface.as_str());
+        vec![vec![
+            iifname(),
+            eq(name.clone()),
+            Expr::Meta {
+                key: NFT_META_OIFNAME,
+                dreg: REG_1,
+            },
+            eq(name),
+            Expr::Counter,
+            Expr::Verdict(NF_DROP),
+        ]]
     }
 
     /// `ip daddr <subnet> iifname != "<mesh>" iifname != "lo" counter drop`:
@@ -382,6 +407,26 @@ mod tests {
         }
         assert_eq!(rules[5].last(), Some(&Expr::Verdict(NF_DROP)));
         assert!(rules[1..5].iter().all(|r| r.last() == Some(&accept())));
+    }
+
+    #[test]
+    fn forwarding_from_the_mesh_to_the_mesh_is_counted_and_dropped() {
+        let rules = plan().forward_rules();
+        let mesh = b"wg-mesh\0\0\0\0\0\0\0\0\0".to_vec();
+        assert_eq!(
+            rules,
+            vec![vec![
+                iifname(),
+                eq(mesh.clone()),
+                Expr::Meta {
+                    key: NFT_META_OIFNAME,
+                    dreg: REG_1
+                },
+                eq(mesh),
+                Expr::Counter,
+                Expr::Verdict(NF_DROP),
+            ]]
+        );
     }
 
     #[test]

@@ -120,6 +120,8 @@ fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
         "iifname \"wg-mesh\" ip saddr 10.10.0.0/24 tcp dport 8798 accept",
         "iifname \"wg-mesh\" ip saddr . tcp dport @grants accept",
         "iifname \"wg-mesh\" counter packets 0 bytes 0 drop",
+        "type filter hook forward priority filter; policy accept;",
+        "iifname \"wg-mesh\" oifname \"wg-mesh\" counter packets 0 bytes 0 drop",
         "10.10.0.6 . 80",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -334,16 +336,22 @@ fn traffic_is_dropped_until_granted() {
     assert!(!connects(&b, service), "service after the timeout");
 }
 
-/// The packets counted by the off-mesh guard rule, read with the real `nft`.
-fn guard_drops(ns: &Netns, iface: &str) -> u64 {
-    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", "input"]);
-    let prefix =
-        format!("ip daddr 10.10.0.0/24 iifname != \"{iface}\" iifname != \"lo\" counter packets ");
+/// The packets counted by the rule of `chain` that starts with `rule`,
+/// read with the real `nft`.
+fn counted(ns: &Netns, chain: &str, rule: &str) -> u64 {
+    let text = ns.sh(&["nft", "list", "chain", "inet", "gondwana", chain]);
+    let prefix = format!("{rule} counter packets ");
     text.lines()
         .find_map(|l| l.trim().strip_prefix(prefix.as_str()))
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no guard rule with a counter in\n{text}"))
+        .unwrap_or_else(|| panic!("no rule {rule:?} with a counter in\n{text}"))
+}
+
+/// The packets counted by the off-mesh guard rule.
+fn guard_drops(ns: &Netns, iface: &str) -> u64 {
+    let rule = format!("ip daddr 10.10.0.0/24 iifname != \"{iface}\" iifname != \"lo\"");
+    counted(ns, "input", &rule)
 }
 
 /// A box A with a mesh link (to B) and a LAN link (to C). C routes the
@@ -406,4 +414,73 @@ fn mesh_addresses_are_reachable_only_through_the_mesh() {
         dropped,
         "nothing else hit the guard"
     );
+}
+
+/// The packets counted by the forward chain's mesh-to-mesh rule.
+fn hairpin_drops(ns: &Netns, iface: &str) -> u64 {
+    counted(
+        ns,
+        "forward",
+        &format!("iifname \"{iface}\" oifname \"{iface}\""),
+    )
+}
+
+/// A hub H with IPv4 forwarding on and its "mesh interface" (a bridge
+/// with two peers P1 and P2 on its ports, each with a /32 and a route to
+/// the subnet via H, as WireGuard peers would be): P1 → P2 is routed in
+/// and out of that one interface — the hub hairpin. Our table drops and
+/// counts it; other forwarding is not ours.
+#[test]
+fn the_hub_does_not_route_between_mesh_peers() {
+    let h = Netns::new("hub");
+    let p1 = Netns::new("p1");
+    let p2 = Netns::new("p2");
+    let pid = std::process::id() % 100_000;
+    let (mesh, h1, h2, v1, v2) = (
+        format!("gwh{pid}"),
+        format!("gwp{pid}"),
+        format!("gwq{pid}"),
+        format!("gwr{pid}"),
+        format!("gws{pid}"),
+    );
+    h.sh(&["ip", "link", "add", &mesh, "type", "bridge"]);
+    h.sh(&["ip", "addr", "add", "10.10.0.1/24", "dev", &mesh]);
+    h.sh(&["ip", "link", "set", &mesh, "up"]);
+    h.sh(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    // No redirects: P1 must keep sending through H.
+    h.sh(&[
+        "sysctl",
+        "-qw",
+        &format!("net.ipv4.conf.{mesh}.send_redirects=0"),
+    ]);
+    h.sh(&["sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"]);
+    for (port, peer_if, peer, addr) in [(&h1, &v1, &p1, "10.10.0.2"), (&h2, &v2, &p2, "10.10.0.3")]
+    {
+        sh(&[
+            "ip", "link", "add", port, "netns", &h.0, "type", "veth", "peer", "name", peer_if,
+            "netns", &peer.0,
+        ]);
+        h.sh(&["ip", "link", "set", port, "master", &mesh]);
+        h.sh(&["ip", "link", "set", port, "up"]);
+        peer.sh(&["ip", "addr", "add", &format!("{addr}/32"), "dev", peer_if]);
+        peer.sh(&["ip", "link", "set", peer_if, "up"]);
+        peer.sh(&["ip", "route", "add", "10.10.0.1/32", "dev", peer_if]);
+        peer.sh(&["ip", "route", "add", "10.10.0.0/24", "via", "10.10.0.1"]);
+    }
+    let ping = |ns: &Netns, to: &str| {
+        Command::new("ip")
+            .args(["netns", "exec", &ns.0, "ping", "-c", "1", "-W", "1", to])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    // Without our table the hub routes P1 to P2: the drop below is ours.
+    assert!(ping(&p1, "10.10.0.3"), "hairpin without our table");
+    let iface = mesh.clone();
+    h.run(move || Firewall::new(plan(&iface)).apply(&[]).unwrap());
+    assert_eq!(hairpin_drops(&h, &mesh), 0);
+    assert!(!ping(&p1, "10.10.0.3"), "P1 to P2 through the hub");
+    assert!(hairpin_drops(&h, &mesh) >= 1, "the drop is counted");
+    // The hub itself stays reachable from the mesh.
+    assert!(ping(&p1, "10.10.0.1") && ping(&p2, "10.10.0.1"));
 }

@@ -236,4 +236,4 @@ pub fn public_key(private_key: &Zeroizing<[u8; 32]>) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

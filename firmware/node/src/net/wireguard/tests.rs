@@ -24,7 +24,7 @@ fn socket_dir() -> PathBuf {
     PathBuf::from(uapi::DEFAULT_SOCKET_DIR)
 }
 
-fn test_options(iface: &str) -> OpenOptions {
+pub(crate) fn test_options(iface: &str) -> OpenOptions {
     let exe = std::env::current_exe().expect("test binary path");
     OpenOptions {
         launcher: Launcher {
@@ -63,7 +63,7 @@ fn device_process_entry() {
 
 /// Stops, on drop, every device process it names (a failing test must
 /// not leave them behind: they hold their namespaces alive).
-struct Devices(Vec<String>);
+pub(crate) struct Devices(pub(crate) Vec<String>);
 
 impl Drop for Devices {
     fn drop(&mut self) {
@@ -80,13 +80,13 @@ impl Drop for Devices {
     }
 }
 
-fn random_key() -> Zeroizing<[u8; 32]> {
+pub(crate) fn random_key() -> Zeroizing<[u8; 32]> {
     let mut key = Zeroizing::new([0u8; 32]);
     getrandom::fill(&mut *key).expect("OS RNG");
     key
 }
 
-fn peer(
+pub(crate) fn peer(
     public_key: [u8; 32],
     ips: &[&str],
     endpoint: Option<&str>,
@@ -444,7 +444,33 @@ fn hold_device_entry() {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
-fn ping(ns: &NetNs, to: &str) -> bool {
+/// Starts a userspace device `iface` in `ns` (port 51820) with `key`,
+/// `address` and one peer, and brings it up.
+pub(crate) fn start_device(
+    ns: &NetNs,
+    iface: &str,
+    key: &Zeroizing<[u8; 32]>,
+    address: &str,
+    one_peer: PeerConfig,
+) {
+    let (name, key, address) = (iface.to_string(), key.clone(), address.to_string());
+    let options = test_options(iface);
+    ns.run(move || async move {
+        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
+            .await
+            .unwrap();
+        wg.configure(&key, 51820).await.unwrap();
+        let links = Links::new().unwrap();
+        links
+            .ensure_address(&ifname(&name), address.parse().unwrap())
+            .await
+            .unwrap();
+        links.set_up(&ifname(&name)).await.unwrap();
+        wg.apply_peers(&[one_peer], &[]).await.unwrap();
+    });
+}
+
+pub(crate) fn ping(ns: &NetNs, to: &str) -> bool {
     (0..5).any(|_| {
         ns.try_exec(&["ping", "-c", "1", "-W", "2", to])
             .status
@@ -477,32 +503,8 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     );
     let mut holder = spawn_holder(&b, &wb, &spec);
 
-    let options = test_options(&wa);
-    let name = wa.clone();
-    let k = ka.clone();
-    a.run(move || async move {
-        let wg = WireGuard::open(&ifname(&name), BackendChoice::Userspace, &options)
-            .await
-            .unwrap();
-        wg.configure(&k, 51820).await.unwrap();
-        let links = Links::new().unwrap();
-        links
-            .ensure_address(&ifname(&name), "10.77.0.1/24".parse().unwrap())
-            .await
-            .unwrap();
-        links.set_up(&ifname(&name)).await.unwrap();
-        wg.apply_peers(
-            &[peer(
-                pb,
-                &["10.77.0.2/32"],
-                Some("192.168.77.2:51820"),
-                None,
-            )],
-            &[],
-        )
-        .await
-        .unwrap();
-    });
+    let to_b = peer(pb, &["10.77.0.2/32"], Some("192.168.77.2:51820"), None);
+    start_device(&a, &wa, &ka, "10.77.0.1/24", to_b);
     assert!(ping(&a, "10.77.0.2"), "no ping through the tunnel");
 
     let name = wa.clone();
@@ -568,6 +570,6 @@ fn two_namespaces_ping_through_the_tunnel_and_it_outlives_its_starter() {
     );
 }
 
-fn ifname(name: &str) -> gondwana_core::InterfaceName {
+pub(crate) fn ifname(name: &str) -> gondwana_core::InterfaceName {
     gondwana_core::InterfaceName::parse(name).unwrap()
 }
