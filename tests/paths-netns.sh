@@ -14,7 +14,8 @@
 # on a relay port; on the hub no node↔node plaintext: IPv4 forwarding off,
 # the forward chain's drop counter of `table inet gondwana` stays 0, and
 # tcpdump on its WireGuard interface sees n1's pings to the hub but none of
-# n1's pings to n2. Then the hub loses power (daemon and userspace device
+# n1's pings to n2 or to n3 (relayed: the hub forwards only its
+# ciphertext). Then the hub loses power (daemon and userspace device
 # killed): n1↔n2 and n1↔n4 still pass traffic, n1↔n3 does not and n1's
 # status says `hub unreachable`; n1 loses power and starts again with the
 # hub still down: n1↔n2 and n1↔n4 come back; the hub starts again: n1↔n3
@@ -229,21 +230,26 @@ forward_drops() { # the packet counter of the drop rule of the hub's forward cha
 }
 check "hub: IPv4 forwarding is off" [ "$(in_ns "$NS_HUB" sysctl -n net.ipv4.ip_forward)" == 0 ]
 check "hub: table inet gondwana has a forward chain that counts and drops" forward_drops
-log "tcpdump on the hub's WireGuard interface while n1 pings n2 and the hub"
-in_ns "$NS_HUB" timeout 8 tcpdump -i "$IF_HUB" -n -l -p icmp >"$WORK/hub-icmp.txt" 2>"$WORK/tcpdump.err" &
+log "tcpdump on the hub's WireGuard interface while n1 pings n2, n3 and the hub"
+in_ns "$NS_HUB" timeout 10 tcpdump -i "$IF_HUB" -n -l -p icmp >"$WORK/hub-icmp.txt" 2>"$WORK/tcpdump.err" &
 dump=$!
 sleep 1.5
 n1_to_n2_ok=no
 in_ns "$NS_N1" ping -c 5 -i 0.2 -W 1 "${MESH[n2]}" >/dev/null 2>&1 && n1_to_n2_ok=yes
+n1_to_n3_ok=no
+in_ns "$NS_N1" ping -c 3 -i 0.2 -W 1 "${MESH[n3]}" >/dev/null 2>&1 && n1_to_n3_ok=yes
 in_ns "$NS_N1" ping -c 3 -i 0.2 -W 1 "$HUB_MESH" >/dev/null 2>&1
 sleep 0.5
 kill "$dump" 2>/dev/null
 wait "$dump" 2>/dev/null
 seen_to_hub=$(grep -c "${MESH[n1]} > $HUB_MESH: ICMP echo request" "$WORK/hub-icmp.txt")
 seen_to_n2=$(grep -c "${MESH[n1]} > ${MESH[n2]}: ICMP" "$WORK/hub-icmp.txt")
+seen_to_n3=$(grep -c "${MESH[n1]} > ${MESH[n3]}: ICMP" "$WORK/hub-icmp.txt")
 check "n1 pinged n2 meanwhile" [ $n1_to_n2_ok == yes ]
+check "n1 pinged n3 (relayed) meanwhile" [ $n1_to_n3_ok == yes ]
 check "tcpdump on the hub's interface works (saw n1's $seen_to_hub pings to the hub)" [ "$seen_to_hub" -gt 0 ]
 check "the hub's WireGuard interface carried no n1 -> n2 packet (saw $seen_to_n2)" [ "$seen_to_n2" == 0 ]
+check "the hub's WireGuard interface carried no n1 -> n3 packet: the relay forwards ciphertext (saw $seen_to_n3)" [ "$seen_to_n3" == 0 ]
 drops=$(forward_drops 2>&1)
 check "hub: the forward drop counter is 0 after all that traffic (${drops})" [ "$drops" == 0 ]
 

@@ -219,8 +219,10 @@ PY
     # shellcheck disable=SC2046 # one word per argument, by design
     in_ns "$NS_N4" wg set "$ifm" $(cat "$WORK/peers.args")
     sleep 2
-    echo "rss_after=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")" >>"$out"
-    echo "pss_after=$(awk '$1 == "Pss:" { print $2 }' "/proc/$pid/smaps_rollup")" >>"$out"
-    echo "peers_listed=$(in_ns "$NS_N4" wg show "$ifm" peers | wc -l)" >>"$out"
+    {
+        echo "rss_after=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status")"
+        echo "pss_after=$(awk '$1 == "Pss:" { print $2 }' "/proc/$pid/smaps_rollup")"
+        echo "peers_listed=$(in_ns "$NS_N4" wg show "$ifm" peers | wc -l)"
+    } >>"$out"
     bench_paths_kill_ns "$NS_N4"
 }
