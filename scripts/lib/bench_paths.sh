@@ -18,7 +18,9 @@
 #       address, iperf3 n2 -> n1 through the ciphertext relay.
 #   P4. Memory per peer: RSS and PSS of a userspace device before and after
 #       one `wg set` of BENCH_PATHS_PEERS (1000) peers (a /32 and an
-#       endpoint each).
+#       endpoint each); the kernel backend's the same way in a VM of the
+#       MOCHAbin image (`tests/images/boot.sh mochabin wgmem`: Slab and
+#       MemAvailable before and after; BENCH_PATHS_KERNEL=0 leaves it out).
 #
 # A part the binary cannot do (no direct path, no relay) is reported as
 # such, never measured through another path. Knobs: BENCH_PATHS_SECS
@@ -40,6 +42,14 @@ bench_paths() {
     bench_paths_hairpin "$secs" "$out"
     bench_paths_mesh "$secs" "$out"
     bench_paths_memory "$peers" "$out"
+    if [[ ${BENCH_PATHS_KERNEL:-1} != 0 ]]; then
+        # One boot of the MOCHAbin image under QEMU (TCG, about 100 s).
+        local line
+        line=$(WGMEM_PEERS=$peers "$ROOT/tests/images/boot.sh" mochabin wgmem 2>&1 | grep '^wgmem:')
+        echo "kernel=${line:-the VM measurement failed (tests/images/boot.sh mochabin wgmem)}" >>"$out"
+    else
+        echo "kernel=not run (BENCH_PATHS_KERNEL=0)" >>"$out"
+    fi
     python3 - "$out" "$secs" "$peers" <<'PY'
 import sys
 r = dict(line.rstrip("\n").split("=", 1) for line in open(sys.argv[1]) if "=" in line)
@@ -71,7 +81,20 @@ n = int(sys.argv[3])
 print(f"per peer: {(int(r['rss_after']) - int(r['rss_before'])) * 1024 / n:.0f} bytes (RSS), "
       f"{(int(r['pss_after']) - int(r['pss_before'])) * 1024 / n:.0f} bytes (PSS); peers in the device: {r['peers_listed']}")
 print()
-print("kernel backend: not measured here (needs a VM with the real image; see the report)")
+k = r.get("kernel", "not run")
+f = dict(kv.split("=") for kv in k.split()[1:]) if k.startswith("wgmem:") else None
+print()
+print(f"## memory per peer, kernel backend (MOCHAbin image, arm64 kernel under QEMU; one `wg addconf` into a throwaway interface)")
+print()
+if f:
+    print("| measure | KiB for all peers | bytes per peer |")
+    print("|---|---|---|")
+    print(f"| Slab delta | {f['slab_delta_kib']} | {f['slab_bytes_per_peer']} |")
+    print(f"| MemAvailable drop | {f['memavailable_drop_kib']} | {f['memavailable_bytes_per_peer']} |")
+    print()
+    print(f"peers in the VM's device: {f['peers']}")
+else:
+    print(f"n/a ({k})")
 PY
 }
 
