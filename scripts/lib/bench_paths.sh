@@ -8,7 +8,9 @@
 #   P1. Hub hairpin, the topology docs/paths.md replaces, set up by hand
 #       with `wg` and `gondwana wireguard-userspace` devices in the hub's,
 #       n1's and n2's namespaces: iperf3 n2 -> n1 through the hub, which
-#       decrypts, routes and re-encrypts.
+#       decrypts, routes and re-encrypts; then the same devices with n1 and
+#       n2 peers of each other by hand at their NATs' public addresses
+#       (the direct path's reference, measured today).
 #   P2. The mesh: hub, n1 and n2 enrol; seconds from both nodes' data plane
 #       up to a direct handshake n1<->n2 through both NATs (n1's device
 #       shows a handshake with n2 at site 2's public address); iperf3
@@ -61,7 +63,8 @@ print("| path | Mbit/s | / hairpin | goal |")
 print("|---|---|---|---|")
 h = num("hairpin_bps")
 for name, key, goal in (("hub hairpin (by hand: decrypt, route, re-encrypt)", "hairpin_bps", "-"),
-                        ("direct through two NATs", "direct_bps", ">= 1.8"),
+                        ("direct by hand (n1 and n2 peers of each other, same devices: the reference)", "byhand_bps", "-"),
+                        ("direct through two NATs (the mesh)", "direct_bps", ">= 1.8"),
                         ("ciphertext relay on the hub", "relay_bps", ">= 1.3")):
     ratio = f"{num(key) / h:.2f}" if num(key) and h else "n/a"
     print(f"| {name} | {mbit(key)} | {ratio} | {goal} |")
@@ -152,6 +155,25 @@ bench_paths_hairpin() {
         return
     }
     echo "hairpin_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
+    # The reference for the direct path: the same devices given each other
+    # as peers by hand, at the other NAT's public address (masquerade keeps
+    # the unique listen ports); both send at once, so the handshakes cross
+    # and open both NATs.
+    in_ns "$NS_N1" wg set "${ifc[n1]}" peer "${pub[n2]}" allowed-ips "${addr[n2]}/32" \
+        endpoint "$NAT2_PUBLIC:${port[n2]}" persistent-keepalive 1
+    in_ns "$NS_N2" wg set "${ifc[n2]}" peer "${pub[n1]}" allowed-ips "${addr[n1]}/32" \
+        endpoint "$NAT1_PUBLIC:${port[n1]}" persistent-keepalive 1
+    local hs=0
+    for _ in $(seq 100); do
+        hs=$(in_ns "$NS_N1" wg show "${ifc[n1]}" latest-handshakes | awk -v k="${pub[n2]}" '$1 == k { print $2 }')
+        [[ ${hs:-0} != 0 ]] && break
+        sleep 0.1
+    done
+    if [[ ${hs:-0} != 0 ]]; then
+        echo "byhand_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
+    else
+        echo "byhand_bps=no handshake through both NATs in 10 s" >>"$out"
+    fi
     in_ns "$NS_HUB" sysctl -qw net.ipv4.ip_forward=0
     for k in hub n1 n2; do bench_paths_kill_ns "${ns[$k]}"; done
 }
