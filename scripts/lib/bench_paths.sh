@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154 # bin, work: set by scripts/bench
+# shellcheck disable=SC2129 # one result line at a time, as measured
 # scripts/lib/bench_paths.sh — `scripts/bench paths` (sourced; uses its
 # $bin and $work). On the topology of tests/paths-netns.sh
 # (scripts/lib/paths_topology.sh: a hub on an "internet", n1 and n2 behind
@@ -59,15 +60,17 @@ num = lambda k: float(r[k]) if r.get(k, "").replace(".", "", 1).isdigit() else N
 mbit = lambda k: f"{num(k) / 1e6:.0f}" if num(k) else f"n/a ({r.get(k, 'not run')})"
 print(f"# gondwana paths benchmark (userspace WireGuard, iperf3 {sys.argv[2]} s, n2 -> n1)")
 print()
-print("| path | Mbit/s | / hairpin | goal |")
-print("|---|---|---|---|")
-h = num("hairpin_bps")
-for name, key, goal in (("hub hairpin (by hand: decrypt, route, re-encrypt)", "hairpin_bps", "-"),
-                        ("direct by hand (n1 and n2 peers of each other, same devices: the reference)", "byhand_bps", "-"),
-                        ("direct through two NATs (the mesh)", "direct_bps", ">= 1.8"),
-                        ("ciphertext relay on the hub", "relay_bps", ">= 1.3")):
-    ratio = f"{num(key) / h:.2f}" if num(key) and h else "n/a"
-    print(f"| {name} | {mbit(key)} | {ratio} | {goal} |")
+print("| path | Mbit/s | / hairpin | goal | CPU s per GB (devices, daemons, relay) | hairpin's / this |")
+print("|---|---|---|---|---|---|")
+h, hc = num("hairpin_bps"), num("hairpin_cpu")
+for name, key, goal in (("hub hairpin (by hand: decrypt, route, re-encrypt)", "hairpin", "-"),
+                        ("direct by hand (n1 and n2 peers of each other, same devices: the reference)", "byhand", "-"),
+                        ("direct through two NATs (the mesh)", "direct", ">= 1.8"),
+                        ("ciphertext relay on the hub", "relay", ">= 1.3")):
+    b, c = num(key + "_bps"), num(key + "_cpu")
+    ratio = f"{b / h:.2f}" if b and h else "n/a"
+    cratio = f"{hc / c:.2f}" if c and hc else "n/a"
+    print(f"| {name} | {mbit(key + '_bps')} | {ratio} | {goal} | {r.get(key + '_cpu') or 'n/a'} | {cratio} |")
 print()
 t = num("direct_secs")
 print("seconds from both nodes up to a direct handshake through two NATs: "
@@ -104,15 +107,35 @@ PY
 # iperf3 FROM TO_ADDR SECS: bits/s received, n2-style client in FROM's
 # namespace, server in the namespace holding TO_ADDR (first argument
 # SERVER_NS).
+# Also writes the CPU the long-lived processes of the hub's, n1's and n2's
+# namespaces (WireGuard devices, daemons, the relay) spent per GB received
+# to $WORK/cpu: on a loaded 2-core machine throughput hides the hairpin's
+# extra decryption and encryption (it runs on the other core), CPU does not.
 bench_paths_iperf() {
-    local server_ns=$1 client_ns=$2 addr=$3 secs=$4 srv
+    local server_ns=$1 client_ns=$2 addr=$3 secs=$4 srv pids t0 t1
+    mapfile -t pids < <(ip netns pids "$NS_HUB"; ip netns pids "$NS_N1"; ip netns pids "$NS_N2")
+    t0=$(bench_paths_ticks "${pids[@]}")
     in_ns "$server_ns" iperf3 -s -1 -B "$addr" >/dev/null 2>&1 &
     srv=$!
     sleep 0.5
     in_ns "$client_ns" iperf3 -c "$addr" -t "$secs" -J >"$WORK/iperf.json" 2>/dev/null
     wait "$srv" 2>/dev/null
-    python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"]))' \
-        "$WORK/iperf.json" 2>/dev/null || echo "iperf3 failed"
+    t1=$(bench_paths_ticks "${pids[@]}")
+    python3 - "$WORK/iperf.json" "$((t1 - t0))" "$(getconf CLK_TCK)" "$WORK/cpu" <<'PY' || echo "iperf3 failed"
+import json, sys
+end = json.load(open(sys.argv[1]))["end"]["sum_received"]
+gb = end["bytes"] / 1e9
+open(sys.argv[4], "w").write(f"{int(sys.argv[2]) / int(sys.argv[3]) / gb:.2f}" if gb else "n/a")
+print(int(end["bits_per_second"]))
+PY
+}
+# PID...: their user + system CPU time so far, in clock ticks.
+bench_paths_ticks() {
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) && sum=$((sum + t))
+    done
+    echo "$sum"
 }
 
 # kill_ns NS: every process in NS (only this bench's run there).
@@ -155,6 +178,7 @@ bench_paths_hairpin() {
         return
     }
     echo "hairpin_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
+    echo "hairpin_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
     # The reference for the direct path: the same devices given each other
     # as peers by hand, at the other NAT's public address (masquerade keeps
     # the unique listen ports); both send at once, so the handshakes cross
@@ -163,14 +187,21 @@ bench_paths_hairpin() {
         endpoint "$NAT2_PUBLIC:${port[n2]}" persistent-keepalive 1
     in_ns "$NS_N2" wg set "${ifc[n2]}" peer "${pub[n1]}" allowed-ips "${addr[n1]}/32" \
         endpoint "$NAT1_PUBLIC:${port[n1]}" persistent-keepalive 1
-    local hs=0
+    # Traffic from both sides starts both handshakes.
+    in_ns "$NS_N1" ping -c 20 -i 0.5 -W 1 "${addr[n2]}" >/dev/null 2>&1 &
+    local ping1=$!
+    in_ns "$NS_N2" ping -c 20 -i 0.5 -W 1 "${addr[n1]}" >/dev/null 2>&1 &
+    local ping2=$! hs=0
     for _ in $(seq 100); do
         hs=$(in_ns "$NS_N1" wg show "${ifc[n1]}" latest-handshakes | awk -v k="${pub[n2]}" '$1 == k { print $2 }')
         [[ ${hs:-0} != 0 ]] && break
         sleep 0.1
     done
+    kill "$ping1" "$ping2" 2>/dev/null
+    wait "$ping1" "$ping2" 2>/dev/null
     if [[ ${hs:-0} != 0 ]]; then
         echo "byhand_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
+        echo "byhand_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
     else
         echo "byhand_bps=no handshake through both NATs in 10 s" >>"$out"
     fi
@@ -207,6 +238,7 @@ bench_paths_mesh() {
     if [[ -n $t1 ]]; then
         echo "direct_secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")" >>"$out"
         echo "direct_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "$mesh1" "$secs")" >>"$out"
+        echo "direct_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
     else
         echo "direct_secs=no direct handshake within 30 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
         echo "direct_bps=no direct path" >>"$out"
@@ -237,6 +269,7 @@ EOF
     done
     if [[ -n $relayed ]]; then
         echo "relay_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "$mesh1" "$secs")" >>"$out"
+        echo "relay_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
     else
         echo "relay_bps=no relay within 60 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
     fi

@@ -84,6 +84,15 @@ table ip gpnat {
         type nat hook postrouting priority srcnat; policy accept;
         oifname "wan" masquerade $flags
     }
+    # As a home router: nothing unsolicited from the WAN for the router
+    # itself. Dropped here, such a packet leaves no conntrack entry; without
+    # this, a probe that arrives before the box behind sent its own would
+    # leave one, and the box's later packet to that sender would get another
+    # public port (the mapping clashes): not a cone any more.
+    chain in {
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state new drop
+    }
 }
 EOF
 }
