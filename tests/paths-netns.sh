@@ -111,10 +111,8 @@ for n in n1 n2 n3 n4; do
 done
 declare -A MESH NODE_ID KEY
 for n in n1 n2 n3 n4; do
-    ns=$(topo_nsof "$n")
-    MESH[$n]=$(status_field "$n" "$ns" "s['enrolment']['mesh_ip']")
-    NODE_ID[$n]=$(status_field "$n" "$ns" "s['node_id']")
-    KEY[$n]=$(wg_pub "$n" "$ns")
+    read -r "MESH[$n]" "NODE_ID[$n]" "KEY[$n]" <<<"$(status_field "$n" "$(topo_nsof "$n")" \
+        "s['enrolment']['mesh_ip'], s['node_id'], s['dataplane']['public_key']")"
 done
 KEY[hub]=$(wg_pub hub "$NS_HUB")
 log "mesh addresses: n1 ${MESH[n1]}, n2 ${MESH[n2]}, n3 ${MESH[n3]}, n4 ${MESH[n4]}"
@@ -138,18 +136,21 @@ peer_field() {
 wg_endpoint() {
     in_ns "$(topo_nsof "$1")" wg show "$(topo_if "$1")" endpoints | awk -v k="$2" '$1 == k { print $2 }'
 }
-# paths_settled: every node has a path other than none for every other node.
+# paths_settled: every node has a path other than none for every other
+# node (one status per node); 2 when status has no paths at all (waiting
+# cannot help).
 paths_settled() {
-    local n m
+    local n m others
     for n in n1 n2 n3 n4; do
-        for m in n1 n2 n3 n4; do
-            [[ $n == "$m" ]] && continue
-            case $(peer_field "$n" "${MESH[$m]}" path 2>&1) in
-            lan | direct | relay) ;;
-            *"no \"path\" field"* | *"no peer"*) return 2 ;; # waiting cannot help
-            *) return 1 ;;
-            esac
-        done
+        others=()
+        for m in n1 n2 n3 n4; do [[ $m == "$n" ]] || others+=("${MESH[$m]}"); done
+        gw "$n" "$(topo_nsof "$n")" status --json 2>/dev/null | python3 -c "
+import json, sys
+peers = {p.get('mesh_ip'): p for p in json.load(sys.stdin).get('peers') or []}
+if not any('path' in p for p in peers.values()):
+    sys.exit(2)
+sys.exit(0 if all(peers.get(ip, {}).get('path') in ('lan', 'direct', 'relay') for ip in sys.argv[1:]) else 1)
+" "${others[@]}" || return $?
     done
 }
 log "waiting for the path machines (at most 40 s)"
