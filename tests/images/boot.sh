@@ -317,9 +317,46 @@ check_kernel_wireguard() {
     ok "kernel WireGuard in the VM: up, handshake with the hub, pings both ways, wg show agrees, nft table inet gondwana"
 }
 
+# Not a check, a measurement (`scripts/bench paths`, not in the default
+# list): kernel WireGuard memory per peer. A throwaway interface in the VM
+# gets WGMEM_PEERS (1000) peers (a /32 and an endpoint each, from a file on
+# GW_BOOT) in one `wg addconf`; /proc/meminfo before and after.
+check_wgmem() {
+    local n=${WGMEM_PEERS:-1000} out=$work/wgmem.out
+    fresh wgmem
+    python3 - "$n" >"$work/peers.conf" <<'PY'
+import base64, os, sys
+print("[Interface]\nListenPort = 51999")
+for i in range(int(sys.argv[1])):
+    print(f"[Peer]\nPublicKey = {base64.b64encode(os.urandom(32)).decode()}\n"
+          f"AllowedIPs = 10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}/32\n"
+          f"Endpoint = 198.51.100.{1 + i % 250}:{51820 + i % 4096}")
+PY
+    image_inject_file "$work/wgmem.img" "$work/peers.conf" gondwana/bench-peers.conf
+    qemu_boot wgmem "$board" "$work/wgmem.img"
+    ready wgmem >/dev/null
+    qemu_send wgmem "" # askfirst: Enter starts the console shell
+    local mem="grep -E '^(MemAvailable|Slab|SUnreclaim):' /proc/meminfo"
+    vm_sh wgmem "ip link add wgmem type wireguard; sleep 2; echo before; $mem; wg addconf wgmem /boot/gondwana/bench-peers.conf; sleep 2; echo after; $mem; echo peers \$(wg show wgmem peers | wc -l); ip link del wgmem" >"$out" ||
+        fail "no answer on the VM's console"
+    python3 - "$out" "$n" <<'PY' || fail "wgmem: the VM said: $(cat "$out")"
+import re, sys
+text, n = open(sys.argv[1]).read(), int(sys.argv[2])
+before, after = text.split("after", 1)
+val = lambda part, k: int(re.search(rf"^{k}:\s+(\d+) kB", part, re.M).group(1))
+peers = int(re.search(r"^peers (\d+)", after, re.M).group(1))
+d = {k: val(after, k) - val(before, k) for k in ("Slab", "SUnreclaim")}
+avail = val(before, "MemAvailable") - val(after, "MemAvailable")
+print(f"wgmem: peers={peers} slab_delta_kib={d['Slab']} sunreclaim_delta_kib={d['SUnreclaim']} "
+      f"memavailable_drop_kib={avail} slab_bytes_per_peer={d['Slab'] * 1024 // max(peers, 1)} "
+      f"memavailable_bytes_per_peer={avail * 1024 // max(peers, 1)}")
+PY
+    qemu_stop wgmem
+}
+
 for c in "${checks[@]}"; do
     case $c in
-    first | reboot | reflash | resets | readonly | enrol) "check_$c" ;;
+    first | reboot | reflash | resets | readonly | enrol | wgmem) "check_$c" ;;
     *) fail "unknown check '$c'" ;;
     esac
 done

@@ -1,0 +1,265 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # addresses and names used by the sourcing script
+# scripts/lib/paths_topology.sh — the namespaces of docs/paths.md's scenario,
+# with real NAT, for tests/paths-netns.sh and `scripts/bench paths`
+# (sourced; the caller sets BIN, WORK, ID and calls topo_cleanup on exit).
+#
+#                       internet (router, ip_forward)
+#        203.0.113.254/24 ──┤├── br0 198.51.100.254/24
+#   hub 203.0.113.1          │      │            │
+#               nat1 .11 ────┘  nat2 .12     nat3 .13      (WAN side)
+#   masquerade (cone)      masquerade (cone)   masquerade fully-random
+#   LAN 192.168.1.0/24     192.168.2.0/24      192.168.3.0/24 (symmetric)
+#     n1 .2, n4 .4           n2 .2               n3 .3
+#
+# Linux masquerade keeps a source port when it is unique and reuses the
+# mapping for every destination (endpoint-independent: a cone NAT);
+# `fully-random` picks a random port per new conntrack entry, that is per
+# destination (symmetric). topo_nat_kinds verifies both with real UDP.
+#
+# Names carry ID (unique per run); everything is removed by exact name or
+# by the pids `ip netns pids` lists. Interface names are unique per host
+# too: boringtun's UAPI socket path (/var/run/wireguard/<if>.sock) ignores
+# network namespaces.
+
+HUB_PUBLIC=203.0.113.1
+NAT1_PUBLIC=198.51.100.11
+NAT2_PUBLIC=198.51.100.12
+NAT3_PUBLIC=198.51.100.13
+N1_LAN=192.168.1.2
+N4_LAN=192.168.1.4
+N2_LAN=192.168.2.2
+N3_LAN=192.168.3.3
+MESH_SUBNET=10.77.0.0/24
+HUB_MESH=10.77.0.1
+HUB_WG_PORT=51822
+ENROLL_PORT=8799
+
+NS_INET=gpi$ID NS_HUB=gph$ID NS_R1=gpr1$ID NS_R2=gpr2$ID NS_R3=gpr3$ID
+NS_N1=gpn1$ID NS_N2=gpn2$ID NS_N3=gpn3$ID NS_N4=gpn4$ID
+IF_HUB=wph$ID IF_N1=wp1$ID IF_N2=wp2$ID IF_N3=wp3$ID IF_N4=wp4$ID
+topo_ns=()
+topo_ifaces=("$IF_HUB" "$IF_N1" "$IF_N2" "$IF_N3" "$IF_N4")
+topo_veths=0
+
+in_ns() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@"
+}
+
+topo_add_ns() {
+    ip netns add "$1" && topo_ns+=("$1")
+    in_ns "$1" ip link set lo up
+}
+
+# topo_link NS_A NAME_A NS_B NAME_B: a veth between two namespaces, up.
+topo_link() {
+    topo_veths=$((topo_veths + 1))
+    local a=gva$topo_veths$ID b=gvb$topo_veths$ID
+    ip link add "$a" type veth peer name "$b"
+    ip link set "$a" netns "$1"
+    ip link set "$b" netns "$3"
+    in_ns "$1" ip link set "$a" name "$2"
+    in_ns "$3" ip link set "$b" name "$4"
+    in_ns "$1" ip link set "$2" up
+    in_ns "$3" ip link set "$4" up
+}
+
+# topo_nat NS WAN_ADDR LAN_PREFIX MASQUERADE_FLAGS: a NAT router.
+topo_nat() {
+    local ns=$1 wan=$2 lan=$3 flags=$4
+    topo_add_ns "$ns"
+    topo_link "$ns" wan "$NS_INET" "u$ns"
+    in_ns "$NS_INET" ip link set "u$ns" master br0
+    in_ns "$ns" ip addr add "$wan/24" dev wan
+    in_ns "$ns" ip route add default via 198.51.100.254
+    in_ns "$ns" ip link add lan type bridge
+    in_ns "$ns" ip addr add "$lan.1/24" dev lan
+    in_ns "$ns" ip link set lan up
+    in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$ns" nft -f - <<EOF
+table ip gpnat {
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan" masquerade $flags
+    }
+    # As a home router: nothing unsolicited from the WAN for the router
+    # itself. Dropped here, such a packet leaves no conntrack entry; without
+    # this, a probe that arrives before the box behind sent its own would
+    # leave one, and the box's later packet to that sender would get another
+    # public port (the mapping clashes): not a cone any more.
+    chain in {
+        type filter hook input priority filter; policy accept;
+        iifname "wan" ct state new drop
+    }
+}
+EOF
+}
+
+# topo_host NS ROUTER_NS ADDR: a box on a NAT router's LAN.
+topo_host() {
+    local ns=$1 router=$2 addr=$3
+    topo_add_ns "$ns"
+    topo_link "$ns" eth0 "$router" "l$ns"
+    in_ns "$router" ip link set "l$ns" master lan
+    in_ns "$ns" ip addr add "$addr/24" dev eth0
+    in_ns "$ns" ip route add default via "${addr%.*}.1"
+}
+
+topo_build() {
+    topo_add_ns "$NS_INET"
+    in_ns "$NS_INET" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$NS_INET" ip link add br0 type bridge
+    in_ns "$NS_INET" ip addr add 198.51.100.254/24 dev br0
+    in_ns "$NS_INET" ip link set br0 up
+    topo_add_ns "$NS_HUB"
+    topo_link "$NS_HUB" eth0 "$NS_INET" hub
+    in_ns "$NS_INET" ip addr add 203.0.113.254/24 dev hub
+    in_ns "$NS_HUB" ip addr add "$HUB_PUBLIC/24" dev eth0
+    in_ns "$NS_HUB" ip route add default via 203.0.113.254
+    topo_nat "$NS_R1" "$NAT1_PUBLIC" 192.168.1 ""
+    topo_nat "$NS_R2" "$NAT2_PUBLIC" 192.168.2 ""
+    topo_nat "$NS_R3" "$NAT3_PUBLIC" 192.168.3 fully-random
+    topo_host "$NS_N1" "$NS_R1" "$N1_LAN"
+    topo_host "$NS_N4" "$NS_R1" "$N4_LAN"
+    topo_host "$NS_N2" "$NS_R2" "$N2_LAN"
+    topo_host "$NS_N3" "$NS_R3" "$N3_LAN"
+}
+
+# topo_mapped_ports NS: from one UDP socket (port 40000) in NS to two ports
+# of the hub's public address; prints the two source ports the hub saw.
+topo_mapped_ports() {
+    in_ns "$NS_HUB" python3 - <<'PY' &
+import socket
+socks = []
+for port in (40001, 40002):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port)); s.settimeout(5); socks.append(s)
+for s in socks:
+    data, peer = s.recvfrom(100)
+    s.sendto(f"{peer[0]}:{peer[1]}".encode(), peer)
+PY
+    local server=$!
+    sleep 0.3
+    in_ns "$1" python3 - "$HUB_PUBLIC" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40000)); s.settimeout(3)
+seen = []
+for port in (40001, 40002):
+    s.sendto(b"x", (sys.argv[1], port))
+    seen.append(s.recvfrom(100)[0].decode())
+print(" ".join(seen))
+PY
+    wait "$server" 2>/dev/null
+}
+
+topo_cleanup() {
+    local ns pid
+    for ns in "${topo_ns[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+    done
+    sleep 0.5
+    for ns in "${topo_ns[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+        ip netns delete "$ns" 2>/dev/null
+    done
+    for ns in "${topo_ifaces[@]}"; do
+        rm -f "/var/run/wireguard/$ns.sock" "/var/run/wireguard/$ns.log"
+    done
+}
+
+# ---- gondwana on the topology ----------------------------------------------
+
+# topo_config NAME ROLE IFACE [extra top-level toml]
+topo_config() {
+    local name=$1 role=$2 ifname=$3 extra=${4:-}
+    mkdir -p "$WORK/$name"
+    cat >"$WORK/$name/gondwana.toml" <<EOF
+role = "$role"
+$extra
+[wireguard]
+backend = "userspace"
+[mesh]
+subnet = "$MESH_SUBNET"
+interface = "$ifname"
+[api]
+admin_socket = "$WORK/$name/admin.sock"
+[enroll]
+search_paths = ["$WORK/$name/enroll.toml"]
+retry_initial_secs = 0.5
+retry_max_secs = 2
+directory_pull_secs = 2
+EOF
+}
+
+gw() { # gw NAME NS args...: the CLI of box NAME inside its namespace
+    local name=$1 ns=$2
+    shift 2
+    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" "$@"
+}
+
+declare -A daemon_pid
+topo_start() { # topo_start NAME NS
+    local name=$1 ns=$2
+    # `ip netns exec` execs the daemon: $! is the daemon's pid.
+    ip netns exec "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" \
+        run >>"$WORK/$name/daemon.log" 2>&1 &
+    daemon_pid[$name]=$!
+}
+
+# topo_kill NAME: kill -9 everything in NAME's namespace (its daemon and its
+# userspace WireGuard device: the box loses power), and wait until it is gone.
+topo_kill() {
+    local pid ns
+    ns=$(topo_nsof "$1")
+    for pid in $(ip netns pids "$ns"); do kill -9 "$pid" 2>/dev/null; done
+    wait "${daemon_pid[$1]}" 2>/dev/null
+    for _ in $(seq 50); do
+        [[ -z $(ip netns pids "$ns") ]] && break
+        sleep 0.1
+    done
+    rm -f "/var/run/wireguard/$(topo_if "$1").sock"
+}
+
+status_field() { # status_field NAME NS python-expression-on-s
+    gw "$1" "$2" status --json 2>/dev/null |
+        python3 -c "import json,sys; s=json.load(sys.stdin); print($3)"
+}
+mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
+wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
+
+# wait_for SECONDS command...: true once command succeeds.
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.3
+    done
+}
+
+# topo_enrol NODE...: the hub up, then each NODE (n1..n4) enrolled through
+# its NAT with one token. Returns non-zero when a box does not come up.
+topo_enrol() {
+    topo_config hub hub "$IF_HUB" "[hub]
+public_endpoint = \"$HUB_PUBLIC:$HUB_WG_PORT\"
+enroll_listen = \"$HUB_PUBLIC:$ENROLL_PORT\"
+public_url = \"http://$HUB_PUBLIC:$ENROLL_PORT\""
+    topo_start hub "$NS_HUB"
+    wait_for 20 mesh_up hub "$NS_HUB" || return 1
+    gw hub "$NS_HUB" token create --uses $# --ttl 1h --out "$WORK/enroll.toml" >/dev/null || return 1
+    local n ns
+    for n in "$@"; do
+        topo_config "$n" node "$(topo_if "$n")"
+        cp "$WORK/enroll.toml" "$WORK/$n/enroll.toml"
+        topo_start "$n" "$(topo_nsof "$n")"
+    done
+    for n in "$@"; do
+        ns=$(topo_nsof "$n")
+        wait_for 40 mesh_up "$n" "$ns" || return 1
+    done
+}
+topo_nsof() { local v=NS_${1^^}; echo "${!v}"; }
+topo_if() { local v=IF_${1^^}; echo "${!v}"; }
