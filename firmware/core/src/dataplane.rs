@@ -386,7 +386,11 @@ mod tests {
     fn max_peers_keeps_the_hub_then_fresh_then_lowest_addresses() {
         let v = view(&[5, 2, 3, 4, 6]);
         let out = node_peers_of(&v, None, 3);
-        let ips: Vec<String> = out.peers.iter().map(|p| p.allowed_ips[0].to_string()).collect();
+        let ips: Vec<String> = out
+            .peers
+            .iter()
+            .map(|p| p.allowed_ips[0].to_string())
+            .collect();
         assert_eq!(ips, ["10.99.0.1/32", "10.99.0.2/32", "10.99.0.3/32"]);
         assert_eq!(out.omitted, 2);
 
@@ -396,8 +400,20 @@ mod tests {
             mesh_ip: Ipv4Addr::new(10, 99, 0, 1),
             endpoint: None,
         };
-        let out = node_peers(&v, &id(5), &[5 ^ 0x80; 32], hub, &BTreeMap::new(), &fresh, 3);
-        let ips: Vec<String> = out.peers.iter().map(|p| p.allowed_ips[0].to_string()).collect();
+        let out = node_peers(
+            &v,
+            &id(5),
+            &[5 ^ 0x80; 32],
+            hub,
+            &BTreeMap::new(),
+            &fresh,
+            3,
+        );
+        let ips: Vec<String> = out
+            .peers
+            .iter()
+            .map(|p| p.allowed_ips[0].to_string())
+            .collect();
         assert_eq!(ips, ["10.99.0.1/32", "10.99.0.6/32", "10.99.0.2/32"]);
         assert_eq!(out.omitted, 2);
 

@@ -214,12 +214,24 @@ mod tests {
     #[test]
     fn node_listen_ports_follow_the_host_number() {
         let s = net("10.10.0.0/24");
-        assert_eq!(node_listen_port(51820, &s, Ipv4Addr::new(10, 10, 0, 7)), 51827);
+        assert_eq!(
+            node_listen_port(51820, &s, Ipv4Addr::new(10, 10, 0, 7)),
+            51827
+        );
         let big = net("10.10.0.0/16");
         // 10.10.16.2 is host 4098: modulo 4096 → 2.
-        assert_eq!(node_listen_port(51820, &big, Ipv4Addr::new(10, 10, 16, 2)), 51822);
+        assert_eq!(
+            node_listen_port(51820, &big, Ipv4Addr::new(10, 10, 16, 2)),
+            51822
+        );
         // Near the top of the port range it counts down instead.
-        assert_eq!(node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 4, 0)), 65000 - 1024);
-        assert_eq!(node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 0, 2)), 65002);
+        assert_eq!(
+            node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 4, 0)),
+            65000 - 1024
+        );
+        assert_eq!(
+            node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 0, 2)),
+            65002
+        );
     }
 }

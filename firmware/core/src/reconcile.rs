@@ -403,7 +403,8 @@ impl Reconciler {
         );
         if desired.omitted != self.omitted {
             self.omitted = desired.omitted;
-            self.outputs.push_back(Output::PeersOmitted(desired.omitted));
+            self.outputs
+                .push_back(Output::PeersOmitted(desired.omitted));
         }
         self.push_diff(&pending.device, &desired.peers);
     }

@@ -319,7 +319,10 @@ fn a_node_has_a_peer_per_box_with_the_path_machines_endpoints() {
     };
     assert_eq!(diff.changes().added, 3, "hub, 2 and 3; not itself");
     let device = applied(&configured(vec![]), &out);
-    let peer3 = device.peers.iter().find(|p| p.config.public_key == [0x83; 32]);
+    let peer3 = device
+        .peers
+        .iter()
+        .find(|p| p.config.public_key == [0x83; 32]);
     assert_eq!(peer3.and_then(|p| p.config.endpoint), Some(direct));
     let s = r.summary(&device, wall());
     assert_eq!(s.hub.map(|h| h.config.public_key), Some(HUB_WG));
