@@ -218,6 +218,12 @@ impl Reconciler {
         &self.view
     }
 
+    /// Node: the hub's endpoint as last resolved (in this version also
+    /// the relay's host).
+    pub fn hub_endpoint(&self) -> Option<SocketAddr> {
+        self.hub_endpoint.map(|(a, _)| a)
+    }
+
     /// When the next pass is due.
     pub fn poll_timeout(&self) -> Instant {
         self.next_pass

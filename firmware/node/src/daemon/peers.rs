@@ -8,8 +8,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gondwana_core::NodeId;
 use gondwana_core::directory::View;
 use gondwana_core::keys::{PublicKey, wg_key_to_base64};
+use gondwana_core::paths::{PathKind, PeerPath};
 use gondwana_core::reconcile::HANDSHAKE_STALE;
 use serde_json::{Value, json};
 
@@ -28,6 +30,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerName {
     pub boxname: String,
+    pub id: NodeId,
     pub node_id: String,
     pub mesh_ip: Ipv4Addr,
 }
@@ -41,6 +44,7 @@ pub fn names_from(view: &View) -> PeerNames {
         .map(|(id, n)| {
             let name = PeerName {
                 boxname: n.boxname.to_string(),
+                id: id.clone(),
                 node_id: id.to_string(),
                 mesh_ip: n.mesh_ip,
             };
@@ -55,6 +59,8 @@ pub fn names_from(view: &View) -> PeerNames {
 pub struct LivePeers {
     device: std::sync::Mutex<Option<Arc<WireGuard>>>,
     names: std::sync::Mutex<Arc<PeerNames>>,
+    /// Node: each other node's path as the path machine last judged it.
+    paths: std::sync::Mutex<Arc<BTreeMap<NodeId, PeerPath>>>,
 }
 
 /// One peer, read now.
@@ -65,6 +71,9 @@ pub struct PeerReport {
     pub peer: PeerState,
     /// Seconds since the last handshake (`None`: never, or in the future).
     pub handshake_age: Option<u64>,
+    /// Node: `lan`, `direct`, `relay` or `none` for another node (the
+    /// path machine's); `None` for the hub and on the hub.
+    pub path: Option<PathKind>,
 }
 
 impl PeerReport {
@@ -105,6 +114,7 @@ impl PeerReport {
             "last_handshake": last.map(rfc3339),
             "handshake_age_secs": self.handshake_age,
             "online": self.online(),
+            "path": self.path.map(PathKind::as_str),
             "rx_bytes": self.peer.rx_bytes,
             "tx_bytes": self.peer.tx_bytes,
         })
@@ -123,6 +133,12 @@ impl LivePeers {
         }
     }
 
+    pub fn set_paths(&self, paths: BTreeMap<NodeId, PeerPath>) {
+        if let Ok(mut p) = self.paths.lock() {
+            *p = Arc::new(paths);
+        }
+    }
+
     pub fn set_names(&self, names: PeerNames) {
         if let Ok(mut n) = self.names.lock() {
             *n = Arc::new(names);
@@ -134,6 +150,7 @@ impl LivePeers {
     pub async fn read(&self) -> Option<Vec<PeerReport>> {
         let wg = self.device.lock().ok()?.clone()?;
         let names = self.names.lock().ok()?.clone();
+        let paths = self.paths.lock().ok()?.clone();
         let device = match tokio::time::timeout(READ_TIMEOUT, wg.get()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
@@ -155,6 +172,10 @@ impl LivePeers {
             .map(|p| PeerReport {
                 public_key: wg_key_to_base64(&p.config.public_key),
                 name: names.get(&p.config.public_key).cloned(),
+                path: names
+                    .get(&p.config.public_key)
+                    .and_then(|n| paths.get(&n.id))
+                    .map(|path| path.kind),
                 peer: p.clone(),
                 handshake_age: p
                     .last_handshake
