@@ -169,9 +169,14 @@ impl Driver {
         let endpoints = match &membership.node {
             Some(node) => {
                 let relay_host = self.reconciler.hub_endpoint().map(|a| a.ip());
-                let step =
-                    self.paths
-                        .step(node, self.reconciler.view(), &before, relay_host, &iface);
+                let step = self.paths.step(
+                    &self.app.store,
+                    node,
+                    self.reconciler.view(),
+                    &before,
+                    relay_host,
+                    &iface,
+                );
                 if let Some(want) = step.want_relay {
                     self.app.want_relay.send_replace(want);
                 }

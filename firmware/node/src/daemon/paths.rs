@@ -12,6 +12,11 @@
 //! task reports), and each peer's path for status. A probe's timeout, or a
 //! new snapshot, asks the data-plane task for a pass
 //! ([`PathDriver::poll_timeout`], [`PathDriver::snapshot_changed`]).
+//!
+//! The endpoints that had a fresh handshake are kept on the state
+//! partition (`store/path_endpoints.rs`, written when one changes) and
+//! given to the machine when it starts: a node started while the hub is
+//! unreachable probes its last direct paths at once.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +32,8 @@ use gondwana_core::reconcile::NodeSide;
 use gondwana_core::{InterfaceName, NodeId};
 use tokio::sync::watch;
 
+use crate::store::StateStore;
+
 type SnapshotWatch = watch::Receiver<Option<Arc<Snapshot>>>;
 
 pub struct PathDriver {
@@ -35,6 +42,8 @@ pub struct PathDriver {
     /// The snapshot last fed in (compared by pointer: each new one is a
     /// new `Arc`).
     fed: Option<Arc<Snapshot>>,
+    /// The last good endpoints as stored.
+    stored: BTreeMap<NodeId, SocketAddr>,
 }
 
 /// What a node pass takes from the machine.
@@ -51,6 +60,7 @@ impl PathDriver {
             machine: None,
             snapshots,
             fed: None,
+            stored: BTreeMap::new(),
         }
     }
 
@@ -70,6 +80,7 @@ impl PathDriver {
     /// One node pass; see the module doc.
     pub fn step(
         &mut self,
+        store: &StateStore,
         node: &NodeSide,
         view: &View,
         device: &DeviceState,
@@ -83,10 +94,14 @@ impl PathDriver {
             .as_ref()
             .is_none_or(|(side, _)| side.own_id != node.own_id || side.hub_id != node.hub_id)
         {
+            self.stored = store.path_endpoints().unwrap_or_else(|e| {
+                warn!("paths: reading the stored endpoints: {e}");
+                BTreeMap::new()
+            });
             let machine = PathMachine::new(
                 node.own_id.clone(),
                 node.hub_id.clone(),
-                &BTreeMap::new(),
+                &self.stored,
                 now,
                 wall,
             );
@@ -132,10 +147,28 @@ impl PathDriver {
             .keys()
             .filter_map(|id| machine.status(id).map(|p| (id.clone(), p)))
             .collect();
-        PathStep {
+        let step = PathStep {
             endpoints: machine.endpoints(),
             want_relay,
             paths,
+        };
+        let good = machine.good_endpoints();
+        self.keep_good(store, view, good);
+        step
+    }
+
+    /// Stores the endpoints with a fresh handshake when one changed (a
+    /// stale one stays: it is the last that worked), for live nodes only.
+    fn keep_good(&mut self, store: &StateStore, view: &View, good: BTreeMap<NodeId, SocketAddr>) {
+        let mut next = self.stored.clone();
+        next.extend(good);
+        next.retain(|id, _| view.nodes.contains_key(id));
+        if next == self.stored {
+            return;
+        }
+        match store.save_path_endpoints(&next) {
+            Ok(()) => self.stored = next,
+            Err(e) => warn!("paths: storing the endpoints: {e}"),
         }
     }
 }
