@@ -16,13 +16,16 @@
 //! 3. [`PathMachine::handle_snapshot`]: the verified snapshot, each time a
 //!    new one arrives (peers start probing when it shows them);
 //! 4. [`PathMachine::handle_device`]: the device's peers by node id, last
-//!    handshake and endpoint ([`observe`] maps the device's keys);
+//!    handshake and endpoint ([`observe`] maps the device's keys). No
+//!    probe starts before the first one: a session the device already
+//!    has is adopted;
 //! 5. [`PathMachine::handle_timeout`]: advances probes whose
 //!    [`PROBE_TIMEOUT`] passed. Call it after `handle_device`, so a
 //!    handshake that just came in counts before its probe times out.
 //!
 //! Then drain [`PathMachine::poll_event`]: [`Event::Endpoint`] (configure
 //! it: run a data-plane pass with [`PathMachine::endpoints`]),
+//! [`Event::NewSession`] (that pass re-adds the peer),
 //! [`Event::Path`] (worth a log line), [`Event::WantRelay`] (the set the
 //! next report carries). [`PathMachine::status`] is what status shows;
 //! [`PathMachine::good_endpoints`] is what to store for the next start.
@@ -90,6 +93,11 @@ pub enum Event {
     Path { peer: NodeId, kind: PathKind },
     /// The peers this node asks the relay for changed: report them.
     WantRelay(Vec<NodeId>),
+    /// A probe starts while the device has a session with `peer`: remove
+    /// and re-add the peer in the next pass, so a handshake over the new
+    /// endpoint comes at once (WireGuard keeps a session over an endpoint
+    /// change, and only a new handshake proves the path).
+    NewSession(NodeId),
 }
 
 /// One peer's path, for status.
@@ -146,17 +154,20 @@ pub struct PathMachine {
     wanted: Vec<NodeId>,
     events: VecDeque<Event>,
     wall: SystemTime,
+    /// No probe starts before the device was read once: a session it
+    /// already has (a daemon restart) is adopted, not probed away.
+    device_seen: bool,
 }
 
 impl PathMachine {
     /// `restored`: per peer, the last endpoint that had a fresh handshake
-    /// (state partition); each is configured and probed at once, so a
-    /// node started while the hub is unreachable keeps its direct paths.
+    /// (state partition); each is probed first, from the first
+    /// [`PathMachine::handle_device`] on, so a node started while the hub
+    /// is unreachable finds its direct paths again.
     pub fn new(
         own_id: NodeId,
         hub_id: NodeId,
         restored: &BTreeMap<NodeId, SocketAddr>,
-        now: Instant,
         wall: SystemTime,
     ) -> PathMachine {
         let mut m = PathMachine {
@@ -169,13 +180,13 @@ impl PathMachine {
             wanted: Vec::new(),
             events: VecDeque::new(),
             wall,
+            device_seen: false,
         };
         for (id, endpoint) in restored {
             if m.is_other(id) {
                 let peer = m.peers.entry(id.clone()).or_insert_with(|| Peer::new(wall));
                 peer.restored = Some(*endpoint);
                 peer.candidates = vec![*endpoint];
-                m.start_probe(id, 0, false, now, wall);
             }
         }
         m
@@ -268,6 +279,16 @@ impl PathMachine {
                 }
                 _ => {}
             }
+        }
+        self.device_seen = true;
+        let idle: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Idle && !p.candidates.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in idle {
+            self.start_probe(&id, 0, false, now, wall);
         }
         self.update_wanted();
     }
@@ -417,7 +438,9 @@ impl PathMachine {
             let phase = peer.phase;
             peer.candidates = list;
             match phase {
-                Phase::Idle | Phase::WantRelay if !peer.candidates.is_empty() => {
+                Phase::Idle | Phase::WantRelay
+                    if self.device_seen && !peer.candidates.is_empty() =>
+                {
                     self.start_probe(&id, 0, false, now, wall)
                 }
                 Phase::Probing {
@@ -463,7 +486,14 @@ impl PathMachine {
             reprobe,
         };
         peer.set_at = wall;
+        // Only a new handshake proves a path, and WireGuard keeps an
+        // existing session over an endpoint change (a re-probe from the
+        // relay): the session is dropped so one starts at once.
+        let session = is_fresh(peer.seen.last_handshake, wall);
         self.set_endpoint(id, Some(candidate), wall);
+        if session {
+            self.events.push_back(Event::NewSession(id.clone()));
+        }
     }
 
     fn set_endpoint(&mut self, id: &NodeId, endpoint: Option<SocketAddr>, wall: SystemTime) {

@@ -39,7 +39,7 @@ use crate::directory::{self, DirectoryError, Head, View};
 use crate::enrol::EnrolGrant;
 use crate::keys::PublicKey;
 use crate::mesh;
-use crate::peer_diff::{DevicePeer, DeviceState, PeerDiff};
+use crate::peer_diff::{DevicePeer, DeviceState, PeerDiff, PeerOp};
 
 /// A pass runs at least this often, to catch drift, a roaming hub and
 /// stale DNS.
@@ -123,6 +123,9 @@ pub struct PassInput {
     pub endpoints: BTreeMap<NodeId, SocketAddr>,
     /// Node: at most this many peers, the hub included (`mesh.max_peers`).
     pub max_peers: usize,
+    /// Node: other nodes whose peer this pass removes and adds again, so
+    /// its session restarts (`paths::Event::NewSession`).
+    pub new_sessions: BTreeSet<NodeId>,
 }
 
 /// What the driver does next, in order.
@@ -167,6 +170,7 @@ struct Pending {
     own_wireguard_key: PublicKey,
     endpoints: BTreeMap<NodeId, SocketAddr>,
     max_peers: usize,
+    new_sessions: BTreeSet<NodeId>,
     /// Keys with a handshake younger than [`HANDSHAKE_STALE`].
     fresh: BTreeSet<PublicKey>,
 }
@@ -321,6 +325,7 @@ impl Reconciler {
             own_wireguard_key: input.own_wireguard_key,
             endpoints: input.endpoints.clone(),
             max_peers: input.max_peers,
+            new_sessions: input.new_sessions.clone(),
             fresh,
         };
         if self.resolve_due(&pending, now, wall) {
@@ -412,7 +417,17 @@ impl Reconciler {
             self.outputs
                 .push_back(Output::PeersOmitted(desired.omitted));
         }
-        self.push_diff(&pending.device, &desired.peers);
+        let mut diff = PeerDiff::new(&pending.device.peers, &desired.peers);
+        let renew: BTreeSet<PublicKey> = pending
+            .new_sessions
+            .iter()
+            .filter_map(|id| self.view.nodes.get(id))
+            .map(|n| n.wireguard_key)
+            .collect();
+        renew_sessions(&mut diff, &pending.device, &desired.peers, &renew);
+        if !diff.is_empty() {
+            self.outputs.push_back(Output::ApplyPeers(diff));
+        }
     }
 
     fn push_diff(&mut self, device: &DeviceState, desired: &[PeerSpec]) {
@@ -420,6 +435,36 @@ impl Reconciler {
         if !diff.is_empty() {
             self.outputs.push_back(Output::ApplyPeers(diff));
         }
+    }
+}
+
+/// Makes `diff` remove and add again each peer of `renew` the device has
+/// and `desired` keeps: the removal drops its session, the add starts a
+/// new one (a keepalive at once), on either backend.
+fn renew_sessions(
+    diff: &mut PeerDiff,
+    device: &DeviceState,
+    desired: &[PeerSpec],
+    renew: &BTreeSet<PublicKey>,
+) {
+    for spec in desired.iter().filter(|s| renew.contains(&s.public_key)) {
+        if !device
+            .peers
+            .iter()
+            .any(|p| p.config.public_key == spec.public_key)
+        {
+            continue;
+        }
+        let before = diff.ops.len();
+        diff.ops.retain(|op| match op {
+            PeerOp::Update(s) => s.public_key != spec.public_key,
+            _ => true,
+        });
+        if diff.ops.len() == before {
+            diff.unchanged = diff.unchanged.saturating_sub(1);
+        }
+        diff.ops.insert(0, PeerOp::Remove(spec.public_key));
+        diff.ops.push(PeerOp::Add(spec.clone()));
     }
 }
 

@@ -104,13 +104,16 @@ fn pair(x: NodeId, y: NodeId, port_x: u16, port_y: u16) -> RelayPair {
 }
 
 fn machine(clock: &Clock) -> PathMachine {
-    let mut m = PathMachine::new(own(), hub(), &BTreeMap::new(), clock.now, clock.wall);
+    let mut m = PathMachine::new(own(), hub(), &BTreeMap::new(), clock.wall);
     m.handle_lan_subnets(
         vec!["192.168.1.0/24".parse().unwrap()],
         clock.now,
         clock.wall,
     );
     m.handle_relay_host(Some(RELAY_HOST.parse().unwrap()));
+    // The driver reads the device at every pass; probes start after the
+    // first read.
+    m.handle_device(&BTreeMap::new(), clock.now, clock.wall);
     m
 }
 
@@ -274,8 +277,9 @@ fn trap_the_relay_carries_the_pairs_own_session() {
     let mut clock = Clock::new();
     let mut m = machine(&clock);
     // The other side: B's machine, whose LAN is elsewhere.
-    let mut other = PathMachine::new(b(), hub(), &BTreeMap::new(), clock.now, clock.wall);
+    let mut other = PathMachine::new(b(), hub(), &BTreeMap::new(), clock.wall);
     other.handle_relay_host(Some(RELAY_HOST.parse().unwrap()));
+    other.handle_device(&BTreeMap::new(), clock.now, clock.wall);
     other.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
     until_relay_wanted(&mut m, &mut clock);
     other.handle_timeout(clock.now, clock.wall);
@@ -480,15 +484,15 @@ fn hub_gone_direct_stays_and_relay_goes_stale() {
 }
 
 /// Started with the hub unreachable: the stored endpoints are configured
-/// and probed at once, no snapshot needed.
+/// and probed at the first pass, no snapshot needed.
 #[test]
 fn restored_endpoints_are_tried_first_without_a_hub() {
     let mut clock = Clock::new();
     let stored = addr("198.51.100.20:51822");
     let restored = BTreeMap::from([(b(), stored), (hub(), addr("192.0.2.1:51822"))]);
-    let mut m = PathMachine::new(own(), hub(), &restored, clock.now, clock.wall);
+    let mut m = PathMachine::new(own(), hub(), &restored, clock.wall);
     assert_eq!(
-        drain(&mut m),
+        step(&mut m, &clock, &BTreeMap::new()),
         vec![Event::Endpoint {
             peer: b(),
             endpoint: Some(stored)
@@ -503,15 +507,15 @@ fn restored_endpoints_are_tried_first_without_a_hub() {
     assert_eq!(m.status(&b()).map(|s| s.kind), Some(PathKind::Direct));
 
     // Without an answer, the snapshot's candidates follow it.
-    let mut m = PathMachine::new(own(), hub(), &restored, clock.now, clock.wall);
+    let mut m = PathMachine::new(own(), hub(), &restored, clock.wall);
     m.handle_lan_subnets(
         vec!["192.168.1.0/24".parse().unwrap()],
         clock.now,
         clock.wall,
     );
     m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
-    drain(&mut m);
-    assert_eq!(m.endpoints().get(&b()), Some(&stored), "still its turn");
+    step(&mut m, &clock, &BTreeMap::new());
+    assert_eq!(m.endpoints().get(&b()), Some(&stored), "restored first");
     clock.advance(6);
     step(&mut m, &clock, &BTreeMap::new());
     assert_eq!(m.endpoints().get(&b()), Some(&addr(B_LAN)));
@@ -568,4 +572,52 @@ fn observe_maps_the_device_to_node_ids() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[&b()].endpoint, Some(addr(B_PUBLIC)));
     assert_eq!(seen[&b()].last_handshake, Some(UNIX_EPOCH));
+}
+
+/// A daemon restart with the kernel device kept: the stored endpoints and
+/// the stored snapshot arrive before the device is read, and still the
+/// sessions it has are adopted, not probed away.
+#[test]
+fn a_restart_adopts_live_sessions_before_probing() {
+    let clock = Clock::new();
+    let restored = BTreeMap::from([(b(), addr(B_PUBLIC))]);
+    let mut m = PathMachine::new(own(), hub(), &restored, clock.wall);
+    m.handle_lan_subnets(
+        vec!["192.168.1.0/24".parse().unwrap()],
+        clock.now,
+        clock.wall,
+    );
+    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    assert_eq!(m.poll_timeout(), None, "nothing probed before the device");
+    let events = step(&mut m, &clock, &seen(&clock, &[(b(), 40, B_PUBLIC)]));
+    assert_eq!(
+        endpoint_events(&events),
+        vec![(c(), Some(addr(C_PUBLIC)))],
+        "B adopted, only C probed"
+    );
+    assert_eq!(m.status(&b()).map(|s| s.kind), Some(PathKind::Direct));
+}
+
+/// A re-probe from the relay while its session runs: WireGuard would keep
+/// the session over the endpoint change and no handshake would prove the
+/// new path, so the machine asks for a new session.
+#[test]
+fn a_reprobe_over_a_live_session_asks_for_a_new_one() {
+    let mut clock = Clock::new();
+    let mut m = machine(&clock);
+    until_relay_wanted(&mut m, &mut clock);
+    let relays = vec![pair(own(), b(), 56001, 56002)];
+    m.handle_snapshot(&snapshot(0, relays.clone()), clock.now, clock.wall);
+    clock.advance(1);
+    step(
+        &mut m,
+        &clock,
+        &seen(&clock, &[(b(), 0, "192.0.2.1:56001")]),
+    );
+    drain(&mut m);
+    m.handle_snapshot(&snapshot(1, relays), clock.now, clock.wall);
+    let events = drain(&mut m);
+    assert!(events.contains(&Event::NewSession(b())), "{events:?}");
+    // C has no session: probed without one.
+    assert!(!events.contains(&Event::NewSession(c())), "{events:?}");
 }

@@ -1,6 +1,6 @@
 //! On a virtual clock: `t0` plus durations, no sleeping.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::*;
@@ -43,6 +43,7 @@ fn node_input() -> PassInput {
         revocation_stored: false,
         endpoints: BTreeMap::new(),
         max_peers: 1000,
+        new_sessions: BTreeSet::new(),
     }
 }
 
@@ -55,6 +56,7 @@ fn hub_input() -> PassInput {
         revocation_stored: false,
         endpoints: BTreeMap::new(),
         max_peers: 1000,
+        new_sessions: BTreeSet::new(),
     }
 }
 
@@ -386,4 +388,37 @@ fn max_peers_leaves_nodes_out_and_says_so_once() {
     r.handle_device(&input, device, t0 + PASS_EVERY * 2, wall());
     let out = drain(&mut r);
     assert_eq!(out[0], Output::PeersOmitted(0));
+}
+
+/// A re-probe asks for a new session: the peer is removed and added again
+/// (its endpoint changing too), the other peers are left alone.
+#[test]
+fn a_new_session_removes_and_adds_the_peer_again() {
+    let t0 = Instant::now();
+    let mut r = Reconciler::new(t0);
+    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
+    for n in [2, 3, 7] {
+        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
+    }
+    let mut input = node_input();
+    r.handle_device(&input, configured(vec![]), t0, wall());
+    let device = applied(&configured(vec![]), &drain(&mut r));
+    let direct: SocketAddr = "198.51.100.3:51823".parse().unwrap();
+    input.endpoints.insert(id(3), direct);
+    input.new_sessions.insert(id(3));
+    input.new_sessions.insert(id(2)); // unchanged otherwise: re-added too
+    r.handle_device(&input, device, t0 + PASS_EVERY, wall());
+    let out = drain(&mut r);
+    let [Output::ApplyPeers(diff)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let c = diff.changes();
+    assert_eq!((c.removed, c.added, c.updated), (2, 2, 0), "{diff:?}");
+    assert!(matches!(diff.ops[0], PeerOp::Remove(_)));
+    assert!(
+        diff.ops
+            .iter()
+            .any(|op| matches!(op, PeerOp::Add(p) if p.endpoint == Some(direct)))
+    );
+    assert_eq!(diff.unchanged, 1, "the hub");
 }

@@ -166,7 +166,7 @@ impl Driver {
             None => config.mesh.wireguard_port,
         };
         let before = wg.get().await?;
-        let endpoints = match &membership.node {
+        let (endpoints, new_sessions) = match &membership.node {
             Some(node) => {
                 let relay_host = self.reconciler.hub_endpoint().map(|a| a.ip());
                 let step = self.paths.step(
@@ -181,7 +181,7 @@ impl Driver {
                     self.app.want_relay.send_replace(want);
                 }
                 self.app.live.set_paths(step.paths);
-                step.endpoints
+                (step.endpoints, step.new_sessions)
             }
             None => Default::default(),
         };
@@ -193,6 +193,7 @@ impl Driver {
             membership,
             endpoints,
             max_peers: config.mesh.max_peers,
+            new_sessions,
         };
         self.reconciler
             .handle_device(&input, before.clone(), Instant::now(), SystemTime::now());

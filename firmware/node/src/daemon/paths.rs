@@ -18,7 +18,7 @@
 //! given to the machine when it starts: a node started while the hub is
 //! unreachable probes its last direct paths at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -51,6 +51,8 @@ pub struct PathStep {
     pub endpoints: BTreeMap<NodeId, SocketAddr>,
     /// `Some` when the peers to ask the relay for changed.
     pub want_relay: Option<Vec<NodeId>>,
+    /// Peers this pass re-adds, so their session restarts.
+    pub new_sessions: BTreeSet<NodeId>,
     pub paths: BTreeMap<NodeId, PeerPath>,
 }
 
@@ -98,13 +100,8 @@ impl PathDriver {
                 warn!("paths: reading the stored endpoints: {e}");
                 BTreeMap::new()
             });
-            let machine = PathMachine::new(
-                node.own_id.clone(),
-                node.hub_id.clone(),
-                &self.stored,
-                now,
-                wall,
-            );
+            let machine =
+                PathMachine::new(node.own_id.clone(), node.hub_id.clone(), &self.stored, wall);
             self.machine = Some((node.clone(), machine));
             self.fed = None;
         }
@@ -113,6 +110,7 @@ impl PathDriver {
             return PathStep {
                 endpoints: BTreeMap::new(),
                 want_relay: None,
+                new_sessions: BTreeSet::new(),
                 paths: BTreeMap::new(),
             };
         };
@@ -127,6 +125,7 @@ impl PathDriver {
         machine.handle_device(&paths::observe(view, device), now, wall);
         machine.handle_timeout(now, wall);
         let mut want_relay = None;
+        let mut new_sessions = BTreeSet::new();
         while let Some(event) = machine.poll_event() {
             match event {
                 Event::Path { peer, kind } => {
@@ -138,6 +137,9 @@ impl PathDriver {
                     info!("paths: {name} is now {}", kind.as_str());
                 }
                 Event::WantRelay(peers) => want_relay = Some(peers),
+                Event::NewSession(peer) => {
+                    new_sessions.insert(peer);
+                }
                 // The endpoints go into this very pass.
                 Event::Endpoint { .. } => {}
             }
@@ -150,6 +152,7 @@ impl PathDriver {
         let step = PathStep {
             endpoints: machine.endpoints(),
             want_relay,
+            new_sessions,
             paths,
         };
         let good = machine.good_endpoints();
