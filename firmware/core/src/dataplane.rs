@@ -160,17 +160,18 @@ pub fn node_peers(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Boxname;
     use crate::directory::{NodeRecord, Record};
     use crate::peer_diff::{DevicePeer, PeerDiff, PeerOp};
 
-    fn id(n: u8) -> NodeId {
+    pub(crate) fn id(n: u8) -> NodeId {
         NodeId::from_genesis_key(&[n; 32])
     }
 
-    fn view(nodes: &[u8]) -> View {
+    /// Nodes `n` (box-n, mesh 10.99.0.n, WireGuard key `[n ^ 0x80; 32]`).
+    pub(crate) fn view(nodes: &[u8]) -> View {
         let mut v = View::default();
         for &n in nodes {
             v.nodes.insert(
@@ -385,36 +386,26 @@ mod tests {
     #[test]
     fn max_peers_keeps_the_hub_then_fresh_then_lowest_addresses() {
         let v = view(&[5, 2, 3, 4, 6]);
+        let ips = |out: &NodePeers| -> Vec<String> {
+            out.peers
+                .iter()
+                .map(|p| p.allowed_ips[0].to_string())
+                .collect()
+        };
         let out = node_peers_of(&v, None, 3);
-        let ips: Vec<String> = out
-            .peers
-            .iter()
-            .map(|p| p.allowed_ips[0].to_string())
-            .collect();
-        assert_eq!(ips, ["10.99.0.1/32", "10.99.0.2/32", "10.99.0.3/32"]);
+        assert_eq!(ips(&out), ["10.99.0.1/32", "10.99.0.2/32", "10.99.0.3/32"]);
         assert_eq!(out.omitted, 2);
 
+        // Node 6 had a handshake in the last 3 minutes: kept first.
         let fresh = BTreeSet::from([[6 ^ 0x80; 32]]);
         let hub = HubPeer {
             public_key: HUB_KEY,
             mesh_ip: Ipv4Addr::new(10, 99, 0, 1),
             endpoint: None,
         };
-        let out = node_peers(
-            &v,
-            &id(5),
-            &[5 ^ 0x80; 32],
-            hub,
-            &BTreeMap::new(),
-            &fresh,
-            3,
-        );
-        let ips: Vec<String> = out
-            .peers
-            .iter()
-            .map(|p| p.allowed_ips[0].to_string())
-            .collect();
-        assert_eq!(ips, ["10.99.0.1/32", "10.99.0.6/32", "10.99.0.2/32"]);
+        let none = BTreeMap::new();
+        let out = node_peers(&v, &id(5), &[5 ^ 0x80; 32], hub, &none, &fresh, 3);
+        assert_eq!(ips(&out), ["10.99.0.1/32", "10.99.0.6/32", "10.99.0.2/32"]);
         assert_eq!(out.omitted, 2);
 
         let out = node_peers_of(&v, None, 1);

@@ -1,17 +1,11 @@
 //! On a virtual clock: `Clock` advances a monotonic and a wall time
 //! together, no sleeping.
 
-use std::net::Ipv4Addr;
-
 use super::*;
-use crate::Boxname;
 use crate::candidates::{Candidates, RelayPair};
-use crate::directory::NodeRecord;
 use crate::peer_diff::DevicePeer;
 
-fn id(n: u8) -> NodeId {
-    NodeId::from_genesis_key(&[n; 32])
-}
+use crate::dataplane::tests::id;
 
 fn own() -> NodeId {
     id(1)
@@ -103,18 +97,30 @@ fn pair(x: NodeId, y: NodeId, port_x: u16, port_y: u16) -> RelayPair {
     }
 }
 
-fn machine(clock: &Clock) -> PathMachine {
-    let mut m = PathMachine::new(own(), hub(), &BTreeMap::new(), clock.wall);
+/// Our machine, with the endpoints `restored` from the state partition,
+/// on LAN 192.168.1.0/24, the relay's host known; the device not read yet.
+fn started(clock: &Clock, restored: &BTreeMap<NodeId, SocketAddr>) -> PathMachine {
+    let mut m = PathMachine::new(own(), hub(), restored, clock.wall);
     m.handle_lan_subnets(
         vec!["192.168.1.0/24".parse().unwrap()],
         clock.now,
         clock.wall,
     );
     m.handle_relay_host(Some(RELAY_HOST.parse().unwrap()));
+    m
+}
+
+fn machine(clock: &Clock) -> PathMachine {
+    let mut m = started(clock, &BTreeMap::new());
     // The driver reads the device at every pass; probes start after the
     // first read.
     m.handle_device(&BTreeMap::new(), clock.now, clock.wall);
     m
+}
+
+/// A new snapshot arrives.
+fn give(m: &mut PathMachine, clock: &Clock, s: Snapshot) {
+    m.handle_snapshot(&s, clock.now, clock.wall);
 }
 
 fn drain(m: &mut PathMachine) -> Vec<Event> {
@@ -155,9 +161,30 @@ fn step(m: &mut PathMachine, clock: &Clock, device: &BTreeMap<NodeId, Seen>) -> 
     drain(m)
 }
 
+/// A machine that just started probing B and C (snapshot 0).
+fn probing() -> (Clock, PathMachine) {
+    let clock = Clock::new();
+    let mut m = machine(&clock);
+    give(&mut m, &clock, snapshot(0, vec![]));
+    drain(&mut m);
+    (clock, m)
+}
+
+fn path(peer: NodeId, kind: PathKind) -> Event {
+    Event::Path { peer, kind }
+}
+
+/// A machine whose candidates for B and C all timed out.
+fn wanting_relay() -> (Clock, PathMachine) {
+    let mut clock = Clock::new();
+    let mut m = machine(&clock);
+    until_relay_wanted(&mut m, &mut clock);
+    (clock, m)
+}
+
 /// Probes B and C until both have fallen back to wanting the relay.
 fn until_relay_wanted(m: &mut PathMachine, clock: &mut Clock) {
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    give(m, clock, snapshot(0, vec![]));
     drain(m);
     clock.advance(6);
     step(m, clock, &BTreeMap::new());
@@ -171,7 +198,7 @@ fn same_lan_first_then_public_then_the_relay_is_asked_for() {
     let mut clock = Clock::new();
     let mut m = machine(&clock);
     assert_eq!(m.poll_timeout(), None, "nothing to probe before a snapshot");
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, vec![]));
     // Both start at once; C's LAN address is not on our LAN: skipped.
     assert_eq!(
         endpoint_events(&drain(&mut m)),
@@ -197,10 +224,7 @@ fn same_lan_first_then_public_then_the_relay_is_asked_for() {
 
 #[test]
 fn only_a_handshake_after_the_candidate_was_set_proves_it() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
-    drain(&mut m);
+    let (mut clock, mut m) = probing();
     clock.advance(2);
     // Fresh, but from before the candidate was set: not proof.
     let old = seen(&clock, &[(b(), 10, B_LAN)]);
@@ -208,13 +232,7 @@ fn only_a_handshake_after_the_candidate_was_set_proves_it() {
     // A handshake after it: the LAN path works.
     let new = seen(&clock, &[(b(), 1, B_LAN)]);
     let events = step(&mut m, &clock, &new);
-    assert_eq!(
-        events,
-        vec![Event::Path {
-            peer: b(),
-            kind: PathKind::Lan
-        }]
-    );
+    assert_eq!(events, vec![path(b(), PathKind::Lan)]);
     let status = m.status(&b()).unwrap();
     assert_eq!(
         (status.kind, status.endpoint, status.fresh),
@@ -234,20 +252,14 @@ fn only_a_handshake_after_the_candidate_was_set_proves_it() {
 /// plane never sets the endpoint back.
 #[test]
 fn trap_roaming_the_machine_follows_the_device() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
-    drain(&mut m);
+    let (mut clock, mut m) = probing();
     clock.advance(1);
     // We tried B's LAN address; B's probe reached us from its public one.
     let roamed = "198.51.100.9:61000";
     let events = step(&mut m, &clock, &seen(&clock, &[(b(), 0, roamed)]));
     assert_eq!(
         events,
-        vec![Event::Path {
-            peer: b(),
-            kind: PathKind::Direct
-        }],
+        vec![path(b(), PathKind::Direct)],
         "no endpoint to set: the device already has it"
     );
     assert_eq!(m.endpoints().get(&b()), Some(&addr(roamed)));
@@ -259,13 +271,7 @@ fn trap_roaming_the_machine_follows_the_device() {
     assert_eq!(m.endpoints().get(&b()), Some(&addr(again)));
     // ...and to an address on our LAN: the path is then `lan`.
     let events = step(&mut m, &clock, &seen(&clock, &[(b(), 5, B_LAN)]));
-    assert_eq!(
-        events,
-        vec![Event::Path {
-            peer: b(),
-            kind: PathKind::Lan
-        }]
-    );
+    assert_eq!(events, vec![path(b(), PathKind::Lan)]);
 }
 
 /// Trap 2: a packet whose source is inside another peer's allowed IPs is
@@ -280,7 +286,7 @@ fn trap_the_relay_carries_the_pairs_own_session() {
     let mut other = PathMachine::new(b(), hub(), &BTreeMap::new(), clock.wall);
     other.handle_relay_host(Some(RELAY_HOST.parse().unwrap()));
     other.handle_device(&BTreeMap::new(), clock.now, clock.wall);
-    other.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    give(&mut other, &clock, snapshot(0, vec![]));
     until_relay_wanted(&mut m, &mut clock);
     other.handle_timeout(clock.now, clock.wall);
     clock.advance(6);
@@ -288,13 +294,10 @@ fn trap_the_relay_carries_the_pairs_own_session() {
     assert!(other.want_relay().contains(&own()));
 
     let relays = vec![pair(own(), b(), 56001, 56002)];
-    m.handle_snapshot(&snapshot(0, relays.clone()), clock.now, clock.wall);
-    other.handle_snapshot(&snapshot(0, relays), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, relays.clone()));
+    give(&mut other, &clock, snapshot(0, relays));
     let events = drain(&mut m);
-    assert!(events.contains(&Event::Path {
-        peer: b(),
-        kind: PathKind::Relay
-    }));
+    assert!(events.contains(&path(b(), PathKind::Relay)));
     assert!(endpoint_events(&events).contains(&(b(), Some(addr("192.0.2.1:56001")))));
     // Our peer B, and B's peer "us", each at its own side's port.
     assert_eq!(m.endpoints().get(&b()), Some(&addr("192.0.2.1:56001")));
@@ -322,10 +325,10 @@ fn no_relay_host_no_relay_endpoint() {
     let mut m = machine(&clock);
     m.handle_relay_host(None);
     until_relay_wanted(&mut m, &mut clock);
-    m.handle_snapshot(
-        &snapshot(0, vec![pair(own(), b(), 56001, 56002)]),
-        clock.now,
-        clock.wall,
+    give(
+        &mut m,
+        &clock,
+        snapshot(0, vec![pair(own(), b(), 56001, 56002)]),
     );
     assert_eq!(m.endpoints().get(&b()), Some(&addr(B_PUBLIC)));
     m.handle_relay_host(Some(RELAY_HOST.parse().unwrap()));
@@ -334,25 +337,23 @@ fn no_relay_host_no_relay_endpoint() {
 
 #[test]
 fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    until_relay_wanted(&mut m, &mut clock);
+    let (mut clock, mut m) = wanting_relay();
     let relays = vec![
         pair(own(), b(), 56001, 56002),
         pair(own(), c(), 56003, 56004),
     ];
-    m.handle_snapshot(&snapshot(0, relays.clone()), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, relays.clone()));
     drain(&mut m);
     assert_eq!(m.endpoints().get(&c()), Some(&addr("192.0.2.1:56003")));
 
     // A new snapshot, same round: nothing moves.
     clock.advance(60);
-    m.handle_snapshot(&snapshot(0, relays.clone()), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, relays.clone()));
     assert!(drain(&mut m).is_empty());
 
     // The round steps: both probe their candidates again, still asking
     // for the relay meanwhile.
-    m.handle_snapshot(&snapshot(1, relays.clone()), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(1, relays.clone()));
     assert_eq!(
         endpoint_events(&drain(&mut m)),
         vec![(b(), Some(addr(B_LAN))), (c(), Some(addr(C_PUBLIC)))]
@@ -361,10 +362,7 @@ fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
     // B answers on the LAN: direct again, no longer asked for.
     clock.advance(1);
     let events = step(&mut m, &clock, &seen(&clock, &[(b(), 0, B_LAN)]));
-    assert!(events.contains(&Event::Path {
-        peer: b(),
-        kind: PathKind::Lan
-    }));
+    assert!(events.contains(&path(b(), PathKind::Lan)));
     assert!(events.contains(&Event::WantRelay(vec![c()])));
     // C does not: back to the relay after its one candidate.
     clock.advance(6);
@@ -378,7 +376,7 @@ fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
 
     // The other side's direct probe reaches us while we are relayed: the
     // device roamed off the relay, and the machine follows it.
-    m.handle_snapshot(&snapshot(2, relays), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(2, relays));
     clock.advance(6);
     step(&mut m, &clock, &BTreeMap::new());
     assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
@@ -390,31 +388,26 @@ fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
 
 #[test]
 fn a_relay_pair_that_disappears_is_asked_for_again() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    until_relay_wanted(&mut m, &mut clock);
-    m.handle_snapshot(
-        &snapshot(0, vec![pair(own(), b(), 56001, 56002)]),
-        clock.now,
-        clock.wall,
+    let (clock, mut m) = wanting_relay();
+    give(
+        &mut m,
+        &clock,
+        snapshot(0, vec![pair(own(), b(), 56001, 56002)]),
     );
     assert_eq!(m.endpoints().get(&b()), Some(&addr("192.0.2.1:56001")));
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, vec![]));
     assert!(m.want_relay().contains(&b()));
-    m.handle_snapshot(
-        &snapshot(0, vec![pair(own(), b(), 56011, 56012)]),
-        clock.now,
-        clock.wall,
+    give(
+        &mut m,
+        &clock,
+        snapshot(0, vec![pair(own(), b(), 56011, 56012)]),
     );
     assert_eq!(m.endpoints().get(&b()), Some(&addr("192.0.2.1:56011")));
 }
 
 #[test]
 fn a_lost_direct_path_is_probed_again_from_the_start() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
-    drain(&mut m);
+    let (mut clock, mut m) = probing();
     clock.advance(7);
     // B answered on its public address (LAN candidate timed out).
     step(&mut m, &clock, &BTreeMap::new());
@@ -430,10 +423,7 @@ fn a_lost_direct_path_is_probed_again_from_the_start() {
     assert_eq!(
         events,
         vec![
-            Event::Path {
-                peer: b(),
-                kind: PathKind::None
-            },
+            path(b(), PathKind::None),
             Event::Endpoint {
                 peer: b(),
                 endpoint: Some(addr(B_LAN))
@@ -446,13 +436,11 @@ fn a_lost_direct_path_is_probed_again_from_the_start() {
 /// The hub is gone: no snapshot comes, its relay forwards nothing.
 #[test]
 fn hub_gone_direct_stays_and_relay_goes_stale() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    until_relay_wanted(&mut m, &mut clock);
-    m.handle_snapshot(
-        &snapshot(0, vec![pair(own(), c(), 56003, 56004)]),
-        clock.now,
-        clock.wall,
+    let (mut clock, mut m) = wanting_relay();
+    give(
+        &mut m,
+        &clock,
+        snapshot(0, vec![pair(own(), c(), 56003, 56004)]),
     );
     clock.advance(1);
     let relayed = "192.0.2.1:56003";
@@ -507,13 +495,8 @@ fn restored_endpoints_are_tried_first_without_a_hub() {
     assert_eq!(m.status(&b()).map(|s| s.kind), Some(PathKind::Direct));
 
     // Without an answer, the snapshot's candidates follow it.
-    let mut m = PathMachine::new(own(), hub(), &restored, clock.wall);
-    m.handle_lan_subnets(
-        vec!["192.168.1.0/24".parse().unwrap()],
-        clock.now,
-        clock.wall,
-    );
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    let mut m = started(&clock, &restored);
+    give(&mut m, &clock, snapshot(0, vec![]));
     step(&mut m, &clock, &BTreeMap::new());
     assert_eq!(m.endpoints().get(&b()), Some(&stored), "restored first");
     clock.advance(6);
@@ -529,14 +512,8 @@ fn a_working_session_is_adopted() {
     let mut m = machine(&clock);
     clock.advance(1);
     let events = step(&mut m, &clock, &seen(&clock, &[(b(), 30, B_PUBLIC)]));
-    assert_eq!(
-        events,
-        vec![Event::Path {
-            peer: b(),
-            kind: PathKind::Direct
-        }]
-    );
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    assert_eq!(events, vec![path(b(), PathKind::Direct)]);
+    give(&mut m, &clock, snapshot(0, vec![]));
     assert!(
         endpoint_events(&drain(&mut m))
             .iter()
@@ -547,19 +524,7 @@ fn a_working_session_is_adopted() {
 
 #[test]
 fn observe_maps_the_device_to_node_ids() {
-    let mut view = View::default();
-    for n in [2u8, 3] {
-        view.nodes.insert(
-            id(n),
-            NodeRecord {
-                boxname: Boxname::parse(&format!("box-{n}")).unwrap(),
-                signing_key: [n; 32],
-                wireguard_key: [n ^ 0x80; 32],
-                mesh_ip: Ipv4Addr::new(10, 99, 0, n),
-                endpoint_hint: None,
-            },
-        );
-    }
+    let view = crate::dataplane::tests::view(&[2, 3]);
     let mut p = DevicePeer::new([2 ^ 0x80; 32]);
     p.config.endpoint = Some(addr(B_PUBLIC));
     p.last_handshake = Some(UNIX_EPOCH);
@@ -581,13 +546,8 @@ fn observe_maps_the_device_to_node_ids() {
 fn a_restart_adopts_live_sessions_before_probing() {
     let clock = Clock::new();
     let restored = BTreeMap::from([(b(), addr(B_PUBLIC))]);
-    let mut m = PathMachine::new(own(), hub(), &restored, clock.wall);
-    m.handle_lan_subnets(
-        vec!["192.168.1.0/24".parse().unwrap()],
-        clock.now,
-        clock.wall,
-    );
-    m.handle_snapshot(&snapshot(0, vec![]), clock.now, clock.wall);
+    let mut m = started(&clock, &restored);
+    give(&mut m, &clock, snapshot(0, vec![]));
     assert_eq!(m.poll_timeout(), None, "nothing probed before the device");
     let events = step(&mut m, &clock, &seen(&clock, &[(b(), 40, B_PUBLIC)]));
     assert_eq!(
@@ -603,11 +563,9 @@ fn a_restart_adopts_live_sessions_before_probing() {
 /// new path, so the machine asks for a new session.
 #[test]
 fn a_reprobe_over_a_live_session_asks_for_a_new_one() {
-    let mut clock = Clock::new();
-    let mut m = machine(&clock);
-    until_relay_wanted(&mut m, &mut clock);
+    let (mut clock, mut m) = wanting_relay();
     let relays = vec![pair(own(), b(), 56001, 56002)];
-    m.handle_snapshot(&snapshot(0, relays.clone()), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, relays.clone()));
     clock.advance(1);
     step(
         &mut m,
@@ -615,7 +573,7 @@ fn a_reprobe_over_a_live_session_asks_for_a_new_one() {
         &seen(&clock, &[(b(), 0, "192.0.2.1:56001")]),
     );
     drain(&mut m);
-    m.handle_snapshot(&snapshot(1, relays), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(1, relays));
     let events = drain(&mut m);
     assert!(events.contains(&Event::NewSession(b())), "{events:?}");
     // C has no session: probed without one.

@@ -301,16 +301,23 @@ fn membership_from_a_role() {
     assert!(hub.node.is_none());
 }
 
+/// A node's reconciler whose hub resolved, with nodes `ns` (key
+/// `[0x80 | n; 32]`) in its view.
+fn with_nodes(t0: Instant, ns: &[u8]) -> Reconciler {
+    let mut r = Reconciler::new(t0);
+    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
+    for &n in ns {
+        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
+    }
+    r
+}
+
 /// A node has a peer per other live node, with the endpoint the path
 /// machine chose; the hub is found by key, wherever the device lists it.
 #[test]
 fn a_node_has_a_peer_per_box_with_the_path_machines_endpoints() {
     let t0 = Instant::now();
-    let mut r = Reconciler::new(t0);
-    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
-    for n in [2, 3, 7] {
-        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
-    }
+    let mut r = with_nodes(t0, &[2, 3, 7]);
     let mut input = node_input();
     let direct: SocketAddr = "198.51.100.3:51823".parse().unwrap();
     input.endpoints.insert(id(3), direct);
@@ -357,11 +364,7 @@ fn a_node_has_a_peer_per_box_with_the_path_machines_endpoints() {
 #[test]
 fn max_peers_leaves_nodes_out_and_says_so_once() {
     let t0 = Instant::now();
-    let mut r = Reconciler::new(t0);
-    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
-    for n in [2, 3, 4, 7] {
-        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
-    }
+    let mut r = with_nodes(t0, &[2, 3, 4, 7]);
     let mut input = node_input();
     input.max_peers = 2;
     // Node 4 had a handshake a minute ago: it is kept before 2 and 3.
@@ -395,11 +398,7 @@ fn max_peers_leaves_nodes_out_and_says_so_once() {
 #[test]
 fn a_new_session_removes_and_adds_the_peer_again() {
     let t0 = Instant::now();
-    let mut r = Reconciler::new(t0);
-    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
-    for n in [2, 3, 7] {
-        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
-    }
+    let mut r = with_nodes(t0, &[2, 3, 7]);
     let mut input = node_input();
     r.handle_device(&input, configured(vec![]), t0, wall());
     let device = applied(&configured(vec![]), &drain(&mut r));
