@@ -269,7 +269,7 @@ assert samples["gondwana_peers_online"][0].value == len(sys.argv[1:]), samples["
 PY
 }
 check "hub: /metrics has per-peer bytes and handshake age for node1 and node2" peer_metrics_ok "$NS_H" "$IP_A" "$IP_B"
-check "node1: /metrics has per-peer bytes and handshake age for the hub" peer_metrics_ok "$NS_A" "$HUB_MESH"
+check "node1: /metrics has per-peer bytes and handshake age for the hub and node2" peer_metrics_ok "$NS_A" "$HUB_MESH" "$IP_B"
 
 expected=$(printf '%s\n' "$(wg_pub node1 "$NS_A")" "$(wg_pub node2 "$NS_B")" | sort)
 check "hub: wg show lists exactly node1 and node2" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
