@@ -35,80 +35,25 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 
 use crate::NodeId;
 use crate::candidates::Snapshot;
-use crate::directory::View;
-use crate::peer_diff::DeviceState;
+
+mod device;
+mod types;
+
+pub use device::observe;
+use device::{handshake_after, ip_in, is_fresh};
+pub use types::{Event, PathKind, PeerPath, Seen};
 
 /// How long one candidate is given: a WireGuard handshake retry is 5 s.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(6);
 /// A handshake older than this means the path is gone (WireGuard's rekey
 /// window: with a 25 s keepalive a live session re-handshakes every 2 min).
 pub const FRESH: Duration = Duration::from_secs(180);
-
-/// The path a peer's traffic takes, for status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum PathKind {
-    /// Straight to an address inside one of this box's own subnets.
-    Lan,
-    /// Straight to the peer's public (or any other non-LAN) address.
-    Direct,
-    /// Through the relay.
-    Relay,
-    /// No working path (yet).
-    None,
-}
-
-impl PathKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PathKind::Lan => "lan",
-            PathKind::Direct => "direct",
-            PathKind::Relay => "relay",
-            PathKind::None => "none",
-        }
-    }
-}
-
-/// One peer as the device reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Seen {
-    pub last_handshake: Option<SystemTime>,
-    pub endpoint: Option<SocketAddr>,
-}
-
-/// What the driver does about the machine's decisions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The endpoint to configure for `peer` changed: run a data-plane pass.
-    Endpoint {
-        peer: NodeId,
-        endpoint: Option<SocketAddr>,
-    },
-    /// `peer`'s path is now `kind` (a working path, or `None` when lost).
-    Path { peer: NodeId, kind: PathKind },
-    /// The peers this node asks the relay for changed: report them.
-    WantRelay(Vec<NodeId>),
-    /// A probe starts while the device has a session with `peer`: remove
-    /// and re-add the peer in the next pass, so a handshake over the new
-    /// endpoint comes at once (WireGuard keeps a session over an endpoint
-    /// change, and only a new handshake proves the path).
-    NewSession(NodeId),
-}
-
-/// One peer's path, for status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerPath {
-    pub kind: PathKind,
-    pub endpoint: Option<SocketAddr>,
-    /// A handshake younger than [`FRESH`]: `false` on a relayed pair whose
-    /// relay (the hub) is gone.
-    pub fresh: bool,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -623,50 +568,6 @@ impl Peer {
             seen: Seen::default(),
         }
     }
-}
-
-/// The device's peers by node id: each live node of `view` whose key the
-/// device has.
-pub fn observe(view: &View, device: &DeviceState) -> BTreeMap<NodeId, Seen> {
-    view.nodes
-        .iter()
-        .filter_map(|(id, node)| {
-            let p = device
-                .peers
-                .iter()
-                .find(|p| p.config.public_key == node.wireguard_key)?;
-            Some((
-                id.clone(),
-                Seen {
-                    last_handshake: p.last_handshake,
-                    endpoint: p.config.endpoint,
-                },
-            ))
-        })
-        .collect()
-}
-
-fn ip_in(net: &Ipv4Net, ip: IpAddr) -> bool {
-    matches!(ip, IpAddr::V4(v4) if net.contains(&v4))
-}
-
-fn is_fresh(handshake: Option<SystemTime>, wall: SystemTime) -> bool {
-    handshake
-        .and_then(|t| wall.duration_since(t).ok())
-        .is_some_and(|age| age < FRESH)
-}
-
-/// A handshake at or after the second `set_at` falls in: devices report
-/// handshake times in whole seconds (boringtun) and a probe's handshake
-/// often completes within the second its endpoint was set. A handshake
-/// over the old path in that same second could be taken for the new one;
-/// that is why success then follows the device's endpoint, not ours.
-fn handshake_after(handshake: Option<SystemTime>, set_at: SystemTime) -> bool {
-    let set_second = set_at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| UNIX_EPOCH + Duration::from_secs(d.as_secs()))
-        .unwrap_or(set_at);
-    handshake.is_some_and(|t| t >= set_second)
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! On a virtual clock: `Clock` advances a monotonic and a wall time
 //! together, no sleeping.
 
+use std::time::UNIX_EPOCH;
+
 use super::*;
 use crate::candidates::{Candidates, RelayPair};
-use crate::peer_diff::DevicePeer;
+use crate::peer_diff::{DevicePeer, DeviceState};
 
 use crate::dataplane::tests::id;
 
