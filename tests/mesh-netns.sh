@@ -6,7 +6,8 @@
 #
 # Checks: auto-enrolment over the underlay and tunnels up; the hub does not
 # forward between mesh peers (ip_forward off, our forward chain); node1
-# pings node2; the real `wg show` lists exactly the expected peers and
+# pings node2 (a peer per box: the endpoint comes from the hub's candidate
+# snapshot, docs/paths.md); the real `wg show` lists exactly the expected peers and
 # the real `nft list ruleset` shows our table; a LAN host that routes
 # node1's mesh address via node1's underlay address is dropped (and counted)
 # while node1's API on its underlay address (api.listen) answers it; grants
@@ -276,14 +277,15 @@ assert samples["gondwana_peers_online"][0].value == len(sys.argv[1:]), samples["
 PY
 }
 check "hub: /metrics has per-peer bytes and handshake age for node1 and node2" peer_metrics_ok "$NS_H" "$IP_A" "$IP_B"
-check "node1: /metrics has per-peer bytes and handshake age for the hub" peer_metrics_ok "$NS_A" "$HUB_MESH"
+check "node1: /metrics has per-peer bytes and handshake age for the hub and node2" peer_metrics_ok "$NS_A" "$HUB_MESH" "$IP_B"
 
 expected=$(printf '%s\n' "$(wg_pub node1 "$NS_A")" "$(wg_pub node2 "$NS_B")" | sort)
 check "hub: wg show lists exactly node1 and node2" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
-check "node1: wg show lists exactly the hub" \
-    [ "$(wg_peers "$NS_A" "$IF_A")" == "$(wg_pub hub "$NS_H")" ]
-check "node1: wg show lists the mesh subnet for the hub" \
-    bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$SUBNET'"
+node1_expected=$(printf '%s\n' "$(wg_pub hub "$NS_H")" "$(wg_pub node2 "$NS_B")" | sort)
+check "node1: wg show lists exactly the hub and node2 (a peer per box)" \
+    [ "$(wg_peers "$NS_A" "$IF_A")" == "$node1_expected" ]
+check "node1: wg show lists the hub's /32" \
+    bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$HUB_MESH/32'"
 check "node1: wg show keepalive 25" \
     bash -c "ip netns exec $NS_A wg show $IF_A persistent-keepalive | grep -qw 25"
 check "node1: nft list ruleset shows table inet gondwana" \
@@ -374,15 +376,15 @@ check "node1 pings the hub while its daemon is down" in_ns "$NS_A" ping -c 1 -W 
 start node1 "$NS_A"
 check "node1 restarted, data plane up" wait_for 20 mesh_up node1 "$NS_A"
 check "node1: same key after restart" [ "$(wg_pub node1 "$NS_A")" == "$key_before" ]
-check "node1: one peer after restart" [ "$(wg_peers "$NS_A" "$IF_A" | wc -l)" == 1 ]
+check "node1: two peers after restart (hub, node2)" [ "$(wg_peers "$NS_A" "$IF_A" | wc -l)" == 2 ]
 check "node1: one interface" [ "$(in_ns "$NS_A" ip -o link show | grep -c "$IF_A")" == 1 ]
 
 log "an operator's IPv6 allowed IP on node1's hub peer: the next pass replaces it"
 hub_key=$(wg_pub hub "$NS_H")
-in_ns "$NS_A" wg set "$IF_A" peer "$hub_key" allowed-ips "$SUBNET,fd00:77::/64"
+in_ns "$NS_A" wg set "$IF_A" peer "$hub_key" allowed-ips "$HUB_MESH/32,fd00:77::/64"
 no_foreign_ip() { ! in_ns "$NS_A" wg show "$IF_A" allowed-ips | grep -q fd00:77; }
 check "node1: the reconciler removes it" wait_for 25 no_foreign_ip
-check "node1: the mesh subnet stays" bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$SUBNET'"
+check "node1: the hub's /32 stays" bash -c "ip netns exec $NS_A wg show $IF_A allowed-ips | grep -q '$HUB_MESH/32'"
 check "node1 pings node2 after the re-set" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
 
 log "revoke node2 on the hub"

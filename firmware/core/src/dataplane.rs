@@ -2,12 +2,14 @@
 //! from what it has to them is `peer_diff::PeerDiff`; the choice
 //! of which of these functions applies is `reconcile`'s.
 //!
-//! Hub-and-spoke: the hub has every live node as a peer (its mesh address as
-//! a /32, no endpoint: nodes roam and the hub learns where they are); a node
-//! has exactly one peer, the hub, for the whole mesh subnet, with the hub's
-//! endpoint and a keepalive so NAT state towards the hub stays open.
+//! A peer per box (docs/paths.md, "Peers"): the hub has every live node as
+//! a peer (its mesh address as a /32, no endpoint: nodes roam and the hub
+//! learns where they are); a node has the hub (the hub's /32, its endpoint)
+//! and every other live node (its /32, the endpoint the path machine
+//! chose), each with a keepalive so NAT state stays open. Traffic between
+//! two nodes is encrypted by them: the hub no longer routes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use ipnet::Ipv4Net;
@@ -82,33 +84,94 @@ pub fn hub_peers(view: &View, hub_id: &NodeId, hub_wireguard_key: &PublicKey) ->
     out
 }
 
-/// A node's one peer: the hub, for the whole mesh subnet. `endpoint` is the
-/// hub's endpoint as last resolved (`None` until a name resolves).
+/// The hub as a node's peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubPeer {
+    pub public_key: PublicKey,
+    pub mesh_ip: Ipv4Addr,
+    /// As last resolved (`None` until a name resolves).
+    pub endpoint: Option<SocketAddr>,
+}
+
+/// What a node should have, and how many other nodes `max_peers` left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodePeers {
+    pub peers: Vec<PeerSpec>,
+    pub omitted: usize,
+}
+
+/// A node's peers: the hub first, then every other live node of the
+/// directory but itself (revoked ones are not in the view), the endpoint
+/// from `endpoints` (the path machine's choice; `None`: learned from the
+/// other side's handshakes). A key two live records name, or the hub's or
+/// our own, gets no peer (the hub reports such conflicts).
+///
+/// At most `max_peers` peers, the hub included: the others are kept in
+/// this order — those whose key is in `fresh` (a handshake in the last 3
+/// minutes), then by mesh address — and the rest counted in `omitted`.
 pub fn node_peers(
-    hub_wireguard_key: PublicKey,
-    subnet: Ipv4Net,
-    endpoint: Option<SocketAddr>,
-) -> Vec<PeerSpec> {
-    vec![PeerSpec {
-        public_key: hub_wireguard_key,
-        allowed_ips: vec![subnet.trunc()],
-        endpoint,
-        keepalive: Some(NODE_KEEPALIVE_SECS),
-    }]
+    view: &View,
+    own_id: &NodeId,
+    own_wireguard_key: &PublicKey,
+    hub: HubPeer,
+    endpoints: &BTreeMap<NodeId, SocketAddr>,
+    fresh: &BTreeSet<PublicKey>,
+    max_peers: usize,
+) -> NodePeers {
+    let mut out = NodePeers {
+        peers: vec![PeerSpec {
+            public_key: hub.public_key,
+            allowed_ips: vec![Ipv4Net::from(hub.mesh_ip)],
+            endpoint: hub.endpoint,
+            keepalive: Some(NODE_KEEPALIVE_SECS),
+        }],
+        omitted: 0,
+    };
+    let mut key_count: BTreeMap<&PublicKey, usize> = BTreeMap::new();
+    for node in view.nodes.values() {
+        *key_count.entry(&node.wireguard_key).or_default() += 1;
+    }
+    let mut others: Vec<(bool, Ipv4Addr, PeerSpec)> = view
+        .nodes
+        .iter()
+        .filter(|(id, node)| {
+            *id != own_id
+                && node.mesh_ip != hub.mesh_ip
+                && node.wireguard_key != hub.public_key
+                && node.wireguard_key != *own_wireguard_key
+                && key_count.get(&node.wireguard_key) == Some(&1)
+        })
+        .map(|(id, node)| {
+            let spec = PeerSpec {
+                public_key: node.wireguard_key,
+                allowed_ips: vec![Ipv4Net::from(node.mesh_ip)],
+                endpoint: endpoints.get(id).copied(),
+                keepalive: Some(NODE_KEEPALIVE_SECS),
+            };
+            (!fresh.contains(&node.wireguard_key), node.mesh_ip, spec)
+        })
+        .collect();
+    others.sort_by_key(|(stale, ip, _)| (*stale, *ip));
+    let room = max_peers.saturating_sub(1);
+    out.omitted = others.len().saturating_sub(room);
+    out.peers
+        .extend(others.into_iter().take(room).map(|(_, _, spec)| spec));
+    out
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::Boxname;
     use crate::directory::{NodeRecord, Record};
     use crate::peer_diff::{DevicePeer, PeerDiff, PeerOp};
 
-    fn id(n: u8) -> NodeId {
+    pub(crate) fn id(n: u8) -> NodeId {
         NodeId::from_genesis_key(&[n; 32])
     }
 
-    fn view(nodes: &[u8]) -> View {
+    /// Nodes `n` (box-n, mesh 10.99.0.n, WireGuard key `[n ^ 0x80; 32]`).
+    pub(crate) fn view(nodes: &[u8]) -> View {
         let mut v = View::default();
         for &n in nodes {
             v.nodes.insert(
@@ -174,9 +237,8 @@ mod tests {
         actual[0].config.endpoint = Some("192.0.2.7:40000".parse().unwrap());
         assert!(plan_peers(&desired, &actual).is_empty());
 
-        let subnet: Ipv4Net = "10.99.0.0/16".parse().unwrap();
-        let old = node_peers([7; 32], subnet, Some("192.0.2.1:51820".parse().unwrap()));
-        let new = node_peers([7; 32], subnet, Some("192.0.2.2:51820".parse().unwrap()));
+        let old = node_peers_of(&view(&[]), Some("192.0.2.1:51820"), usize::MAX).peers;
+        let new = node_peers_of(&view(&[]), Some("192.0.2.2:51820"), usize::MAX).peers;
         let actual: Vec<DevicePeer> = old.iter().map(seen).collect();
         let plan = plan_peers(&new, &actual);
         assert_eq!(plan.ops, vec![PeerOp::Update(new[0].clone())]);
@@ -257,10 +319,96 @@ mod tests {
         );
     }
 
+    const HUB_KEY: PublicKey = [0x7e; 32];
+
+    /// Node 5's peers in `v` (hub 10.99.0.1), no fresh handshakes.
+    fn node_peers_of(v: &View, hub_endpoint: Option<&str>, max_peers: usize) -> NodePeers {
+        let hub = HubPeer {
+            public_key: HUB_KEY,
+            mesh_ip: Ipv4Addr::new(10, 99, 0, 1),
+            endpoint: hub_endpoint.map(|e| e.parse().unwrap()),
+        };
+        node_peers(
+            v,
+            &id(5),
+            &[5 ^ 0x80; 32],
+            hub,
+            &BTreeMap::new(),
+            &BTreeSet::new(),
+            max_peers,
+        )
+    }
+
     #[test]
-    fn node_peer_covers_the_subnet_with_keepalive() {
-        let p = node_peers([5; 32], "10.99.3.4/16".parse().unwrap(), None);
-        assert_eq!(p[0].allowed_ips, vec!["10.99.0.0/16".parse().unwrap()]);
-        assert_eq!(p[0].keepalive, Some(NODE_KEEPALIVE_SECS));
+    fn a_node_has_the_hub_and_every_other_live_node() {
+        let mut v = view(&[5, 2, 3, 4]);
+        v.apply(&Record::Revoke {
+            node_id: id(4),
+            reason: heapless::String::try_from("stolen").unwrap(),
+        });
+        let endpoints = BTreeMap::from([(id(3), "198.51.100.3:51823".parse().unwrap())]);
+        let hub = HubPeer {
+            public_key: HUB_KEY,
+            mesh_ip: Ipv4Addr::new(10, 99, 0, 1),
+            endpoint: Some("192.0.2.1:51822".parse().unwrap()),
+        };
+        let out = node_peers(
+            &v,
+            &id(5),
+            &[5 ^ 0x80; 32],
+            hub,
+            &endpoints,
+            &BTreeSet::new(),
+            1000,
+        );
+        assert_eq!(out.omitted, 0);
+        let p = &out.peers;
+        assert_eq!(p.len(), 3, "hub, 2 and 3; not itself, not revoked 4");
+        assert_eq!(p[0].public_key, HUB_KEY);
+        assert_eq!(p[0].allowed_ips, vec!["10.99.0.1/32".parse().unwrap()]);
+        assert_eq!(p[0].endpoint, hub.endpoint);
+        assert_eq!(p[1].allowed_ips, vec!["10.99.0.2/32".parse().unwrap()]);
+        assert_eq!(p[1].endpoint, None, "no path yet: learned from handshakes");
+        assert_eq!(p[2].endpoint, Some("198.51.100.3:51823".parse().unwrap()));
+        assert!(p.iter().all(|p| p.keepalive == Some(NODE_KEEPALIVE_SECS)));
+    }
+
+    #[test]
+    fn a_node_gives_no_peer_to_a_shared_or_the_hubs_key() {
+        let mut v = view(&[5, 2, 3, 4]);
+        let shared = v.nodes[&id(2)].wireguard_key;
+        v.nodes.get_mut(&id(3)).unwrap().wireguard_key = shared;
+        v.nodes.get_mut(&id(4)).unwrap().wireguard_key = HUB_KEY;
+        let out = node_peers_of(&v, None, 1000);
+        assert_eq!(out.peers.len(), 1, "only the hub");
+    }
+
+    #[test]
+    fn max_peers_keeps_the_hub_then_fresh_then_lowest_addresses() {
+        let v = view(&[5, 2, 3, 4, 6]);
+        let ips = |out: &NodePeers| -> Vec<String> {
+            out.peers
+                .iter()
+                .map(|p| p.allowed_ips[0].to_string())
+                .collect()
+        };
+        let out = node_peers_of(&v, None, 3);
+        assert_eq!(ips(&out), ["10.99.0.1/32", "10.99.0.2/32", "10.99.0.3/32"]);
+        assert_eq!(out.omitted, 2);
+
+        // Node 6 had a handshake in the last 3 minutes: kept first.
+        let fresh = BTreeSet::from([[6 ^ 0x80; 32]]);
+        let hub = HubPeer {
+            public_key: HUB_KEY,
+            mesh_ip: Ipv4Addr::new(10, 99, 0, 1),
+            endpoint: None,
+        };
+        let none = BTreeMap::new();
+        let out = node_peers(&v, &id(5), &[5 ^ 0x80; 32], hub, &none, &fresh, 3);
+        assert_eq!(ips(&out), ["10.99.0.1/32", "10.99.0.6/32", "10.99.0.2/32"]);
+        assert_eq!(out.omitted, 2);
+
+        let out = node_peers_of(&v, None, 1);
+        assert_eq!((out.peers.len(), out.omitted), (1, 4), "the hub always");
     }
 }

@@ -24,6 +24,7 @@ pub mod node_enrol;
 pub mod node_id;
 pub mod node_sync;
 pub mod nonce;
+pub mod paths;
 pub mod peer_diff;
 pub mod reconcile;
 pub mod revocation;

@@ -103,6 +103,25 @@ pub fn is_node_address(subnet: &Ipv4Net, addr: Ipv4Addr) -> bool {
         && addr != hub_address(subnet)
 }
 
+/// Node listen ports are spread over this many ports above the base.
+pub const LISTEN_PORT_SPAN: u32 = 4096;
+
+/// A node's WireGuard listen port: `base` plus its host number in the
+/// mesh subnet modulo [`LISTEN_PORT_SPAN`] (10.10.0.7/24, 51820 → 51827),
+/// so two boxes behind one NAT do not share a source port (docs/paths.md,
+/// "Listen ports"). The hub listens on `base` itself. When `base + n`
+/// would pass 65535 the port is `base − n` instead: still distinct from
+/// every other node's and from the hub's.
+pub fn node_listen_port(base: u16, subnet: &Ipv4Net, ip: Ipv4Addr) -> u16 {
+    let n = u32::from(ip).wrapping_sub(u32::from(subnet.network())) % LISTEN_PORT_SPAN;
+    let up = u32::from(base) + n;
+    match u16::try_from(up) {
+        Ok(port) => port,
+        // base > 61440 here, so base − n ≥ 57345: no underflow.
+        Err(_) => u16::try_from(u32::from(base) - n).unwrap_or(base),
+    }
+}
+
 impl fmt::Display for OverlapSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -190,5 +209,29 @@ mod tests {
         assert!(!is_node_address(&s, Ipv4Addr::new(10, 10, 0, 1)));
         assert!(!is_node_address(&s, Ipv4Addr::new(10, 10, 0, 255)));
         assert!(!is_node_address(&s, Ipv4Addr::new(10, 10, 1, 2)));
+    }
+
+    #[test]
+    fn node_listen_ports_follow_the_host_number() {
+        let s = net("10.10.0.0/24");
+        assert_eq!(
+            node_listen_port(51820, &s, Ipv4Addr::new(10, 10, 0, 7)),
+            51827
+        );
+        let big = net("10.10.0.0/16");
+        // 10.10.16.2 is host 4098: modulo 4096 → 2.
+        assert_eq!(
+            node_listen_port(51820, &big, Ipv4Addr::new(10, 10, 16, 2)),
+            51822
+        );
+        // Near the top of the port range it counts down instead.
+        assert_eq!(
+            node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 4, 0)),
+            65000 - 1024
+        );
+        assert_eq!(
+            node_listen_port(65000, &big, Ipv4Addr::new(10, 10, 0, 2)),
+            65002
+        );
     }
 }

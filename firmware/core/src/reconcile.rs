@@ -27,19 +27,19 @@
 //! `wall` (wall clock) is compared with the device's handshake times. No
 //! randomness.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::Ipv4Net;
 
 use crate::NodeId;
-use crate::dataplane::{self, KeyConflict, PeerSpec};
+use crate::dataplane::{self, HubPeer, KeyConflict, PeerSpec};
 use crate::directory::{self, DirectoryError, Head, View};
 use crate::enrol::EnrolGrant;
 use crate::keys::PublicKey;
 use crate::mesh;
-use crate::peer_diff::{DevicePeer, DeviceState, PeerDiff};
+use crate::peer_diff::{DevicePeer, DeviceState, PeerDiff, PeerOp};
 
 /// A pass runs at least this often, to catch drift, a roaming hub and
 /// stale DNS.
@@ -117,6 +117,15 @@ pub struct PassInput {
     /// Node: a revocation is stored (the hub pushed it, or its public
     /// listener answered it) even if our directory has not seen it yet.
     pub revocation_stored: bool,
+    /// Node: the endpoint of each other node's peer, as the path machine
+    /// (`paths::PathMachine::endpoints`) chose it; a node missing here gets
+    /// a peer without endpoint (it learns it from the other's handshake).
+    pub endpoints: BTreeMap<NodeId, SocketAddr>,
+    /// Node: at most this many peers, the hub included (`mesh.max_peers`).
+    pub max_peers: usize,
+    /// Node: other nodes whose peer this pass removes and adds again, so
+    /// its session restarts (`paths::Event::NewSession`).
+    pub new_sessions: BTreeSet<NodeId>,
 }
 
 /// What the driver does next, in order.
@@ -133,6 +142,9 @@ pub enum Output {
     /// A key conflict appeared this pass (logged once; the summary has
     /// the current ones).
     KeyConflictAppeared(KeyConflict),
+    /// Node: `mesh.max_peers` leaves this many other nodes out, a number
+    /// that changed since the last pass (logged once; 0 when it ends).
+    PeersOmitted(usize),
 }
 
 /// Where the mesh stands after a pass.
@@ -141,9 +153,11 @@ pub struct Summary<'a> {
     pub revoked: bool,
     pub peers: usize,
     pub peers_with_handshake: usize,
-    /// Node: its peer (the hub), as the device has it.
+    /// Node: its peer the hub, as the device has it.
     pub hub: Option<&'a DevicePeer>,
     pub key_conflicts: &'a [KeyConflict],
+    /// Node: other nodes `mesh.max_peers` left out.
+    pub peers_omitted: usize,
 }
 
 /// A pass waiting for the hub's endpoint to resolve.
@@ -152,6 +166,13 @@ struct Pending {
     device: DeviceState,
     hub_key: PublicKey,
     address: Ipv4Net,
+    own_id: NodeId,
+    own_wireguard_key: PublicKey,
+    endpoints: BTreeMap<NodeId, SocketAddr>,
+    max_peers: usize,
+    new_sessions: BTreeSet<NodeId>,
+    /// Keys with a handshake younger than [`HANDSHAKE_STALE`].
+    fresh: BTreeSet<PublicKey>,
 }
 
 #[derive(Debug)]
@@ -167,7 +188,10 @@ pub struct Reconciler {
     conflicts: Vec<KeyConflict>,
     /// Node: revoked as of the last pass.
     revoked: bool,
-    is_node: bool,
+    /// Node: the hub's key as of the last pass.
+    hub_key: Option<PublicKey>,
+    /// Node: other nodes left out by `max_peers` in the last pass.
+    omitted: usize,
 }
 
 impl Reconciler {
@@ -182,7 +206,8 @@ impl Reconciler {
             pending: None,
             conflicts: Vec::new(),
             revoked: false,
-            is_node: false,
+            hub_key: None,
+            omitted: 0,
         }
     }
 
@@ -195,6 +220,12 @@ impl Reconciler {
 
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// Node: the hub's endpoint as last resolved (in this version also
+    /// the relay's host).
+    pub fn hub_endpoint(&self) -> Option<SocketAddr> {
+        self.hub_endpoint.map(|(a, _)| a)
     }
 
     /// When the next pass is due.
@@ -250,9 +281,10 @@ impl Reconciler {
             device.listen_port = input.listen_port;
         }
         let membership = &input.membership;
-        self.is_node = membership.node.is_some();
         let Some(node) = &membership.node else {
             self.revoked = false;
+            self.hub_key = None;
+            self.omitted = 0;
             let hub =
                 dataplane::hub_peers(&self.view, &input.own_node_id, &input.own_wireguard_key);
             for c in hub.conflicts.iter().filter(|c| !self.conflicts.contains(c)) {
@@ -268,6 +300,7 @@ impl Reconciler {
         // from now on.
         self.revoked = self.view.revoked.contains_key(&node.own_id) || input.revocation_stored;
         if self.revoked {
+            self.omitted = 0;
             self.push_diff(&device, &[]);
             return;
         }
@@ -277,10 +310,23 @@ impl Reconciler {
             .get(&node.hub_id)
             .map(|h| h.wireguard_key)
             .unwrap_or(node.hub_key);
+        self.hub_key = Some(hub_key);
+        let fresh = device
+            .peers
+            .iter()
+            .filter(|p| is_fresh(p, wall))
+            .map(|p| p.config.public_key)
+            .collect();
         let pending = Pending {
             device,
             hub_key,
             address: membership.address,
+            own_id: node.own_id.clone(),
+            own_wireguard_key: input.own_wireguard_key,
+            endpoints: input.endpoints.clone(),
+            max_peers: input.max_peers,
+            new_sessions: input.new_sessions.clone(),
+            fresh,
         };
         if self.resolve_due(&pending, now, wall) {
             self.outputs
@@ -319,21 +365,15 @@ impl Reconciler {
 
     /// Where the mesh stands, on the device as read after the pass.
     pub fn summary<'a>(&'a self, device: &'a DeviceState, wall: SystemTime) -> Summary<'a> {
-        let fresh = |p: &&DevicePeer| {
-            p.last_handshake
-                .and_then(|t| wall.duration_since(t).ok())
-                .is_some_and(|age| age < HANDSHAKE_STALE)
-        };
         Summary {
             revoked: self.revoked,
             peers: device.peers.len(),
-            peers_with_handshake: device.peers.iter().filter(fresh).count(),
-            hub: if self.is_node {
-                device.peers.first()
-            } else {
-                None
-            },
+            peers_with_handshake: device.peers.iter().filter(|p| is_fresh(p, wall)).count(),
+            hub: self
+                .hub_key
+                .and_then(|k| device.peers.iter().find(|p| p.config.public_key == k)),
             key_conflicts: &self.conflicts,
+            peers_omitted: self.omitted,
         }
     }
 
@@ -358,9 +398,36 @@ impl Reconciler {
     }
 
     fn finish_node_pass(&mut self, pending: Pending) {
-        let endpoint = self.hub_endpoint.map(|(a, _)| a);
-        let desired = dataplane::node_peers(pending.hub_key, pending.address, endpoint);
-        self.push_diff(&pending.device, &desired);
+        let hub = HubPeer {
+            public_key: pending.hub_key,
+            mesh_ip: mesh::hub_address(&pending.address.trunc()),
+            endpoint: self.hub_endpoint.map(|(a, _)| a),
+        };
+        let desired = dataplane::node_peers(
+            &self.view,
+            &pending.own_id,
+            &pending.own_wireguard_key,
+            hub,
+            &pending.endpoints,
+            &pending.fresh,
+            pending.max_peers,
+        );
+        if desired.omitted != self.omitted {
+            self.omitted = desired.omitted;
+            self.outputs
+                .push_back(Output::PeersOmitted(desired.omitted));
+        }
+        let mut diff = PeerDiff::new(&pending.device.peers, &desired.peers);
+        let renew: BTreeSet<PublicKey> = pending
+            .new_sessions
+            .iter()
+            .filter_map(|id| self.view.nodes.get(id))
+            .map(|n| n.wireguard_key)
+            .collect();
+        renew_sessions(&mut diff, &pending.device, &desired.peers, &renew);
+        if !diff.is_empty() {
+            self.outputs.push_back(Output::ApplyPeers(diff));
+        }
     }
 
     fn push_diff(&mut self, device: &DeviceState, desired: &[PeerSpec]) {
@@ -369,6 +436,44 @@ impl Reconciler {
             self.outputs.push_back(Output::ApplyPeers(diff));
         }
     }
+}
+
+/// Makes `diff` remove and add again each peer of `renew` the device has
+/// and `desired` keeps: the removal drops its session, the add starts a
+/// new one (a keepalive at once), on either backend.
+fn renew_sessions(
+    diff: &mut PeerDiff,
+    device: &DeviceState,
+    desired: &[PeerSpec],
+    renew: &BTreeSet<PublicKey>,
+) {
+    for spec in desired.iter().filter(|s| renew.contains(&s.public_key)) {
+        if !device
+            .peers
+            .iter()
+            .any(|p| p.config.public_key == spec.public_key)
+        {
+            continue;
+        }
+        let before = diff.ops.len();
+        diff.ops.retain(|op| match op {
+            PeerOp::Update(s) => s.public_key != spec.public_key,
+            _ => true,
+        });
+        if diff.ops.len() == before {
+            diff.unchanged = diff.unchanged.saturating_sub(1);
+        }
+        diff.ops.insert(0, PeerOp::Remove(spec.public_key));
+        diff.ops.push(PeerOp::Add(spec.clone()));
+    }
+}
+
+/// A handshake younger than [`HANDSHAKE_STALE`] (one "in the future"
+/// counts as none).
+fn is_fresh(p: &DevicePeer, wall: SystemTime) -> bool {
+    p.last_handshake
+        .and_then(|t| wall.duration_since(t).ok())
+        .is_some_and(|age| age < HANDSHAKE_STALE)
 }
 
 #[cfg(test)]

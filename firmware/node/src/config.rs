@@ -216,7 +216,13 @@ pub struct MeshConfig {
     pub interface: InterfaceName,
     pub api_port: u16,
     pub reserved_subnets: Vec<Ipv4Net>,
+    /// Node: at most this many WireGuard peers, the hub included
+    /// (docs/paths.md, "Peers").
+    pub max_peers: usize,
 }
+
+/// `mesh.max_peers`: a 1,000-box mesh fits a MOCHAbin (docs/paths.md).
+pub const DEFAULT_MAX_PEERS: usize = 1000;
 
 impl Default for MeshConfig {
     fn default() -> Self {
@@ -229,6 +235,7 @@ impl Default for MeshConfig {
                 .iter()
                 .map(|s| parse_net(s))
                 .collect(),
+            max_peers: DEFAULT_MAX_PEERS,
         }
     }
 }

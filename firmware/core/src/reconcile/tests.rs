@@ -1,5 +1,6 @@
 //! On a virtual clock: `t0` plus durations, no sleeping.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use super::*;
@@ -40,6 +41,9 @@ fn node_input() -> PassInput {
         own_wireguard_key: OWN_WG,
         listen_port: PORT,
         revocation_stored: false,
+        endpoints: BTreeMap::new(),
+        max_peers: 1000,
+        new_sessions: BTreeSet::new(),
     }
 }
 
@@ -50,6 +54,9 @@ fn hub_input() -> PassInput {
         own_wireguard_key: HUB_WG,
         listen_port: PORT,
         revocation_stored: false,
+        endpoints: BTreeMap::new(),
+        max_peers: 1000,
+        new_sessions: BTreeSet::new(),
     }
 }
 
@@ -181,7 +188,7 @@ fn a_node_resolves_its_hub_once_then_only_when_handshakes_stop() {
     };
     assert_eq!(peer.endpoint, Some(v4), "IPv4 first");
     assert_eq!(peer.public_key, HUB_WG);
-    assert_eq!(peer.allowed_ips, vec!["10.99.0.0/16".parse().unwrap()]);
+    assert_eq!(peer.allowed_ips, vec!["10.99.0.1/32".parse().unwrap()]);
     let mut device = applied(&configured(vec![]), &out);
 
     // A fresh handshake: no new lookup, nothing to do.
@@ -254,10 +261,8 @@ fn the_directorys_hub_key_wins_over_the_grants() {
 #[test]
 fn a_revoked_node_keeps_no_peer() {
     let t0 = Instant::now();
-    let hub_peer = DevicePeer {
-        config: dataplane::node_peers(HUB_WG, "10.99.0.0/16".parse().unwrap(), None).remove(0),
-        ..DevicePeer::new(HUB_WG)
-    };
+    let mut hub_peer = DevicePeer::new(HUB_WG);
+    hub_peer.config.allowed_ips = vec!["10.99.0.1/32".parse().unwrap()];
     let mut foreign = DevicePeer::new([0x44; 32]);
     foreign.foreign_allowed_ips.push("fd00::/64".into());
     let device = configured(vec![hub_peer, foreign]);
@@ -294,4 +299,125 @@ fn membership_from_a_role() {
     assert_eq!(hub.address, "10.99.0.1/16".parse().unwrap());
     assert_eq!(hub.subnet(), "10.99.0.0/16".parse().unwrap());
     assert!(hub.node.is_none());
+}
+
+/// A node's reconciler whose hub resolved, with nodes `ns` (key
+/// `[0x80 | n; 32]`) in its view.
+fn with_nodes(t0: Instant, ns: &[u8]) -> Reconciler {
+    let mut r = Reconciler::new(t0);
+    r.hub_endpoint = Some(("192.0.2.1:51820".parse().unwrap(), t0));
+    for &n in ns {
+        r.view.nodes.insert(id(n), record(n, [0x80 | n; 32]));
+    }
+    r
+}
+
+/// A node has a peer per other live node, with the endpoint the path
+/// machine chose; the hub is found by key, wherever the device lists it.
+#[test]
+fn a_node_has_a_peer_per_box_with_the_path_machines_endpoints() {
+    let t0 = Instant::now();
+    let mut r = with_nodes(t0, &[2, 3, 7]);
+    let mut input = node_input();
+    let direct: SocketAddr = "198.51.100.3:51823".parse().unwrap();
+    input.endpoints.insert(id(3), direct);
+    r.handle_device(&input, configured(vec![]), t0, wall());
+    let out = drain(&mut r);
+    let [Output::ApplyPeers(diff)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(diff.changes().added, 3, "hub, 2 and 3; not itself");
+    let device = applied(&configured(vec![]), &out);
+    let peer3 = device
+        .peers
+        .iter()
+        .find(|p| p.config.public_key == [0x83; 32]);
+    assert_eq!(peer3.and_then(|p| p.config.endpoint), Some(direct));
+    let s = r.summary(&device, wall());
+    assert_eq!(s.hub.map(|h| h.config.public_key), Some(HUB_WG));
+    assert_eq!(s.peers_omitted, 0);
+
+    // The path machine moves 3 to the relay: only that peer is updated.
+    let relay: SocketAddr = "192.0.2.1:56001".parse().unwrap();
+    input.endpoints.insert(id(3), relay);
+    r.handle_device(&input, device.clone(), t0 + PASS_EVERY, wall());
+    let out = drain(&mut r);
+    assert!(
+        matches!(&out[..], [Output::ApplyPeers(d)] if matches!(&d.ops[..], [PeerOp::Update(p)] if p.endpoint == Some(relay))),
+        "{out:?}"
+    );
+
+    // Revoking 2 removes its peer at the next pass.
+    let device = applied(&device, &out);
+    r.view.apply(&Record::Revoke {
+        node_id: id(2),
+        reason: heapless::String::try_from("stolen").unwrap(),
+    });
+    r.handle_device(&input, device, t0 + PASS_EVERY * 2, wall());
+    let out = drain(&mut r);
+    assert!(
+        matches!(&out[..], [Output::ApplyPeers(d)] if d.ops == vec![PeerOp::Remove([0x82; 32])]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn max_peers_leaves_nodes_out_and_says_so_once() {
+    let t0 = Instant::now();
+    let mut r = with_nodes(t0, &[2, 3, 4, 7]);
+    let mut input = node_input();
+    input.max_peers = 2;
+    // Node 4 had a handshake a minute ago: it is kept before 2 and 3.
+    let mut four = DevicePeer::new([0x84; 32]);
+    four.last_handshake = Some(wall() - Duration::from_secs(60));
+    let device = configured(vec![four]);
+    r.handle_device(&input, device.clone(), t0, wall());
+    let out = drain(&mut r);
+    assert_eq!(out[0], Output::PeersOmitted(2));
+    let mut device = applied(&device, &out);
+    // (An update keeps the session: the device still has the handshake.)
+    for p in &mut device.peers {
+        if p.config.public_key == [0x84; 32] {
+            p.last_handshake = Some(wall() - Duration::from_secs(60));
+        }
+    }
+    let mut keys: Vec<PublicKey> = device.peers.iter().map(|p| p.config.public_key).collect();
+    keys.sort();
+    assert_eq!(keys, vec![HUB_WG, [0x84; 32]]);
+    assert_eq!(r.summary(&device, wall()).peers_omitted, 2);
+    r.handle_device(&input, device.clone(), t0 + PASS_EVERY, wall());
+    assert!(drain(&mut r).is_empty(), "said once");
+    input.max_peers = 1000;
+    r.handle_device(&input, device, t0 + PASS_EVERY * 2, wall());
+    let out = drain(&mut r);
+    assert_eq!(out[0], Output::PeersOmitted(0));
+}
+
+/// A re-probe asks for a new session: the peer is removed and added again
+/// (its endpoint changing too), the other peers are left alone.
+#[test]
+fn a_new_session_removes_and_adds_the_peer_again() {
+    let t0 = Instant::now();
+    let mut r = with_nodes(t0, &[2, 3, 7]);
+    let mut input = node_input();
+    r.handle_device(&input, configured(vec![]), t0, wall());
+    let device = applied(&configured(vec![]), &drain(&mut r));
+    let direct: SocketAddr = "198.51.100.3:51823".parse().unwrap();
+    input.endpoints.insert(id(3), direct);
+    input.new_sessions.insert(id(3));
+    input.new_sessions.insert(id(2)); // unchanged otherwise: re-added too
+    r.handle_device(&input, device, t0 + PASS_EVERY, wall());
+    let out = drain(&mut r);
+    let [Output::ApplyPeers(diff)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let c = diff.changes();
+    assert_eq!((c.removed, c.added, c.updated), (2, 2, 0), "{diff:?}");
+    assert!(matches!(diff.ops[0], PeerOp::Remove(_)));
+    assert!(
+        diff.ops
+            .iter()
+            .any(|op| matches!(op, PeerOp::Add(p) if p.endpoint == Some(direct)))
+    );
+    assert_eq!(diff.unchanged, 1, "the hub");
 }

@@ -14,6 +14,7 @@ pub const KEYS: &[&str] = &[
     "mesh.interface",
     "mesh.api_port",
     "mesh.reserved_subnets",
+    "mesh.max_peers",
     "api.loopback",
     "api.listen",
     "api.admin_socket",

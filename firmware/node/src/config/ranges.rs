@@ -13,6 +13,7 @@ use super::Config;
 pub const WHOLE: &[(&str, u64, u64, &str)] = &[
     ("mesh.wireguard_port", 1, 65_535, ""),
     ("mesh.api_port", 1, 65_535, ""),
+    ("mesh.max_peers", 1, 100_000, ""),
     ("api.max_body_bytes", 4_096, 64 << 20, " bytes"),
     ("hub.enroll_rate_burst", 1, 100_000, ""),
     ("hub.enroll_rate_per_minute", 1, 1_000_000, ""),
@@ -32,6 +33,7 @@ pub fn check(c: &Config) -> Result<(), String> {
     let whole_values = [
         u64::from(c.mesh.wireguard_port),
         u64::from(c.mesh.api_port),
+        u64::try_from(c.mesh.max_peers).unwrap_or(u64::MAX),
         u64::try_from(c.api.max_body_bytes).unwrap_or(u64::MAX),
         u64::from(c.hub.enroll_rate_burst),
         u64::from(c.hub.enroll_rate_per_minute),

@@ -11,27 +11,34 @@
 //! the key, resolve the hub's name, apply the one peer diff), bind the API
 //! on the mesh address. Passes run at start, whenever something the mesh
 //! depends on changed (`App::changed`), and every `gondwana_core::reconcile::PASS_EVERY`.
+//!
+//! On a node each pass also steps the path machine (`daemon/paths.rs`)
+//! on the device it read, and plans the other nodes' peers with the
+//! endpoints it chose; a new candidate snapshot or a probe's timeout asks
+//! for a pass.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
-use gondwana_core::dataplane;
 use gondwana_core::keys::wg_key_to_base64;
 use gondwana_core::reconcile::{Membership, Output, PassInput, Reconciler};
+use gondwana_core::{dataplane, mesh};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::config::{BackendChoice, Config, Role};
 use crate::daemon::app::App;
 use crate::daemon::dataplane_status::DataplaneStatus;
+use crate::daemon::paths::PathDriver;
 use crate::net::link::Links;
 use crate::net::wireguard::{OpenOptions, PeerDiff, PeerOp, PeerState, WireGuard};
 
 pub struct Driver {
     app: Arc<App>,
     reconciler: Reconciler,
+    paths: PathDriver,
     /// Shared with status and `/metrics`, which read it when asked.
     wireguard: Option<Arc<WireGuard>>,
     links: Option<Links>,
@@ -47,6 +54,7 @@ pub async fn run(app: Arc<App>, serve_mesh_api: ServeMeshApi) {
     let mut d = Driver {
         app: app.clone(),
         reconciler: Reconciler::new(Instant::now()),
+        paths: PathDriver::new(app.candidates.subscribe()),
         wireguard: None,
         links: None,
         mesh_listener: None,
@@ -57,10 +65,18 @@ pub async fn run(app: Arc<App>, serve_mesh_api: ServeMeshApi) {
             let outcome = d.pass().await;
             d.record(outcome);
         }
-        let deadline = tokio::time::Instant::from_std(d.reconciler.poll_timeout());
+        // A probe's timeout is a kick: the pass after it steps the machine.
+        let pass_at = d.reconciler.poll_timeout();
+        let probe_at = d.paths.poll_timeout().filter(|t| *t < pass_at);
+        let deadline = tokio::time::Instant::from_std(probe_at.unwrap_or(pass_at));
         tokio::select! {
             _ = app.dataplane_kick.notified() => d.reconciler.handle_kick(Instant::now()),
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = d.paths.snapshot_changed() => d.reconciler.handle_kick(Instant::now()),
+            _ = tokio::time::sleep_until(deadline) => {
+                if probe_at.is_some() {
+                    d.reconciler.handle_kick(Instant::now());
+                }
+            }
         }
     }
 }
@@ -135,21 +151,53 @@ impl Driver {
             links.set_up(&iface).await?;
         }
 
+        // The hub listens on the configured port, a node above it by its
+        // host number (docs/paths.md, "Listen ports").
+        let listen_port = match membership.node {
+            Some(_) => mesh::node_listen_port(
+                config.mesh.wireguard_port,
+                &membership.subnet(),
+                membership.address.addr(),
+            ),
+            None => config.mesh.wireguard_port,
+        };
+        let before = wg.get().await?;
+        let (endpoints, new_sessions) = match &membership.node {
+            Some(node) => {
+                let relay_host = self.reconciler.hub_endpoint().map(|a| a.ip());
+                let step = self.paths.step(
+                    &self.app.store,
+                    node,
+                    self.reconciler.view(),
+                    &before,
+                    relay_host,
+                    &iface,
+                );
+                if let Some(want) = step.want_relay {
+                    self.app.want_relay.send_replace(want);
+                }
+                self.app.live.set_paths(step.paths);
+                (step.endpoints, step.new_sessions)
+            }
+            None => Default::default(),
+        };
         let input = PassInput {
             own_node_id: self.app.identity().node_id.clone(),
             own_wireguard_key: stored.wireguard.public_key(),
-            listen_port: config.mesh.wireguard_port,
+            listen_port,
             revocation_stored: self.app.revocation().is_some(),
             membership,
+            endpoints,
+            max_peers: config.mesh.max_peers,
+            new_sessions,
         };
-        let before = wg.get().await?;
         self.reconciler
             .handle_device(&input, before.clone(), Instant::now(), SystemTime::now());
         let mut changed = false;
         while let Some(output) = self.reconciler.poll_output() {
             match output {
                 Output::Configure => {
-                    wg.configure(&stored.wireguard.to_bytes(), config.mesh.wireguard_port)
+                    wg.configure(&stored.wireguard.to_bytes(), listen_port)
                         .await?;
                     changed = true;
                 }
@@ -168,6 +216,13 @@ impl Driver {
                     warn!("data plane: {text} resolved to nothing");
                 }
                 Output::KeyConflictAppeared(c) => report_conflict(&c),
+                Output::PeersOmitted(0) => {
+                    info!("data plane: every other node has a peer again")
+                }
+                Output::PeersOmitted(n) => warn!(
+                    "data plane: mesh.max_peers = {} leaves {n} other nodes without a peer",
+                    config.mesh.max_peers
+                ),
                 Output::ApplyPeers(diff) => {
                     wg.apply(&diff).await?;
                     log_peer_changes(&diff);
@@ -196,6 +251,7 @@ impl Driver {
             public_key: device.public_key,
             peers: summary.peers,
             peers_with_handshake: summary.peers_with_handshake,
+            peers_omitted: summary.peers_omitted,
             hub: summary.hub.map(peer_json),
             mesh_listener: None,
             last_pass_unix: None,

@@ -22,6 +22,8 @@ pub struct DataplaneStatus {
     pub public_key: Option<PublicKey>,
     pub peers: usize,
     pub peers_with_handshake: usize,
+    /// Node: other nodes `mesh.max_peers` left without a peer.
+    pub peers_omitted: usize,
     pub hub: Option<Value>,
     pub mesh_listener: Option<SocketAddr>,
     pub last_pass_unix: Option<u64>,
@@ -42,6 +44,7 @@ impl DataplaneStatus {
             "public_key": self.public_key.map(|k| wg_key_to_base64(&k)),
             "peers": self.peers,
             "peers_with_handshake": self.peers_with_handshake,
+            "peers_omitted": self.peers_omitted,
             "hub": self.hub,
             "mesh_listener": self.mesh_listener.map(|a| a.to_string()),
             "last_pass_unix": self.last_pass_unix,

@@ -16,6 +16,7 @@ pub mod firewall;
 pub mod grants;
 pub mod metrics;
 pub mod nonces;
+pub mod paths;
 pub mod peers;
 pub mod revocation;
 pub mod routes;

@@ -8,8 +8,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use gondwana_core::NodeId;
 use gondwana_core::directory::View;
 use gondwana_core::keys::{PublicKey, wg_key_to_base64};
+use gondwana_core::paths::{PathKind, PeerPath};
 use gondwana_core::reconcile::HANDSHAKE_STALE;
 use serde_json::{Value, json};
 
@@ -28,6 +30,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerName {
     pub boxname: String,
+    pub id: NodeId,
     pub node_id: String,
     pub mesh_ip: Ipv4Addr,
 }
@@ -41,6 +44,7 @@ pub fn names_from(view: &View) -> PeerNames {
         .map(|(id, n)| {
             let name = PeerName {
                 boxname: n.boxname.to_string(),
+                id: id.clone(),
                 node_id: id.to_string(),
                 mesh_ip: n.mesh_ip,
             };
@@ -55,22 +59,12 @@ pub fn names_from(view: &View) -> PeerNames {
 pub struct LivePeers {
     device: std::sync::Mutex<Option<Arc<WireGuard>>>,
     names: std::sync::Mutex<Arc<PeerNames>>,
-    paths: std::sync::Mutex<Arc<PeerPaths>>,
+    /// Node: each other node's path as the path machine last judged it.
+    paths: std::sync::Mutex<Arc<BTreeMap<NodeId, PeerPath>>>,
 }
 
 /// The path kinds status and `/metrics` name (docs/paths.md).
 pub const PATH_KINDS: [&str; 4] = ["lan", "direct", "relay", "none"];
-
-/// How a peer is reached, as the path machine last decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerPath {
-    /// One of [`PATH_KINDS`].
-    pub kind: &'static str,
-    /// Why, when it is not the expected one (e.g. "hub unreachable").
-    pub note: Option<String>,
-}
-
-pub type PeerPaths = BTreeMap<PublicKey, PeerPath>;
 
 /// One peer, read now.
 #[derive(Debug, Clone)]
@@ -80,7 +74,12 @@ pub struct PeerReport {
     pub peer: PeerState,
     /// Seconds since the last handshake (`None`: never, or in the future).
     pub handshake_age: Option<u64>,
+    /// Node: the path machine's judgement for another node; `None` for
+    /// the hub and on the hub.
     pub path: Option<PeerPath>,
+    /// Node: the hub's candidate service does not answer (a relayed pair
+    /// cannot work then).
+    pub hub_unreachable: bool,
 }
 
 impl PeerReport {
@@ -94,9 +93,24 @@ impl PeerReport {
     /// a node's hub) and `none` for one that is not.
     pub fn path_kind(&self) -> &'static str {
         match &self.path {
-            Some(p) => p.kind,
+            Some(p) => p.kind.as_str(),
             None if self.online() && self.peer.config.endpoint.is_some() => "direct",
             None => "none",
+        }
+    }
+
+    /// Why a path is not working, for status: `null` when it works.
+    pub fn path_note(&self) -> Option<&'static str> {
+        let path = self.path.as_ref()?;
+        match path.kind {
+            PathKind::Relay if self.hub_unreachable => Some("relay: hub unreachable"),
+            PathKind::Relay if !path.fresh => Some("relay: no handshake within 180 s"),
+            PathKind::None if self.hub_unreachable => {
+                Some("no direct path yet, and the relay (hub) is unreachable")
+            }
+            PathKind::None => Some("probing: no candidate has answered yet"),
+            _ if !path.fresh => Some("no handshake within 180 s"),
+            _ => None,
         }
     }
 
@@ -125,7 +139,7 @@ impl PeerReport {
             "public_key": self.public_key,
             "mesh_ip": self.mesh_ip().map(|a| a.to_string()),
             "path": self.path_kind(),
-            "path_note": self.path.as_ref().and_then(|p| p.note.as_deref()),
+            "path_note": self.path_note(),
             "endpoint": self.peer.config.endpoint.map(|e| e.to_string()),
             "allowed_ips": self.peer.config.allowed_ips.iter().map(|n| n.to_string())
                 .chain(self.peer.foreign_allowed_ips.iter().cloned())
@@ -152,16 +166,15 @@ impl LivePeers {
         }
     }
 
-    pub fn set_names(&self, names: PeerNames) {
-        if let Ok(mut n) = self.names.lock() {
-            *n = Arc::new(names);
+    pub fn set_paths(&self, paths: BTreeMap<NodeId, PeerPath>) {
+        if let Ok(mut p) = self.paths.lock() {
+            *p = Arc::new(paths);
         }
     }
 
-    /// The path machine's latest decisions, by WireGuard key.
-    pub fn set_paths(&self, paths: PeerPaths) {
-        if let Ok(mut p) = self.paths.lock() {
-            *p = Arc::new(paths);
+    pub fn set_names(&self, names: PeerNames) {
+        if let Ok(mut n) = self.names.lock() {
+            *n = Arc::new(names);
         }
     }
 
@@ -192,12 +205,16 @@ impl LivePeers {
             .map(|p| PeerReport {
                 public_key: wg_key_to_base64(&p.config.public_key),
                 name: names.get(&p.config.public_key).cloned(),
+                path: names
+                    .get(&p.config.public_key)
+                    .and_then(|n| paths.get(&n.id))
+                    .cloned(),
+                hub_unreachable: false,
                 peer: p.clone(),
                 handshake_age: p
                     .last_handshake
                     .and_then(|t| now.duration_since(t).ok())
                     .map(|d| d.as_secs()),
-                path: paths.get(&p.config.public_key).cloned(),
             })
             .collect();
         Some(reports)

@@ -12,6 +12,7 @@ pub mod grants;
 mod head;
 mod identity;
 mod lock;
+mod path_endpoints;
 pub mod registry;
 pub mod revocation;
 mod schema;
