@@ -226,6 +226,9 @@ impl Driver {
                 Output::ApplyPeers(diff) => {
                     wg.apply(&diff).await?;
                     log_peer_changes(&diff);
+                    if input.membership.node.is_some() {
+                        poke_new_endpoints(&diff).await;
+                    }
                     changed = true;
                 }
             }
@@ -337,6 +340,45 @@ fn log_peer_changes(diff: &PeerDiff) {
         }
     }
 }
+
+/// Starts a handshake with every peer that just got an endpoint: one
+/// empty UDP datagram to its mesh address (the discard port; its firewall
+/// drops it). A probe must not wait for traffic: boringtun starts a
+/// handshake only for a packet to send, and the kernel sends a keepalive
+/// when a peer is added, not when only its endpoint changes. Both sides
+/// of a pair do this on the same snapshot, so their handshakes cross and
+/// open cone NATs (docs/paths.md).
+async fn poke_new_endpoints(diff: &PeerDiff) {
+    let targets: Vec<Ipv4Addr> = diff
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            PeerOp::Add(p) | PeerOp::Update(p) if p.endpoint.is_some() => Some(p),
+            _ => None,
+        })
+        .flat_map(|p| p.allowed_ips.iter())
+        .filter(|net| net.prefix_len() == 32)
+        .map(|net| net.addr())
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let socket = match tokio::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("data plane: a socket to start handshakes: {e}");
+            return;
+        }
+    };
+    for ip in targets {
+        // Best effort: a failure only means the handshake waits for
+        // traffic or the keepalive.
+        let _ = socket.send_to(&[], (ip, DISCARD_PORT)).await;
+    }
+}
+
+/// RFC 863's discard port: nothing on a box listens there.
+const DISCARD_PORT: u16 = 9;
 
 /// Serves the node API on a listener the data plane bound on the mesh
 /// address (given by the daemon, which owns the routes).
