@@ -1,0 +1,240 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::boxname::Boxname;
+use crate::directory::Record;
+
+pub(crate) fn key(n: u8) -> SigningSecret {
+    SigningSecret::from_seed([n; 32])
+}
+
+pub(crate) fn id(n: u8) -> NodeId {
+    NodeId::from_genesis_key(&key(n).public_key())
+}
+
+/// A directory with nodes 1..=n (node n at 10.10.0.n).
+pub(crate) fn view(n: u8) -> View {
+    let mut view = View::default();
+    for i in 1..=n {
+        view.apply(&Record::Node {
+            node_id: id(i),
+            boxname: Boxname::parse(&format!("box-{i}")).unwrap(),
+            signing_key: key(i).public_key(),
+            wireguard_key: [i; 32],
+            mesh_ip: Ipv4Addr::new(10, 10, 0, i),
+            endpoint_hint: None,
+        });
+    }
+    view
+}
+
+pub(crate) fn addr(text: &str) -> SocketAddrV4 {
+    text.parse().unwrap()
+}
+
+pub(crate) fn report(n: u8, seq: u64, lan: &[&str], want: &[u8]) -> ReportBody {
+    ReportBody {
+        version: VERSION,
+        node_id: id(n),
+        seq,
+        listen_port: 51820 + u16::from(n),
+        lan: lan.iter().map(|a| addr(a)).collect(),
+        want_relay: want.iter().map(|w| id(*w)).collect(),
+    }
+}
+
+#[test]
+fn report_round_trip_and_forgery() {
+    let body = report(2, 7, &["192.168.1.20:51822"], &[3]);
+    let bytes = seal_report(&body, &key(2)).unwrap();
+    let (signed, decoded) = decode_report(&bytes).unwrap();
+    assert_eq!(decoded, body);
+    assert!(signed.verify(&key(2).public_key()));
+    assert!(!signed.verify(&key(3).public_key()), "another key");
+    for i in 0..bytes.len() {
+        let mut m = bytes.clone();
+        m[i] ^= 0x20;
+        if let Ok((s, _)) = decode_report(&m) {
+            assert!(!s.verify(&key(2).public_key()), "byte {i}");
+        }
+    }
+    // Signed under another domain: refused.
+    let other = encode(&SignedReport {
+        signature: key(2).sign(&signed_message(tag::CANDIDATE_SNAPSHOT, &signed.body)),
+        body: signed.body.clone(),
+    });
+    assert!(
+        !decode_report(&other)
+            .unwrap()
+            .0
+            .verify(&key(2).public_key())
+    );
+}
+
+#[test]
+fn malformed_and_oversized_reports_are_refused() {
+    let bytes = seal_report(&report(2, 1, &[], &[]), &key(2)).unwrap();
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode_report(&trailing),
+        Err(CandidateError::Malformed(DecodeError::TrailingBytes(1)))
+    ));
+    assert!(matches!(
+        decode_report(&bytes[..bytes.len() - 1]),
+        Err(CandidateError::Malformed(_))
+    ));
+    let huge = vec![0u8; MAX_REPORT_BYTES + 1];
+    assert!(matches!(
+        decode_report(&huge),
+        Err(CandidateError::Malformed(DecodeError::TooLarge { .. }))
+    ));
+    let mut v2 = report(2, 1, &[], &[]);
+    v2.version = 2;
+    let bytes = seal_report(&v2, &key(2)).unwrap();
+    assert_eq!(
+        decode_report(&bytes).err(),
+        Some(CandidateError::UnknownVersion(2))
+    );
+    // The largest report fits its bound.
+    let all: Vec<u8> = (10..10 + MAX_RELAY_WANTS as u8).collect();
+    let lan: Vec<String> = (1..=8).map(|i| format!("192.168.{i}.200:65535")).collect();
+    let lan: Vec<&str> = lan.iter().map(String::as_str).collect();
+    let big = seal_report(&report(2, u64::MAX, &lan, &all), &key(2)).unwrap();
+    assert!(big.len() <= MAX_REPORT_BYTES);
+    assert!(decode_report(&big).is_ok());
+}
+
+#[test]
+fn addresses_must_be_unicast_ipv4_outside_the_mesh() {
+    let mesh: Ipv4Net = "10.10.0.0/24".parse().unwrap();
+    let check = |lan: &[&str]| check_report(&report(2, 1, lan, &[]), Some(&mesh));
+    assert_eq!(check(&["192.168.1.2:51822", "203.0.113.5:51822"]), Ok(()));
+    for bad in [
+        "0.1.2.3:51822",
+        "127.0.0.1:51822",
+        "169.254.3.4:51822",
+        "224.0.0.1:51822",
+        "255.255.255.255:51822",
+        "240.0.0.1:51822",
+        "192.168.1.2:0",
+    ] {
+        assert_eq!(
+            check(&[bad]),
+            Err(CandidateError::BadAddress(addr(bad))),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        check(&["10.10.0.9:51822"]),
+        Err(CandidateError::MeshAddress(addr("10.10.0.9:51822")))
+    );
+    assert_eq!(
+        check(&["192.168.1.2:51822", "192.168.1.2:51822"]),
+        Err(CandidateError::Duplicate(addr("192.168.1.2:51822")))
+    );
+    let mut zero = report(2, 1, &[], &[]);
+    zero.listen_port = 0;
+    assert_eq!(check_report(&zero, None), Err(CandidateError::ZeroPort));
+    assert_eq!(
+        check_report(&report(2, 1, &[], &[2]), None),
+        Err(CandidateError::RelaySelf)
+    );
+}
+
+fn snapshot(nodes: Vec<NodeEntry>, relays: Vec<RelayPair>) -> SnapshotBody {
+    SnapshotBody {
+        version: VERSION,
+        hub_id: id(1),
+        serial: 5,
+        issued_unix: 1_700_000_000,
+        probe_round: 3,
+        nodes,
+        relays,
+    }
+}
+
+fn signed(body: &ReportBody, signer: u8) -> SignedReport {
+    let bytes = seal_report(body, &key(signer)).unwrap();
+    decode_report(&bytes).unwrap().0
+}
+
+#[test]
+fn snapshot_keeps_only_what_holds_against_the_directory() {
+    let good = report(2, 1, &["192.168.1.2:51822"], &[3]);
+    let entry = |n: u8, report: Option<SignedReport>| NodeEntry {
+        node_id: id(n),
+        observed: Some(addr("198.51.100.7:40000")),
+        report,
+    };
+    let body = snapshot(
+        vec![
+            entry(2, Some(signed(&good, 2))),
+            // Node 3's entry carries a report signed by node 4's key.
+            entry(3, Some(signed(&report(3, 1, &[], &[]), 4))),
+            // Node 4 carries node 2's (valid) report: another node's.
+            entry(4, Some(signed(&good, 2))),
+            // Node 9 is not in the directory.
+            entry(9, None),
+        ],
+        vec![
+            RelayPair {
+                a: id(2).min(id(3)),
+                b: id(2).max(id(3)),
+                relay: id(1),
+                port_a: 56000,
+                port_b: 56001,
+            },
+            RelayPair {
+                a: id(2).min(id(9)),
+                b: id(2).max(id(9)),
+                relay: id(1),
+                port_a: 56002,
+                port_b: 56003,
+            },
+        ],
+    );
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let v = verify_snapshot(&bytes, &key(1).public_key(), &view(4)).unwrap();
+    assert_eq!(v.dropped_reports, 2);
+    assert_eq!(v.dropped_inactive, 2);
+    assert_eq!(v.snapshot.serial, 5);
+    assert_eq!(v.snapshot.probe_round, 3);
+    assert_eq!(v.snapshot.nodes.len(), 3);
+    let two = &v.snapshot.nodes[&id(2)];
+    assert_eq!(two.listen_port, Some(51822));
+    assert_eq!(two.lan, vec![addr("192.168.1.2:51822")]);
+    assert_eq!(two.want_relay, vec![id(3)]);
+    assert_eq!(v.snapshot.nodes[&id(3)].listen_port, None);
+    assert_eq!(
+        v.snapshot.nodes[&id(3)].observed,
+        Some(addr("198.51.100.7:40000"))
+    );
+    assert_eq!(v.snapshot.relays.len(), 1);
+
+    // The wrong hub key, a flipped bit, trailing bytes: refused whole.
+    assert_eq!(
+        verify_snapshot(&bytes, &key(2).public_key(), &view(4)).err(),
+        Some(CandidateError::BadSignature)
+    );
+    for i in (0..bytes.len()).step_by(7) {
+        let mut m = bytes.clone();
+        m[i] ^= 0x01;
+        assert!(
+            verify_snapshot(&m, &key(1).public_key(), &view(4)).is_err(),
+            "byte {i}"
+        );
+    }
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(verify_snapshot(&trailing, &key(1).public_key(), &view(4)).is_err());
+}
+
+#[test]
+fn signed_snapshot_is_body_and_signature() {
+    let body = snapshot(vec![], vec![]);
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let framed: SignedSnapshot = decode_canonical(&bytes, MAX_SNAPSHOT_BYTES).unwrap();
+    assert_eq!(framed.body, encode(&body));
+    assert_eq!(bytes.len(), 1 + framed.body.len() + 1 + 64);
+}
