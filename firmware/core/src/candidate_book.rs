@@ -139,12 +139,20 @@ impl Book {
         true
     }
 
-    /// Drops what belongs to nodes no longer active; `true` if any.
-    pub fn retain_active(&mut self, view: &View) -> bool {
-        let before = (self.reports.len(), self.observed.len());
-        self.reports.retain(|id, _| view.nodes.contains_key(id));
+    /// Drops what belongs to nodes no longer active; returns the nodes
+    /// whose reports were dropped (to forget them in the store too).
+    pub fn retain_active(&mut self, view: &View) -> Vec<NodeId> {
+        let gone: Vec<NodeId> = self
+            .reports
+            .keys()
+            .filter(|id| !view.nodes.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in &gone {
+            self.reports.remove(id);
+        }
         self.observed.retain(|id, _| view.nodes.contains_key(id));
-        before != (self.reports.len(), self.observed.len())
+        gone
     }
 
     /// Every node's `want_relay`.

@@ -55,8 +55,17 @@ pub struct App {
     /// The last verified candidate snapshot (docs/paths.md): on a node the
     /// hub's, fetched or restored from the state partition; on the hub its
     /// own, as last signed. Read by the path machine and the relay.
-    #[allow(dead_code)] // filled by the candidates task (issue 11, in progress)
+    /// Written by `daemon/candidates_task.rs` (node) and
+    /// `daemon/candidates_hub.rs` (hub).
     pub candidates: tokio::sync::watch::Sender<Option<Arc<gondwana_core::candidates::Snapshot>>>,
+    /// Node: the peers the path machine could not reach directly and wants
+    /// the relay for (`want_relay` of its next candidate report). Written
+    /// by the path driver (`daemon/paths.rs`); the candidates task sends a
+    /// new report when it changes. At most `candidates::MAX_RELAY_WANTS`
+    /// are reported (the first ones, in node id order).
+    pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
+    /// Hub: reports, the relay allocation and the signed snapshot.
+    pub candidate_hub: crate::daemon::candidates_hub::HubCandidates,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -104,6 +113,8 @@ impl App {
             revocation: RwLock::new(revocation),
             live: Default::default(),
             candidates: tokio::sync::watch::Sender::new(None),
+            want_relay: tokio::sync::watch::Sender::new(Vec::new()),
+            candidate_hub: Default::default(),
         }
     }
 

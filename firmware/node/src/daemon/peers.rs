@@ -123,6 +123,12 @@ impl LivePeers {
         }
     }
 
+    /// The open device, if any (the hub's candidates look at its peers'
+    /// endpoints).
+    pub fn device(&self) -> Option<Arc<WireGuard>> {
+        self.device.lock().ok()?.clone()
+    }
+
     pub fn set_names(&self, names: PeerNames) {
         if let Ok(mut n) = self.names.lock() {
             *n = Arc::new(names);
