@@ -58,6 +58,8 @@ pub struct Authentic {
 pub struct Book {
     reports: BTreeMap<NodeId, Authentic>,
     observed: BTreeMap<NodeId, SocketAddrV4>,
+    /// Counts changes: the snapshot is signed again when it moves.
+    generation: u64,
 }
 
 /// Decodes `bytes` and checks the signature against the directory key of
@@ -103,6 +105,7 @@ impl Book {
             }
         }
         self.reports.insert(node, report);
+        self.generation += 1;
         Ok(true)
     }
 
@@ -112,6 +115,7 @@ impl Book {
         let report = authenticate(bytes, view)?;
         check_report(&report.body, None).map_err(Refusal::BadAddress)?;
         self.reports.insert(report.body.node_id.clone(), report);
+        self.generation += 1;
         Ok(())
     }
 
@@ -136,6 +140,7 @@ impl Book {
             return false;
         }
         self.observed = observed;
+        self.generation += 1;
         true
     }
 
@@ -151,7 +156,11 @@ impl Book {
         for id in &gone {
             self.reports.remove(id);
         }
+        let observed = self.observed.len();
         self.observed.retain(|id, _| view.nodes.contains_key(id));
+        if !gone.is_empty() || observed != self.observed.len() {
+            self.generation += 1;
+        }
         gone
     }
 
@@ -161,6 +170,11 @@ impl Book {
             .iter()
             .map(|(id, r)| (id.clone(), r.body.want_relay.to_vec()))
             .collect()
+    }
+
+    /// Moves with every change of what [`Self::entries`] returns.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn report(&self, node: &NodeId) -> Option<&Authentic> {

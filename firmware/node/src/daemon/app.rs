@@ -243,6 +243,16 @@ impl App {
         v["daemon"] = json!({"running": true, "uptime_secs": self.started.elapsed().as_secs()});
         v["dataplane"] = self.dataplane_status().to_json();
         v["firewall"] = self.grants.status_json();
+        v["candidates"] = match self.candidates.borrow().as_deref() {
+            Some(c) => json!({
+                "serial": c.serial,
+                "issued_unix": c.issued_unix,
+                "probe_round": c.probe_round,
+                "nodes": c.nodes.len(),
+                "relay_pairs": c.relays.len(),
+            }),
+            None => Value::Null,
+        };
         v["peers"] = match peers {
             Some(peers) => Value::Array(peers.iter().map(PeerReport::to_json).collect()),
             None => Value::Null,

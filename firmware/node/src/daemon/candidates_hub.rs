@@ -174,6 +174,7 @@ pub async fn run(app: Arc<App>) {
     let settings = RelaySettings::default();
     let mut probe_round = 0u32;
     let mut first = true;
+    let mut signed_generation = 0;
     loop {
         let now = Millis::from_elapsed(started.elapsed());
         let view = match state.view.get(&app.store, authority).await {
@@ -185,15 +186,15 @@ pub async fn run(app: Arc<App>) {
             }
         };
         let observed = observed_endpoints(&app, &view).await;
-        let (changed, entries, wants, dropped) = {
+        let (generation, entries, wants, dropped) = {
             let mut book = state.book.lock().unwrap_or_else(|e| e.into_inner());
             let dropped: Vec<NodeId> = book.retain_active(&view);
-            let mut changed = !dropped.is_empty();
             if let Some(observed) = observed {
-                changed |= book.set_observed(observed);
+                book.set_observed(observed);
             }
-            (changed, book.entries(), book.wants(), dropped)
+            (book.generation(), book.entries(), book.wants(), dropped)
         };
+        let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
         let active: BTreeSet<NodeId> = view.nodes.keys().cloned().collect();
         let mut changed = changed | relays.update(&settings, &wants, &active, now);
@@ -216,6 +217,7 @@ pub async fn run(app: Arc<App>) {
             };
             publish(&app, &body, &view).await;
             first = false;
+            signed_generation = generation;
         }
         tokio::select! {
             _ = tokio::time::sleep(LOOK_EVERY) => {}
