@@ -76,10 +76,11 @@ impl RelayAllocator {
         let before = self.pairs.len();
         self.pairs.retain(|key, alloc| {
             let in_range = |p: u16| (first..=last).contains(&p);
-            if !(active.contains(&key.0) && active.contains(&key.1))
-                || !in_range(alloc.port_a)
-                || !in_range(alloc.port_b)
-            {
+            let keep = active.contains(&key.0)
+                && active.contains(&key.1)
+                && in_range(alloc.port_a)
+                && in_range(alloc.port_b);
+            if !keep {
                 return false;
             }
             if wanted.contains(key) {

@@ -238,3 +238,77 @@ fn signed_snapshot_is_body_and_signature() {
     assert_eq!(framed.body, encode(&body));
     assert_eq!(bytes.len(), 1 + framed.body.len() + 1 + 64);
 }
+
+/// docs/protocol.md, "Endpoint candidates": the published vectors, also
+/// checked by tests/independent-vectors.py.
+#[test]
+fn published_candidate_vectors() {
+    let hex32 = |s: &str| crate::keys::decode_hex32(s).unwrap();
+    let node = SigningSecret::from_seed(hex32(
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+    ));
+    let hub = SigningSecret::from_seed(hex32(
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+    ));
+    let node_id = NodeId::from_genesis_key(&node.public_key());
+    let hub_id = NodeId::from_genesis_key(&hub.public_key());
+    let body = ReportBody {
+        version: VERSION,
+        node_id: node_id.clone(),
+        seq: 7,
+        listen_port: 51822,
+        lan: [addr("192.168.1.20:51822")].into_iter().collect(),
+        want_relay: [hub_id.clone()].into_iter().collect(),
+    };
+    let report = seal_report(&body, &node).unwrap();
+    let snapshot = SnapshotBody {
+        version: VERSION,
+        hub_id: hub_id.clone(),
+        serial: 3,
+        issued_unix: 1_700_000_000,
+        probe_round: 2,
+        nodes: vec![NodeEntry {
+            node_id: node_id.clone(),
+            observed: Some(addr("198.51.100.7:40001")),
+            report: Some(decode_report(&report).unwrap().0),
+        }],
+        relays: vec![RelayPair {
+            a: hub_id.clone(),
+            b: node_id.clone(),
+            relay: hub_id.clone(),
+            port_a: 56000,
+            port_b: 56001,
+        }],
+    };
+    let sealed = seal_snapshot(&snapshot, &hub).unwrap();
+    let hex = crate::hash::to_hex;
+    assert_eq!(hex(&report), REPORT_VECTOR);
+    assert_eq!(hex(&sealed), SNAPSHOT_VECTOR);
+}
+
+const REPORT_VECTOR: &str = concat!(
+    "7e013767773a70626532796d636a6e6166366433337766333761326e786163347a346772",
+    "736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee94030137",
+    "67773a6e33653673766e62746f723474347a796b61656275643364376a6f376478687937",
+    "6c6970766b7875797a3336356f34356574357140a350a95e373cdaa86aaf7d43265ad654",
+    "89ebe5e607310efbbd89cf4475c1ff86b851b6666a00377f8b311112248381656f93e8f3",
+    "036c22832cd64e72af871903",
+);
+const SNAPSHOT_VECTOR: &str = concat!(
+    "f103013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764",
+    "786879376c6970766b7875797a3336356f3435657435710380e2cfaa0602013767773a70",
+    "626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b",
+    "776174726c68736a6f7a6768706a7101c6336407c1b802017e013767773a70626532796d",
+    "636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c",
+    "68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e6274",
+    "6f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a333635",
+    "6f34356574357140a350a95e373cdaa86aaf7d43265ad65489ebe5e607310efbbd89cf44",
+    "75c1ff86b851b6666a00377f8b311112248381656f93e8f3036c22832cd64e72af871903",
+    "013767773a6e33653673766e62746f723474347a796b61656275643364376a6f37647868",
+    "79376c6970766b7875797a3336356f3435657435713767773a70626532796d636a6e6166",
+    "366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a",
+    "6768706a713767773a6e33653673766e62746f723474347a796b61656275643364376a6f",
+    "3764786879376c6970766b7875797a3336356f343565743571c0b503c1b50340189810e3",
+    "ade8a8c1c434b82ae0f546b93bde6fb0bcebf0c23855038cd0b7f77a36691157b21a0a7b",
+    "92027634d470758e3debc7c4869bc751b54ef04fa3494b07",
+);
