@@ -159,6 +159,17 @@ fn signed(body: &ReportBody, signer: u8) -> SignedReport {
     decode_report(&bytes).unwrap().0
 }
 
+/// The pair of nodes `x` and `y` relayed by node 1 from `port`.
+fn pair(x: u8, y: u8, port: u16) -> RelayPair {
+    RelayPair {
+        a: id(x).min(id(y)),
+        b: id(x).max(id(y)),
+        relay: id(1),
+        port_a: port,
+        port_b: port + 1,
+    }
+}
+
 #[test]
 fn snapshot_keeps_only_what_holds_against_the_directory() {
     let good = report(2, 1, &["192.168.1.2:51822"], &[3]);
@@ -177,22 +188,8 @@ fn snapshot_keeps_only_what_holds_against_the_directory() {
             // Node 9 is not in the directory.
             entry(9, None),
         ],
-        vec![
-            RelayPair {
-                a: id(2).min(id(3)),
-                b: id(2).max(id(3)),
-                relay: id(1),
-                port_a: 56000,
-                port_b: 56001,
-            },
-            RelayPair {
-                a: id(2).min(id(9)),
-                b: id(2).max(id(9)),
-                relay: id(1),
-                port_a: 56002,
-                port_b: 56003,
-            },
-        ],
+        // A pair between active nodes, and one with node 9.
+        vec![pair(2, 3, 56000), pair(2, 9, 56002)],
     );
     let bytes = seal_snapshot(&body, &key(1)).unwrap();
     let v = verify_snapshot(&bytes, &key(1).public_key(), &view(4)).unwrap();

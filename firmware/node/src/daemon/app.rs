@@ -65,7 +65,7 @@ pub struct App {
     /// are reported (the first ones, in node id order).
     pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
     /// Hub: reports, the relay allocation and the signed snapshot.
-    pub candidate_hub: crate::daemon::candidates_hub::HubCandidates,
+    pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).

@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gondwana_core::candidate_book::{self, Book, Refusal};
+use gondwana_core::candidate_book::{self, Refusal};
 use gondwana_core::candidates::{self, SnapshotBody};
 use gondwana_core::directory::View;
 use gondwana_core::node_id::NodeId;
@@ -20,14 +20,11 @@ use gondwana_core::relay_alloc::{RelayAllocator, RelaySettings};
 use gondwana_core::time::Millis;
 use http::StatusCode;
 use serde_json::json;
-use tokio::sync::{Notify, watch};
 
-use crate::api::rate_limit::RateLimiter;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::drive::joined;
-use crate::daemon::view_cache::ViewCache;
 
 pub const REFUSALS: &str = "gondwana_candidate_refusals_total";
 /// Every reason a report is refused (docs/metrics.md).
@@ -46,31 +43,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 const PROBE_ROUND_EVERY: Duration = Duration::from_secs(300);
 /// How long a long poll waits for a newer snapshot before `304`.
 pub const LONG_POLL: Duration = Duration::from_secs(25);
-
-/// The hub's candidate state. Exists on every daemon; only a hub fills it.
-pub struct HubCandidates {
-    book: Mutex<Book>,
-    /// A node's reports: a burst of 5, then one a second (a node sends at
-    /// most one a second when its addresses change).
-    rate: RateLimiter,
-    view: ViewCache,
-    /// Wakes the loop at once: a report was accepted.
-    kick: Notify,
-    /// The last signed snapshot: (serial, bytes); serial 0 = none yet.
-    signed: watch::Sender<(u64, Bytes)>,
-}
-
-impl Default for HubCandidates {
-    fn default() -> Self {
-        HubCandidates {
-            book: Mutex::default(),
-            rate: RateLimiter::new(5, 1.0),
-            view: ViewCache::default(),
-            kick: Notify::new(),
-            signed: watch::Sender::new((0, Bytes::new())),
-        }
-    }
-}
 
 fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
@@ -197,6 +169,10 @@ pub async fn run(app: Arc<App>) {
         let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
         let active: BTreeSet<NodeId> = view.nodes.keys().cloned().collect();
+        let used = std::mem::take(&mut *state.traffic.lock().unwrap_or_else(|e| e.into_inner()));
+        for (a, b) in used {
+            relays.traffic(&a, &b, now);
+        }
         let mut changed = changed | relays.update(&settings, &wants, &active, now);
         let round = u32::try_from(now.0 / PROBE_ROUND_EVERY.as_millis() as u64).unwrap_or(0);
         if round != probe_round {

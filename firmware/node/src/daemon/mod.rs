@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod app;
 pub mod candidates_hub;
+pub mod candidates_state;
 pub mod candidates_task;
 pub mod dataplane;
 pub mod dataplane_status;
