@@ -158,13 +158,13 @@ pub async fn run(app: Arc<App>) {
             }
         };
         let observed = observed_endpoints(&app, &view).await;
-        let (generation, entries, wants, dropped) = {
+        let (generation, wants, dropped) = {
             let mut book = state.book.lock().unwrap_or_else(|e| e.into_inner());
             let dropped: Vec<NodeId> = book.retain_active(&view);
             if let Some(observed) = observed {
                 book.set_observed(observed);
             }
-            (book.generation(), book.entries(), book.wants(), dropped)
+            (book.generation(), book.wants(), dropped)
         };
         let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
@@ -182,6 +182,11 @@ pub async fn run(app: Arc<App>) {
         let kicked = state.kick.notified();
         if changed || first {
             serial += 1;
+            let entries = state
+                .book
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entries();
             let body = SnapshotBody {
                 version: candidates::VERSION,
                 hub_id: hub_id.clone(),
@@ -191,7 +196,7 @@ pub async fn run(app: Arc<App>) {
                 nodes: entries,
                 relays: relays.pairs(&hub_id),
             };
-            publish(&app, &body, &view).await;
+            publish(&app, body, view).await;
             first = false;
             signed_generation = generation;
         }
@@ -203,34 +208,34 @@ pub async fn run(app: Arc<App>) {
 }
 
 /// Signs, persists the serial, and publishes to the long poll and to
-/// `App::candidates` (verified like a node verifies it).
-async fn publish(app: &Arc<App>, body: &SnapshotBody, view: &View) {
-    let Some(hub) = app.hub.as_ref() else {
-        return;
-    };
-    let bytes = match candidates::seal_snapshot(body, &hub.signing) {
-        Ok(b) => b,
-        Err(e) => {
-            error!("signing the candidate snapshot: {e}");
-            return;
+/// `App::candidates` (verified like a node verifies it). Off the runtime's
+/// thread: signing and checking every report of a large mesh takes a while.
+async fn publish(app: &Arc<App>, body: SnapshotBody, view: Arc<View>) {
+    let app2 = app.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let hub = app2.hub.as_ref().ok_or(anyhow::anyhow!("not a hub"))?;
+        let bytes = candidates::seal_snapshot(&body, &hub.signing)
+            .map_err(|e| anyhow::anyhow!("signing the candidate snapshot: {e}"))?;
+        if let Err(e) = app2.store.save_candidate_serial(body.serial) {
+            error!("storing the candidate snapshot serial: {e}");
         }
-    };
-    let store = app.store.clone();
-    let serial = body.serial;
-    if let Err(e) =
-        joined(tokio::task::spawn_blocking(move || store.save_candidate_serial(serial)).await)
-    {
-        error!("storing the candidate snapshot serial: {e}");
-    }
-    match candidates::verify_snapshot(&bytes, &hub.signing.public_key(), view) {
-        Ok(v) => {
-            app.candidates.send_replace(Some(Arc::new(v.snapshot)));
+        let verified = candidates::verify_snapshot(&bytes, &hub.signing.public_key(), &view)
+            .map_err(|e| {
+                anyhow::anyhow!("the hub's own candidate snapshot does not verify: {e}")
+            })?;
+        anyhow::Ok((bytes, verified.snapshot))
+    })
+    .await;
+    match joined(done) {
+        Ok((bytes, snapshot)) => {
+            let serial = snapshot.serial;
+            app.candidates.send_replace(Some(Arc::new(snapshot)));
+            app.candidate_hub
+                .signed
+                .send_replace((serial, Bytes::from(bytes)));
         }
-        Err(e) => error!("the hub's own candidate snapshot does not verify: {e}"),
+        Err(e) => error!("{e}"),
     }
-    app.candidate_hub
-        .signed
-        .send_replace((serial, Bytes::from(bytes)));
 }
 
 /// The stored reports, verified again; those that no longer hold (a node

@@ -224,7 +224,12 @@ async fn verify(
     bytes: &[u8],
 ) -> Result<candidates::Verified, String> {
     let (view, _) = views.get(&app.store, enrolment.hub_key).await?;
-    candidates::verify_snapshot(bytes, &enrolment.hub_key, &view).map_err(text)
+    // Off the runtime's thread: a large snapshot has many signatures.
+    let (bytes, hub_key) = (bytes.to_vec(), enrolment.hub_key);
+    joined(
+        tokio::task::spawn_blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view))
+            .await,
+    )
 }
 
 fn publish(app: &App, verified: candidates::Verified) -> u64 {
