@@ -40,6 +40,8 @@ GRANT = bytes.fromhex("bc0201070707070707070707070707070707070707070707070707070
 ROTATION_ENTRY = bytes.fromhex("430101b26d016796f5554ca7cc43412897cf7e1825538c3aa90e2820ea12e6814c35dd02f77ff4b10788bfdca62ca0bb160d427cf5762d85f2b5cad6807ec9c3febbde09d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a403237a1408c717ef530900cf528049434b7893c86b6e93379309a8df0a5c37dae6f318394addc666380f40479a4627fd70809034abeaef71b2e4d028e3fdd7f0c00")
 ROTATION_TIP = "abf064aa87ef41b3d3eb3763b3276df670794f40d9c74985e56f2ee4eb142dcb"
 ROTATION_PROOF = "7c46902461f47ece21175a810d6dfafc7e1c509abedb669b2ba289eabbb30e92"
+CANDIDATE_REPORT = bytes.fromhex("7e013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f34356574357140a350a95e373cdaa86aaf7d43265ad65489ebe5e607310efbbd89cf4475c1ff86b851b6666a00377f8b311112248381656f93e8f3036c22832cd64e72af871903")
+CANDIDATE_SNAPSHOT = bytes.fromhex("f103013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435710380e2cfaa0602013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7101c6336407c1b802017e013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f34356574357140a350a95e373cdaa86aaf7d43265ad65489ebe5e607310efbbd89cf4475c1ff86b851b6666a00377f8b311112248381656f93e8f3036c22832cd64e72af871903013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435713767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a713767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f343565743571c0b503c1b50340189810e3ade8a8c1c434b82ae0f546b93bde6fb0bcebf0c23855038cd0b7f77a36691157b21a0a7b92027634d470758e3debc7c4869bc751b54ef04fa3494b07")
 HUB_SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
 
 
@@ -230,9 +232,65 @@ def check_rotation():
     assert proof == wireguard_proof(HUB_WG_SECRET, x25519_public(new_secret), tip)
 
 
+def read_socket(r: Reader):
+    ip = ".".join(str(b) for b in r.take(4))
+    return f"{ip}:{r.varint()}"
+
+
+def open_signed(raw: bytes, tag: bytes, public: bytes) -> bytes:
+    """Body bytes and a 64-byte signature over tag || body, nothing after."""
+    r = Reader(raw)
+    body, sig = r.bytes(), r.bytes()
+    r.done()
+    assert len(sig) == 64
+    Ed25519PublicKey.from_public_bytes(public).verify(sig, tag + body)
+    return body
+
+
+def check_candidates():
+    """docs/protocol.md, Endpoint candidates: the node's report and the
+    hub's snapshot that carries it verbatim."""
+    node_key = bytes.fromhex(ID_VECTORS[0][1])
+    hub_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(HUB_SEED)).public_key().public_bytes_raw()
+    node, hub = node_id(node_key), node_id(hub_key)
+    body = open_signed(CANDIDATE_REPORT, b"gondwana/v1/candidate-report\x00", node_key)
+    b = Reader(body)
+    assert b.take(1) == b"\x01" and b.bytes().decode() == node
+    assert (b.varint(), b.varint()) == (7, 51822), "seq, listen port"
+    assert [read_socket(b) for _ in range(b.varint())] == ["192.168.1.20:51822"]
+    assert [b.bytes().decode() for _ in range(b.varint())] == [hub]
+    b.done()
+    # The wrong tag or key does not verify.
+    for tag, key in ((b"gondwana/v1/candidate-snapshot\x00", node_key),
+                     (b"gondwana/v1/candidate-report\x00", hub_key)):
+        try:
+            open_signed(CANDIDATE_REPORT, tag, key)
+        except Exception:
+            pass
+        else:
+            raise AssertionError("report verified under the wrong tag or key")
+    body = open_signed(CANDIDATE_SNAPSHOT, b"gondwana/v1/candidate-snapshot\x00", hub_key)
+    s = Reader(body)
+    assert s.take(1) == b"\x01" and s.bytes().decode() == hub
+    assert (s.varint(), s.varint(), s.varint()) == (3, 1700000000, 2), "serial, issued, round"
+    assert s.varint() == 1, "one node"
+    assert s.bytes().decode() == node
+    assert s.take(1) == b"\x01" and read_socket(s) == "198.51.100.7:40001", "observed"
+    assert s.take(1) == b"\x01", "a report"
+    start = s.pos
+    s.bytes()
+    s.bytes()
+    assert s.data[start:s.pos] == CANDIDATE_REPORT, "the report verbatim"
+    assert s.varint() == 1, "one relay pair"
+    a, b_, relay = (s.bytes().decode() for _ in range(3))
+    assert (a, b_, relay) == (hub, node, hub) and a < b_
+    assert (s.varint(), s.varint()) == (56000, 56001)
+    s.done()
+
+
 passed = failed = 0
 for check in (check_ids, check_genesis, check_wireguard_keys, check_token, check_submission,
-              check_grant, check_rotation, check_nonces):
+              check_grant, check_rotation, check_nonces, check_candidates):
     try:
         check()
         passed += 1

@@ -256,6 +256,15 @@ online_in_node_list() { # online_in_node_list N: node list --json has N nodes on
         python3 -c "import json,sys; l=json.load(sys.stdin); assert sum(1 for n in l if n['online'] is True and n['last_handshake']) == $1, l"
 }
 check "hub: node list --json has online and last_handshake" online_in_node_list 2
+# Endpoint candidates (docs/paths.md): both nodes report themselves over the
+# mesh, the hub observes their handshakes and signs a snapshot, and each
+# node holds it verified against its own directory.
+candidates_hold() { # candidates_hold NAME NS N: status shows a snapshot with >= N nodes
+    [[ $(status_field "$1" "$2" "(s.get('candidates') or {}).get('nodes', 0) >= $3") == True ]]
+}
+check "hub: its candidate snapshot lists node1 and node2" wait_for 20 candidates_hold hub "$NS_H" 2
+check "node1: holds the hub's snapshot, verified" wait_for 20 candidates_hold node1 "$NS_A" 2
+check "node2: holds the hub's snapshot, verified" wait_for 20 candidates_hold node2 "$NS_B" 2
 peer_metrics_ok() { # peer_metrics_ok NS MESH_IP...: per-peer families, parsed by prometheus_client
     in_ns "$1" /usr/bin/python3 - "${@:2}" <<'PY'
 import sys, urllib.request

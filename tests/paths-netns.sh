@@ -268,7 +268,7 @@ says_why() { # n1's status: n3 is relayed and the hub is unreachable
     echo "path $p; status --json mentions 'hub unreachable': $(grep -c 'hub unreachable' "$WORK/n1-status.json")"
     [[ $p == relay ]] && grep -q 'hub unreachable' "$WORK/n1-status.json"
 }
-check "n1: status --json says n3 is relayed and the hub unreachable" wait_for 30 says_why
+check "n1: status --json says n3 is relayed and the hub unreachable" wait_for 60 says_why
 says_why 2>&1 | sed 's/^/           /'
 
 log "n1 loses power too, and starts again with the hub still down"

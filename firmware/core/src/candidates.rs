@@ -19,12 +19,15 @@
 //! Verified forms ([`Candidates`], [`Snapshot`]) are what the path machine
 //! (`paths`) and the relay consume.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddrV4;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys::SignatureBytes;
+use crate::directory::View;
+use crate::envelope::{DecodeError, decode_canonical, encode, signed_message, tag};
+use crate::keys::{PublicKey, SignatureBytes, SigningSecret, verify_signature};
+use crate::mesh::Ipv4Net;
 use crate::node_id::NodeId;
 
 pub const VERSION: u8 = 1;
@@ -32,6 +35,18 @@ pub const VERSION: u8 = 1;
 pub const MAX_LAN_ADDRS: usize = 8;
 /// Peers one report may ask a relay for.
 pub const MAX_RELAY_WANTS: usize = 64;
+/// Largest report body: version, node id, seq, port, 8 LAN addresses and
+/// 64 node ids (each at most 56 bytes with its length) fit with room.
+pub const MAX_REPORT_BODY: usize = 4096;
+/// A [`SignedReport`] as encoded: body with its length prefix, signature
+/// with its length prefix.
+pub const MAX_REPORT_BYTES: usize = MAX_REPORT_BODY + 3 + 65;
+/// Largest snapshot body: sized for 10,000 nodes whose reports are all of
+/// the largest size (a typical report is ~150 bytes, so a typical
+/// 10,000-node snapshot is ~2.5 MB).
+pub const MAX_SNAPSHOT_BODY: usize = 48 << 20;
+/// A [`SignedSnapshot`] as encoded.
+pub const MAX_SNAPSHOT_BYTES: usize = MAX_SNAPSHOT_BODY + 4 + 65;
 
 /// What a node says about itself (signed by its node signing key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +69,16 @@ pub struct ReportBody {
 /// node's signature over `tag || body`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedReport {
+    pub body: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub signature: SignatureBytes,
+}
+
+/// The snapshot as sent and stored: the exact body bytes and the hub's
+/// signature over `tag || body`. Its own framing, not an
+/// [`crate::envelope::Envelope`]: a snapshot exceeds the 1 KiB envelope body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedSnapshot {
     pub body: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub signature: SignatureBytes,
@@ -116,3 +141,202 @@ pub struct Snapshot {
     pub nodes: BTreeMap<NodeId, Candidates>,
     pub relays: Vec<RelayPair>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CandidateError {
+    #[error("malformed: {0}")]
+    Malformed(DecodeError),
+    #[error("unknown version {0}")]
+    UnknownVersion(u8),
+    #[error("signature does not verify under the signer's key")]
+    BadSignature,
+    #[error("listen port 0")]
+    ZeroPort,
+    #[error("{0}: not a usable unicast IPv4 endpoint")]
+    BadAddress(SocketAddrV4),
+    #[error("{0} is inside the mesh subnet")]
+    MeshAddress(SocketAddrV4),
+    #[error("{0} is listed twice")]
+    Duplicate(SocketAddrV4),
+    #[error("a node cannot ask the relay for itself")]
+    RelaySelf,
+    #[error("the body is {0} bytes, more than the limit")]
+    TooLarge(usize),
+}
+
+/// An IPv4 address another box could send to: not 0/8, loopback,
+/// link-local (169.254/16: not routed, and every box has the same),
+/// multicast, the reserved 240/4 or broadcast.
+pub fn is_unicast(ip: Ipv4Addr) -> bool {
+    let first = ip.octets()[0];
+    !(first == 0 || ip.is_loopback() || ip.is_link_local() || ip.is_multicast() || first >= 240)
+}
+
+/// A candidate endpoint: unicast, port not 0, outside the mesh subnet.
+pub fn check_endpoint(addr: SocketAddrV4, mesh: Option<&Ipv4Net>) -> Result<(), CandidateError> {
+    if !is_unicast(*addr.ip()) || addr.port() == 0 {
+        return Err(CandidateError::BadAddress(addr));
+    }
+    if mesh.is_some_and(|m| m.contains(addr.ip())) {
+        return Err(CandidateError::MeshAddress(addr));
+    }
+    Ok(())
+}
+
+/// The checks a report's content must pass (the signature is checked
+/// apart): version, port, addresses (`mesh`: the mesh subnet, when known),
+/// no duplicates, no relay for itself.
+pub fn check_report(body: &ReportBody, mesh: Option<&Ipv4Net>) -> Result<(), CandidateError> {
+    if body.version != VERSION {
+        return Err(CandidateError::UnknownVersion(body.version));
+    }
+    if body.listen_port == 0 {
+        return Err(CandidateError::ZeroPort);
+    }
+    let mut seen = BTreeSet::new();
+    for addr in &body.lan {
+        check_endpoint(*addr, mesh)?;
+        if !seen.insert(*addr) {
+            return Err(CandidateError::Duplicate(*addr));
+        }
+    }
+    if body.want_relay.contains(&body.node_id) {
+        return Err(CandidateError::RelaySelf);
+    }
+    Ok(())
+}
+
+/// Node: signs its report; the bytes to `POST`.
+pub fn seal_report(body: &ReportBody, key: &SigningSecret) -> Result<Vec<u8>, CandidateError> {
+    let body = encode(body);
+    if body.len() > MAX_REPORT_BODY {
+        return Err(CandidateError::TooLarge(body.len()));
+    }
+    let signature = key.sign(&signed_message(tag::CANDIDATE_REPORT, &body));
+    Ok(encode(&SignedReport { body, signature }))
+}
+
+/// Decodes a report canonically *without* checking its signature: the hub
+/// needs the node id to find the key. Use [`SignedReport::verify`] next.
+pub fn decode_report(bytes: &[u8]) -> Result<(SignedReport, ReportBody), CandidateError> {
+    let signed: SignedReport =
+        decode_canonical(bytes, MAX_REPORT_BYTES).map_err(CandidateError::Malformed)?;
+    let body = signed.decode_body()?;
+    Ok((signed, body))
+}
+
+impl SignedReport {
+    fn decode_body(&self) -> Result<ReportBody, CandidateError> {
+        let body: ReportBody =
+            decode_canonical(&self.body, MAX_REPORT_BODY).map_err(CandidateError::Malformed)?;
+        if body.version != VERSION {
+            return Err(CandidateError::UnknownVersion(body.version));
+        }
+        Ok(body)
+    }
+
+    /// Does the signature hold under `key` (the node's directory signing key)?
+    pub fn verify(&self, key: &PublicKey) -> bool {
+        verify_signature(
+            key,
+            &signed_message(tag::CANDIDATE_REPORT, &self.body),
+            &self.signature,
+        )
+    }
+}
+
+/// Hub: signs a snapshot body; the bytes nodes fetch and store.
+pub fn seal_snapshot(body: &SnapshotBody, hub: &SigningSecret) -> Result<Vec<u8>, CandidateError> {
+    let body = encode(body);
+    if body.len() > MAX_SNAPSHOT_BODY {
+        return Err(CandidateError::TooLarge(body.len()));
+    }
+    let signature = hub.sign(&signed_message(tag::CANDIDATE_SNAPSHOT, &body));
+    Ok(encode(&SignedSnapshot { body, signature }))
+}
+
+/// A verified snapshot and what verification left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub snapshot: Snapshot,
+    /// Reports dropped: signature not under the node's directory key, body
+    /// malformed, another node's id, or content that fails [`check_report`].
+    pub dropped_reports: usize,
+    /// Entries and relay pairs dropped: a node not active in `view`.
+    pub dropped_inactive: usize,
+}
+
+/// Checks the hub's signature, decodes canonically, then keeps only what
+/// holds against `view`: entries of active nodes, reports signed by their
+/// node's directory key, relay pairs between active nodes.
+pub fn verify_snapshot(
+    bytes: &[u8],
+    hub_key: &PublicKey,
+    view: &View,
+) -> Result<Verified, CandidateError> {
+    let signed: SignedSnapshot =
+        decode_canonical(bytes, MAX_SNAPSHOT_BYTES).map_err(CandidateError::Malformed)?;
+    if !verify_signature(
+        hub_key,
+        &signed_message(tag::CANDIDATE_SNAPSHOT, &signed.body),
+        &signed.signature,
+    ) {
+        return Err(CandidateError::BadSignature);
+    }
+    let body: SnapshotBody =
+        decode_canonical(&signed.body, MAX_SNAPSHOT_BODY).map_err(CandidateError::Malformed)?;
+    if body.version != VERSION {
+        return Err(CandidateError::UnknownVersion(body.version));
+    }
+    let mut out = Verified {
+        snapshot: Snapshot {
+            serial: body.serial,
+            issued_unix: body.issued_unix,
+            probe_round: body.probe_round,
+            ..Snapshot::default()
+        },
+        dropped_reports: 0,
+        dropped_inactive: 0,
+    };
+    for entry in body.nodes {
+        let Some(record) = view.nodes.get(&entry.node_id) else {
+            out.dropped_inactive += 1;
+            continue;
+        };
+        let mut candidates = Candidates {
+            observed: entry.observed.filter(|a| check_endpoint(*a, None).is_ok()),
+            ..Candidates::default()
+        };
+        if let Some(report) = &entry.report {
+            match verified_report(report, &record.signing_key, &entry.node_id) {
+                Some(r) => {
+                    candidates.listen_port = Some(r.listen_port);
+                    candidates.lan = r.lan.to_vec();
+                    candidates.want_relay = r.want_relay.to_vec();
+                }
+                None => out.dropped_reports += 1,
+            }
+        }
+        out.snapshot.nodes.insert(entry.node_id, candidates);
+    }
+    for pair in body.relays {
+        let active = |id: &NodeId| view.nodes.contains_key(id);
+        if pair.a < pair.b && active(&pair.a) && active(&pair.b) && active(&pair.relay) {
+            out.snapshot.relays.push(pair);
+        } else {
+            out.dropped_inactive += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn verified_report(report: &SignedReport, key: &PublicKey, node: &NodeId) -> Option<ReportBody> {
+    if !report.verify(key) {
+        return None;
+    }
+    let body = report.decode_body().ok()?;
+    (body.node_id == *node && check_report(&body, None).is_ok()).then_some(body)
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

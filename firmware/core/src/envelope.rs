@@ -22,13 +22,17 @@ pub mod tag {
     pub const DIRECTORY_ENTRY: &[u8] = b"gondwana/v1/directory-entry\0";
     /// A hub's command to add or remove a firewall grant on a node.
     pub const GRANT_COMMAND: &[u8] = b"gondwana/v1/grant-command\0";
+    /// A node's endpoint candidates (docs/paths.md).
+    pub const CANDIDATE_REPORT: &[u8] = b"gondwana/v1/candidate-report\0";
+    /// The hub's snapshot of every node's candidates and the relay pairs.
+    pub const CANDIDATE_SNAPSHOT: &[u8] = b"gondwana/v1/candidate-snapshot\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
     /// Not a signature tag: the domain of the MAC that proves possession of
     /// a WireGuard private key (`wg_proof`).
     pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 9] = [
+    pub const ALL: [&[u8]; 11] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -36,6 +40,8 @@ pub mod tag {
         ENROL_GRANT,
         DIRECTORY_ENTRY,
         GRANT_COMMAND,
+        CANDIDATE_REPORT,
+        CANDIDATE_SNAPSHOT,
         TOKEN_VERIFIER,
         WIREGUARD_PROOF,
     ];

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backoff;
 pub mod boxname;
+pub mod candidate_book;
 pub mod candidates;
 pub mod dataplane;
 pub mod directory;
@@ -27,6 +28,7 @@ pub mod nonce;
 pub mod paths;
 pub mod peer_diff;
 pub mod reconcile;
+pub mod relay_alloc;
 pub mod revocation;
 pub mod time;
 pub mod token;

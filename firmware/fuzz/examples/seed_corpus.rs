@@ -17,7 +17,7 @@ use gondwana_core::identity_log::{self, IdentityEvent, build};
 use gondwana_core::keys::{SigningSecret, WireguardSecret, wg_key_to_base64};
 use gondwana_core::token::TokenSecret;
 use gondwana_core::{Boxname, NodeId};
-use gondwana_fuzz::{directory_records, fixture, sign_raw_body, valid_grant};
+use gondwana_fuzz::{candidate_report, directory_records, fixture, sign_raw_body, valid_grant};
 
 struct Out {
     root: PathBuf,
@@ -280,6 +280,42 @@ fn main() {
         .collect();
     let (raw, _) = audit_head.next_record(u64::MAX, &"k".repeat(40), &long);
     out.put("audit_record", "long-text", &raw);
+
+    // Endpoint candidates: reports, and a snapshot carrying one.
+    for seq in [1, 2, u64::MAX] {
+        out.put(
+            "candidates",
+            &format!("report-{seq}"),
+            &candidate_report(seq),
+        );
+    }
+    let report = gondwana_core::candidates::decode_report(&candidate_report(3))
+        .expect("report")
+        .0;
+    let hub_id = NodeId::from_genesis_key(&f.hub_key);
+    let node = NodeId::from_genesis_key(&f.node_signing.public_key());
+    let snapshot = gondwana_core::candidates::SnapshotBody {
+        version: gondwana_core::candidates::VERSION,
+        hub_id: hub_id.clone(),
+        serial: 3,
+        issued_unix: 1_700_000_000,
+        probe_round: 1,
+        nodes: vec![gondwana_core::candidates::NodeEntry {
+            node_id: node.clone(),
+            observed: Some("198.51.100.7:40001".parse().expect("addr")),
+            report: Some(report),
+        }],
+        relays: vec![gondwana_core::candidates::RelayPair {
+            a: hub_id.clone().min(node.clone()),
+            b: hub_id.clone().max(node),
+            relay: hub_id,
+            port_a: 56000,
+            port_b: 56001,
+        }],
+    };
+    let sealed = gondwana_core::candidates::seal_snapshot(&snapshot, &f.hub).expect("snapshot");
+    out.put("candidates", "snapshot", &sealed);
+    out.put("candidates", "snapshot-body", &envelope::encode(&snapshot));
 
     // Text forms.
     let node_id = NodeId::from_genesis_key(&f.node_state.signing_key);

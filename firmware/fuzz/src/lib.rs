@@ -138,3 +138,43 @@ pub fn sign_raw_body(domain_tag: &[u8], body: &[u8], signer: &SigningSecret) -> 
     };
     Some(envelope::encode(&env))
 }
+
+/// The directory the candidate targets check against: the fixture's node
+/// (10.10.0.2) and hub, both active.
+pub fn candidate_view() -> directory::View {
+    let f = fixture();
+    let mut view = directory::View::default();
+    for (key, state, ip) in [
+        (&f.node_signing, &f.node_state, Ipv4Addr::new(10, 10, 0, 2)),
+        (&f.hub, &f.hub_state, Ipv4Addr::new(10, 10, 0, 1)),
+    ] {
+        view.apply(&directory::Record::Node {
+            node_id: gondwana_core::NodeId::from_genesis_key(&key.public_key()),
+            boxname: state.boxname.clone(),
+            signing_key: key.public_key(),
+            wireguard_key: state.wireguard_key,
+            mesh_ip: ip,
+            endpoint_hint: None,
+        });
+    }
+    view
+}
+
+/// A report of the fixture's node, signed by it.
+pub fn candidate_report(seq: u64) -> Vec<u8> {
+    use gondwana_core::candidates::{self, ReportBody};
+    let f = fixture();
+    let body = ReportBody {
+        version: candidates::VERSION,
+        node_id: gondwana_core::NodeId::from_genesis_key(&f.node_signing.public_key()),
+        seq,
+        listen_port: 51822,
+        lan: ["192.168.1.2:51822".parse().expect("addr")]
+            .into_iter()
+            .collect(),
+        want_relay: [gondwana_core::NodeId::from_genesis_key(&f.hub_key)]
+            .into_iter()
+            .collect(),
+    };
+    candidates::seal_report(&body, &f.node_signing).expect("report")
+}

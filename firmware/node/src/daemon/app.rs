@@ -55,6 +55,8 @@ pub struct App {
     /// The last verified candidate snapshot (docs/paths.md): on a node the
     /// hub's, fetched or restored from the state partition; on the hub its
     /// own, as last signed. Read by the path machine and the relay.
+    /// Written by `daemon/candidates_task.rs` (node) and
+    /// `daemon/candidates_hub.rs` (hub).
     pub candidates: tokio::sync::watch::Sender<Option<Arc<gondwana_core::candidates::Snapshot>>>,
     /// The relay's counters and its pairs' last traffic (relay/), read by
     /// `/metrics` and the relay allocator.
@@ -65,6 +67,8 @@ pub struct App {
     /// new report when it changes. At most `candidates::MAX_RELAY_WANTS`
     /// are reported (the first ones, in node id order).
     pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
+    /// Hub: reports, the relay allocation and the signed snapshot.
+    pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -114,6 +118,7 @@ impl App {
             candidates: tokio::sync::watch::Sender::new(None),
             relay: Default::default(),
             want_relay: tokio::sync::watch::Sender::new(Vec::new()),
+            candidate_hub: Default::default(),
         }
     }
 
@@ -249,6 +254,16 @@ impl App {
                 json!(peers.iter().filter(|p| p.online()).count());
         }
         v["firewall"] = self.grants.status_json();
+        v["candidates"] = match self.candidates.borrow().as_deref() {
+            Some(c) => json!({
+                "serial": c.serial,
+                "issued_unix": c.issued_unix,
+                "probe_round": c.probe_round,
+                "nodes": c.nodes.len(),
+                "relay_pairs": c.relays.len(),
+            }),
+            None => Value::Null,
+        };
         v["peers"] = match peers {
             Some(peers) => Value::Array(peers.iter().map(PeerReport::to_json).collect()),
             None => Value::Null,

@@ -82,6 +82,13 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
     for reason in reasons {
         metrics.zero(ENROLMENT_FAILURES, &[&[("reason", reason)]]);
     }
+    if role == Role::Hub {
+        let name = crate::daemon::candidates_hub::REFUSALS;
+        metrics.counter(name, "Candidate reports refused, by reason");
+        for reason in crate::daemon::candidates_hub::REFUSAL_REASONS {
+            metrics.zero(name, &[&[("reason", reason)]]);
+        }
+    }
     metrics.counter(
         HTTP_REQUESTS,
         "HTTP requests answered on the TCP listeners, by route and status code",

@@ -8,6 +8,9 @@
 
 pub mod admin;
 pub mod app;
+pub mod candidates_hub;
+pub mod candidates_state;
+pub mod candidates_task;
 pub mod dataplane;
 pub mod dataplane_status;
 pub mod drive;
@@ -21,6 +24,7 @@ pub mod peers;
 pub mod revocation;
 pub mod routes;
 pub mod sync_task;
+pub mod view_cache;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
@@ -145,8 +149,11 @@ async fn serve(
     )));
 
     let mut background = match app.role() {
-        Role::Node => vec![tokio::spawn(enrol_task::run(app.clone()))],
-        Role::Hub => vec![],
+        Role::Node => vec![
+            tokio::spawn(enrol_task::run(app.clone())),
+            tokio::spawn(candidates_task::run(app.clone())),
+        ],
+        Role::Hub => vec![tokio::spawn(candidates_hub::run(app.clone()))],
     };
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());

@@ -61,6 +61,9 @@ pub struct LivePeers {
     names: std::sync::Mutex<Arc<PeerNames>>,
     /// Node: each other node's path as the path machine last judged it.
     paths: std::sync::Mutex<Arc<BTreeMap<NodeId, PeerPath>>>,
+    /// Node: the hub's candidate long poll is failing (set by
+    /// `candidates_task.rs`): what a relayed pair's status blames.
+    hub_unreachable: std::sync::atomic::AtomicBool,
 }
 
 /// The path kinds status and `/metrics` name (docs/paths.md).
@@ -172,6 +175,17 @@ impl LivePeers {
         }
     }
 
+    pub fn set_hub_unreachable(&self, unreachable: bool) {
+        self.hub_unreachable
+            .store(unreachable, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The open device, if any (the hub's candidates look at its peers'
+    /// endpoints).
+    pub fn device(&self) -> Option<Arc<WireGuard>> {
+        self.device.lock().ok()?.clone()
+    }
+
     pub fn set_names(&self, names: PeerNames) {
         if let Ok(mut n) = self.names.lock() {
             *n = Arc::new(names);
@@ -209,7 +223,9 @@ impl LivePeers {
                     .get(&p.config.public_key)
                     .and_then(|n| paths.get(&n.id))
                     .cloned(),
-                hub_unreachable: false,
+                hub_unreachable: self
+                    .hub_unreachable
+                    .load(std::sync::atomic::Ordering::Relaxed),
                 peer: p.clone(),
                 handshake_age: p
                     .last_handshake

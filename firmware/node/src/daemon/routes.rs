@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, Handler};
 use crate::clock::now_unix;
 use crate::daemon::app::App;
+use crate::daemon::candidates_hub;
 use crate::daemon::grants;
 use crate::daemon::metrics;
 use crate::daemon::revocation;
@@ -55,6 +56,10 @@ impl PublicApi {
             (&Method::POST, ["v1", "identity", "mirror"]) => mirror_push(app, &req).await,
             (&Method::GET, ["v1", "grants", "nonce"]) => grants::nonce(app),
             (&Method::POST, ["v1", "grants"]) => grants::command(app, &req).await,
+            (&Method::POST, ["v1", "candidates", "report"]) => {
+                candidates_hub::report(app, &req).await
+            }
+            (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -99,6 +104,8 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "identity", "mirror"]),
     (Method::GET, &["v1", "grants", "nonce"]),
     (Method::POST, &["v1", "grants"]),
+    (Method::POST, &["v1", "candidates", "report"]),
+    (Method::GET, &["v1", "candidates"]),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[

@@ -59,7 +59,6 @@ pub struct RelayState {
 impl RelayState {
     /// Seconds since the pair of `a` and `b` last carried a datagram
     /// (`None`: not running here; since its start when it never did).
-    #[allow(dead_code)] // for the hub's relay allocator (core relay_alloc, issue 11)
     pub fn idle_secs(&self, a: &NodeId, b: &NodeId, now_unix: u64) -> Option<u64> {
         let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
         let activity = active.get(&(a.clone(), b.clone()))?;

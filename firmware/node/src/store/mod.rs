@@ -6,6 +6,7 @@
 //! clear error before it touches the database.
 
 mod audit;
+mod candidates;
 pub mod directory;
 pub mod enrolment;
 pub mod grants;

@@ -41,6 +41,10 @@ pub const ENROLMENT: TableDefinition<&str, &[u8]> = TableDefinition::new("enrolm
 /// Both: firewall grants, (IPv4 address as u32, TCP port) → absolute expiry
 /// in Unix seconds (0 = none). Re-applied to the kernel at every start.
 pub const GRANTS: TableDefinition<(u32, u16), u64> = TableDefinition::new("grants");
+/// Both: endpoint candidates (docs/paths.md), by key: the hub's accepted
+/// reports (`report/<node id>`) and snapshot serial, a node's last verified
+/// snapshot and its last report seq (store/candidates.rs).
+pub const CANDIDATES: TableDefinition<&str, &[u8]> = TableDefinition::new("candidates");
 
 pub const KEY_SCHEMA_VERSION: &str = "schema_version";
 pub const KEY_DIRECTORY_HEAD: &str = "directory_head";
@@ -53,7 +57,8 @@ pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 /// Version 2: + tokens, nodes, addresses, boxnames, identity_mirror,
 /// directory, enrolment (enrolment and the hub).
 /// Version 3: + grants (the firewall).
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4: + candidates (direct paths).
+pub const SCHEMA_VERSION: u32 = 4;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     loop {
@@ -130,6 +135,9 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
             }
             2 => {
                 txn.open(GRANTS)?;
+            }
+            3 => {
+                txn.open(CANDIDATES)?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.

@@ -1,0 +1,311 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::boxname::Boxname;
+use crate::directory::Record;
+
+pub(crate) fn key(n: u8) -> SigningSecret {
+    SigningSecret::from_seed([n; 32])
+}
+
+pub(crate) fn id(n: u8) -> NodeId {
+    NodeId::from_genesis_key(&key(n).public_key())
+}
+
+/// A directory with nodes 1..=n (node n at 10.10.0.n).
+pub(crate) fn view(n: u8) -> View {
+    let mut view = View::default();
+    for i in 1..=n {
+        view.apply(&Record::Node {
+            node_id: id(i),
+            boxname: Boxname::parse(&format!("box-{i}")).unwrap(),
+            signing_key: key(i).public_key(),
+            wireguard_key: [i; 32],
+            mesh_ip: Ipv4Addr::new(10, 10, 0, i),
+            endpoint_hint: None,
+        });
+    }
+    view
+}
+
+pub(crate) fn addr(text: &str) -> SocketAddrV4 {
+    text.parse().unwrap()
+}
+
+pub(crate) fn report(n: u8, seq: u64, lan: &[&str], want: &[u8]) -> ReportBody {
+    ReportBody {
+        version: VERSION,
+        node_id: id(n),
+        seq,
+        listen_port: 51820 + u16::from(n),
+        lan: lan.iter().map(|a| addr(a)).collect(),
+        want_relay: want.iter().map(|w| id(*w)).collect(),
+    }
+}
+
+#[test]
+fn report_round_trip_and_forgery() {
+    let body = report(2, 7, &["192.168.1.20:51822"], &[3]);
+    let bytes = seal_report(&body, &key(2)).unwrap();
+    let (signed, decoded) = decode_report(&bytes).unwrap();
+    assert_eq!(decoded, body);
+    assert!(signed.verify(&key(2).public_key()));
+    assert!(!signed.verify(&key(3).public_key()), "another key");
+    for i in 0..bytes.len() {
+        let mut m = bytes.clone();
+        m[i] ^= 0x20;
+        if let Ok((s, _)) = decode_report(&m) {
+            assert!(!s.verify(&key(2).public_key()), "byte {i}");
+        }
+    }
+    // Signed under another domain: refused.
+    let other = encode(&SignedReport {
+        signature: key(2).sign(&signed_message(tag::CANDIDATE_SNAPSHOT, &signed.body)),
+        body: signed.body.clone(),
+    });
+    assert!(
+        !decode_report(&other)
+            .unwrap()
+            .0
+            .verify(&key(2).public_key())
+    );
+}
+
+#[test]
+fn malformed_and_oversized_reports_are_refused() {
+    let bytes = seal_report(&report(2, 1, &[], &[]), &key(2)).unwrap();
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode_report(&trailing),
+        Err(CandidateError::Malformed(DecodeError::TrailingBytes(1)))
+    ));
+    assert!(matches!(
+        decode_report(&bytes[..bytes.len() - 1]),
+        Err(CandidateError::Malformed(_))
+    ));
+    let huge = vec![0u8; MAX_REPORT_BYTES + 1];
+    assert!(matches!(
+        decode_report(&huge),
+        Err(CandidateError::Malformed(DecodeError::TooLarge { .. }))
+    ));
+    let mut v2 = report(2, 1, &[], &[]);
+    v2.version = 2;
+    let bytes = seal_report(&v2, &key(2)).unwrap();
+    assert_eq!(
+        decode_report(&bytes).err(),
+        Some(CandidateError::UnknownVersion(2))
+    );
+    // The largest report fits its bound.
+    let all: Vec<u8> = (10..10 + MAX_RELAY_WANTS as u8).collect();
+    let lan: Vec<String> = (1..=8).map(|i| format!("192.168.{i}.200:65535")).collect();
+    let lan: Vec<&str> = lan.iter().map(String::as_str).collect();
+    let big = seal_report(&report(2, u64::MAX, &lan, &all), &key(2)).unwrap();
+    assert!(big.len() <= MAX_REPORT_BYTES);
+    assert!(decode_report(&big).is_ok());
+}
+
+#[test]
+fn addresses_must_be_unicast_ipv4_outside_the_mesh() {
+    let mesh: Ipv4Net = "10.10.0.0/24".parse().unwrap();
+    let check = |lan: &[&str]| check_report(&report(2, 1, lan, &[]), Some(&mesh));
+    assert_eq!(check(&["192.168.1.2:51822", "203.0.113.5:51822"]), Ok(()));
+    for bad in [
+        "0.1.2.3:51822",
+        "127.0.0.1:51822",
+        "169.254.3.4:51822",
+        "224.0.0.1:51822",
+        "255.255.255.255:51822",
+        "240.0.0.1:51822",
+        "192.168.1.2:0",
+    ] {
+        assert_eq!(
+            check(&[bad]),
+            Err(CandidateError::BadAddress(addr(bad))),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        check(&["10.10.0.9:51822"]),
+        Err(CandidateError::MeshAddress(addr("10.10.0.9:51822")))
+    );
+    assert_eq!(
+        check(&["192.168.1.2:51822", "192.168.1.2:51822"]),
+        Err(CandidateError::Duplicate(addr("192.168.1.2:51822")))
+    );
+    let mut zero = report(2, 1, &[], &[]);
+    zero.listen_port = 0;
+    assert_eq!(check_report(&zero, None), Err(CandidateError::ZeroPort));
+    assert_eq!(
+        check_report(&report(2, 1, &[], &[2]), None),
+        Err(CandidateError::RelaySelf)
+    );
+}
+
+fn snapshot(nodes: Vec<NodeEntry>, relays: Vec<RelayPair>) -> SnapshotBody {
+    SnapshotBody {
+        version: VERSION,
+        hub_id: id(1),
+        serial: 5,
+        issued_unix: 1_700_000_000,
+        probe_round: 3,
+        nodes,
+        relays,
+    }
+}
+
+fn signed(body: &ReportBody, signer: u8) -> SignedReport {
+    let bytes = seal_report(body, &key(signer)).unwrap();
+    decode_report(&bytes).unwrap().0
+}
+
+/// The pair of nodes `x` and `y` relayed by node 1 from `port`.
+fn pair(x: u8, y: u8, port: u16) -> RelayPair {
+    RelayPair {
+        a: id(x).min(id(y)),
+        b: id(x).max(id(y)),
+        relay: id(1),
+        port_a: port,
+        port_b: port + 1,
+    }
+}
+
+#[test]
+fn snapshot_keeps_only_what_holds_against_the_directory() {
+    let good = report(2, 1, &["192.168.1.2:51822"], &[3]);
+    let entry = |n: u8, report: Option<SignedReport>| NodeEntry {
+        node_id: id(n),
+        observed: Some(addr("198.51.100.7:40000")),
+        report,
+    };
+    let body = snapshot(
+        vec![
+            entry(2, Some(signed(&good, 2))),
+            // Node 3's entry carries a report signed by node 4's key.
+            entry(3, Some(signed(&report(3, 1, &[], &[]), 4))),
+            // Node 4 carries node 2's (valid) report: another node's.
+            entry(4, Some(signed(&good, 2))),
+            // Node 9 is not in the directory.
+            entry(9, None),
+        ],
+        // A pair between active nodes, and one with node 9.
+        vec![pair(2, 3, 56000), pair(2, 9, 56002)],
+    );
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let v = verify_snapshot(&bytes, &key(1).public_key(), &view(4)).unwrap();
+    assert_eq!(v.dropped_reports, 2);
+    assert_eq!(v.dropped_inactive, 2);
+    assert_eq!(v.snapshot.serial, 5);
+    assert_eq!(v.snapshot.probe_round, 3);
+    assert_eq!(v.snapshot.nodes.len(), 3);
+    let two = &v.snapshot.nodes[&id(2)];
+    assert_eq!(two.listen_port, Some(51822));
+    assert_eq!(two.lan, vec![addr("192.168.1.2:51822")]);
+    assert_eq!(two.want_relay, vec![id(3)]);
+    assert_eq!(v.snapshot.nodes[&id(3)].listen_port, None);
+    assert_eq!(
+        v.snapshot.nodes[&id(3)].observed,
+        Some(addr("198.51.100.7:40000"))
+    );
+    assert_eq!(v.snapshot.relays.len(), 1);
+
+    // The wrong hub key, a flipped bit, trailing bytes: refused whole.
+    assert_eq!(
+        verify_snapshot(&bytes, &key(2).public_key(), &view(4)).err(),
+        Some(CandidateError::BadSignature)
+    );
+    for i in (0..bytes.len()).step_by(7) {
+        let mut m = bytes.clone();
+        m[i] ^= 0x01;
+        assert!(
+            verify_snapshot(&m, &key(1).public_key(), &view(4)).is_err(),
+            "byte {i}"
+        );
+    }
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(verify_snapshot(&trailing, &key(1).public_key(), &view(4)).is_err());
+}
+
+#[test]
+fn signed_snapshot_is_body_and_signature() {
+    let body = snapshot(vec![], vec![]);
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let framed: SignedSnapshot = decode_canonical(&bytes, MAX_SNAPSHOT_BYTES).unwrap();
+    assert_eq!(framed.body, encode(&body));
+    assert_eq!(bytes.len(), 1 + framed.body.len() + 1 + 64);
+}
+
+/// docs/protocol.md, "Endpoint candidates": the published vectors, also
+/// checked by tests/independent-vectors.py.
+#[test]
+fn published_candidate_vectors() {
+    let hex32 = |s: &str| crate::keys::decode_hex32(s).unwrap();
+    let node = SigningSecret::from_seed(hex32(
+        "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+    ));
+    let hub = SigningSecret::from_seed(hex32(
+        "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+    ));
+    let node_id = NodeId::from_genesis_key(&node.public_key());
+    let hub_id = NodeId::from_genesis_key(&hub.public_key());
+    let body = ReportBody {
+        version: VERSION,
+        node_id: node_id.clone(),
+        seq: 7,
+        listen_port: 51822,
+        lan: [addr("192.168.1.20:51822")].into_iter().collect(),
+        want_relay: [hub_id.clone()].into_iter().collect(),
+    };
+    let report = seal_report(&body, &node).unwrap();
+    let snapshot = SnapshotBody {
+        version: VERSION,
+        hub_id: hub_id.clone(),
+        serial: 3,
+        issued_unix: 1_700_000_000,
+        probe_round: 2,
+        nodes: vec![NodeEntry {
+            node_id: node_id.clone(),
+            observed: Some(addr("198.51.100.7:40001")),
+            report: Some(decode_report(&report).unwrap().0),
+        }],
+        relays: vec![RelayPair {
+            a: hub_id.clone(),
+            b: node_id.clone(),
+            relay: hub_id.clone(),
+            port_a: 56000,
+            port_b: 56001,
+        }],
+    };
+    let sealed = seal_snapshot(&snapshot, &hub).unwrap();
+    let hex = crate::hash::to_hex;
+    assert_eq!(hex(&report), REPORT_VECTOR);
+    assert_eq!(hex(&sealed), SNAPSHOT_VECTOR);
+}
+
+const REPORT_VECTOR: &str = concat!(
+    "7e013767773a70626532796d636a6e6166366433337766333761326e786163347a346772",
+    "736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee94030137",
+    "67773a6e33653673766e62746f723474347a796b61656275643364376a6f376478687937",
+    "6c6970766b7875797a3336356f34356574357140a350a95e373cdaa86aaf7d43265ad654",
+    "89ebe5e607310efbbd89cf4475c1ff86b851b6666a00377f8b311112248381656f93e8f3",
+    "036c22832cd64e72af871903",
+);
+const SNAPSHOT_VECTOR: &str = concat!(
+    "f103013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764",
+    "786879376c6970766b7875797a3336356f3435657435710380e2cfaa0602013767773a70",
+    "626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b",
+    "776174726c68736a6f7a6768706a7101c6336407c1b802017e013767773a70626532796d",
+    "636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c",
+    "68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e6274",
+    "6f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a333635",
+    "6f34356574357140a350a95e373cdaa86aaf7d43265ad65489ebe5e607310efbbd89cf44",
+    "75c1ff86b851b6666a00377f8b311112248381656f93e8f3036c22832cd64e72af871903",
+    "013767773a6e33653673766e62746f723474347a796b61656275643364376a6f37647868",
+    "79376c6970766b7875797a3336356f3435657435713767773a70626532796d636a6e6166",
+    "366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a",
+    "6768706a713767773a6e33653673766e62746f723474347a796b61656275643364376a6f",
+    "3764786879376c6970766b7875797a3336356f343565743571c0b503c1b50340189810e3",
+    "ade8a8c1c434b82ae0f546b93bde6fb0bcebf0c23855038cd0b7f77a36691157b21a0a7b",
+    "92027634d470758e3debc7c4869bc751b54ef04fa3494b07",
+);
