@@ -191,14 +191,22 @@ impl PathMachine {
             .collect();
         for id in ids {
             let s = seen.get(&id).copied().unwrap_or_default();
+            let relayed = self.relay_endpoint(&id);
             let peer = self
                 .peers
                 .entry(id.clone())
                 .or_insert_with(|| Peer::new(wall));
             peer.seen = s;
-            let (phase, set_at) = (peer.phase, peer.set_at);
+            let (phase, set_at, ours) = (peer.phase, peer.set_at, peer.endpoint);
             let fresh = is_fresh(s.last_handshake, wall);
             let proven = fresh && handshake_after(s.last_handshake, set_at);
+            // The device roamed to an address we did not set, and not to
+            // the relay: an authenticated packet came from there, the other
+            // side's probe reached us (it may have raced ours).
+            let reached = fresh
+                && s.endpoint.is_some()
+                && s.endpoint != ours
+                && s.endpoint != relayed;
             match phase {
                 Phase::Up if !fresh => {
                     // Lost: probed again from the start.
@@ -213,7 +221,7 @@ impl PathMachine {
                 // Never set anything: a working session the device already
                 // has (a daemon restart) is adopted as it is.
                 Phase::Idle if fresh && s.endpoint.is_some() => self.succeed(&id),
-                Phase::Idle | Phase::Probing { .. } | Phase::WantRelay if proven => {
+                Phase::Idle | Phase::Probing { .. } | Phase::WantRelay if proven || reached => {
                     self.succeed(&id)
                 }
                 // The other side's direct probe reached us: follow it.
