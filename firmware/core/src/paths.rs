@@ -13,12 +13,13 @@
 //!    subnets (non-mesh), which decide what "same LAN" means;
 //! 2. [`PathMachine::handle_relay_host`]: the relay's IP (this version:
 //!    the hub's endpoint as resolved), `None` while unknown;
-//! 3. [`PathMachine::handle_snapshot`]: the verified snapshot, each time a
-//!    new one arrives (peers start probing when it shows them);
-//! 4. [`PathMachine::handle_device`]: the device's peers by node id, last
+//! 3. [`PathMachine::handle_device`]: the device's peers by node id, last
 //!    handshake and endpoint ([`observe`] maps the device's keys). No
 //!    probe starts before the first one: a session the device already
-//!    has is adopted;
+//!    has is adopted. Before the snapshot: a session the other side
+//!    opened while its probe raced ours is adopted, not replaced;
+//! 4. [`PathMachine::handle_snapshot`]: the verified snapshot, each time a
+//!    new one arrives (peers start probing when it shows them);
 //! 5. [`PathMachine::handle_timeout`]: advances probes whose
 //!    [`PROBE_TIMEOUT`] passed. Call it after `handle_device`, so a
 //!    handshake that just came in counts before its probe times out.
@@ -203,10 +204,8 @@ impl PathMachine {
             // The device roamed to an address we did not set, and not to
             // the relay: an authenticated packet came from there, the other
             // side's probe reached us (it may have raced ours).
-            let reached = fresh
-                && s.endpoint.is_some()
-                && s.endpoint != ours
-                && s.endpoint != relayed;
+            let reached =
+                fresh && s.endpoint.is_some() && s.endpoint != ours && s.endpoint != relayed;
             match phase {
                 Phase::Up if !fresh => {
                     // Lost: probed again from the start.

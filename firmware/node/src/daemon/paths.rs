@@ -116,13 +116,16 @@ impl PathDriver {
         };
         machine.handle_lan_subnets(own_subnets(mesh_interface), now, wall);
         machine.handle_relay_host(relay_host);
+        // The device first: a session the other side already opened (its
+        // probe raced ours) is adopted before a new snapshot starts a probe
+        // that would replace it.
+        machine.handle_device(&paths::observe(view, device), now, wall);
         if let Some(s) = &snapshot
             && !self.fed.as_ref().is_some_and(|f| Arc::ptr_eq(f, s))
         {
             machine.handle_snapshot(s, now, wall);
             self.fed = snapshot.clone();
         }
-        machine.handle_device(&paths::observe(view, device), now, wall);
         machine.handle_timeout(now, wall);
         let mut want_relay = None;
         let mut new_sessions = BTreeSet::new();
