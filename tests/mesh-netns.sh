@@ -246,7 +246,7 @@ hub_status=$(gw hub "$NS_H" status 2>&1)
 check "hub: status shows the data plane (backend, port, key)" \
     bash -c "grep -q 'data plane: up, userspace backend' <<<\"\$1\" && grep -qE '  port: +[0-9]+' <<<\"\$1\"" _ "$hub_status"
 check "hub: status shows a peers table with a header and node1's row" \
-    bash -c "grep -qE '^PEER +MESH IP +ENDPOINT +LAST HANDSHAKE +RX +TX' <<<\"\$1\" && grep -qE ' $IP_A +$UNDERLAY\.2:[0-9]+ +[0-9]+s ago +[0-9.]+ (B|KiB)' <<<\"\$1\"" _ "$hub_status"
+    bash -c "grep -qE '^PEER +MESH IP +PATH +ENDPOINT +LAST HANDSHAKE +RX +TX' <<<\"\$1\" && grep -qE ' $IP_A +direct +$UNDERLAY\.2:[0-9]+ +[0-9]+s ago +[0-9.]+ (B|KiB)' <<<\"\$1\"" _ "$hub_status"
 node_list=$(gw hub "$NS_H" node list 2>&1)
 printf '%s\n' "---- gondwana status (hub)" "$hub_status" "---- gondwana node list (hub)" "$node_list" "----"
 check "hub: node list says node1 and node2 are online" \
