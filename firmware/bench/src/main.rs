@@ -158,7 +158,7 @@ fn json_str(s: &str) -> String {
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| format!("OS random number generator: {e}"))?;
+    getrandom::getrandom(&mut b).map_err(|e| format!("OS random number generator: {e}"))?;
     Ok(b)
 }
 

@@ -39,7 +39,7 @@ pub fn run(spec: &Spec) -> Result<String, String> {
     let mut latencies = Vec::with_capacity(spec.count);
     let started = Instant::now();
     for i in 0..spec.count as u64 {
-        getrandom::fill(&mut value).map_err(|e| format!("OS random number generator: {e}"))?;
+        getrandom::getrandom(&mut value).map_err(|e| format!("OS random number generator: {e}"))?;
         let t = Instant::now();
         // Default durability (Immediate): the commit returns after fsync.
         let txn = db.begin_write().map_err(|e| fail(&e))?;

@@ -38,8 +38,8 @@ pub enum ProofError {
 fn mac(secret: &WireguardSecret, peer: &PublicKey) -> Result<Blake2bMac<U32>, ProofError> {
     let shared = secret.shared_secret(peer).ok_or(ProofError::LowOrder)?;
     // A 32-byte key is within BLAKE2b's 1..=64: this cannot fail.
-    let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(&shared[..])
-        .map_err(|_| ProofError::LowOrder)?;
+    let mut mac =
+        Blake2bMac::<U32>::new_from_slice(&shared[..]).map_err(|_| ProofError::LowOrder)?;
     mac.update(tag::WIREGUARD_PROOF);
     Ok(mac)
 }

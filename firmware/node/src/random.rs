@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 pub fn seed() -> anyhow::Result<Zeroizing<[u8; 32]>> {
     let mut seed = Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut seed[..]).context("reading the OS random number generator")?;
+    getrandom::getrandom(&mut seed[..]).context("reading the OS random number generator")?;
     Ok(seed)
 }
 
@@ -14,7 +14,7 @@ pub fn seed() -> anyhow::Result<Zeroizing<[u8; 32]>> {
 /// security-relevant: it only has to differ between boxes).
 pub fn jitter_seed() -> u64 {
     let mut b = [0u8; 8];
-    match getrandom::fill(&mut b) {
+    match getrandom::getrandom(&mut b) {
         Ok(()) => u64::from_le_bytes(b),
         Err(_) => {
             let nanos = std::time::SystemTime::now()

@@ -94,7 +94,7 @@ fn low_order_keys_are_refused_on_both_sides() {
             Some(ProofError::LowOrder)
         );
         // Even the MAC under the all-zero key is refused.
-        let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(&[0; 32]).unwrap();
+        let mut mac = Blake2bMac::<U32>::new_from_slice(&[0; 32]).unwrap();
         mac.update(tag::WIREGUARD_PROOF);
         mac.update(b"m");
         let zero_key: WireguardProof = mac.finalize().into_bytes().into();
@@ -113,7 +113,7 @@ fn another_domain_tag_is_refused() {
         b"".as_slice(),
         b"gondwana/v1/wireguard-proof",
     ] {
-        let mut mac = <Blake2bMac<U32> as KeyInit>::new_from_slice(&shared[..]).unwrap();
+        let mut mac = Blake2bMac::<U32>::new_from_slice(&shared[..]).unwrap();
         mac.update(wrong);
         mac.update(b"hello");
         let proof: WireguardProof = mac.finalize().into_bytes().into();

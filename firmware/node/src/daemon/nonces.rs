@@ -35,7 +35,7 @@ impl Nonces {
     /// never refuses for load; fails only if the OS RNG does.
     pub fn issue(&self) -> anyhow::Result<Nonce> {
         let mut random = [0u8; 8];
-        getrandom::fill(&mut random)
+        getrandom::getrandom(&mut random)
             .map_err(|e| anyhow::anyhow!("reading the OS random number generator: {e}"))?;
         let mut guard = self.book.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {

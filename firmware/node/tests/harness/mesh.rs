@@ -846,7 +846,7 @@ pub fn mesh_ip(status: &Value) -> Ipv4Addr {
 
 pub fn random32() -> [u8; 32] {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).expect("OS RNG");
+    getrandom::getrandom(&mut b).expect("OS RNG");
     b
 }
 

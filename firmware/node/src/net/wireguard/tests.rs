@@ -82,7 +82,7 @@ impl Drop for Devices {
 
 pub(crate) fn random_key() -> Zeroizing<[u8; 32]> {
     let mut key = Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut *key).expect("OS RNG");
+    getrandom::getrandom(&mut *key).expect("OS RNG");
     key
 }
 
