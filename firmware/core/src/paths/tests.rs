@@ -581,3 +581,44 @@ fn a_reprobe_over_a_live_session_asks_for_a_new_one() {
     // C has no session: probed without one.
     assert!(!events.contains(&Event::NewSession(c())), "{events:?}");
 }
+
+/// B's probe reached us before our snapshot showed B: its handshake came
+/// in and the device learned B's LAN address by itself. Fed the device
+/// first (the driver's order), the session is adopted: no probe, no new
+/// session that would cut the one B opened.
+#[test]
+fn a_session_the_other_side_opened_first_is_adopted_not_replaced() {
+    let mut clock = Clock::new();
+    let mut m = machine(&clock);
+    clock.advance(1);
+    m.handle_device(&seen(&clock, &[(b(), 0, B_LAN)]), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, vec![]));
+    let events = drain(&mut m);
+    assert!(
+        !events.contains(&Event::NewSession(b())),
+        "B's session kept: {events:?}"
+    );
+    assert!(
+        endpoint_events(&events).iter().all(|(id, _)| *id != b()),
+        "B's endpoint left as the device has it: {events:?}"
+    );
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
+}
+
+/// We are probing B's public address when B's handshake arrives from its
+/// LAN address (B's probe won the race): the device roamed to an address
+/// we did not set, with a fresh handshake — B is up there.
+#[test]
+fn a_handshake_from_an_address_we_did_not_set_is_a_path() {
+    let (mut clock, mut m) = probing();
+    clock.advance(6);
+    let events = step(&mut m, &clock, &BTreeMap::new());
+    assert_eq!(
+        endpoint_events(&events),
+        vec![(b(), Some(addr(B_PUBLIC)))],
+        "B's LAN candidate timed out, the public one is tried"
+    );
+    clock.advance(1);
+    step(&mut m, &clock, &seen(&clock, &[(b(), 0, B_LAN)]));
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
+}
