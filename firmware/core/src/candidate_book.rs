@@ -29,6 +29,8 @@ pub enum Refusal {
     BadAddress(CandidateError),
     #[error("{addr} is already a candidate of {by}")]
     EndpointTaken { addr: SocketAddrV4, by: NodeId },
+    #[error("the report asks the relay for {0}, which is not an active node of the directory")]
+    RelayNotMember(NodeId),
 }
 
 impl Refusal {
@@ -40,6 +42,7 @@ impl Refusal {
             Refusal::StaleSeq { .. } => "stale_seq",
             Refusal::BadAddress(_) => "bad_address",
             Refusal::EndpointTaken { .. } => "endpoint_taken",
+            Refusal::RelayNotMember(_) => "relay_not_member",
         }
     }
 }
@@ -72,6 +75,14 @@ pub fn authenticate(bytes: &[u8], view: &View) -> Result<Authentic, Refusal> {
         .ok_or_else(|| Refusal::UnknownNode(body.node_id.clone()))?;
     if !signed.verify(&record.signing_key) {
         return Err(Refusal::BadSignature);
+    }
+    // A relay pair is only ever between two active members.
+    if let Some(id) = body
+        .want_relay
+        .iter()
+        .find(|id| !view.nodes.contains_key(*id))
+    {
+        return Err(Refusal::RelayNotMember(id.clone()));
     }
     Ok(Authentic {
         bytes: bytes.to_vec(),

@@ -138,6 +138,8 @@ fn hub_takes_signed_reports_refuses_bad_ones_and_keeps_them_across_a_restart() {
     let stranger = FakeNode::new("stranger");
     let unknown = send(&hub, &report(&stranger, 1, &[], &[]), &stranger);
     assert_refused(&unknown, 403, "unknown_node");
+    let outsider = send(&hub, &report(&a, 9, &[], &[id(&stranger)]), &a);
+    assert_refused(&outsider, 403, "relay_not_member");
     let junk = post(hub.api_port, REPORT, b"\x05junk").unwrap();
     assert_refused(&junk, 400, "malformed");
 
@@ -150,6 +152,7 @@ fn hub_takes_signed_reports_refuses_bad_ones_and_keeps_them_across_a_restart() {
         "bad_signature",
         "endpoint_taken",
         "unknown_node",
+        "relay_not_member",
         "malformed",
     ] {
         assert_eq!(refusals(&hub, reason), 1.0, "{reason}");

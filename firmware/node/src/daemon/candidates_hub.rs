@@ -35,6 +35,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "stale_seq",
     "bad_address",
     "endpoint_taken",
+    "relay_not_member",
     "rate_limited",
 ];
 /// How often the hub looks at its device.
@@ -47,7 +48,9 @@ pub const LONG_POLL: Duration = Duration::from_secs(25);
 fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
         Refusal::Malformed(_) | Refusal::BadAddress(_) => StatusCode::BAD_REQUEST,
-        Refusal::UnknownNode(_) | Refusal::BadSignature => StatusCode::FORBIDDEN,
+        Refusal::UnknownNode(_) | Refusal::BadSignature | Refusal::RelayNotMember(_) => {
+            StatusCode::FORBIDDEN
+        }
         Refusal::StaleSeq { .. } | Refusal::EndpointTaken { .. } => StatusCode::CONFLICT,
     }
 }
