@@ -141,6 +141,8 @@ impl PathMachine {
     // ---- inputs -----------------------------------------------------
 
     /// This box's own (non-mesh) interface subnets.
+    /// `subnets` carry this box's own address in each (host bits kept):
+    /// a candidate at one of them is skipped.
     pub fn handle_lan_subnets(&mut self, subnets: Vec<Ipv4Net>, now: Instant, wall: SystemTime) {
         if subnets != self.lan_subnets {
             self.lan_subnets = subnets;
@@ -345,6 +347,11 @@ impl PathMachine {
         if let Some(c) = self.snapshot.as_ref().and_then(|s| s.nodes.get(id)) {
             let lan = c.lan.iter().filter(|a| self.is_lan_ip(IpAddr::V4(*a.ip())));
             for a in lan.chain(c.observed.iter()) {
+                // One of our own addresses (two boxes behind separate NATs
+                // that number their LANs alike): it would reach ourselves.
+                if self.lan_subnets.iter().any(|n| n.addr() == *a.ip()) {
+                    continue;
+                }
                 let a = SocketAddr::V4(*a);
                 if !out.contains(&a) {
                     out.push(a);

@@ -622,3 +622,24 @@ fn a_handshake_from_an_address_we_did_not_set_is_a_path() {
     step(&mut m, &clock, &seen(&clock, &[(b(), 0, B_LAN)]));
     assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
 }
+
+/// Two boxes whose LANs are numbered alike (each behind its own NAT): the
+/// other's LAN address is one of ours, and is never probed.
+#[test]
+fn a_candidate_at_our_own_address_is_skipped() {
+    let clock = Clock::new();
+    let mut m = started(&clock, &BTreeMap::new());
+    // We are 192.168.1.20 — B's LAN address.
+    m.handle_lan_subnets(
+        vec!["192.168.1.20/24".parse().unwrap()],
+        clock.now,
+        clock.wall,
+    );
+    m.handle_device(&BTreeMap::new(), clock.now, clock.wall);
+    give(&mut m, &clock, snapshot(0, vec![]));
+    let events = endpoint_events(&drain(&mut m));
+    assert!(
+        events.contains(&(b(), Some(addr(B_PUBLIC)))),
+        "B probed at its public address first: {events:?}"
+    );
+}

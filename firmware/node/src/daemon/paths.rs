@@ -179,11 +179,14 @@ impl PathDriver {
     }
 }
 
-/// This box's own IPv4 subnets but the mesh's: what "same LAN" means.
+/// This box's own IPv4 addresses with their prefixes, but the mesh's:
+/// what "same LAN" means (and which candidates are ourselves).
 fn own_subnets(mesh_interface: &InterfaceName) -> Vec<Ipv4Net> {
     match crate::net::host_addrs::host_subnets(mesh_interface) {
         Ok(nets) => {
-            let mut nets: Vec<Ipv4Net> = nets.iter().map(Ipv4Net::trunc).collect();
+            // Host bits kept: the machine skips candidates at our own
+            // addresses.
+            let mut nets = nets;
             nets.sort();
             nets.dedup();
             nets
