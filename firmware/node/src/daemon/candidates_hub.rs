@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::clock::now_unix;
 use crate::daemon::app::App;
-use crate::daemon::drive::joined;
+use crate::daemon::drive::{blocking, joined};
 
 pub const REFUSALS: &str = "gondwana_candidate_refusals_total";
 /// Every reason a report is refused (docs/metrics.md).
@@ -98,11 +98,10 @@ pub async fn report(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Api
     if changed {
         let store = app.store.clone();
         let id = node.to_string();
-        joined(tokio::task::spawn_blocking(move || store.save_candidate_report(&id, &bytes)).await)
-            .map_err(|e| {
-                error!("storing the candidate report of {node}: {e}");
-                ApiError::internal("the hub could not store the report; see its log")
-            })?;
+        joined(blocking(move || store.save_candidate_report(&id, &bytes)).await).map_err(|e| {
+            error!("storing the candidate report of {node}: {e}");
+            ApiError::internal("the hub could not store the report; see its log")
+        })?;
         hub.kick.notify_one();
     }
     Ok(ApiResponse::json(
@@ -224,7 +223,7 @@ pub async fn run(app: Arc<App>) {
 /// thread: signing and checking every report of a large mesh takes a while.
 async fn publish(app: &Arc<App>, body: SnapshotBody, view: Arc<View>) {
     let app2 = app.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(move || {
         let hub = app2.hub.as_ref().ok_or(anyhow::anyhow!("not a hub"))?;
         let bytes = candidates::seal_snapshot(&body, &hub.signing)
             .map_err(|e| anyhow::anyhow!("signing the candidate snapshot: {e}"))?;
@@ -255,8 +254,7 @@ async fn publish(app: &Arc<App>, body: SnapshotBody, view: Arc<View>) {
 async fn restore_reports(app: &Arc<App>, authority: [u8; 32]) {
     let state = &app.candidate_hub;
     let store = app.store.clone();
-    let stored = match joined(tokio::task::spawn_blocking(move || store.candidate_reports()).await)
-    {
+    let stored = match joined(blocking(move || store.candidate_reports()).await) {
         Ok(s) => s,
         Err(e) => return error!("reading the stored candidate reports: {e}"),
     };
@@ -276,7 +274,7 @@ async fn forget_reports(app: &Arc<App>, nodes: Vec<NodeId>) {
         return;
     }
     let store = app.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(move || {
         for id in &nodes {
             store.remove_candidate_report(id.as_str())?;
         }

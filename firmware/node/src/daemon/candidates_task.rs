@@ -19,7 +19,7 @@ use http::{Method, StatusCode};
 use crate::api::client;
 use crate::daemon::app::App;
 use crate::daemon::candidates_hub::LONG_POLL;
-use crate::daemon::drive::{CALL_TIMEOUT, error_text, joined, text};
+use crate::daemon::drive::{CALL_TIMEOUT, blocking, error_text, joined, text};
 use crate::daemon::sync_task::hub_api_url;
 use crate::daemon::view_cache::ViewCache;
 use crate::store::enrolment::Enrolment;
@@ -147,7 +147,7 @@ async fn send_report(
     let fail = |e: String| (None, e);
     let store = app.store.clone();
     let (seq, identity) = joined(
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let seq = store.candidate_report_seq()? + 1;
             store.save_candidate_report_seq(seq)?;
             anyhow::Ok((seq, store.require_identity()?))
@@ -188,7 +188,7 @@ async fn send_report(
 /// published; its bytes, if it holds.
 async fn restore(app: &App, enrolment: &Enrolment, views: &ViewCache) -> Option<Bytes> {
     let store = app.store.clone();
-    let stored = joined(tokio::task::spawn_blocking(move || store.candidate_snapshot()).await);
+    let stored = joined(blocking(move || store.candidate_snapshot()).await);
     let bytes = match stored {
         Ok(Some(b)) => Bytes::from(b),
         Ok(None) => return None,
@@ -230,10 +230,7 @@ async fn verify(
     let (view, _) = views.get(&app.store, enrolment.hub_key).await?;
     // Off the runtime's thread: a large snapshot has many signatures.
     let (bytes, hub_key) = (bytes.to_vec(), enrolment.hub_key);
-    joined(
-        tokio::task::spawn_blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view))
-            .await,
-    )
+    joined(blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view)).await)
 }
 
 fn publish(app: &App, verified: candidates::Verified) -> u64 {
@@ -340,7 +337,7 @@ async fn accept(
     }
     let store = app.store.clone();
     let raw = bytes.to_vec();
-    joined(tokio::task::spawn_blocking(move || store.save_candidate_snapshot(&raw)).await)?;
+    joined(blocking(move || store.save_candidate_snapshot(&raw)).await)?;
     publish(app, verified);
     Ok(())
 }
