@@ -15,6 +15,7 @@ use gondwana_core::candidate_book::{self, Refusal};
 use gondwana_core::candidates::{self, SnapshotBody};
 use gondwana_core::directory::View;
 use gondwana_core::node_id::NodeId;
+use gondwana_core::ordered::{map_from, set_from};
 use gondwana_core::reconcile::HANDSHAKE_STALE;
 use gondwana_core::relay_alloc::{RelayAllocator, RelaySettings};
 use gondwana_core::time::Millis;
@@ -166,7 +167,7 @@ pub async fn run(app: Arc<App>) {
         };
         let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
-        let active: BTreeSet<NodeId> = view.nodes.keys().cloned().collect();
+        let active: BTreeSet<NodeId> = set_from(view.nodes.keys().cloned());
         let config = app.config();
         let settings = RelaySettings {
             ports: (config.relay.port_range.first, config.relay.port_range.last),
@@ -297,17 +298,13 @@ async fn observed_endpoints(app: &App, view: &View) -> Option<BTreeMap<NodeId, S
             return None;
         }
     };
-    let by_key: BTreeMap<_, _> = view
-        .nodes
-        .iter()
-        .map(|(id, n)| (n.wireguard_key, id))
-        .collect();
+    let by_key: BTreeMap<_, _> = map_from(view.nodes.iter().map(|(id, n)| (n.wireguard_key, id)));
     let now = SystemTime::now();
     let fresh = |t: &SystemTime| {
         now.duration_since(*t)
             .is_ok_and(|age| age < HANDSHAKE_STALE)
     };
-    Some(
+    Some(map_from(
         state
             .peers
             .iter()
@@ -317,7 +314,6 @@ async fn observed_endpoints(app: &App, view: &View) -> Option<BTreeMap<NodeId, S
                     (Some(SocketAddr::V4(addr)), Some(id)) => Some(((*id).clone(), addr)),
                     _ => None,
                 },
-            )
-            .collect(),
-    )
+            ),
+    ))
 }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use gondwana_core::candidates::{self, MAX_LAN_ADDRS, MAX_RELAY_WANTS, ReportBody};
 use gondwana_core::mesh::Ipv4Net;
 use gondwana_core::node_id::NodeId;
+use gondwana_core::ordered::sorted_unique;
 use http::{Method, StatusCode};
 
 use crate::api::client;
@@ -67,9 +68,7 @@ fn content(app: &App, enrolment: &Enrolment) -> Content {
         &enrolment.grant.subnet,
         enrolment.grant.mesh_ip,
     );
-    let mut want_relay = app.want_relay.borrow().clone();
-    want_relay.sort();
-    want_relay.dedup();
+    let mut want_relay = sorted_unique(app.want_relay.borrow().iter().cloned());
     want_relay.retain(|id| *id != enrolment.grant.node_id);
     want_relay.truncate(MAX_RELAY_WANTS);
     Content {
@@ -90,13 +89,12 @@ fn lan_candidates(
         warn!("listing this box's addresses for its candidate report: {e}");
         Vec::new()
     });
-    let mut out: Vec<SocketAddrV4> = subnets
-        .iter()
-        .map(|n| SocketAddrV4::new(n.addr(), port))
-        .filter(|a| candidates::check_endpoint(*a, Some(mesh)).is_ok())
-        .collect();
-    out.sort();
-    out.dedup();
+    let mut out: Vec<SocketAddrV4> = sorted_unique(
+        subnets
+            .iter()
+            .map(|n| SocketAddrV4::new(n.addr(), port))
+            .filter(|a| candidates::check_endpoint(*a, Some(mesh)).is_ok()),
+    );
     out.truncate(MAX_LAN_ADDRS);
     out
 }

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use gondwana_core::candidates::Snapshot;
 use gondwana_core::directory::View;
 use gondwana_core::mesh::Ipv4Net;
+use gondwana_core::ordered::{map_from, sorted_unique};
 use gondwana_core::paths::{self, Event, PathMachine, PeerPath};
 use gondwana_core::peer_diff::DeviceState;
 use gondwana_core::reconcile::NodeSide;
@@ -147,11 +148,11 @@ impl PathDriver {
                 Event::Endpoint { .. } => {}
             }
         }
-        let paths = view
-            .nodes
-            .keys()
-            .filter_map(|id| machine.status(id).map(|p| (id.clone(), p)))
-            .collect();
+        let paths = map_from(
+            view.nodes
+                .keys()
+                .filter_map(|id| machine.status(id).map(|p| (id.clone(), p))),
+        );
         let step = PathStep {
             endpoints: machine.endpoints(),
             want_relay,
@@ -182,12 +183,7 @@ impl PathDriver {
 /// This box's own IPv4 subnets but the mesh's: what "same LAN" means.
 fn own_subnets(mesh_interface: &InterfaceName) -> Vec<Ipv4Net> {
     match crate::net::host_addrs::host_subnets(mesh_interface) {
-        Ok(nets) => {
-            let mut nets: Vec<Ipv4Net> = nets.iter().map(Ipv4Net::trunc).collect();
-            nets.sort();
-            nets.dedup();
-            nets
-        }
+        Ok(nets) => sorted_unique(nets.iter().map(Ipv4Net::trunc)),
         Err(e) => {
             warn!("paths: listing this host's addresses: {e}");
             Vec::new()
