@@ -72,7 +72,8 @@ type AnyValue = Box<dyn Any + Send>;
 /// does, but through one task type for every caller: each distinct
 /// `spawn_blocking` closure compiles tokio's task machinery anew, ~2 KB of
 /// the release binary apiece (docs/architecture.md, "Binary size"). For
-/// the cold store calls and checks of the candidates, paths and view tasks;
+/// the cold store calls and checks of the candidates, paths, view, sync and
+/// revocation tasks and of the daemon's start;
 /// the price is one allocation per call.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
