@@ -12,6 +12,7 @@ use crate::candidates::{
 use crate::directory::View;
 use crate::mesh::Ipv4Net;
 use crate::node_id::NodeId;
+use crate::ordered::set_from;
 
 /// Why a report was refused; [`Refusal::reason`] is the metric label and
 /// the API's error code.
@@ -195,14 +196,12 @@ impl Book {
     /// The snapshot's entries: every node with an observed endpoint or a
     /// report, in node id order, reports verbatim.
     pub fn entries(&self) -> Vec<NodeEntry> {
-        let mut ids: Vec<&NodeId> = self.reports.keys().chain(self.observed.keys()).collect();
-        ids.sort();
-        ids.dedup();
+        let ids = set_from(self.reports.keys().chain(self.observed.keys()).cloned());
         ids.into_iter()
             .map(|id| NodeEntry {
-                node_id: id.clone(),
-                observed: self.observed.get(id).copied(),
-                report: self.reports.get(id).map(|r| r.signed.clone()),
+                observed: self.observed.get(&id).copied(),
+                report: self.reports.get(&id).map(|r| r.signed.clone()),
+                node_id: id,
             })
             .collect()
     }

@@ -25,6 +25,7 @@ pub mod node_enrol;
 pub mod node_id;
 pub mod node_sync;
 pub mod nonce;
+pub mod ordered;
 pub mod paths;
 pub mod peer_diff;
 pub mod reconcile;

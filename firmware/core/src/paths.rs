@@ -42,6 +42,7 @@ use ipnet::Ipv4Net;
 
 use crate::NodeId;
 use crate::candidates::Snapshot;
+use crate::ordered::{map_from, set_from};
 
 mod device;
 mod types;
@@ -302,10 +303,11 @@ impl PathMachine {
 
     /// The endpoint of each peer that has one: the data plane's input.
     pub fn endpoints(&self) -> BTreeMap<NodeId, SocketAddr> {
-        self.peers
-            .iter()
-            .filter_map(|(id, p)| p.endpoint.map(|e| (id.clone(), e)))
-            .collect()
+        map_from(
+            self.peers
+                .iter()
+                .filter_map(|(id, p)| p.endpoint.map(|e| (id.clone(), e))),
+        )
     }
 
     /// The peers to ask the relay for (the report's `want_relay`), in id
@@ -327,11 +329,12 @@ impl PathMachine {
     /// Per peer, the endpoint with a fresh handshake now: what to store
     /// for the next start.
     pub fn good_endpoints(&self) -> BTreeMap<NodeId, SocketAddr> {
-        self.peers
-            .iter()
-            .filter(|(_, p)| is_fresh(p.seen.last_handshake, self.wall))
-            .filter_map(|(id, p)| p.seen.endpoint.map(|e| (id.clone(), e)))
-            .collect()
+        map_from(
+            self.peers
+                .iter()
+                .filter(|(_, p)| is_fresh(p.seen.last_handshake, self.wall))
+                .filter_map(|(id, p)| p.seen.endpoint.map(|e| (id.clone(), e))),
+        )
     }
 
     // ---- the decisions ----------------------------------------------
@@ -372,14 +375,14 @@ impl PathMachine {
     /// for the first time starts probing; one probing a candidate that
     /// disappeared starts over; one waiting for the relay tries new ones.
     fn refresh_candidates(&mut self, now: Instant, wall: SystemTime) {
-        let ids: BTreeSet<NodeId> = self
-            .snapshot
-            .iter()
-            .flat_map(|s| s.nodes.keys())
-            .chain(self.peers.keys())
-            .filter(|id| self.is_other(id))
-            .cloned()
-            .collect();
+        let ids: BTreeSet<NodeId> = set_from(
+            self.snapshot
+                .iter()
+                .flat_map(|s| s.nodes.keys())
+                .chain(self.peers.keys())
+                .filter(|id| self.is_other(id))
+                .cloned(),
+        );
         for id in ids {
             let restored = self.peers.get(&id).and_then(|p| p.restored);
             let list = self.candidates_of(&id, restored);

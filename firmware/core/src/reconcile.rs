@@ -39,6 +39,7 @@ use crate::directory::{self, DirectoryError, Head, View};
 use crate::enrol::EnrolGrant;
 use crate::keys::PublicKey;
 use crate::mesh;
+use crate::ordered::set_from;
 use crate::peer_diff::{DevicePeer, DeviceState, PeerDiff, PeerOp};
 
 /// A pass runs at least this often, to catch drift, a roaming hub and
@@ -418,12 +419,13 @@ impl Reconciler {
                 .push_back(Output::PeersOmitted(desired.omitted));
         }
         let mut diff = PeerDiff::new(&pending.device.peers, &desired.peers);
-        let renew: BTreeSet<PublicKey> = pending
-            .new_sessions
-            .iter()
-            .filter_map(|id| self.view.nodes.get(id))
-            .map(|n| n.wireguard_key)
-            .collect();
+        let renew: BTreeSet<PublicKey> = set_from(
+            pending
+                .new_sessions
+                .iter()
+                .filter_map(|id| self.view.nodes.get(id))
+                .map(|n| n.wireguard_key),
+        );
         renew_sessions(&mut diff, &pending.device, &desired.peers, &renew);
         if !diff.is_empty() {
             self.outputs.push_back(Output::ApplyPeers(diff));

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::candidates::RelayPair;
 use crate::node_id::NodeId;
+use crate::ordered::set_from;
 use crate::time::Millis;
 
 /// `relay.port_range` and `relay.idle_secs`.
@@ -67,11 +68,12 @@ impl RelayAllocator {
         active: &BTreeSet<NodeId>,
         now: Millis,
     ) -> bool {
-        let wanted: BTreeSet<(NodeId, NodeId)> = wants
-            .iter()
-            .flat_map(|(n, peers)| peers.iter().filter_map(move |p| pair_key(n, p)))
-            .filter(|(a, b)| active.contains(a) && active.contains(b))
-            .collect();
+        let wanted: BTreeSet<(NodeId, NodeId)> = set_from(
+            wants
+                .iter()
+                .flat_map(|(n, peers)| peers.iter().filter_map(move |p| pair_key(n, p)))
+                .filter(|(a, b)| active.contains(a) && active.contains(b)),
+        );
         let (first, last) = settings.ports;
         let before = self.pairs.len();
         self.pairs.retain(|key, alloc| {
@@ -89,11 +91,8 @@ impl RelayAllocator {
             now.since(alloc.used) < settings.idle
         });
         let mut changed = self.pairs.len() != before;
-        let mut taken: BTreeSet<u16> = self
-            .pairs
-            .values()
-            .flat_map(|a| [a.port_a, a.port_b])
-            .collect();
+        let mut taken: BTreeSet<u16> =
+            set_from(self.pairs.values().flat_map(|a| [a.port_a, a.port_b]));
         self.unplaced = 0;
         for key in wanted {
             if self.pairs.contains_key(&key) {

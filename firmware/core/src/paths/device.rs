@@ -10,27 +10,25 @@ use ipnet::Ipv4Net;
 use super::{FRESH, Seen};
 use crate::NodeId;
 use crate::directory::View;
+use crate::ordered::map_from;
 use crate::peer_diff::DeviceState;
 
 /// The device's peers by node id: each live node of `view` whose key the
 /// device has.
 pub fn observe(view: &View, device: &DeviceState) -> BTreeMap<NodeId, Seen> {
-    view.nodes
-        .iter()
-        .filter_map(|(id, node)| {
-            let p = device
-                .peers
-                .iter()
-                .find(|p| p.config.public_key == node.wireguard_key)?;
-            Some((
-                id.clone(),
-                Seen {
-                    last_handshake: p.last_handshake,
-                    endpoint: p.config.endpoint,
-                },
-            ))
-        })
-        .collect()
+    map_from(view.nodes.iter().filter_map(|(id, node)| {
+        let p = device
+            .peers
+            .iter()
+            .find(|p| p.config.public_key == node.wireguard_key)?;
+        Some((
+            id.clone(),
+            Seen {
+                last_handshake: p.last_handshake,
+                endpoint: p.config.endpoint,
+            },
+        ))
+    }))
 }
 
 pub(super) fn ip_in(net: &Ipv4Net, ip: IpAddr) -> bool {

@@ -15,6 +15,7 @@ use gondwana_core::candidate_book::{self, Refusal};
 use gondwana_core::candidates::{self, SnapshotBody};
 use gondwana_core::directory::View;
 use gondwana_core::node_id::NodeId;
+use gondwana_core::ordered::{map_from, set_from};
 use gondwana_core::reconcile::HANDSHAKE_STALE;
 use gondwana_core::relay_alloc::{RelayAllocator, RelaySettings};
 use gondwana_core::time::Millis;
@@ -24,7 +25,7 @@ use serde_json::json;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::clock::now_unix;
 use crate::daemon::app::App;
-use crate::daemon::drive::joined;
+use crate::daemon::drive::{blocking, joined};
 
 pub const REFUSALS: &str = "gondwana_candidate_refusals_total";
 /// Every reason a report is refused (docs/metrics.md).
@@ -101,11 +102,10 @@ pub async fn report(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Api
     if changed {
         let store = app.store.clone();
         let id = node.to_string();
-        joined(tokio::task::spawn_blocking(move || store.save_candidate_report(&id, &bytes)).await)
-            .map_err(|e| {
-                error!("storing the candidate report of {node}: {e}");
-                ApiError::internal("the hub could not store the report; see its log")
-            })?;
+        joined(blocking(move || store.save_candidate_report(&id, &bytes)).await).map_err(|e| {
+            error!("storing the candidate report of {node}: {e}");
+            ApiError::internal("the hub could not store the report; see its log")
+        })?;
         hub.kick.notify_one();
     }
     Ok(ApiResponse::json(
@@ -170,7 +170,7 @@ pub async fn run(app: Arc<App>) {
         };
         let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
-        let active: BTreeSet<NodeId> = view.nodes.keys().cloned().collect();
+        let active: BTreeSet<NodeId> = set_from(view.nodes.keys().cloned());
         let config = app.config();
         let settings = RelaySettings {
             ports: (config.relay.port_range.first, config.relay.port_range.last),
@@ -227,7 +227,7 @@ pub async fn run(app: Arc<App>) {
 /// thread: signing and checking every report of a large mesh takes a while.
 async fn publish(app: &Arc<App>, body: SnapshotBody, view: Arc<View>) {
     let app2 = app.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(move || {
         let hub = app2.hub.as_ref().ok_or(anyhow::anyhow!("not a hub"))?;
         let bytes = candidates::seal_snapshot(&body, &hub.signing)
             .map_err(|e| anyhow::anyhow!("signing the candidate snapshot: {e}"))?;
@@ -258,8 +258,7 @@ async fn publish(app: &Arc<App>, body: SnapshotBody, view: Arc<View>) {
 async fn restore_reports(app: &Arc<App>, authority: [u8; 32]) {
     let state = &app.candidate_hub;
     let store = app.store.clone();
-    let stored = match joined(tokio::task::spawn_blocking(move || store.candidate_reports()).await)
-    {
+    let stored = match joined(blocking(move || store.candidate_reports()).await) {
         Ok(s) => s,
         Err(e) => return error!("reading the stored candidate reports: {e}"),
     };
@@ -279,7 +278,7 @@ async fn forget_reports(app: &Arc<App>, nodes: Vec<NodeId>) {
         return;
     }
     let store = app.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = blocking(move || {
         for id in &nodes {
             store.remove_candidate_report(id.as_str())?;
         }
@@ -302,17 +301,13 @@ async fn observed_endpoints(app: &App, view: &View) -> Option<BTreeMap<NodeId, S
             return None;
         }
     };
-    let by_key: BTreeMap<_, _> = view
-        .nodes
-        .iter()
-        .map(|(id, n)| (n.wireguard_key, id))
-        .collect();
+    let by_key: BTreeMap<_, _> = map_from(view.nodes.iter().map(|(id, n)| (n.wireguard_key, id)));
     let now = SystemTime::now();
     let fresh = |t: &SystemTime| {
         now.duration_since(*t)
             .is_ok_and(|age| age < HANDSHAKE_STALE)
     };
-    Some(
+    Some(map_from(
         state
             .peers
             .iter()
@@ -322,7 +317,6 @@ async fn observed_endpoints(app: &App, view: &View) -> Option<BTreeMap<NodeId, S
                     (Some(SocketAddr::V4(addr)), Some(id)) => Some(((*id).clone(), addr)),
                     _ => None,
                 },
-            )
-            .collect(),
-    )
+            ),
+    ))
 }

@@ -14,12 +14,13 @@ use bytes::Bytes;
 use gondwana_core::candidates::{self, MAX_LAN_ADDRS, MAX_RELAY_WANTS, ReportBody};
 use gondwana_core::mesh::Ipv4Net;
 use gondwana_core::node_id::NodeId;
+use gondwana_core::ordered::sorted_unique;
 use http::{Method, StatusCode};
 
 use crate::api::client;
 use crate::daemon::app::App;
 use crate::daemon::candidates_hub::LONG_POLL;
-use crate::daemon::drive::{CALL_TIMEOUT, error_text, joined, text};
+use crate::daemon::drive::{CALL_TIMEOUT, blocking, error_text, joined, text};
 use crate::daemon::sync_task::hub_api_url;
 use crate::daemon::view_cache::ViewCache;
 use crate::store::enrolment::Enrolment;
@@ -67,9 +68,7 @@ fn content(app: &App, enrolment: &Enrolment) -> Content {
         &enrolment.grant.subnet,
         enrolment.grant.mesh_ip,
     );
-    let mut want_relay = app.want_relay.borrow().clone();
-    want_relay.sort();
-    want_relay.dedup();
+    let mut want_relay = sorted_unique(app.want_relay.borrow().iter().cloned());
     want_relay.retain(|id| *id != enrolment.grant.node_id);
     want_relay.truncate(MAX_RELAY_WANTS);
     Content {
@@ -90,13 +89,12 @@ fn lan_candidates(
         warn!("listing this box's addresses for its candidate report: {e}");
         Vec::new()
     });
-    let mut out: Vec<SocketAddrV4> = subnets
-        .iter()
-        .map(|n| SocketAddrV4::new(n.addr(), port))
-        .filter(|a| candidates::check_endpoint(*a, Some(mesh)).is_ok())
-        .collect();
-    out.sort();
-    out.dedup();
+    let mut out: Vec<SocketAddrV4> = sorted_unique(
+        subnets
+            .iter()
+            .map(|n| SocketAddrV4::new(n.addr(), port))
+            .filter(|a| candidates::check_endpoint(*a, Some(mesh)).is_ok()),
+    );
     out.truncate(MAX_LAN_ADDRS);
     out
 }
@@ -147,7 +145,7 @@ async fn send_report(
     let fail = |e: String| (None, e);
     let store = app.store.clone();
     let (seq, identity) = joined(
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let seq = store.candidate_report_seq()? + 1;
             store.save_candidate_report_seq(seq)?;
             anyhow::Ok((seq, store.require_identity()?))
@@ -188,7 +186,7 @@ async fn send_report(
 /// published; its bytes, if it holds.
 async fn restore(app: &App, enrolment: &Enrolment, views: &ViewCache) -> Option<Bytes> {
     let store = app.store.clone();
-    let stored = joined(tokio::task::spawn_blocking(move || store.candidate_snapshot()).await);
+    let stored = joined(blocking(move || store.candidate_snapshot()).await);
     let bytes = match stored {
         Ok(Some(b)) => Bytes::from(b),
         Ok(None) => return None,
@@ -230,10 +228,7 @@ async fn verify(
     let (view, _) = views.get(&app.store, enrolment.hub_key).await?;
     // Off the runtime's thread: a large snapshot has many signatures.
     let (bytes, hub_key) = (bytes.to_vec(), enrolment.hub_key);
-    joined(
-        tokio::task::spawn_blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view))
-            .await,
-    )
+    joined(blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view)).await)
 }
 
 fn publish(app: &App, verified: candidates::Verified) -> u64 {
@@ -346,7 +341,7 @@ async fn accept(
     }
     let store = app.store.clone();
     let raw = bytes.to_vec();
-    joined(tokio::task::spawn_blocking(move || store.save_candidate_snapshot(&raw)).await)?;
+    joined(blocking(move || store.save_candidate_snapshot(&raw)).await)?;
     publish(app, verified);
     Ok(())
 }

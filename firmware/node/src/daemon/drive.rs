@@ -2,6 +2,7 @@
 //! share: the clock they feed the machines, and the outcome of an HTTP
 //! exchange or a blocking store call as the machines take it.
 
+use std::any::Any;
 use std::time::Duration;
 
 use gondwana_core::node_enrol::Exchange;
@@ -62,4 +63,29 @@ pub fn error_text(body: &[u8]) -> String {
         ),
         Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     }
+}
+
+/// A value of any type, as the blocking pool hands it back to [`blocking`].
+type AnyValue = Box<dyn Any + Send>;
+
+/// Runs `f` on tokio's blocking pool, as `tokio::task::spawn_blocking`
+/// does, but through one task type for every caller: each distinct
+/// `spawn_blocking` closure compiles tokio's task machinery anew, ~2 KB of
+/// the release binary apiece (docs/architecture.md, "Binary size"). For
+/// the cold store calls and checks of the candidates, paths, view, sync and
+/// revocation tasks and of the daemon's start;
+/// the price is one allocation per call.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let out = spawn_any(Box::new(move || Box::new(f()) as AnyValue)).await?;
+    match out.downcast::<T>() {
+        Ok(value) => Ok(*value),
+        // The closure above boxed a T: nothing else comes back.
+        Err(_) => unreachable!("blocking: the pool returned another type"),
+    }
+}
+
+fn spawn_any(f: Box<dyn FnOnce() -> AnyValue + Send>) -> tokio::task::JoinHandle<AnyValue> {
+    tokio::task::spawn_blocking(f)
 }

@@ -43,6 +43,7 @@ use crate::boot::firstboot;
 use crate::config::{Config, ConfigError, Role};
 use crate::daemon::admin::AdminApi;
 use crate::daemon::app::{App, AppParts};
+use crate::daemon::drive::blocking;
 use crate::daemon::routes::{EnrolApi, PublicApi};
 use crate::net::host_addrs::host_subnets;
 use crate::store::registry;
@@ -74,7 +75,7 @@ async fn serve(
     let hub = match crate::service::hub_context(&store, &config)? {
         Some(hub) => {
             let s = store.clone();
-            let hub = tokio::task::spawn_blocking(move || {
+            let hub = blocking(move || {
                 registry::ensure_hub_record(&s, &hub, crate::clock::now_unix()).map(|()| hub)
             })
             .await??;

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 use gondwana_core::candidates::Snapshot;
 use gondwana_core::directory::View;
 use gondwana_core::mesh::Ipv4Net;
+use gondwana_core::ordered::{map_from, sorted_unique};
 use gondwana_core::paths::{self, Event, PathMachine, PeerPath};
 use gondwana_core::peer_diff::DeviceState;
 use gondwana_core::reconcile::NodeSide;
@@ -147,11 +148,11 @@ impl PathDriver {
                 Event::Endpoint { .. } => {}
             }
         }
-        let paths = view
-            .nodes
-            .keys()
-            .filter_map(|id| machine.status(id).map(|p| (id.clone(), p)))
-            .collect();
+        let paths = map_from(
+            view.nodes
+                .keys()
+                .filter_map(|id| machine.status(id).map(|p| (id.clone(), p))),
+        );
         let step = PathStep {
             endpoints: machine.endpoints(),
             want_relay,
@@ -183,14 +184,9 @@ impl PathDriver {
 /// what "same LAN" means (and which candidates are ourselves).
 fn own_subnets(mesh_interface: &InterfaceName) -> Vec<Ipv4Net> {
     match crate::net::host_addrs::host_subnets(mesh_interface) {
-        Ok(nets) => {
-            // Host bits kept: the machine skips candidates at our own
-            // addresses.
-            let mut nets = nets;
-            nets.sort();
-            nets.dedup();
-            nets
-        }
+        // Host bits kept: the machine skips candidates at our own
+        // addresses.
+        Ok(nets) => sorted_unique(nets),
         Err(e) => {
             warn!("paths: listing this host's addresses: {e}");
             Vec::new()

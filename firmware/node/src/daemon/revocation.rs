@@ -26,6 +26,7 @@ use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS, client}
 use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::dataplane_status::DataplaneStatus;
+use crate::daemon::drive::blocking;
 use crate::store::StateStore;
 use crate::store::enrolment::Enrolment;
 use crate::store::revocation::{NodeRevocation, revocation_entry, save_revocation};
@@ -51,7 +52,7 @@ pub async fn serve(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiE
         .map_err(|e| ApiError::bad_request(format!("query parameter `node`: {e}")))?;
     let store = app.store.clone();
     let id = node_id.as_str().to_string();
-    let found = tokio::task::spawn_blocking(move || revocation_entry(&store, &id))
+    let found = blocking(move || revocation_entry(&store, &id))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| {
@@ -96,7 +97,7 @@ pub async fn push_to_node(app: &App, revoked: &serde_json::Value) {
     }
     let store = app.store.clone();
     let id = node_id.to_string();
-    let raw = match tokio::task::spawn_blocking(move || revocation_entry(&store, &id)).await {
+    let raw = match blocking(move || revocation_entry(&store, &id)).await {
         Ok(Ok(Some(raw))) => raw,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return error!("revocation of {node_id}: {e}"),
@@ -223,8 +224,7 @@ pub async fn commit(app: &App, raw: Vec<u8>, verified: Revocation) -> anyhow::Re
     let store = app.store.clone();
     let now = now_unix();
     let record = verified.clone();
-    let fresh =
-        tokio::task::spawn_blocking(move || save_revocation(&store, &raw, &record, now)).await??;
+    let fresh = blocking(move || save_revocation(&store, &raw, &record, now)).await??;
     let stored = if fresh {
         NodeRevocation {
             at_unix: now,

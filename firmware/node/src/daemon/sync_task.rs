@@ -20,7 +20,7 @@ use crate::api::client;
 use crate::clock::now_unix;
 use crate::config::Config;
 use crate::daemon::app::App;
-use crate::daemon::drive::{CALL_TIMEOUT, Clock, error_text, joined, refused, text};
+use crate::daemon::drive::{CALL_TIMEOUT, Clock, blocking, error_text, joined, refused, text};
 use crate::daemon::revocation;
 use crate::store::enrolment::Enrolment;
 use crate::store::registry::WIREGUARD_PROOF_HEADER;
@@ -128,8 +128,7 @@ async fn sync_step(
 async fn stored_revocation(app: &App, enrolment: &Enrolment) -> bool {
     let store = app.store.clone();
     let (hub_key, node_id) = (enrolment.hub_key, enrolment.grant.node_id.clone());
-    let found =
-        tokio::task::spawn_blocking(move || revocation::stored(&store, &hub_key, &node_id)).await;
+    let found = blocking(move || revocation::stored(&store, &hub_key, &node_id)).await;
     match joined(found) {
         Ok(Some((raw, r))) => match revocation::commit(app, raw, r).await {
             Ok(()) => true,
@@ -196,7 +195,7 @@ async fn append_page(app: &App, page: Page) -> Result<bool, String> {
         revocation: own,
     } = page;
     let store = app.store.clone();
-    joined(tokio::task::spawn_blocking(move || store.append_directory(&entries, from)).await)?;
+    joined(blocking(move || store.append_directory(&entries, from)).await)?;
     app.changed();
     match own {
         Some((raw, r)) => revocation::commit(app, raw, r)
@@ -210,10 +209,9 @@ async fn append_page(app: &App, page: Page) -> Result<bool, String> {
 /// Sends the identity log to the hub's mirror; returns the mirror's length.
 pub async fn push_mirror(store: &Arc<StateStore>, base: &str) -> anyhow::Result<u64> {
     let store = store.clone();
-    let (stored, hub_wireguard_key) = tokio::task::spawn_blocking(move || {
-        anyhow::Ok((store.require_identity()?, store.hub_wireguard_key()?))
-    })
-    .await??;
+    let (stored, hub_wireguard_key) =
+        blocking(move || anyhow::Ok((store.require_identity()?, store.hub_wireguard_key()?)))
+            .await??;
     push_mirror_of(&stored, hub_wireguard_key.as_ref(), base).await
 }
 

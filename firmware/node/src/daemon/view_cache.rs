@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use gondwana_core::directory::{Head, View};
 use gondwana_core::keys::PublicKey;
 
-use crate::daemon::drive::joined;
+use crate::daemon::drive::{blocking, joined};
 use crate::store::StateStore;
 
 #[derive(Default)]
@@ -29,8 +29,7 @@ impl ViewCache {
             return Ok((view.clone(), false));
         }
         let store = store.clone();
-        let (view, head) =
-            joined(tokio::task::spawn_blocking(move || store.directory_view(&authority)).await)?;
+        let (view, head) = joined(blocking(move || store.directory_view(&authority)).await)?;
         let view = Arc::new(view);
         if let Ok(mut cached) = self.0.lock() {
             *cached = Some((head, view.clone()));

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use gondwana_core::candidates::{RelayPair, Snapshot};
 use gondwana_core::node_id::NodeId;
+use gondwana_core::ordered::map_from;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -139,11 +140,12 @@ impl Relay {
     async fn follow(&mut self, snapshot: Option<&Snapshot>) -> bool {
         let wanted: BTreeMap<PairKey, Ends> = snapshot
             .map(|s| {
-                s.relays
-                    .iter()
-                    .filter(|p| p.relay == self.own)
-                    .map(|p| (key(p), ends(s, p)))
-                    .collect()
+                map_from(
+                    s.relays
+                        .iter()
+                        .filter(|p| p.relay == self.own)
+                        .map(|p| (key(p), ends(s, p))),
+                )
             })
             .unwrap_or_default();
         let gone: Vec<PairKey> = self

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use gondwana_core::NodeId;
+use gondwana_core::ordered::map_from;
 
 use super::schema::ENROLMENT;
 use super::{StateStore, StoreError};
@@ -26,7 +27,7 @@ impl StateStore {
         };
         let list: Vec<(NodeId, SocketAddr)> = postcard::from_bytes(raw.value())
             .map_err(|e| self.corrupt(format!("stored path endpoints: {e}")))?;
-        Ok(list.into_iter().collect())
+        Ok(map_from(list))
     }
 
     pub fn save_path_endpoints(
