@@ -119,6 +119,7 @@ bench_paths_iperf() {
     srv=$!
     sleep 0.5
     in_ns "$client_ns" iperf3 -c "$addr" -t "$secs" -J >"$WORK/iperf.json" 2>/dev/null
+    kill "$srv" 2>/dev/null # gone already when a client came
     wait "$srv" 2>/dev/null
     t1=$(bench_paths_ticks "${pids[@]}")
     python3 - "$WORK/iperf.json" "$((t1 - t0))" "$(getconf CLK_TCK)" "$WORK/cpu" <<'PY' || echo "iperf3 failed"
@@ -224,8 +225,12 @@ bench_paths_mesh() {
     # Both data planes up (topo_enrol waited for them): the clock starts.
     t0=$(date +%s.%N)
     key2=$(wg_pub n2 "$NS_N2")
-    local mesh1
+    local mesh1 mesh2
     mesh1=$(status_field n1 "$NS_N1" "s['enrolment']['mesh_ip']")
+    mesh2=$(status_field n2 "$NS_N2" "s['enrolment']['mesh_ip']")
+    # n1's firewall admits n2 to iperf3's port only by a grant, as it would
+    # any service (docs/firewall.md).
+    gw n1 "$NS_N1" grant add --ip "$mesh2" --port 5201 >/dev/null
     t1=
     for _ in $(seq 300); do
         read -r ep hs <<<"$(bench_paths_n1_view "$key2")"
