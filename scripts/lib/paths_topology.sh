@@ -246,7 +246,8 @@ topo_enrol() {
     topo_config hub hub "$IF_HUB" "[hub]
 public_endpoint = \"$HUB_PUBLIC:$HUB_WG_PORT\"
 enroll_listen = \"$HUB_PUBLIC:$ENROLL_PORT\"
-public_url = \"http://$HUB_PUBLIC:$ENROLL_PORT\""
+public_url = \"http://$HUB_PUBLIC:$ENROLL_PORT\"
+${TOPO_HUB_EXTRA:-}"
     topo_start hub "$NS_HUB"
     wait_for 20 mesh_up hub "$NS_HUB" || return 1
     gw hub "$NS_HUB" token create --uses $# --ttl 1h --out "$WORK/enroll.toml" >/dev/null || return 1
