@@ -206,17 +206,6 @@ impl SyncMachine {
         }
     }
 
-    /// Something names a node the stored directory does not know yet (a
-    /// candidate snapshot): pull now rather than at the end of the wait.
-    /// Only a waiting machine starts a cycle early; one in a cycle carries on.
-    pub fn handle_pull_now(&mut self, now: Millis) {
-        if let State::Waiting { until } = self.state
-            && now < until
-        {
-            self.observe();
-        }
-    }
-
     /// Answers [`Action::FindStoredRevocation`]: `true` once one is stored.
     pub fn handle_stored_revocation(&mut self, revoked: bool, _now: Millis) {
         if !matches!(self.state, State::FindingStoredRevocation) {

@@ -455,25 +455,3 @@ fn a_failed_append_or_mirror_push_is_lost_contact() {
     );
     assert_eq!(actions(&mut m), [Action::AskRevocation]);
 }
-
-#[test]
-fn a_pull_asked_for_early_starts_a_cycle_only_while_waiting() {
-    let mut hub = Hub::new();
-    hub.add_node(1);
-    let mut m = started();
-    // Mid-cycle: carries on, nothing doubled.
-    m.handle_pull_now(Millis(0));
-    assert_eq!(actions(&mut m), []);
-    let mut stored = Head::default();
-    let t0 = Millis(10_000);
-    m.handle_observation(healthy(), t0);
-    pull_all(&mut m, &hub, &mut stored, 2, t0);
-    assert_eq!(m.poll_timeout(), Some(t0 + PULL));
-    // Waiting: a new box is named somewhere — pull now, not in 30 s.
-    hub.add_node(2);
-    m.handle_pull_now(Millis(t0.0 + 1_000));
-    assert_eq!(actions(&mut m), [Action::Observe]);
-    m.handle_observation(healthy(), Millis(t0.0 + 1_000));
-    assert_eq!(pull_all(&mut m, &hub, &mut stored, 2, t0).0, 1);
-    assert_eq!(stored, hub.head);
-}

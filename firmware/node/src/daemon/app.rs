@@ -44,9 +44,6 @@ pub struct App {
     pub status_cache: Mutex<Option<(Instant, bytes::Bytes)>>,
     /// Wakes the data-plane task: something the mesh depends on changed.
     pub dataplane_kick: tokio::sync::Notify,
-    /// Node: pull the directory now (a candidate snapshot named a node the
-    /// stored directory does not have yet: a box that just enrolled).
-    pub directory_kick: tokio::sync::Notify,
     pub dataplane: Mutex<DataplaneStatus>,
     /// The firewall and its grants (daemon/grants.rs).
     pub grants: crate::daemon::firewall::Grants,
@@ -115,7 +112,6 @@ impl App {
             started: Instant::now(),
             status_cache: Mutex::new(None),
             dataplane_kick: tokio::sync::Notify::new(),
-            directory_kick: tokio::sync::Notify::new(),
             dataplane: Mutex::new(dataplane),
             revocation: RwLock::new(revocation),
             live: Default::default(),

@@ -232,12 +232,6 @@ async fn verify(
 }
 
 fn publish(app: &App, verified: candidates::Verified) -> u64 {
-    if verified.dropped_inactive > 0 {
-        // Most likely a box that enrolled after our last directory pull:
-        // pull now, and this snapshot is verified again when the
-        // directory has grown.
-        app.directory_kick.notify_one();
-    }
     if verified.dropped_reports + verified.dropped_inactive > 0 {
         info!(
             "candidate snapshot {}: {} reports and {} entries or pairs dropped (signature or \

@@ -79,10 +79,8 @@ pub async fn run(app: &App, enrolment: Enrolment) {
         let Some(deadline) = machine.poll_timeout() else {
             return;
         };
-        tokio::select! {
-            _ = clock.sleep_until(deadline) => machine.handle_timeout(clock.now()),
-            _ = app.directory_kick.notified() => machine.handle_pull_now(clock.now()),
-        }
+        clock.sleep_until(deadline).await;
+        machine.handle_timeout(clock.now());
     }
 }
 
