@@ -24,18 +24,24 @@ def main() -> int:
     wg_allowed = rest[1].split("\t")
     wg_keepalive = rest[2].split("\t")
     hub = dp.get("hub") or {}
-    subnet = str(ipaddress.ip_interface(dp["address"]).network) if dp.get("address") else None
+    # A peer per box (docs/paths.md): the hub's peer holds the hub's /32,
+    # the first host of the mesh subnet.
+    hub_host = (
+        f"{ipaddress.ip_interface(dp['address']).network.network_address + 1}/32"
+        if dp.get("address")
+        else None
+    )
     want = {
         "status: dataplane.backend == kernel": dp.get("backend") == "kernel",
         "status: dataplane.state == up": dp.get("state") == "up",
         "status: dataplane.hub.last_handshake_unix is set": bool(hub.get("last_handshake_unix")),
         "the hub's handshake is with the VM's key": hub_hs[:1] == [dp.get("public_key")],
         "wg show public-key == status public_key": wg_pub == dp.get("public_key"),
-        "wg show: the hub is the one peer": len(rest) > 3
+        "wg show: the hub is the first peer": len(rest) > 3
         and wg_allowed[0] == hub_key == hub.get("public_key")
         and wg_keepalive[0] == hub_key,
-        "wg show allowed-ips == the mesh subnet": wg_allowed[1:] == [subnet]
-        and hub.get("allowed_ips") == [subnet],
+        "wg show allowed-ips == the hub's /32": wg_allowed[1:] == [hub_host]
+        and hub.get("allowed_ips") == [hub_host],
         "wg show persistent-keepalive == 25": wg_keepalive[1:] == ["25"],
         "the VM pings the hub's mesh IP": "ping-ok" in rest,
         "nft list table inet gondwana shows the table": any(
