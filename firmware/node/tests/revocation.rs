@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gondwana_core::NodeId;
 use gondwana_core::directory::{self, Head, Record};
 use gondwana_core::keys::SigningSecret;
-use harness::mesh::{Hub, Mesh, Node, assert_refused, free_port, get, poll, post};
+use harness::mesh::{Hub, Mesh, Node, assert_refused, get, poll, post};
 use serde_json::Value;
 
 const ENROL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,8 +48,10 @@ struct Relay {
 
 impl Relay {
     fn start(mode: Mode) -> Relay {
-        let port = free_port();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind relay");
+        // Port 0: the kernel picks a port nobody holds and we keep the
+        // listener, so nothing can take it between a check and the bind.
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind relay");
+        let port = listener.local_addr().expect("relay address").port();
         let relay = Relay {
             port,
             mode: Arc::new(Mutex::new(mode)),
