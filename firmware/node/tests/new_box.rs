@@ -65,7 +65,13 @@ fn a_new_box_is_learnt_before_the_pull_interval_could_fire() {
         Duration::from_secs(30),
         "old to hold the hub's candidate snapshot",
         || holds_hubs_snapshot(&old, &hub).then_some(()),
-        || format!("old {}\nhub {}", candidates(old.api_port), candidates(hub.api_port)),
+        || {
+            format!(
+                "old {}\nhub {}",
+                candidates(old.api_port),
+                candidates(hub.api_port)
+            )
+        },
     );
     let before = early_pulls(&old);
 
@@ -77,7 +83,13 @@ fn a_new_box_is_learnt_before_the_pull_interval_could_fire() {
         Duration::from_secs(60),
         "old to learn the new box",
         || (holds(&old, &new_id) && holds_hubs_snapshot(&old, &hub)).then_some(()),
-        || format!("{:?}\n--- old log ---\n{}", old.directory_http(), old.log_text()),
+        || {
+            format!(
+                "{:?}\n--- old log ---\n{}",
+                old.directory_http(),
+                old.log_text()
+            )
+        },
     );
     assert!(
         started.elapsed() < Duration::from_secs(PULL_SECS),

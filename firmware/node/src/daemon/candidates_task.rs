@@ -226,7 +226,10 @@ async fn reverify(app: &App, enrolment: &Enrolment, held: &mut Held) {
     let Some(bytes) = &held.bytes else {
         return;
     };
-    if !matches!(held.views.get(&app.store, enrolment.hub_key).await, Ok((_, true))) {
+    if !matches!(
+        held.views.get(&app.store, enrolment.hub_key).await,
+        Ok((_, true))
+    ) {
         return;
     }
     match verify(app, enrolment, &held.views, bytes).await {
