@@ -35,6 +35,12 @@ fn holds(node: &Node, id: &str) -> bool {
     })
 }
 
+fn early_pulls(node: &Node) -> usize {
+    node.log_text()
+        .matches("pulling the directory early")
+        .count()
+}
+
 /// `candidates` of a daemon's `GET /v1/status`.
 fn candidates(api_port: u16) -> Value {
     get(api_port, "/v1/status").map_or(Value::Null, |r| r.json()["candidates"].clone())
@@ -46,20 +52,14 @@ fn holds_hubs_snapshot(node: &Node, hub: &Hub) -> bool {
     !hubs.is_null() && mine["serial"] == hubs["serial"] && mine["nodes"] == hubs["nodes"]
 }
 
-fn early_pulls(node: &Node) -> usize {
-    node.log_text()
-        .matches("pulling the directory early")
-        .count()
-}
-
 #[test]
 fn a_new_box_is_learnt_before_the_pull_interval_could_fire() {
-    let m = Mesh::new();
-    let mut hub = m.hub();
-    hub.start();
     // `old`'s first pull is at its enrolment; its next regular one is
     // PULL_SECS after that, so after `started` + PULL_SECS.
     let started = Instant::now();
+    let m = Mesh::new();
+    let mut hub = m.hub();
+    hub.start();
     let old = enrolled(&m, &hub, "old");
     poll(
         Duration::from_secs(30),

@@ -1,7 +1,7 @@
 //! Early directory pulls on a virtual clock: a candidate snapshot names a
 //! box the node's directory does not hold yet.
 
-use super::tests::{Hub, PULL, actions, healthy, pull_all, started};
+use super::tests::{Hub, PULL, actions, healthy, pull_all, started, tunnel_down};
 use super::*;
 use crate::ordered::set_from;
 
@@ -18,6 +18,21 @@ fn waiting(hub: &Hub, stored: &mut Head, t0: Millis) -> SyncMachine {
     assert_eq!(pull_all(&mut m, hub, stored, 8, t0), (1, vec![]));
     assert_eq!(m.poll_timeout(), Some(t0 + PULL));
     m
+}
+
+#[test]
+fn an_ask_waits_for_the_tunnel_and_a_revoked_machine_ignores_it() {
+    let mut m = started();
+    m.handle_observation(tunnel_down(), Millis(0));
+    m.handle_pull_now(Millis(100));
+    assert_eq!(actions(&mut m), [Action::Observe], "looks again at once");
+    m.handle_observation(tunnel_down(), Millis(100));
+    assert_eq!(m.poll_timeout(), Some(Millis(100) + TUNNEL_POLL));
+
+    m.revoked();
+    m.handle_pull_now(Millis(200));
+    assert_eq!(m.poll_timeout(), None);
+    assert_eq!(actions(&mut m), []);
 }
 
 #[test]
@@ -88,25 +103,6 @@ fn an_ask_in_a_cycle_is_served_by_its_pull_or_by_one_after_it() {
     m.handle_observation(healthy(), t1);
     pull_all(&mut m, &hub, &mut stored, 8, t1);
     assert_eq!(m.poll_timeout(), Some(t1 + PULL));
-}
-
-#[test]
-fn an_ask_waits_for_the_tunnel_and_a_revoked_machine_ignores_it() {
-    let mut m = started();
-    let down = Observation {
-        hub_reachable: false,
-        ..healthy()
-    };
-    m.handle_observation(down, Millis(0));
-    m.handle_pull_now(Millis(100));
-    assert_eq!(actions(&mut m), [Action::Observe], "looks again at once");
-    m.handle_observation(down, Millis(100));
-    assert_eq!(m.poll_timeout(), Some(Millis(100) + TUNNEL_POLL));
-
-    m.revoked();
-    m.handle_pull_now(Millis(200));
-    assert_eq!(actions(&mut m), []);
-    assert_eq!(m.poll_timeout(), None);
 }
 
 #[test]

@@ -101,6 +101,14 @@ fn events(m: &mut SyncMachine) -> Vec<Event> {
     std::iter::from_fn(|| m.poll_event()).collect()
 }
 
+/// The tunnel to the hub is not up yet.
+pub(super) fn tunnel_down() -> Observation {
+    Observation {
+        hub_reachable: false,
+        ..healthy()
+    }
+}
+
 /// A machine past its start-up check, waiting for its first observation.
 pub(super) fn started() -> SyncMachine {
     let mut m = SyncMachine::new(hub().public_key(), me(), 7);
@@ -193,11 +201,7 @@ fn pulls_page_after_page_from_the_stored_head_then_waits_the_interval() {
 #[test]
 fn waits_for_the_tunnel_before_pulling() {
     let mut m = started();
-    let down = Observation {
-        hub_reachable: false,
-        ..healthy()
-    };
-    m.handle_observation(down, Millis(0));
+    m.handle_observation(tunnel_down(), Millis(0));
     assert_eq!(actions(&mut m), []);
     assert_eq!(m.poll_timeout(), Some(Millis(0) + TUNNEL_POLL));
     m.handle_timeout(Millis(500));
