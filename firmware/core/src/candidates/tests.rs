@@ -236,7 +236,10 @@ fn snapshot_keeps_only_what_holds_against_the_directory() {
         reason: heapless::String::try_from("stolen").unwrap(),
     });
     let v = verify_snapshot(&bytes, &key(1).public_key(), &revoked).unwrap();
-    assert_eq!(v.dropped_inactive, 4, "entries 3 and 9, pairs (2, 3) and (2, 9)");
+    assert_eq!(
+        v.dropped_inactive, 4,
+        "entries 3 and 9, pairs (2, 3) and (2, 9)"
+    );
     assert_eq!(v.unknown, set_from([id(9)]));
 }
 
