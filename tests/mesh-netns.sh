@@ -47,60 +47,20 @@ HUB_MESH=10.77.0.1
 ENROLL_PORT=8799
 API_PORT=8798
 SERVICE_PORT=8080
-created_ns=()
-failures=0
-checks=0
+# in_ns, netns_add, gw, gw_start, status_field, wait_for, log/pass/fail…
+# shellcheck source=scripts/lib/netns.sh
+. "$ROOT/scripts/lib/netns.sh"
 
-log() { printf '%s  %s\n' "$(date +%T)" "$*"; }
-pass() {
-    checks=$((checks + 1))
-    log "ok   $*"
-}
-fail() {
-    checks=$((checks + 1))
-    failures=$((failures + 1))
-    log "FAIL $*"
-}
 check() { # check "what" command...
     local what=$1
     shift
     if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi
 }
-check_not() {
-    local what=$1
-    shift
-    if "$@" >/dev/null 2>&1; then fail "$what"; else pass "$what"; fi
-}
-# wait_for SECONDS command...: true once command succeeds.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.3
-    done
-}
-
-in_ns() {
-    local ns=$1
-    shift
-    ip netns exec "$ns" "$@"
-}
 
 cleanup() {
     # Everything we started lives in our namespaces: kill by pid, then
     # delete the namespaces by their exact names.
-    for ns in "${created_ns[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
-    done
-    sleep 0.5
-    for ns in "${created_ns[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-        ip netns delete "$ns" 2>/dev/null
-    done
-    for ifname in "$IF_H" "$IF_A" "$IF_B" "$IF_T" wgx$ID; do
-        rm -f "/var/run/wireguard/$ifname.sock" "/var/run/wireguard/$ifname.log"
-    done
+    netns_cleanup "$IF_H" "$IF_A" "$IF_B" "$IF_T" "wgx$ID"
     if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
         for f in "$WORK"/*/daemon.log; do
             echo "---- $f"
@@ -111,18 +71,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-add_ns() {
-    ip netns add "$1" && created_ns+=("$1")
-    in_ns "$1" ip link set lo up
-}
-
 # The underlay: a bridge in its own namespace, one veth per box.
-add_ns "$NS_U"
+netns_add "$NS_U"
 in_ns "$NS_U" ip link add br0 type bridge
 in_ns "$NS_U" ip link set br0 up
 attach() { # attach NS HOSTNUM
     local ns=$1 n=$2
-    add_ns "$ns"
+    netns_add "$ns"
     ip link add "v$ns" type veth peer name "u$ns"
     ip link set "v$ns" netns "$ns"
     ip link set "u$ns" netns "$NS_U"
@@ -161,25 +116,6 @@ retry_max_secs = 2
 directory_pull_secs = 2
 EOF
 }
-gw() { # gw NAME NS args...: the CLI of box NAME inside its namespace
-    local name=$1 ns=$2
-    shift 2
-    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" "$@"
-}
-declare -A daemon_pid
-start() { # start NAME NS
-    local name=$1 ns=$2
-    # `ip netns exec` execs the daemon: $! is the daemon's pid (a shell
-    # function in the background would be a subshell's).
-    ip netns exec "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" \
-        run >>"$WORK/$name/daemon.log" 2>&1 &
-    daemon_pid[$name]=$!
-}
-status_field() { # status_field NAME NS python-expression-on-s
-    gw "$1" "$2" status --json 2>/dev/null |
-        python3 -c "import json,sys; s=json.load(sys.stdin); print($3)"
-}
-mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
 hub_handshake() {
     [[ $(status_field "$1" "$2" "(s['dataplane'].get('hub') or {}).get('last_handshake_unix') or ''") != "" ]]
 }
@@ -187,7 +123,6 @@ tcp_open() { # tcp_open NS IP PORT: connect within 2 s
     in_ns "$1" python3 -c "import socket,sys; socket.create_connection(('$2',$3),timeout=2).close()"
 }
 wg_peers() { in_ns "$1" wg show "$2" peers | sort; }
-wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
 
 config hub hub "$IF_H" "[hub]
 public_endpoint = \"$UNDERLAY.1:51822\"
@@ -204,15 +139,15 @@ config node1 node "$IF_A" "" "$SUBNET" "listen = \"$UNDERLAY.2:$API_PORT\"" \
 config node2 node "$IF_B" "" 10.10.0.0/24
 
 log "starting the hub in $NS_H"
-start hub "$NS_H"
+gw_start hub "$NS_H"
 wait_for 20 mesh_up hub "$NS_H" || fail "hub data plane up"
 gw hub "$NS_H" token create --uses 2 --ttl 1h --out "$WORK/enroll.toml" >/dev/null ||
     fail "token create"
 cp "$WORK/enroll.toml" "$WORK/node1/enroll.toml"
 cp "$WORK/enroll.toml" "$WORK/node2/enroll.toml"
 log "starting node1 and node2; they enrol by themselves over the underlay"
-start node1 "$NS_A"
-start node2 "$NS_B"
+gw_start node1 "$NS_A"
+gw_start node2 "$NS_B"
 
 check "node1 enrolled, tunnel up" wait_for 40 mesh_up node1 "$NS_A"
 check "node2 enrolled, tunnel up" wait_for 40 mesh_up node2 "$NS_B"
@@ -327,7 +262,7 @@ config thief node "$IF_T" "" "$SUBNET" "" "private_key_file = \"$WORK/node1.key\
 thief_token=$(gw hub "$NS_H" token create --uses 1 --ttl 1h --json --out "$WORK/thief/enroll.toml" |
     python3 -c "import json,sys; print(json.load(sys.stdin)['token_id'])")
 key_a=$(wg_pub node1 "$NS_A")
-start thief "$NS_T"
+gw_start thief "$NS_T"
 thief_refused() {
     [[ $(status_field thief "$NS_T" "s['enrolment'].get('last_error') or ''") == *wireguard_key_taken* ]]
 }
@@ -372,7 +307,7 @@ log "kill -9 the hub daemon: tunnels keep passing traffic"
 kill -9 "${daemon_pid[hub]}"
 wait "${daemon_pid[hub]}" 2>/dev/null
 check "node1 pings node2 with the hub daemon dead" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
-start hub "$NS_H"
+gw_start hub "$NS_H"
 check "hub restarted, data plane up" wait_for 20 mesh_up hub "$NS_H"
 check "hub after restart: exactly the same peers" [ "$(wg_peers "$NS_H" "$IF_H")" == "$expected" ]
 check "node1 pings node2 after the hub restart" in_ns "$NS_A" ping -c 2 -W 2 "$IP_B"
@@ -382,7 +317,7 @@ key_before=$(wg_pub node1 "$NS_A")
 kill "${daemon_pid[node1]}"
 wait "${daemon_pid[node1]}" 2>/dev/null
 check "node1 pings the hub while its daemon is down" in_ns "$NS_A" ping -c 1 -W 2 "$HUB_MESH"
-start node1 "$NS_A"
+gw_start node1 "$NS_A"
 check "node1 restarted, data plane up" wait_for 20 mesh_up node1 "$NS_A"
 check "node1: same key after restart" [ "$(wg_pub node1 "$NS_A")" == "$key_before" ]
 check "node1: two peers after restart (hub, node2)" [ "$(wg_peers "$NS_A" "$IF_A" | wc -l)" == 2 ]
@@ -436,7 +371,7 @@ check "node1 still pings the hub after node2 learnt it" in_ns "$NS_A" ping -c 1 
 check "node1 still ready" [ "$(ready_code "$NS_A")" == 200 ]
 
 log "a hub whose subnet overlaps the underlay is refused, nothing configured"
-add_ns "$NS_X"
+netns_add "$NS_X"
 in_ns "$NS_X" ip link add dummy0 type veth peer name dummy1 2>/dev/null
 in_ns "$NS_X" ip addr add 10.77.0.5/24 dev dummy0
 in_ns "$NS_X" ip link set dummy0 up

@@ -50,19 +50,7 @@ WORK=$(mktemp -d /tmp/gw-paths.XXXXXX)
 # shellcheck source=scripts/lib/paths_topology.sh
 . "$ROOT/scripts/lib/paths_topology.sh"
 RELAY_PORTS="56000 56999" # relay.port_range's default (docs/paths.md)
-failures=0
-checks=0
 
-log() { printf '%s  %s\n' "$(date +%T)" "$*"; }
-pass() {
-    checks=$((checks + 1))
-    log "ok   $*"
-}
-fail() {
-    checks=$((checks + 1))
-    failures=$((failures + 1))
-    log "FAIL $*"
-}
 # check "what" command...: on failure, the command's last output line says why.
 check() {
     local what=$1 out
@@ -71,11 +59,6 @@ check() {
         fail "$what"
         [[ -n $out ]] && printf '           %s\n' "$(tail -n 1 <<<"$out")"
     fi
-}
-check_not() {
-    local what=$1
-    shift
-    if "$@" >/dev/null 2>&1; then fail "$what"; else pass "$what"; fi
 }
 
 cleanup() {

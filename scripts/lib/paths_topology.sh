@@ -20,7 +20,12 @@
 # Names carry ID (unique per run); everything is removed by exact name or
 # by the pids `ip netns pids` lists. Interface names are unique per host
 # too: boringtun's UAPI socket path (/var/run/wireguard/<if>.sock) ignores
-# network namespaces.
+# network namespaces. The helpers it shares with tests/mesh-netns.sh
+# (in_ns, gw, status_field, wait_for, check counters…) are in
+# scripts/lib/netns.sh.
+
+# shellcheck source=scripts/lib/netns.sh
+. "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 
 HUB_PUBLIC=203.0.113.1
 NAT1_PUBLIC=198.51.100.11
@@ -38,20 +43,8 @@ ENROLL_PORT=8799
 NS_INET=gpi$ID NS_HUB=gph$ID NS_R1=gpr1$ID NS_R2=gpr2$ID NS_R3=gpr3$ID
 NS_N1=gpn1$ID NS_N2=gpn2$ID NS_N3=gpn3$ID NS_N4=gpn4$ID
 IF_HUB=wph$ID IF_N1=wp1$ID IF_N2=wp2$ID IF_N3=wp3$ID IF_N4=wp4$ID
-topo_ns=()
 topo_ifaces=("$IF_HUB" "$IF_N1" "$IF_N2" "$IF_N3" "$IF_N4")
 topo_veths=0
-
-in_ns() {
-    local ns=$1
-    shift
-    ip netns exec "$ns" "$@"
-}
-
-topo_add_ns() {
-    ip netns add "$1" && topo_ns+=("$1")
-    in_ns "$1" ip link set lo up
-}
 
 # topo_link NS_A NAME_A NS_B NAME_B: a veth between two namespaces, up.
 topo_link() {
@@ -69,7 +62,7 @@ topo_link() {
 # topo_nat NS WAN_ADDR LAN_PREFIX MASQUERADE_FLAGS: a NAT router.
 topo_nat() {
     local ns=$1 wan=$2 lan=$3 flags=$4
-    topo_add_ns "$ns"
+    netns_add "$ns"
     topo_link "$ns" wan "$NS_INET" "u$ns"
     in_ns "$NS_INET" ip link set "u$ns" master br0
     in_ns "$ns" ip addr add "$wan/24" dev wan
@@ -100,7 +93,7 @@ EOF
 # topo_host NS ROUTER_NS ADDR: a box on a NAT router's LAN.
 topo_host() {
     local ns=$1 router=$2 addr=$3
-    topo_add_ns "$ns"
+    netns_add "$ns"
     topo_link "$ns" eth0 "$router" "l$ns"
     in_ns "$router" ip link set "l$ns" master lan
     in_ns "$ns" ip addr add "$addr/24" dev eth0
@@ -108,12 +101,12 @@ topo_host() {
 }
 
 topo_build() {
-    topo_add_ns "$NS_INET"
+    netns_add "$NS_INET"
     in_ns "$NS_INET" sysctl -qw net.ipv4.ip_forward=1
     in_ns "$NS_INET" ip link add br0 type bridge
     in_ns "$NS_INET" ip addr add 198.51.100.254/24 dev br0
     in_ns "$NS_INET" ip link set br0 up
-    topo_add_ns "$NS_HUB"
+    netns_add "$NS_HUB"
     topo_link "$NS_HUB" eth0 "$NS_INET" hub
     in_ns "$NS_INET" ip addr add 203.0.113.254/24 dev hub
     in_ns "$NS_HUB" ip addr add "$HUB_PUBLIC/24" dev eth0
@@ -155,20 +148,7 @@ PY
     wait "$server" 2>/dev/null
 }
 
-topo_cleanup() {
-    local ns pid
-    for ns in "${topo_ns[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
-    done
-    sleep 0.5
-    for ns in "${topo_ns[@]}"; do
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
-        ip netns delete "$ns" 2>/dev/null
-    done
-    for ns in "${topo_ifaces[@]}"; do
-        rm -f "/var/run/wireguard/$ns.sock" "/var/run/wireguard/$ns.log"
-    done
-}
+topo_cleanup() { netns_cleanup "${topo_ifaces[@]}"; }
 
 # ---- gondwana on the topology ----------------------------------------------
 
@@ -194,20 +174,7 @@ directory_pull_secs = 2
 EOF
 }
 
-gw() { # gw NAME NS args...: the CLI of box NAME inside its namespace
-    local name=$1 ns=$2
-    shift 2
-    in_ns "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" "$@"
-}
-
-declare -A daemon_pid
-topo_start() { # topo_start NAME NS
-    local name=$1 ns=$2
-    # `ip netns exec` execs the daemon: $! is the daemon's pid.
-    ip netns exec "$ns" "$BIN" --state-dir "$WORK/$name/state" --config "$WORK/$name/gondwana.toml" \
-        run >>"$WORK/$name/daemon.log" 2>&1 &
-    daemon_pid[$name]=$!
-}
+topo_start() { gw_start "$@"; } # topo_start NAME NS (scripts/lib/netns.sh)
 
 # topo_kill NAME: kill -9 everything in NAME's namespace (its daemon and its
 # userspace WireGuard device: the box loses power), and wait until it is gone.
@@ -221,23 +188,6 @@ topo_kill() {
         sleep 0.1
     done
     rm -f "/var/run/wireguard/$(topo_if "$1").sock"
-}
-
-status_field() { # status_field NAME NS python-expression-on-s
-    gw "$1" "$2" status --json 2>/dev/null |
-        python3 -c "import json,sys; s=json.load(sys.stdin); print($3)"
-}
-mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
-wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
-
-# wait_for SECONDS command...: true once command succeeds.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.3
-    done
 }
 
 # topo_enrol NODE...: the hub up, then each NODE (n1..n4) enrolled through

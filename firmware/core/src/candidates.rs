@@ -264,6 +264,10 @@ pub struct Verified {
     pub dropped_reports: usize,
     /// Entries and relay pairs dropped: a node not active in `view`.
     pub dropped_inactive: usize,
+    /// Node ids the snapshot names (entries, relay pairs) that `view` holds
+    /// neither active nor revoked: boxes enrolled after the node's last
+    /// directory pull (`node_sync::UnknownNodes` decides on an early pull).
+    pub unknown: BTreeSet<NodeId>,
 }
 
 /// Checks the hub's signature, decodes canonically, then keeps only what
@@ -297,10 +301,15 @@ pub fn verify_snapshot(
         },
         dropped_reports: 0,
         dropped_inactive: 0,
+        unknown: BTreeSet::new(),
     };
+    let held = |id: &NodeId| view.nodes.contains_key(id) || view.revoked.contains_key(id);
     for entry in body.nodes {
         let Some(record) = view.nodes.get(&entry.node_id) else {
             out.dropped_inactive += 1;
+            if !held(&entry.node_id) {
+                out.unknown.insert(entry.node_id);
+            }
             continue;
         };
         let mut candidates = Candidates {
@@ -325,6 +334,11 @@ pub fn verify_snapshot(
             out.snapshot.relays.push(pair);
         } else {
             out.dropped_inactive += 1;
+            for id in [pair.a, pair.b, pair.relay] {
+                if !held(&id) {
+                    out.unknown.insert(id);
+                }
+            }
         }
     }
     Ok(out)

@@ -11,9 +11,12 @@
 //! mirror when the mirror is behind (after a key rotation), and — when any
 //! of that failed or the hub's handshake went stale — ask the hub's public
 //! listener whether the node is revoked, at once and then with capped,
-//! jittered backoff ([`AskSchedule`]). Then wait `directory_pull_secs`.
+//! jittered backoff ([`AskSchedule`]). Then wait `directory_pull_secs` —
+//! or less when a candidate snapshot names a box the stored directory does
+//! not hold yet ([`UnknownNodes`], [`SyncMachine::handle_pull_now`]): a
+//! newly enrolled box is reachable in seconds, not at the next pull.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::NodeId;
@@ -26,6 +29,11 @@ use crate::time::Millis;
 
 /// How often the machine looks again while the tunnel to the hub is not up.
 pub const TUNNEL_POLL: Duration = Duration::from_millis(500);
+
+/// At most one early pull (asked by [`SyncMachine::handle_pull_now`]) per
+/// this long: a burst of enrolments costs each node one extra pull per
+/// 10 s, not one per enrolment.
+pub const EARLY_PULL_GAP: Duration = Duration::from_secs(10);
 
 /// Timing, read at the start of each cycle (SIGHUP may change it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +144,10 @@ pub struct SyncMachine {
     node_id: NodeId,
     state: State,
     ask: AskSchedule,
+    /// An early pull was asked for and no cycle has pulled since.
+    early_asked: bool,
+    /// When the last early pull started ([`EARLY_PULL_GAP`]).
+    early_last: Option<Millis>,
     jitter: Jitter,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -149,6 +161,8 @@ impl SyncMachine {
             node_id,
             state: State::FindingStoredRevocation,
             ask: AskSchedule::default(),
+            early_asked: false,
+            early_last: None,
             jitter: Jitter::new(seed),
             actions: VecDeque::from([Action::FindStoredRevocation]),
             events: VecDeque::new(),
@@ -206,6 +220,29 @@ impl SyncMachine {
         }
     }
 
+    /// Pull the directory early: a candidate snapshot names a box the stored
+    /// directory does not hold ([`UnknownNodes::held`]). A waiting machine
+    /// starts a cycle now, or [`EARLY_PULL_GAP`] after the last early pull;
+    /// a machine in a cycle keeps the ask and, if that cycle has already
+    /// pulled, pulls once more when it ends (same gap). Asks never stack:
+    /// one is outstanding at most, and the pull that serves it clears it.
+    pub fn handle_pull_now(&mut self, now: Millis) {
+        if self.is_revoked() {
+            return;
+        }
+        self.early_asked = true;
+        if let State::Waiting { until } = self.state {
+            let at = self.early_at(now);
+            if at <= now {
+                self.observe();
+            } else {
+                self.state = State::Waiting {
+                    until: until.min(at),
+                };
+            }
+        }
+    }
+
     /// Answers [`Action::FindStoredRevocation`]: `true` once one is stored.
     pub fn handle_stored_revocation(&mut self, revoked: bool, _now: Millis) {
         if !matches!(self.state, State::FindingStoredRevocation) {
@@ -230,6 +267,11 @@ impl SyncMachine {
                 until: now + TUNNEL_POLL,
             };
             return;
+        }
+        // This cycle's pull serves an early ask made so far.
+        if self.early_asked {
+            self.early_asked = false;
+            self.early_last = Some(now);
         }
         self.pull(Cycle {
             seen,
@@ -360,9 +402,18 @@ impl SyncMachine {
             .settings
             .pull_interval
             .max(Duration::from_secs(1));
-        self.state = State::Waiting {
-            until: now + interval,
-        };
+        let mut until = now + interval;
+        // Asked for after this cycle's pull began: it may not hold the box.
+        if self.early_asked {
+            until = until.min(self.early_at(now));
+        }
+        self.state = State::Waiting { until };
+    }
+
+    /// The earliest an early pull may start.
+    fn early_at(&self, now: Millis) -> Millis {
+        self.early_last
+            .map_or(now, |last| (last + EARLY_PULL_GAP).max(now))
     }
 
     fn ask_delay(&mut self, settings: &SyncSettings) -> Duration {
@@ -372,6 +423,28 @@ impl SyncMachine {
             settings.retry_max,
             self.jitter.fraction(),
         )
+    }
+}
+
+/// The node ids that the held candidate snapshot names and the stored
+/// directory does not hold (`candidates::Verified::unknown`): boxes
+/// enrolled since the last directory pull.
+///
+/// Only an id that was not already unknown in the snapshot held before
+/// asks for an early pull: a pull that did not bring it (the hub's
+/// directory lags its snapshot, or the id is bogus) does not ask again
+/// for it — the regular pull will — and verifying the same snapshot again
+/// after the directory grew asks nothing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UnknownNodes(BTreeSet<NodeId>);
+
+impl UnknownNodes {
+    /// A snapshot is now held; `unknown` is what it names that the
+    /// directory lacks. `true`: ask [`SyncMachine::handle_pull_now`].
+    pub fn held(&mut self, unknown: BTreeSet<NodeId>) -> bool {
+        let new = unknown.iter().any(|id| !self.0.contains(id));
+        self.0 = unknown;
+        new
     }
 }
 
@@ -403,5 +476,7 @@ impl AskSchedule {
     }
 }
 
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::boxname::Boxname;
 use crate::directory::Record;
+use crate::ordered::set_from;
 
 pub(crate) fn key(n: u8) -> SigningSecret {
     SigningSecret::from_seed([n; 32])
@@ -195,6 +196,7 @@ fn snapshot_keeps_only_what_holds_against_the_directory() {
     let v = verify_snapshot(&bytes, &key(1).public_key(), &view(4)).unwrap();
     assert_eq!(v.dropped_reports, 2);
     assert_eq!(v.dropped_inactive, 2);
+    assert_eq!(v.unknown, set_from([id(9)]), "named, not in the directory");
     assert_eq!(v.snapshot.serial, 5);
     assert_eq!(v.snapshot.probe_round, 3);
     assert_eq!(v.snapshot.nodes.len(), 3);
@@ -225,6 +227,20 @@ fn snapshot_keeps_only_what_holds_against_the_directory() {
     let mut trailing = bytes.clone();
     trailing.push(0);
     assert!(verify_snapshot(&trailing, &key(1).public_key(), &view(4)).is_err());
+
+    // Node 3 revoked: its entry and pair are dropped, but the directory
+    // holds it, so it is not unknown (no pull would bring it back).
+    let mut revoked = view(4);
+    revoked.apply(&Record::Revoke {
+        node_id: id(3),
+        reason: heapless::String::try_from("stolen").unwrap(),
+    });
+    let v = verify_snapshot(&bytes, &key(1).public_key(), &revoked).unwrap();
+    assert_eq!(
+        v.dropped_inactive, 4,
+        "entries 3 and 9, pairs (2, 3) and (2, 9)"
+    );
+    assert_eq!(v.unknown, set_from([id(9)]));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::directory::{Record, append, encode_bundle};
 use crate::keys::SigningSecret;
 
 const SECOND: Duration = Duration::from_secs(1);
-const PULL: Duration = Duration::from_secs(30);
+pub(super) const PULL: Duration = Duration::from_secs(30);
 
 fn hub() -> SigningSecret {
     SigningSecret::from_seed([42; 32])
@@ -32,7 +32,7 @@ fn settings() -> SyncSettings {
 }
 
 /// Reachable, mirror current, handshake fresh.
-fn healthy() -> Observation {
+pub(super) fn healthy() -> Observation {
     Observation {
         hub_reachable: true,
         hub_handshake_stale: false,
@@ -43,13 +43,13 @@ fn healthy() -> Observation {
 }
 
 /// The hub's directory: a node record per seq, and revocations where asked.
-struct Hub {
+pub(super) struct Hub {
     entries: Vec<Vec<u8>>,
-    head: Head,
+    pub(super) head: Head,
 }
 
 impl Hub {
-    fn new() -> Hub {
+    pub(super) fn new() -> Hub {
         Hub {
             entries: Vec::new(),
             head: Head::default(),
@@ -62,7 +62,7 @@ impl Hub {
         self.head = head;
     }
 
-    fn add_node(&mut self, n: u8) {
+    pub(super) fn add_node(&mut self, n: u8) {
         self.add(Record::Node {
             node_id: other(),
             boxname: Boxname::parse("other").unwrap(),
@@ -93,7 +93,7 @@ impl Hub {
     }
 }
 
-fn actions(m: &mut SyncMachine) -> Vec<Action> {
+pub(super) fn actions(m: &mut SyncMachine) -> Vec<Action> {
     std::iter::from_fn(|| m.poll_action()).collect()
 }
 
@@ -101,8 +101,16 @@ fn events(m: &mut SyncMachine) -> Vec<Event> {
     std::iter::from_fn(|| m.poll_event()).collect()
 }
 
+/// The tunnel to the hub is not up yet.
+pub(super) fn tunnel_down() -> Observation {
+    Observation {
+        hub_reachable: false,
+        ..healthy()
+    }
+}
+
 /// A machine past its start-up check, waiting for its first observation.
-fn started() -> SyncMachine {
+pub(super) fn started() -> SyncMachine {
     let mut m = SyncMachine::new(hub().public_key(), me(), 7);
     assert_eq!(actions(&mut m), [Action::FindStoredRevocation]);
     m.handle_stored_revocation(false, Millis(0));
@@ -113,7 +121,7 @@ fn started() -> SyncMachine {
 /// Pulls from `hub` into `stored` (the node's head) in pages of `page`,
 /// as the driver would; returns the number of pages appended and the
 /// actions that follow the pull.
-fn pull_all(
+pub(super) fn pull_all(
     m: &mut SyncMachine,
     hub: &Hub,
     stored: &mut Head,
@@ -193,11 +201,7 @@ fn pulls_page_after_page_from_the_stored_head_then_waits_the_interval() {
 #[test]
 fn waits_for_the_tunnel_before_pulling() {
     let mut m = started();
-    let down = Observation {
-        hub_reachable: false,
-        ..healthy()
-    };
-    m.handle_observation(down, Millis(0));
+    m.handle_observation(tunnel_down(), Millis(0));
     assert_eq!(actions(&mut m), []);
     assert_eq!(m.poll_timeout(), Some(Millis(0) + TUNNEL_POLL));
     m.handle_timeout(Millis(500));

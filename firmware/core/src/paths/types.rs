@@ -19,6 +19,15 @@ pub enum PathKind {
 }
 
 impl PathKind {
+    /// Every kind, in the order status and `/metrics` list them.
+    pub const ALL: [PathKind; 4] = [
+        PathKind::Lan,
+        PathKind::Direct,
+        PathKind::Relay,
+        PathKind::None,
+    ];
+
+    /// The name status, `/metrics` and docs/paths.md use.
     pub fn as_str(self) -> &'static str {
         match self {
             PathKind::Lan => "lan",

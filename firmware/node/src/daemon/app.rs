@@ -44,6 +44,14 @@ pub struct App {
     pub status_cache: Mutex<Option<(Instant, bytes::Bytes)>>,
     /// Wakes the data-plane task: something the mesh depends on changed.
     pub dataplane_kick: tokio::sync::Notify,
+    /// Node: pull the directory early — a candidate snapshot names a box
+    /// it does not hold yet (`daemon/candidates_task.rs` to
+    /// `daemon/sync_task.rs`; the sync machine decides when).
+    pub pull_now: tokio::sync::Notify,
+    /// Node: a directory pull appended entries — verify the held candidate
+    /// snapshot again now, so a new box's entry is not dropped until the
+    /// next snapshot (`daemon/sync_task.rs` to `daemon/candidates_task.rs`).
+    pub directory_grew: tokio::sync::Notify,
     pub dataplane: Mutex<DataplaneStatus>,
     /// The firewall and its grants (daemon/grants.rs).
     pub grants: crate::daemon::firewall::Grants,
@@ -112,6 +120,8 @@ impl App {
             started: Instant::now(),
             status_cache: Mutex::new(None),
             dataplane_kick: tokio::sync::Notify::new(),
+            pull_now: tokio::sync::Notify::new(),
+            directory_grew: tokio::sync::Notify::new(),
             dataplane: Mutex::new(dataplane),
             revocation: RwLock::new(revocation),
             live: Default::default(),

@@ -4,7 +4,11 @@
 //! verifies it against the stored directory, keeps it on the state
 //! partition and publishes it into `App::candidates`. At start it restores
 //! the stored snapshot (verified again), so a node started while the hub
-//! is down still knows where its peers were.
+//! is down still knows where its peers were. A snapshot that names a box
+//! the directory does not hold yet asks the sync task for an early
+//! directory pull (`node_sync::UnknownNodes` decides), and the held
+//! snapshot is verified again as soon as a pull appends entries: a newly
+//! enrolled box gets its peer within seconds.
 
 use std::net::SocketAddrV4;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use bytes::Bytes;
 use gondwana_core::candidates::{self, MAX_LAN_ADDRS, MAX_RELAY_WANTS, ReportBody};
 use gondwana_core::mesh::Ipv4Net;
 use gondwana_core::node_id::NodeId;
+use gondwana_core::node_sync::UnknownNodes;
 use gondwana_core::ordered::sorted_unique;
 use http::{Method, StatusCode};
 
@@ -47,11 +52,15 @@ pub async fn run(app: Arc<App>) {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
-    let views = ViewCache::default();
-    let restored = restore(&app, &enrolment, &views).await;
+    let mut held = Held {
+        views: ViewCache::default(),
+        bytes: None,
+        unknown: UnknownNodes::default(),
+    };
+    restore(&app, &enrolment, &mut held).await;
     tokio::join!(
         report_loop(&app, &enrolment),
-        snapshot_loop(&app, &enrolment, &views, restored)
+        snapshot_loop(&app, &enrolment, held)
     );
 }
 
@@ -182,41 +191,53 @@ async fn send_report(
     }
 }
 
-/// The stored snapshot, verified against the stored directory and
-/// published; its bytes, if it holds.
-async fn restore(app: &App, enrolment: &Enrolment, views: &ViewCache) -> Option<Bytes> {
+/// The snapshot this node holds (published in `App::candidates`): its
+/// bytes as received, the directory view it was verified against, and the
+/// ids it names that the directory lacks.
+struct Held {
+    views: ViewCache,
+    bytes: Option<Bytes>,
+    unknown: UnknownNodes,
+}
+
+/// The stored snapshot, verified against the stored directory, published
+/// and held if it verifies.
+async fn restore(app: &App, enrolment: &Enrolment, held: &mut Held) {
     let store = app.store.clone();
     let stored = joined(blocking(move || store.candidate_snapshot()).await);
     let bytes = match stored {
         Ok(Some(b)) => Bytes::from(b),
-        Ok(None) => return None,
-        Err(e) => {
-            warn!("reading the stored candidate snapshot: {e}");
-            return None;
-        }
+        Ok(None) => return,
+        Err(e) => return warn!("reading the stored candidate snapshot: {e}"),
     };
-    match verify_and_publish(app, enrolment, views, &bytes).await {
-        Ok(serial) => {
+    match verify(app, enrolment, &held.views, &bytes).await {
+        Ok(verified) => {
+            let serial = publish(app, verified, &mut held.unknown);
             info!("restored the stored candidate snapshot (serial {serial})");
-            Some(bytes)
+            held.bytes = Some(bytes);
         }
-        Err(e) => {
-            warn!("the stored candidate snapshot does not verify, ignored: {e}");
-            None
-        }
+        Err(e) => warn!("the stored candidate snapshot does not verify, ignored: {e}"),
     }
 }
 
-/// Verifies `bytes` against the stored directory and publishes them;
-/// returns the serial.
-async fn verify_and_publish(
-    app: &App,
-    enrolment: &Enrolment,
-    views: &ViewCache,
-    bytes: &[u8],
-) -> Result<u64, String> {
-    let verified = verify(app, enrolment, views, bytes).await?;
-    Ok(publish(app, verified))
+/// The directory changed since the held snapshot was verified (entries of
+/// new nodes were dropped then): verify and publish it again.
+async fn reverify(app: &App, enrolment: &Enrolment, held: &mut Held) {
+    let Some(bytes) = &held.bytes else {
+        return;
+    };
+    if !matches!(
+        held.views.get(&app.store, enrolment.hub_key).await,
+        Ok((_, true))
+    ) {
+        return;
+    }
+    match verify(app, enrolment, &held.views, bytes).await {
+        Ok(verified) => {
+            publish(app, verified, &mut held.unknown);
+        }
+        Err(e) => warn!("candidate snapshot after a directory change: {e}"),
+    }
 }
 
 async fn verify(
@@ -231,7 +252,19 @@ async fn verify(
     joined(blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view)).await)
 }
 
-fn publish(app: &App, verified: candidates::Verified) -> u64 {
+/// Publishes a verified snapshot, now held; asks for an early directory
+/// pull if it names a box the directory does not hold that the snapshot
+/// held before did not name.
+fn publish(app: &App, mut verified: candidates::Verified, unknown: &mut UnknownNodes) -> u64 {
+    let named = verified.unknown.len();
+    if unknown.held(std::mem::take(&mut verified.unknown)) {
+        info!(
+            "candidate snapshot {} names {named} node(s) this node's directory does not hold \
+             yet: pulling the directory early",
+            verified.snapshot.serial
+        );
+        app.pull_now.notify_one();
+    }
     if verified.dropped_reports + verified.dropped_inactive > 0 {
         info!(
             "candidate snapshot {}: {} reports and {} entries or pairs dropped (signature or \
@@ -245,12 +278,7 @@ fn publish(app: &App, verified: candidates::Verified) -> u64 {
     serial
 }
 
-async fn snapshot_loop(
-    app: &App,
-    enrolment: &Enrolment,
-    views: &ViewCache,
-    mut last: Option<Bytes>,
-) {
+async fn snapshot_loop(app: &App, enrolment: &Enrolment, mut held: Held) {
     let mut delay = Duration::from_secs(1);
     let mut failing = false;
     loop {
@@ -258,10 +286,19 @@ async fn snapshot_loop(
             return;
         }
         let serial = app.candidates.borrow().as_ref().map_or(0, |s| s.serial);
-        match fetch(app, enrolment, serial).await {
-            Ok(Some(bytes)) => match accept(app, enrolment, views, &bytes, serial).await {
+        // A pull that appended entries ends the long poll early (it is
+        // asked again at once): the new box must not wait for its end.
+        let fetched = tokio::select! {
+            fetched = fetch(app, enrolment, serial) => fetched,
+            () = app.directory_grew.notified() => {
+                reverify(app, enrolment, &mut held).await;
+                continue;
+            }
+        };
+        match fetched {
+            Ok(Some(bytes)) => match accept(app, enrolment, &mut held, &bytes, serial).await {
                 Ok(()) => {
-                    last = Some(bytes);
+                    held.bytes = Some(bytes);
                     delay = Duration::from_secs(1);
                     failing = false;
                     app.live.set_hub_unreachable(false);
@@ -273,14 +310,9 @@ async fn snapshot_loop(
                 delay = Duration::from_secs(1);
                 failing = false;
                 app.live.set_hub_unreachable(false);
-                // The directory may have grown since the snapshot was
-                // verified: entries of new nodes were dropped then.
-                if let (Some(bytes), Ok((_, true))) =
-                    (&last, views.get(&app.store, enrolment.hub_key).await)
-                    && let Err(e) = verify_and_publish(app, enrolment, views, bytes).await
-                {
-                    warn!("candidate snapshot after a directory change: {e}");
-                }
+                // The directory may have grown another way (a bundle
+                // imported offline) since the snapshot was verified.
+                reverify(app, enrolment, &mut held).await;
                 continue;
             }
             Err(e) if !failing => {
@@ -322,20 +354,20 @@ async fn fetch(app: &App, enrolment: &Enrolment, after: u64) -> Result<Option<By
 async fn accept(
     app: &App,
     enrolment: &Enrolment,
-    views: &ViewCache,
+    held: &mut Held,
     bytes: &Bytes,
-    held: u64,
+    serial: u64,
 ) -> Result<(), String> {
-    let verified = verify(app, enrolment, views, bytes).await?;
-    if verified.snapshot.serial <= held {
+    let verified = verify(app, enrolment, &held.views, bytes).await?;
+    if verified.snapshot.serial <= serial {
         return Err(format!(
-            "serial {} is not newer than the held {held}",
+            "serial {} is not newer than the held {serial}",
             verified.snapshot.serial
         ));
     }
     let store = app.store.clone();
     let raw = bytes.to_vec();
     joined(blocking(move || store.save_candidate_snapshot(&raw)).await)?;
-    publish(app, verified);
+    publish(app, verified, &mut held.unknown);
     Ok(())
 }

@@ -66,9 +66,6 @@ pub struct LivePeers {
     hub_unreachable: std::sync::atomic::AtomicBool,
 }
 
-/// The path kinds status and `/metrics` name (docs/paths.md).
-pub const PATH_KINDS: [&str; 4] = ["lan", "direct", "relay", "none"];
-
 /// One peer, read now.
 #[derive(Debug, Clone)]
 pub struct PeerReport {
@@ -94,11 +91,11 @@ impl PeerReport {
     /// The path kind: the path machine's, else `direct` for a peer that
     /// is online through an endpoint it has (the hub's view of its nodes,
     /// a node's hub) and `none` for one that is not.
-    pub fn path_kind(&self) -> &'static str {
+    pub fn path_kind(&self) -> PathKind {
         match &self.path {
-            Some(p) => p.kind.as_str(),
-            None if self.online() && self.peer.config.endpoint.is_some() => "direct",
-            None => "none",
+            Some(p) => p.kind,
+            None if self.online() && self.peer.config.endpoint.is_some() => PathKind::Direct,
+            None => PathKind::None,
         }
     }
 
@@ -141,7 +138,7 @@ impl PeerReport {
             "node_id": self.name.as_ref().map(|n| n.node_id.as_str()),
             "public_key": self.public_key,
             "mesh_ip": self.mesh_ip().map(|a| a.to_string()),
-            "path": self.path_kind(),
+            "path": self.path_kind().as_str(),
             "path_note": self.path_note(),
             "endpoint": self.peer.config.endpoint.map(|e| e.to_string()),
             "allowed_ips": self.peer.config.allowed_ips.iter().map(|n| n.to_string())
@@ -280,11 +277,11 @@ pub fn write_metrics(out: &mut String, peers: &[PeerReport]) {
         "Peers with a handshake in the last 180 s",
         &[(vec![], online)],
     );
-    let by_path: Vec<(Vec<(&str, &str)>, Num)> = PATH_KINDS
+    let by_path: Vec<(Vec<(&str, &str)>, Num)> = PathKind::ALL
         .iter()
         .map(|kind| {
             let n = peers.iter().filter(|p| p.path_kind() == *kind).count();
-            (vec![("path", *kind)], Num::Int(n as u64))
+            (vec![("path", kind.as_str())], Num::Int(n as u64))
         })
         .collect();
     write_family(

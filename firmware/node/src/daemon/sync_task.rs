@@ -79,8 +79,10 @@ pub async fn run(app: &App, enrolment: Enrolment) {
         let Some(deadline) = machine.poll_timeout() else {
             return;
         };
-        clock.sleep_until(deadline).await;
-        machine.handle_timeout(clock.now());
+        tokio::select! {
+            () = clock.sleep_until(deadline) => machine.handle_timeout(clock.now()),
+            () = app.pull_now.notified() => machine.handle_pull_now(clock.now()),
+        }
     }
 }
 
@@ -195,6 +197,7 @@ async fn append_page(app: &App, page: Page) -> Result<bool, String> {
     let store = app.store.clone();
     joined(blocking(move || store.append_directory(&entries, from)).await)?;
     app.changed();
+    app.directory_grew.notify_one();
     match own {
         Some((raw, r)) => revocation::commit(app, raw, r)
             .await
