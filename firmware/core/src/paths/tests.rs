@@ -55,6 +55,7 @@ fn candidates(lan: &[&str], observed: &str) -> Candidates {
         listen_port: Some(51822),
         lan: lan.iter().map(|a| a.parse().unwrap()).collect(),
         want_relay: vec![],
+        relay: None,
     }
 }
 
