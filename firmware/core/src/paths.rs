@@ -11,8 +11,9 @@
 //!
 //! 1. [`PathMachine::handle_lan_subnets`]: this box's own interface
 //!    subnets (non-mesh), which decide what "same LAN" means;
-//! 2. [`PathMachine::handle_relay_host`]: the relay's IP (this version:
-//!    the hub's endpoint as resolved), `None` while unknown;
+//! 2. [`PathMachine::handle_relay_host`]: the hub's IP as a relay (its
+//!    endpoint as resolved), `None` while unknown; a pair a node relays
+//!    uses that node's observed IP from the snapshot instead;
 //! 3. [`PathMachine::handle_device`]: the device's peers by node id, last
 //!    handshake and endpoint ([`observe`] maps the device's keys). No
 //!    probe starts before the first one: a session the device already
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::Ipv4Net;
 
 use crate::NodeId;
-use crate::candidates::Snapshot;
+use crate::candidates::{RelayPair, Snapshot};
 use crate::ordered::{map_from, set_from};
 
 mod device;
@@ -151,7 +152,8 @@ impl PathMachine {
         }
     }
 
-    /// The relay's IP (the hub's resolved endpoint), `None` while unknown.
+    /// The hub's IP as a relay (its resolved endpoint), `None` while
+    /// unknown. Pairs a node relays do not need it.
     pub fn handle_relay_host(&mut self, host: Option<IpAddr>) {
         if host != self.relay_host {
             self.relay_host = host;
@@ -319,10 +321,14 @@ impl PathMachine {
 
     /// A peer's path, for status (`None`: the machine does not know it).
     pub fn status(&self, peer: &NodeId) -> Option<PeerPath> {
+        let via_node = self
+            .relay_pair(peer)
+            .is_some_and(|r| r.relay != self.hub_id);
         self.peers.get(peer).map(|p| PeerPath {
             kind: p.kind,
             endpoint: p.endpoint,
             fresh: is_fresh(p.seen.last_handshake, self.wall),
+            node_relay: p.kind == PathKind::Relay && via_node,
         })
     }
 
@@ -506,13 +512,24 @@ impl PathMachine {
         peer.endpoint = endpoint;
     }
 
-    /// Where this node's side of the relay pair with `peer` is, if the
-    /// snapshot lists one and the relay's host is known.
-    fn relay_endpoint(&self, peer: &NodeId) -> Option<SocketAddr> {
-        let host = self.relay_host?;
-        let pair = self.snapshot.as_ref()?.relays.iter().find(|r| {
+    /// The snapshot's relay pair of this node and `peer`.
+    fn relay_pair(&self, peer: &NodeId) -> Option<&RelayPair> {
+        self.snapshot.as_ref()?.relays.iter().find(|r| {
             (r.a == self.own_id && r.b == *peer) || (r.b == self.own_id && r.a == *peer)
-        })?;
+        })
+    }
+
+    /// Where this node's side of the relay pair with `peer` is, if the
+    /// snapshot lists one and the relay's host is known: the hub's
+    /// endpoint for a pair the hub relays, the observed IP of a node
+    /// relay (the snapshot's) for one a node relays.
+    fn relay_endpoint(&self, peer: &NodeId) -> Option<SocketAddr> {
+        let pair = self.relay_pair(peer)?;
+        let host = if pair.relay == self.hub_id {
+            self.relay_host?
+        } else {
+            IpAddr::V4(self.snapshot.as_ref()?.node_relay_host(&pair.relay)?)
+        };
         let port = if pair.a == self.own_id {
             pair.port_a
         } else {
@@ -546,8 +563,13 @@ impl PathMachine {
                 }
                 (Phase::Relayed { .. }, None) => peer.phase = Phase::WantRelay,
                 (Phase::Relayed { .. }, Some(e)) if peer.endpoint != Some(e) => {
+                    // The pair moved (another relay, other ports): both
+                    // sides see it in the same snapshot; a new session
+                    // makes each send through the new relay at once, so
+                    // it learns where both are.
                     let wall = self.wall;
                     self.set_endpoint(&id, Some(e), wall);
+                    self.events.push_back(Event::NewSession(id.clone()));
                 }
                 _ => {}
             }

@@ -47,6 +47,7 @@ fn report(fake: &FakeNode, seq: u64, lan: &[&str], want: &[NodeId]) -> ReportBod
             .map(|a| a.parse::<SocketAddrV4>().unwrap())
             .collect(),
         want_relay: want.iter().cloned().collect(),
+        relay: None,
     }
 }
 

@@ -314,3 +314,71 @@ const SNAPSHOT_VECTOR: &str = concat!(
     "c1b50340d7aa36c6e5b3e1f8056346fe5486363072e1de96cd44a70170e131d4480391a1",
     "35b8be8379e502e64b9008b737062d5e689938303d6f7ff1035e54183a810602",
 );
+
+/// A pair naming a node relay holds only when that node's verified report
+/// offers both ports and the hub observes it; never one of the two.
+#[test]
+fn a_node_relay_must_offer_what_the_pair_uses() {
+    let offer = |n: u8, signer: u8| {
+        let body = ReportBody {
+            relay: Some(RelayOffer {
+                first: 40000,
+                last: 40009,
+            }),
+            ..report(n, 1, &["203.0.113.5:51825"], &[])
+        };
+        signed(&body, signer)
+    };
+    let observed = Some(addr("203.0.113.5:51825"));
+    let entry = |n: u8, report: Option<SignedReport>, observed: Option<SocketAddrV4>| NodeEntry {
+        node_id: id(n),
+        observed,
+        report,
+    };
+    let by = |relay: u8, x: u8, y: u8, port: u16| RelayPair {
+        relay: id(relay),
+        ..pair(x, y, port)
+    };
+    let body = snapshot(
+        vec![
+            entry(2, None, observed),
+            entry(3, None, None),
+            entry(4, Some(signed(&report(4, 1, &[], &[]), 4)), observed),
+            entry(5, Some(offer(5, 5)), observed),
+            entry(6, Some(offer(6, 6)), None),
+            // Node 7's offer is signed by node 5: dropped with its report.
+            entry(7, Some(offer(7, 5)), observed),
+        ],
+        vec![
+            by(5, 2, 3, 40000), // holds
+            by(4, 2, 3, 40000), // 4 does not offer
+            by(5, 2, 3, 50000), // outside 5's range
+            by(6, 2, 3, 40000), // 6 is not observed: no host
+            by(7, 2, 3, 40000), // 7's offer is forged
+            by(5, 2, 5, 40000), // the relay is one of the two
+            by(8, 2, 3, 40000), // 8 has no entry
+            RelayPair {
+                port_b: 40000,
+                ..by(5, 3, 4, 40000)
+            }, // one port twice
+            by(1, 3, 4, 56000), // the hub
+        ],
+    );
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let v = verify_snapshot(&bytes, &key(1).public_key(), &view(8)).unwrap();
+    let kept: Vec<(NodeId, u16)> = v
+        .snapshot
+        .relays
+        .iter()
+        .map(|p| (p.relay.clone(), p.port_a))
+        .collect();
+    assert_eq!(kept, vec![(id(5), 40000), (id(1), 56000)]);
+    assert_eq!(v.dropped_relays, 7);
+    assert_eq!(v.dropped_reports, 1);
+    assert_eq!(
+        v.snapshot.node_relay_host(&id(5)),
+        Some(Ipv4Addr::new(203, 0, 113, 5))
+    );
+    assert_eq!(v.snapshot.node_relay_host(&id(4)), None, "no offer");
+    assert_eq!(v.snapshot.node_relay_host(&id(1)), None, "the hub");
+}
