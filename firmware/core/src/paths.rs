@@ -514,9 +514,11 @@ impl PathMachine {
 
     /// The snapshot's relay pair of this node and `peer`.
     fn relay_pair(&self, peer: &NodeId) -> Option<&RelayPair> {
-        self.snapshot.as_ref()?.relays.iter().find(|r| {
-            (r.a == self.own_id && r.b == *peer) || (r.b == self.own_id && r.a == *peer)
-        })
+        self.snapshot
+            .as_ref()?
+            .relays
+            .iter()
+            .find(|r| (r.a == self.own_id && r.b == *peer) || (r.b == self.own_id && r.a == *peer))
     }
 
     /// Where this node's side of the relay pair with `peer` is, if the

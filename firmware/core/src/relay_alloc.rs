@@ -73,7 +73,11 @@ pub fn pair_key(x: &NodeId, y: &NodeId) -> Option<(NodeId, NodeId)> {
 type Taken = BTreeMap<Option<NodeId>, BTreeSet<u16>>;
 
 /// The two lowest free ports of `first..=last` on `relay`.
-fn free_two(taken: &Taken, relay: &Option<NodeId>, (first, last): (u16, u16)) -> Option<(u16, u16)> {
+fn free_two(
+    taken: &Taken,
+    relay: &Option<NodeId>,
+    (first, last): (u16, u16),
+) -> Option<(u16, u16)> {
     let used = taken.get(relay);
     let mut free = (first..=last).filter(|p| !used.is_some_and(|u| u.contains(p)));
     Some((free.next()?, free.next()?))
@@ -162,7 +166,10 @@ impl RelayAllocator {
                     hub.remove(&alloc.port_a);
                     hub.remove(&alloc.port_b);
                 }
-                taken.entry(Some(relay.clone())).or_default().extend([port_a, port_b]);
+                taken
+                    .entry(Some(relay.clone()))
+                    .or_default()
+                    .extend([port_a, port_b]);
                 (alloc.relay, alloc.port_a, alloc.port_b) = (Some(relay), port_a, port_b);
             }
         }
@@ -178,7 +185,10 @@ impl RelayAllocator {
                 self.unplaced += 1;
                 continue;
             };
-            taken.entry(relay.clone()).or_default().extend([port_a, port_b]);
+            taken
+                .entry(relay.clone())
+                .or_default()
+                .extend([port_a, port_b]);
             self.pairs.insert(
                 key,
                 Allocation {
@@ -353,14 +363,23 @@ mod tests {
         let by = |p: &RelayPair| (p.relay.clone(), p.port_a, p.port_b);
         for p in &pairs {
             assert!(p.relay != p.a && p.relay != p.b, "never one of the two");
-            let range = if p.relay == id(5) { 40000..=40009 } else { 41000..=41009 };
+            let range = if p.relay == id(5) {
+                40000..=40009
+            } else {
+                41000..=41009
+            };
             assert!(p.relay == id(5) || p.relay == id(6), "node relays first");
             assert!(range.contains(&p.port_a) && range.contains(&p.port_b));
         }
         // 1-5 and 4-6 can only go to the other node relay; the two others
         // spread so that each relay ends with two pairs.
         let on5 = pairs.iter().filter(|p| p.relay == id(5)).count();
-        assert_eq!((on5, pairs.len() - on5), (2, 2), "{:?}", pairs.iter().map(by).collect::<Vec<_>>());
+        assert_eq!(
+            (on5, pairs.len() - on5),
+            (2, 2),
+            "{:?}",
+            pairs.iter().map(by).collect::<Vec<_>>()
+        );
         // Deterministic.
         let mut y = RelayAllocator::default();
         y.update(&s, &w, &on, &relays, Millis(0));
@@ -378,7 +397,11 @@ mod tests {
         let p = placed(&x);
         assert_eq!(p[0].2, id(5), "first pair on node 5: {p:?}");
         assert_eq!((p[0].3, p[0].4), (40000, 40001));
-        assert_eq!(p[1].2, id(9), "the second finds no two ports there: the hub");
+        assert_eq!(
+            p[1].2,
+            id(9),
+            "the second finds no two ports there: the hub"
+        );
         assert_eq!((p[1].3, p[1].4), (56000, 56001));
     }
 
@@ -393,7 +416,10 @@ mod tests {
         // Node 5 becomes eligible: the pair moves there.
         let five = offers(&[(5, 40000, 40009)]);
         assert!(x.update(&s, &w, &on, &five, Millis(1000)));
-        assert_eq!(placed(&x), vec![(id(1).min(id(3)), id(1).max(id(3)), id(5), 40000, 40001)]);
+        assert_eq!(
+            placed(&x),
+            vec![(id(1).min(id(3)), id(1).max(id(3)), id(5), 40000, 40001)]
+        );
         // Node 6 appears too: nothing moves (node relays' pairs stay).
         let both = offers(&[(5, 40000, 40009), (6, 41000, 41009)]);
         assert!(!x.update(&s, &w, &on, &both, Millis(2000)));

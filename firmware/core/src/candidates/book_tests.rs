@@ -1,6 +1,6 @@
 use super::*;
-use crate::candidates::{RelayOffer, seal_report};
 use crate::candidates::tests::{addr, id, key, report, view};
+use crate::candidates::{RelayOffer, seal_report};
 
 fn mesh() -> Ipv4Net {
     "10.10.0.0/24".parse().unwrap()
@@ -122,11 +122,23 @@ fn offering(n: u8, seq: u64, lan: &[&str]) -> ReportBody {
 fn node_relays_offer_are_observed_and_have_no_nat() {
     let mut book = Book::default();
     // 2 offers and is observed at its own (public) address: eligible.
-    admit(&mut book, &sealed(2, &offering(2, 1, &["203.0.113.2:51824"]))).unwrap();
+    admit(
+        &mut book,
+        &sealed(2, &offering(2, 1, &["203.0.113.2:51824"])),
+    )
+    .unwrap();
     // 3 offers but is observed at another address (a NAT in front).
-    admit(&mut book, &sealed(3, &offering(3, 1, &["192.168.3.3:51825"]))).unwrap();
+    admit(
+        &mut book,
+        &sealed(3, &offering(3, 1, &["192.168.3.3:51825"])),
+    )
+    .unwrap();
     // 4 is public but does not offer.
-    admit(&mut book, &sealed(4, &report(4, 1, &["203.0.113.4:51826"], &[]))).unwrap();
+    admit(
+        &mut book,
+        &sealed(4, &report(4, 1, &["203.0.113.4:51826"], &[])),
+    )
+    .unwrap();
     assert!(book.node_relays().is_empty(), "nobody observed yet");
     book.set_observed(
         [

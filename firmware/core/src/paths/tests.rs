@@ -677,7 +677,11 @@ fn a_node_relay_is_the_pairs_host_and_needs_no_hub() {
     give(&mut m, &clock, snapshot_with_node_relay(0, on_hub));
     assert_eq!(m.endpoints().get(&c()), Some(&addr("192.0.2.1:56003")));
     clock.advance(1);
-    step(&mut m, &clock, &seen(&clock, &[(c(), 0, "192.0.2.1:56003")]));
+    step(
+        &mut m,
+        &clock,
+        &seen(&clock, &[(c(), 0, "192.0.2.1:56003")]),
+    );
     let status = m.status(&c()).unwrap();
     assert_eq!((status.kind, status.node_relay), (PathKind::Relay, false));
     // The hub moves the pair to node 5, on its ports.
@@ -685,12 +689,19 @@ fn a_node_relay_is_the_pairs_host_and_needs_no_hub() {
     give(&mut m, &clock, snapshot_with_node_relay(0, on_five.clone()));
     let events = drain(&mut m);
     let at_five = addr("198.51.100.50:40000");
-    assert!(endpoint_events(&events).contains(&(c(), Some(at_five))), "{events:?}");
+    assert!(
+        endpoint_events(&events).contains(&(c(), Some(at_five))),
+        "{events:?}"
+    );
     assert!(events.contains(&Event::NewSession(c())), "{events:?}");
     // The hub's endpoint is no longer known (hub gone): nothing moves.
     m.handle_relay_host(None);
     clock.advance(1);
-    let events = step(&mut m, &clock, &seen(&clock, &[(c(), 0, "198.51.100.50:40000")]));
+    let events = step(
+        &mut m,
+        &clock,
+        &seen(&clock, &[(c(), 0, "198.51.100.50:40000")]),
+    );
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(m.endpoints().get(&c()), Some(&at_five));
     let status = m.status(&c()).unwrap();

@@ -188,8 +188,7 @@ pub async fn run(app: Arc<App>) {
                 relays.traffic(&pair.a, &pair.b, now);
             }
         }
-        let mut changed =
-            changed | relays.update(&settings, &wants, &active, &node_relays, now);
+        let mut changed = changed | relays.update(&settings, &wants, &active, &node_relays, now);
         let round = u32::try_from(now.0 / PROBE_ROUND_EVERY.as_millis() as u64).unwrap_or(0);
         if round != probe_round {
             probe_round = round;
