@@ -89,7 +89,15 @@ struct Peer {
     set_at: SystemTime,
     kind: PathKind,
     seen: Seen,
+    /// Relay endpoints this peer was set to (the last few): a handshake
+    /// there is never a direct path, even once the snapshot no longer
+    /// lists the pair (a snapshot that dropped it for a while, a pair
+    /// moved to another relay).
+    relay_ends: Vec<SocketAddr>,
 }
+
+/// How many past relay endpoints a peer remembers.
+const RELAY_ENDS_KEPT: usize = 4;
 
 #[derive(Debug)]
 pub struct PathMachine {
@@ -205,12 +213,16 @@ impl PathMachine {
             peer.seen = s;
             let (phase, set_at, ours) = (peer.phase, peer.set_at, peer.endpoint);
             let fresh = is_fresh(s.last_handshake, wall);
-            let proven = fresh && handshake_after(s.last_handshake, set_at);
+            // A handshake through a relay (this pair's now, or one it used
+            // before) proves no direct path.
+            let at_relay = s.endpoint.is_some()
+                && (s.endpoint == relayed
+                    || s.endpoint.is_some_and(|e| peer.relay_ends.contains(&e)));
+            let proven = fresh && handshake_after(s.last_handshake, set_at) && !at_relay;
             // The device roamed to an address we did not set, and not to
             // the relay: an authenticated packet came from there, the other
             // side's probe reached us (it may have raced ours).
-            let reached =
-                fresh && s.endpoint.is_some() && s.endpoint != ours && s.endpoint != relayed;
+            let reached = fresh && s.endpoint.is_some() && s.endpoint != ours && !at_relay;
             match phase {
                 Phase::Up if !fresh => {
                     // Lost: probed again from the start.
@@ -229,11 +241,7 @@ impl PathMachine {
                     self.succeed(&id)
                 }
                 // The other side's direct probe reached us: follow it.
-                Phase::Relayed { .. }
-                    if proven && s.endpoint.is_some() && s.endpoint != self.relay_endpoint(&id) =>
-                {
-                    self.succeed(&id)
-                }
+                Phase::Relayed { .. } if proven && s.endpoint.is_some() => self.succeed(&id),
                 _ => {}
             }
         }
@@ -553,6 +561,7 @@ impl PathMachine {
             match (peer.phase, relayed) {
                 (Phase::WantRelay, Some(e)) => {
                     peer.phase = Phase::Relayed { round };
+                    peer.remember_relay(e);
                     if peer.kind != PathKind::Relay {
                         peer.kind = PathKind::Relay;
                         self.events.push_back(Event::Path {
@@ -565,6 +574,7 @@ impl PathMachine {
                 }
                 (Phase::Relayed { .. }, None) => peer.phase = Phase::WantRelay,
                 (Phase::Relayed { .. }, Some(e)) if peer.endpoint != Some(e) => {
+                    peer.remember_relay(e);
                     // The pair moved (another relay, other ports): both
                     // sides see it in the same snapshot; a new session
                     // makes each send through the new relay at once, so
@@ -607,6 +617,16 @@ impl Peer {
             set_at: wall,
             kind: PathKind::None,
             seen: Seen::default(),
+            relay_ends: Vec::new(),
+        }
+    }
+
+    fn remember_relay(&mut self, endpoint: SocketAddr) {
+        if !self.relay_ends.contains(&endpoint) {
+            if self.relay_ends.len() == RELAY_ENDS_KEPT {
+                self.relay_ends.remove(0);
+            }
+            self.relay_ends.push(endpoint);
         }
     }
 }

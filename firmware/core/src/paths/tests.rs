@@ -722,3 +722,33 @@ fn a_node_relay_without_an_offer_is_no_host() {
     assert_eq!(m.endpoints().get(&c()), Some(&addr(C_PUBLIC)));
     assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::None));
 }
+
+/// A snapshot that lists the pair no more for a while (verification
+/// dropped it: its new relay is not in this node's directory yet) leaves
+/// the peer at the old relay endpoint; a handshake there is no direct
+/// path, so when the pair comes back (on its new relay) the peer follows.
+#[test]
+fn a_pair_missing_for_a_while_is_not_taken_for_a_direct_path() {
+    let (mut clock, mut m) = wanting_relay();
+    let old = "192.0.2.1:56003";
+    give(
+        &mut m,
+        &clock,
+        snapshot_with_node_relay(0, vec![pair(own(), c(), 56003, 56004)]),
+    );
+    clock.advance(1);
+    step(&mut m, &clock, &seen(&clock, &[(c(), 0, old)]));
+    // The pair is gone from the snapshot.
+    give(&mut m, &clock, snapshot_with_node_relay(0, vec![]));
+    drain(&mut m);
+    clock.advance(2);
+    let events = step(&mut m, &clock, &seen(&clock, &[(c(), 0, old)]));
+    assert!(!events.contains(&path(c(), PathKind::Direct)), "{events:?}");
+    assert_ne!(m.status(&c()).map(|s| s.kind), Some(PathKind::Direct));
+    assert!(m.want_relay().contains(&c()), "asked for again");
+    // Back, on node 5.
+    let on_five = vec![via(node_relay(), pair(own(), c(), 40000, 40001))];
+    give(&mut m, &clock, snapshot_with_node_relay(0, on_five));
+    assert_eq!(m.endpoints().get(&c()), Some(&addr("198.51.100.50:40000")));
+    assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
+}

@@ -206,7 +206,7 @@ async fn restore(app: &App, enrolment: &Enrolment, views: &ViewCache) -> Option<
         }
     };
     match verify_and_publish(app, enrolment, views, &bytes).await {
-        Ok(serial) => {
+        Ok((serial, _)) => {
             info!("restored the stored candidate snapshot (serial {serial})");
             Some(bytes)
         }
@@ -218,13 +218,14 @@ async fn restore(app: &App, enrolment: &Enrolment, views: &ViewCache) -> Option<
 }
 
 /// Verifies `bytes` against the stored directory and publishes them;
-/// returns the serial.
+/// returns the serial and whether entries of nodes the directory lacks
+/// were left out.
 async fn verify_and_publish(
     app: &App,
     enrolment: &Enrolment,
     views: &ViewCache,
     bytes: &[u8],
-) -> Result<u64, String> {
+) -> Result<(u64, bool), String> {
     let verified = verify(app, enrolment, views, bytes).await?;
     Ok(publish(app, verified))
 }
@@ -241,18 +242,56 @@ async fn verify(
     joined(blocking(move || candidates::verify_snapshot(&bytes, &hub_key, &view)).await)
 }
 
-fn publish(app: &App, verified: candidates::Verified) -> u64 {
-    if verified.dropped_reports + verified.dropped_inactive > 0 {
+fn publish(app: &App, verified: candidates::Verified) -> (u64, bool) {
+    if verified.dropped_reports + verified.dropped_inactive + verified.dropped_relays > 0 {
         info!(
-            "candidate snapshot {}: {} reports and {} entries or pairs dropped (signature or \
-             node not in this node's directory)",
-            verified.snapshot.serial, verified.dropped_reports, verified.dropped_inactive
+            "candidate snapshot {}: {} reports, {} entries or pairs (node not in this node's \
+             directory) and {} relay pairs (relay not offering) dropped",
+            verified.snapshot.serial,
+            verified.dropped_reports,
+            verified.dropped_inactive,
+            verified.dropped_relays
         );
     }
     let serial = verified.snapshot.serial;
+    let incomplete = verified.dropped_inactive > 0;
     app.candidates
         .send_replace(Some(Arc::new(verified.snapshot)));
-    serial
+    (serial, incomplete)
+}
+
+/// While the held snapshot names nodes the directory lacks (a new box,
+/// maybe the new relay of one of our pairs), the directory is looked at
+/// every second during the long poll, and the snapshot verified again as
+/// soon as it grew: a pair the hub moved to a new node relay is followed
+/// within a second of the directory pull, not at the next `304` (25 s).
+async fn fetch_watching_directory(
+    app: &App,
+    enrolment: &Enrolment,
+    views: &ViewCache,
+    last: Option<&Bytes>,
+    incomplete: &mut bool,
+    serial: u64,
+) -> Result<Option<Bytes>, String> {
+    let fetching = fetch(app, enrolment, serial);
+    tokio::pin!(fetching);
+    loop {
+        tokio::select! {
+            got = &mut fetching => return got,
+            _ = tokio::time::sleep(Duration::from_secs(1)), if *incomplete => {
+                let Some(bytes) = last else {
+                    *incomplete = false;
+                    continue;
+                };
+                if let Ok((_, true)) = views.get(&app.store, enrolment.hub_key).await {
+                    match verify_and_publish(app, enrolment, views, bytes).await {
+                        Ok((_, still)) => *incomplete = still,
+                        Err(e) => warn!("candidate snapshot after a directory change: {e}"),
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn snapshot_loop(
@@ -263,14 +302,26 @@ async fn snapshot_loop(
 ) {
     let mut delay = Duration::from_secs(1);
     let mut failing = false;
+    // The held snapshot left out entries of nodes the directory lacks.
+    let mut incomplete = last.is_some();
     loop {
         if app.revocation().is_some() {
             return;
         }
         let serial = app.candidates.borrow().as_ref().map_or(0, |s| s.serial);
-        match fetch(app, enrolment, serial).await {
+        let fetched = fetch_watching_directory(
+            app,
+            enrolment,
+            views,
+            last.as_ref(),
+            &mut incomplete,
+            serial,
+        )
+        .await;
+        match fetched {
             Ok(Some(bytes)) => match accept(app, enrolment, views, &bytes, serial).await {
-                Ok(()) => {
+                Ok(still) => {
+                    incomplete = still;
                     last = Some(bytes);
                     delay = Duration::from_secs(1);
                     failing = false;
@@ -287,9 +338,11 @@ async fn snapshot_loop(
                 // verified: entries of new nodes were dropped then.
                 if let (Some(bytes), Ok((_, true))) =
                     (&last, views.get(&app.store, enrolment.hub_key).await)
-                    && let Err(e) = verify_and_publish(app, enrolment, views, bytes).await
                 {
-                    warn!("candidate snapshot after a directory change: {e}");
+                    match verify_and_publish(app, enrolment, views, bytes).await {
+                        Ok((_, still)) => incomplete = still,
+                        Err(e) => warn!("candidate snapshot after a directory change: {e}"),
+                    }
                 }
                 continue;
             }
@@ -328,14 +381,15 @@ async fn fetch(app: &App, enrolment: &Enrolment, after: u64) -> Result<Option<By
     }
 }
 
-/// A fetched snapshot: verified, newer than the one held, stored, published.
+/// A fetched snapshot: verified, newer than the one held, stored,
+/// published. `true`: entries of nodes the directory lacks were left out.
 async fn accept(
     app: &App,
     enrolment: &Enrolment,
     views: &ViewCache,
     bytes: &Bytes,
     held: u64,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let verified = verify(app, enrolment, views, bytes).await?;
     if verified.snapshot.serial <= held {
         return Err(format!(
@@ -346,6 +400,5 @@ async fn accept(
     let store = app.store.clone();
     let raw = bytes.to_vec();
     joined(blocking(move || store.save_candidate_snapshot(&raw)).await)?;
-    publish(app, verified);
-    Ok(())
+    Ok(publish(app, verified).1)
 }
