@@ -7,7 +7,8 @@
 //! A pair `(a, b)` (`a < b`) is allocated when either node asks for the
 //! other (`want_relay` in its report) and both are active. It goes to a
 //! **node relay** when one can take it — a node of `node_relays` (the
-//! book's eligible ones: offering, observed, no NAT in front) other than
+//! book's eligible ones: offering, observed, no NAT in front), eligible
+//! for `settle` already, other than
 //! `a` and `b` with two free ports in its offered range, the one with the
 //! fewest pairs, then the lowest node id — else to the **hub**. Ports are
 //! the two lowest free ones of that relay's range, `port_a` then `port_b`.
@@ -26,12 +27,17 @@ use crate::node_id::NodeId;
 use crate::ordered::set_from;
 use crate::time::Millis;
 
-/// `relay.port_range` and `relay.idle_secs` of the hub.
+/// `relay.port_range` and `relay.idle_secs` of the hub, and how long a
+/// node relay must have been eligible before it is given pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelaySettings {
     /// First and last port, inclusive.
     pub ports: (u16, u16),
     pub idle: Duration,
+    /// A node relay is used once it has been eligible this long: every
+    /// node must have pulled its directory record first, or it drops the
+    /// pairs naming it (the hub uses its `enroll.directory_pull_secs`).
+    pub settle: Duration,
 }
 
 impl Default for RelaySettings {
@@ -39,6 +45,7 @@ impl Default for RelaySettings {
         RelaySettings {
             ports: (56000, 56999),
             idle: Duration::from_secs(600),
+            settle: Duration::from_secs(60),
         }
     }
 }
@@ -56,6 +63,8 @@ struct Allocation {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelayAllocator {
     pairs: BTreeMap<(NodeId, NodeId), Allocation>,
+    /// Since when each eligible node relay has been eligible.
+    relays_since: BTreeMap<NodeId, Millis>,
     /// Pairs asked for that found no free ports at the last update.
     unplaced: usize,
 }
@@ -123,6 +132,22 @@ impl RelayAllocator {
         );
         let (first, last) = settings.ports;
         let before = self.pairs.clone();
+        self.relays_since
+            .retain(|id, _| node_relays.contains_key(id));
+        for id in node_relays.keys() {
+            self.relays_since.entry(id.clone()).or_insert(now);
+        }
+        // Settled node relays take new pairs and the hub's; a pair already
+        // on a node relay stays while that node is eligible at all.
+        let settled: BTreeMap<NodeId, RelayOffer> = node_relays
+            .iter()
+            .filter(|(id, _)| {
+                self.relays_since
+                    .get(*id)
+                    .is_some_and(|since| now.since(*since) >= settings.settle)
+            })
+            .map(|(id, o)| (id.clone(), *o))
+            .collect();
         self.pairs.retain(|key, alloc| {
             let range = match &alloc.relay {
                 None => Some((first, last)),
@@ -158,7 +183,7 @@ impl RelayAllocator {
             .map(|(k, _)| k.clone())
             .collect();
         for key in on_hub {
-            let Some((relay, (port_a, port_b))) = pick_node_relay(&key, node_relays, &taken) else {
+            let Some((relay, (port_a, port_b))) = pick_node_relay(&key, &settled, &taken) else {
                 continue;
             };
             if let Some(alloc) = self.pairs.get_mut(&key) {
@@ -178,7 +203,7 @@ impl RelayAllocator {
             if self.pairs.contains_key(&key) {
                 continue;
             }
-            let placed = pick_node_relay(&key, node_relays, &taken)
+            let placed = pick_node_relay(&key, &settled, &taken)
                 .map(|(relay, ports)| (Some(relay), ports))
                 .or_else(|| free_two(&taken, &None, (first, last)).map(|ports| (None, ports)));
             let Some((relay, (port_a, port_b))) = placed else {
@@ -250,6 +275,7 @@ mod tests {
         RelaySettings {
             ports: (first, last),
             idle: Duration::from_secs(600),
+            settle: Duration::ZERO,
         }
     }
 
@@ -455,5 +481,29 @@ mod tests {
         assert!(!x.update(&s, &wants(&[]), &on, &relays, Millis(599_000)));
         assert!(x.update(&s, &wants(&[]), &on, &relays, Millis(600_000)));
         assert!(x.pairs(&id(9)).is_empty());
+    }
+
+    #[test]
+    fn a_node_relay_takes_pairs_once_settled() {
+        let s = RelaySettings {
+            settle: Duration::from_secs(60),
+            ..settings(56000, 56999)
+        };
+        let on = active(&[1, 3, 5]);
+        let w = wants(&[(1, &[3])]);
+        let five = offers(&[(5, 40000, 40009)]);
+        let mut x = RelayAllocator::default();
+        x.update(&s, &w, &on, &five, Millis(0));
+        assert_eq!(placed(&x)[0].2, id(9), "just eligible: the hub");
+        assert!(!x.update(&s, &w, &on, &five, Millis(59_000)));
+        assert!(x.update(&s, &w, &on, &five, Millis(60_000)));
+        assert_eq!(placed(&x)[0].2, id(5), "settled: moved");
+        // It stops being eligible, and comes back: it settles again.
+        assert!(x.update(&s, &w, &on, &NONE, Millis(61_000)));
+        assert_eq!(placed(&x)[0].2, id(9));
+        x.update(&s, &w, &on, &five, Millis(62_000));
+        assert_eq!(placed(&x)[0].2, id(9));
+        x.update(&s, &w, &on, &five, Millis(122_000));
+        assert_eq!(placed(&x)[0].2, id(5));
     }
 }

@@ -175,6 +175,9 @@ pub async fn run(app: Arc<App>) {
         let settings = RelaySettings {
             ports: (config.relay.port_range.first, config.relay.port_range.last),
             idle: std::time::Duration::from_secs(config.relay.idle_secs),
+            // Nodes pull the directory this often (the mesh's setting, as
+            // the hub's): by then every node knows a new node relay.
+            settle: std::time::Duration::from_secs(config.enroll.directory_pull_secs),
         };
         // A pair the relay passed a datagram for since the last look is
         // not idle (only the hub's own pairs run here).
