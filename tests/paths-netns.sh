@@ -20,7 +20,12 @@
 # status says `hub unreachable`; n1 loses power and starts again with the
 # hub still down: n1↔n2 and n1↔n4 come back; the hub starts again: n1↔n3
 # passes again, nobody re-enrolled (same node ids, no new enrol audit
-# record, four nodes).
+# record, four nodes). Then a node relay: n5, a public box (no NAT) with
+# `relay.enabled = true`, enrols; the hub moves n1↔n3 to it (the real `wg
+# show` on n1 and n3 points at n5's address on a relay port, status says
+# `relay`, n5's /metrics counts one pair and its packets, the hub's none);
+# the hub loses power again and n1↔n3 still pings through n5, with
+# status `relay` and no `hub unreachable`.
 #
 # A check whose feature the binary lacks FAILS (with the reason on the next
 # line); nothing is skipped.
@@ -276,6 +281,75 @@ same_ids() {
 check "nobody re-enrolled: the same node ids" same_ids
 check "nobody re-enrolled: no new enrol audit record on the hub ($enrols_before)" [ "$(enrol_records)" == "$enrols_before" ]
 check "the hub lists four nodes" [ "$(gw hub "$NS_HUB" node list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" == 4 ]
+
+# ---- a node relay: relayed pairs that outlive the hub ---------------------------
+phase=$SECONDS
+metric() { # metric NS FAMILY: the sum of FAMILY's samples on that box's loopback /metrics
+    in_ns "$1" python3 - "$2" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:8798/metrics", timeout=5).read().decode()
+family = sys.argv[1]
+print(int(sum(float(l.split()[-1]) for l in text.splitlines()
+              if l.startswith(family + " ") or l.startswith(family + "{"))))
+PY
+}
+# n3 (symmetric NAT) is relayed with every other node: the hub's pairs.
+hub_pairs_before=$(metric "$NS_HUB" gondwana_relay_pairs)
+log "n5, a public box (no NAT) with relay.enabled = true, enrols; n1 <-> n3 moves to it"
+topo_public_host "$NS_N5" "$N5_PUBLIC"
+gw hub "$NS_HUB" token create --uses 1 --ttl 1h --out "$WORK/enroll5.toml" >/dev/null
+topo_config n5 node "$IF_N5" "[relay]
+enabled = true"
+cp "$WORK/enroll5.toml" "$WORK/n5/enroll.toml"
+topo_start n5 "$NS_N5"
+check "n5 enrolled (public, relay.enabled = true), tunnel up" wait_for 30 mesh_up n5 "$NS_N5"
+at_n5() { # at_n5 NAME PEER: NAME's device has PEER at n5's address, on a relay port
+    local ep lo hi
+    ep=$(wg_endpoint "$1" "${KEY[$2]}")
+    read -r lo hi <<<"$RELAY_PORTS"
+    echo "wg show endpoint: ${ep:-none}"
+    [[ ${ep%:*} == "$N5_PUBLIC" ]] && ((${ep##*:} >= lo && ${ep##*:} <= hi))
+}
+check "n1 -> n3: wg show endpoint is n5's address on a relay port" wait_for 20 at_n5 n1 n3
+at_n5 n1 n3 2>&1 | sed 's/^/           /'
+check "n3 -> n1: wg show endpoint is n5's address on a relay port" wait_for 5 at_n5 n3 n1
+at_n5 n3 n1 2>&1 | sed 's/^/           /'
+check "n1 -> n3: status says relay, at n5's address" expect_path n1 n3 relay "$(re "$N5_PUBLIC")"
+both_ping() { # both_ping A B: A and B ping each other at once
+    in_ns "$(topo_nsof "$2")" ping -c 2 -i 0.3 -W 1 "${MESH[$1]}" >/dev/null 2>&1 &
+    local other=$! rc
+    in_ns "$(topo_nsof "$1")" ping -c 1 -W 1 "${MESH[$2]}"
+    rc=$?
+    wait "$other"
+    return "$rc"
+}
+check "n1 <-> n3 ping through n5" wait_for 15 both_ping n1 n3
+n5_pairs=$(metric "$NS_N5" gondwana_relay_pairs)
+n5_packets=$(metric "$NS_N5" gondwana_relay_packets_total)
+hub_pairs=$(metric "$NS_HUB" gondwana_relay_pairs)
+check "n5's relay carries every pair the hub relayed (gondwana_relay_pairs ${n5_pairs:-?}, the hub had ${hub_pairs_before:-?})" \
+    [ "${n5_pairs:-0}" -gt 0 -a "${n5_pairs:-}" == "${hub_pairs_before:-}" ]
+check "n5's relay passed packets (gondwana_relay_packets_total ${n5_packets:-?})" [ "${n5_packets:-0}" -gt 0 ]
+check "the hub no longer relays it (its gondwana_relay_pairs ${hub_pairs:-?})" [ "${hub_pairs:-}" == 0 ]
+
+log "kill -9 the hub again: n1 <-> n3 goes on through n5"
+topo_kill hub
+check "n1 pings n3 through n5 with the hub down" ping_ok n1 n3
+check "n3 pings n1 through n5 with the hub down" ping_ok n3 n1
+n5_after=$(metric "$NS_N5" gondwana_relay_packets_total)
+check "n5's relay counted the traffic ($n5_packets -> ${n5_after:-?} packets)" [ "${n5_after:-0}" -gt "${n5_packets:-0}" ]
+relay_no_note() { # NAME PEER: status says relay, at n5, with no path_note
+    local p e note
+    p=$(peer_field "$1" "${MESH[$2]}" path) || { echo "$p"; return 1; }
+    e=$(peer_field "$1" "${MESH[$2]}" endpoint) || { echo "$e"; return 1; }
+    note=$(peer_field "$1" "${MESH[$2]}" path_note) || { echo "$note"; return 1; }
+    echo "path $p, endpoint $e, path_note $note"
+    [[ $p == relay && ${e%:*} == "$N5_PUBLIC" && $note == None ]]
+}
+check "n1: status says n3 is relay (at n5), no 'hub unreachable'" wait_for 10 relay_no_note n1 n3
+relay_no_note n1 n3 2>&1 | sed 's/^/           /'
+check "n3: status says n1 is relay (at n5)" relay_no_note n3 n1
+log "node relay phase: $((SECONDS - phase)) s"
 
 echo
 echo "paths-netns: $((checks - failures)) of $checks checks passed in $((SECONDS - start)) s"

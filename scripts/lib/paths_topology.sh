@@ -12,6 +12,9 @@
 #   LAN 192.168.1.0/24     192.168.2.0/24      192.168.3.0/24 (symmetric)
 #     n1 .2, n4 .4           n2 .2               n3 .3
 #
+# On demand (topo_public_host, tests/paths-netns.sh's node relay phase):
+# n5 on br0 at 198.51.100.50, a public box without NAT.
+#
 # Linux masquerade keeps a source port when it is unique and reuses the
 # mapping for every destination (endpoint-independent: a cone NAT);
 # `fully-random` picks a random port per new conntrack entry, that is per
@@ -35,15 +38,16 @@ N1_LAN=192.168.1.2
 N4_LAN=192.168.1.4
 N2_LAN=192.168.2.2
 N3_LAN=192.168.3.3
+N5_PUBLIC=198.51.100.50
 MESH_SUBNET=10.77.0.0/24
 HUB_MESH=10.77.0.1
 HUB_WG_PORT=51822
 ENROLL_PORT=8799
 
 NS_INET=gpi$ID NS_HUB=gph$ID NS_R1=gpr1$ID NS_R2=gpr2$ID NS_R3=gpr3$ID
-NS_N1=gpn1$ID NS_N2=gpn2$ID NS_N3=gpn3$ID NS_N4=gpn4$ID
-IF_HUB=wph$ID IF_N1=wp1$ID IF_N2=wp2$ID IF_N3=wp3$ID IF_N4=wp4$ID
-topo_ifaces=("$IF_HUB" "$IF_N1" "$IF_N2" "$IF_N3" "$IF_N4")
+NS_N1=gpn1$ID NS_N2=gpn2$ID NS_N3=gpn3$ID NS_N4=gpn4$ID NS_N5=gpn5$ID
+IF_HUB=wph$ID IF_N1=wp1$ID IF_N2=wp2$ID IF_N3=wp3$ID IF_N4=wp4$ID IF_N5=wp5$ID
+topo_ifaces=("$IF_HUB" "$IF_N1" "$IF_N2" "$IF_N3" "$IF_N4" "$IF_N5")
 topo_veths=0
 
 # topo_link NS_A NAME_A NS_B NAME_B: a veth between two namespaces, up.
@@ -98,6 +102,15 @@ topo_host() {
     in_ns "$router" ip link set "l$ns" master lan
     in_ns "$ns" ip addr add "$addr/24" dev eth0
     in_ns "$ns" ip route add default via "${addr%.*}.1"
+}
+
+# topo_public_host NS ADDR: a box on the internet's bridge, no NAT.
+topo_public_host() {
+    netns_add "$1"
+    topo_link "$1" eth0 "$NS_INET" "u$1"
+    in_ns "$NS_INET" ip link set "u$1" master br0
+    in_ns "$1" ip addr add "$2/24" dev eth0
+    in_ns "$1" ip route add default via 198.51.100.254
 }
 
 topo_build() {

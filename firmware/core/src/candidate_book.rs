@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::candidates::{
-    CandidateError, NodeEntry, ReportBody, SignedReport, check_report, decode_report,
+    CandidateError, NodeEntry, RelayOffer, ReportBody, SignedReport, check_report, decode_report,
 };
 use crate::directory::View;
 use crate::mesh::Ipv4Net;
@@ -181,6 +181,23 @@ impl Book {
         self.reports
             .iter()
             .map(|(id, r)| (id.clone(), r.body.want_relay.to_vec()))
+            .collect()
+    }
+
+    /// The nodes that may relay others' pairs now (docs/paths.md, "Node
+    /// relays"): a report offering relaying, an endpoint the hub observes
+    /// (a handshake younger than 180 s) whose IP is one of the node's own
+    /// reported addresses — nothing in front of it translates addresses,
+    /// so other boxes can send to its relay ports. With the offered ports.
+    pub fn node_relays(&self) -> BTreeMap<NodeId, RelayOffer> {
+        self.reports
+            .iter()
+            .filter_map(|(id, r)| {
+                let offer = r.body.relay?;
+                let observed = self.observed.get(id)?;
+                let public = r.body.lan.iter().any(|a| a.ip() == observed.ip());
+                public.then(|| (id.clone(), offer))
+            })
             .collect()
     }
 

@@ -63,6 +63,23 @@ pub struct ReportBody {
     pub lan: heapless::Vec<SocketAddrV4, MAX_LAN_ADDRS>,
     /// Peers this node could not reach directly: it asks the relay for them.
     pub want_relay: heapless::Vec<NodeId, MAX_RELAY_WANTS>,
+    /// `Some`: this node runs the relay (`relay.enabled = true`) on these
+    /// ports of the address the hub observes it at.
+    pub relay: Option<RelayOffer>,
+}
+
+/// The ports a node relays on (its `relay.port_range`, inclusive): the
+/// hub may name it as the relay of a pair, with two ports from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayOffer {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl RelayOffer {
+    pub fn contains(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
 }
 
 /// A report as sent and as republished: the exact body bytes and the
@@ -130,6 +147,8 @@ pub struct Candidates {
     pub listen_port: Option<u16>,
     pub lan: Vec<SocketAddrV4>,
     pub want_relay: Vec<NodeId>,
+    /// The node offers to relay on these ports (its report says so).
+    pub relay: Option<RelayOffer>,
 }
 
 /// A verified snapshot: what the path machine and the relay consume.
@@ -160,6 +179,8 @@ pub enum CandidateError {
     Duplicate(SocketAddrV4),
     #[error("a node cannot ask the relay for itself")]
     RelaySelf,
+    #[error("relay ports {first}-{last}: need two ports or more, not 0, without the listen port")]
+    BadRelayPorts { first: u16, last: u16 },
     #[error("the body is {0} bytes, more than the limit")]
     TooLarge(usize),
 }
@@ -202,6 +223,14 @@ pub fn check_report(body: &ReportBody, mesh: Option<&Ipv4Net>) -> Result<(), Can
     }
     if body.want_relay.contains(&body.node_id) {
         return Err(CandidateError::RelaySelf);
+    }
+    if let Some(offer) = body.relay
+        && (offer.first == 0 || offer.first >= offer.last || offer.contains(body.listen_port))
+    {
+        return Err(CandidateError::BadRelayPorts {
+            first: offer.first,
+            last: offer.last,
+        });
     }
     Ok(())
 }
@@ -268,6 +297,10 @@ pub struct Verified {
     /// neither active nor revoked: boxes enrolled after the node's last
     /// directory pull (`node_sync::UnknownNodes` decides on an early pull).
     pub unknown: BTreeSet<NodeId>,
+    /// Relay pairs dropped: their relay is neither the hub nor a node of
+    /// the snapshot whose verified report offers relaying on both ports
+    /// and that has an observed endpoint, or it is one of the two.
+    pub dropped_relays: usize,
 }
 
 /// Checks the hub's signature, decodes canonically, then keeps only what
@@ -302,6 +335,7 @@ pub fn verify_snapshot(
         dropped_reports: 0,
         dropped_inactive: 0,
         unknown: BTreeSet::new(),
+        dropped_relays: 0,
     };
     let held = |id: &NodeId| view.nodes.contains_key(id) || view.revoked.contains_key(id);
     for entry in body.nodes {
@@ -322,6 +356,7 @@ pub fn verify_snapshot(
                     candidates.listen_port = Some(r.listen_port);
                     candidates.lan = r.lan.to_vec();
                     candidates.want_relay = r.want_relay.to_vec();
+                    candidates.relay = r.relay;
                 }
                 None => out.dropped_reports += 1,
             }
@@ -330,18 +365,51 @@ pub fn verify_snapshot(
     }
     for pair in body.relays {
         let active = |id: &NodeId| view.nodes.contains_key(id);
-        if pair.a < pair.b && active(&pair.a) && active(&pair.b) && active(&pair.relay) {
-            out.snapshot.relays.push(pair);
-        } else {
+        if !(pair.a < pair.b && active(&pair.a) && active(&pair.b) && active(&pair.relay)) {
             out.dropped_inactive += 1;
             for id in [pair.a, pair.b, pair.relay] {
                 if !held(&id) {
                     out.unknown.insert(id);
                 }
             }
+        } else if pair.relay == body.hub_id || node_relay_holds(&out.snapshot, &pair) {
+            out.snapshot.relays.push(pair);
+        } else {
+            out.dropped_relays += 1;
         }
     }
     Ok(out)
+}
+
+/// A pair a node relays: the node is not one of the two, its verified
+/// report offers relaying on both (distinct) ports, and the hub observes
+/// it (its address is the relay's host). Anything else would point two
+/// nodes at an address that never agreed to carry them.
+fn node_relay_holds(snapshot: &Snapshot, pair: &RelayPair) -> bool {
+    let Some(relay) = snapshot.nodes.get(&pair.relay) else {
+        return false;
+    };
+    let offered = relay
+        .relay
+        .is_some_and(|o| o.contains(pair.port_a) && o.contains(pair.port_b));
+    pair.relay != pair.a
+        && pair.relay != pair.b
+        && pair.port_a != pair.port_b
+        && offered
+        && relay.observed.is_some()
+}
+
+impl Snapshot {
+    /// Where `relay`'s ports are, as this snapshot says: the observed IP
+    /// of a node relay; `None` for the hub (its endpoint is known apart)
+    /// or a node without one.
+    pub fn node_relay_host(&self, relay: &NodeId) -> Option<Ipv4Addr> {
+        self.nodes
+            .get(relay)
+            .filter(|c| c.relay.is_some())
+            .and_then(|c| c.observed)
+            .map(|o| *o.ip())
+    }
 }
 
 fn verified_report(report: &SignedReport, key: &PublicKey, node: &NodeId) -> Option<ReportBody> {

@@ -11,8 +11,9 @@
 //!
 //! 1. [`PathMachine::handle_lan_subnets`]: this box's own interface
 //!    subnets (non-mesh), which decide what "same LAN" means;
-//! 2. [`PathMachine::handle_relay_host`]: the relay's IP (this version:
-//!    the hub's endpoint as resolved), `None` while unknown;
+//! 2. [`PathMachine::handle_relay_host`]: the hub's IP as a relay (its
+//!    endpoint as resolved), `None` while unknown; a pair a node relays
+//!    uses that node's observed IP from the snapshot instead;
 //! 3. [`PathMachine::handle_device`]: the device's peers by node id, last
 //!    handshake and endpoint ([`observe`] maps the device's keys). No
 //!    probe starts before the first one: a session the device already
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::Ipv4Net;
 
 use crate::NodeId;
-use crate::candidates::Snapshot;
+use crate::candidates::{RelayPair, Snapshot};
 use crate::ordered::{map_from, set_from};
 
 mod device;
@@ -88,7 +89,15 @@ struct Peer {
     set_at: SystemTime,
     kind: PathKind,
     seen: Seen,
+    /// Relay endpoints this peer was set to (the last few): a handshake
+    /// there is never a direct path, even once the snapshot no longer
+    /// lists the pair (a snapshot that dropped it for a while, a pair
+    /// moved to another relay).
+    relay_ends: Vec<SocketAddr>,
 }
+
+/// How many past relay endpoints a peer remembers.
+const RELAY_ENDS_KEPT: usize = 4;
 
 #[derive(Debug)]
 pub struct PathMachine {
@@ -151,7 +160,8 @@ impl PathMachine {
         }
     }
 
-    /// The relay's IP (the hub's resolved endpoint), `None` while unknown.
+    /// The hub's IP as a relay (its resolved endpoint), `None` while
+    /// unknown. Pairs a node relays do not need it.
     pub fn handle_relay_host(&mut self, host: Option<IpAddr>) {
         if host != self.relay_host {
             self.relay_host = host;
@@ -203,12 +213,16 @@ impl PathMachine {
             peer.seen = s;
             let (phase, set_at, ours) = (peer.phase, peer.set_at, peer.endpoint);
             let fresh = is_fresh(s.last_handshake, wall);
-            let proven = fresh && handshake_after(s.last_handshake, set_at);
+            // A handshake through a relay (this pair's now, or one it used
+            // before) proves no direct path.
+            let at_relay = s.endpoint.is_some()
+                && (s.endpoint == relayed
+                    || s.endpoint.is_some_and(|e| peer.relay_ends.contains(&e)));
+            let proven = fresh && handshake_after(s.last_handshake, set_at) && !at_relay;
             // The device roamed to an address we did not set, and not to
             // the relay: an authenticated packet came from there, the other
             // side's probe reached us (it may have raced ours).
-            let reached =
-                fresh && s.endpoint.is_some() && s.endpoint != ours && s.endpoint != relayed;
+            let reached = fresh && s.endpoint.is_some() && s.endpoint != ours && !at_relay;
             match phase {
                 Phase::Up if !fresh => {
                     // Lost: probed again from the start.
@@ -227,11 +241,7 @@ impl PathMachine {
                     self.succeed(&id)
                 }
                 // The other side's direct probe reached us: follow it.
-                Phase::Relayed { .. }
-                    if proven && s.endpoint.is_some() && s.endpoint != self.relay_endpoint(&id) =>
-                {
-                    self.succeed(&id)
-                }
+                Phase::Relayed { .. } if proven && s.endpoint.is_some() => self.succeed(&id),
                 _ => {}
             }
         }
@@ -319,10 +329,14 @@ impl PathMachine {
 
     /// A peer's path, for status (`None`: the machine does not know it).
     pub fn status(&self, peer: &NodeId) -> Option<PeerPath> {
+        let via_node = self
+            .relay_pair(peer)
+            .is_some_and(|r| r.relay != self.hub_id);
         self.peers.get(peer).map(|p| PeerPath {
             kind: p.kind,
             endpoint: p.endpoint,
             fresh: is_fresh(p.seen.last_handshake, self.wall),
+            node_relay: p.kind == PathKind::Relay && via_node,
         })
     }
 
@@ -506,13 +520,26 @@ impl PathMachine {
         peer.endpoint = endpoint;
     }
 
+    /// The snapshot's relay pair of this node and `peer`.
+    fn relay_pair(&self, peer: &NodeId) -> Option<&RelayPair> {
+        self.snapshot
+            .as_ref()?
+            .relays
+            .iter()
+            .find(|r| (r.a == self.own_id && r.b == *peer) || (r.b == self.own_id && r.a == *peer))
+    }
+
     /// Where this node's side of the relay pair with `peer` is, if the
-    /// snapshot lists one and the relay's host is known.
+    /// snapshot lists one and the relay's host is known: the hub's
+    /// endpoint for a pair the hub relays, the observed IP of a node
+    /// relay (the snapshot's) for one a node relays.
     fn relay_endpoint(&self, peer: &NodeId) -> Option<SocketAddr> {
-        let host = self.relay_host?;
-        let pair = self.snapshot.as_ref()?.relays.iter().find(|r| {
-            (r.a == self.own_id && r.b == *peer) || (r.b == self.own_id && r.a == *peer)
-        })?;
+        let pair = self.relay_pair(peer)?;
+        let host = if pair.relay == self.hub_id {
+            self.relay_host?
+        } else {
+            IpAddr::V4(self.snapshot.as_ref()?.node_relay_host(&pair.relay)?)
+        };
         let port = if pair.a == self.own_id {
             pair.port_a
         } else {
@@ -534,6 +561,7 @@ impl PathMachine {
             match (peer.phase, relayed) {
                 (Phase::WantRelay, Some(e)) => {
                     peer.phase = Phase::Relayed { round };
+                    peer.remember_relay(e);
                     if peer.kind != PathKind::Relay {
                         peer.kind = PathKind::Relay;
                         self.events.push_back(Event::Path {
@@ -546,8 +574,14 @@ impl PathMachine {
                 }
                 (Phase::Relayed { .. }, None) => peer.phase = Phase::WantRelay,
                 (Phase::Relayed { .. }, Some(e)) if peer.endpoint != Some(e) => {
+                    peer.remember_relay(e);
+                    // The pair moved (another relay, other ports): both
+                    // sides see it in the same snapshot; a new session
+                    // makes each send through the new relay at once, so
+                    // it learns where both are.
                     let wall = self.wall;
                     self.set_endpoint(&id, Some(e), wall);
+                    self.events.push_back(Event::NewSession(id.clone()));
                 }
                 _ => {}
             }
@@ -583,6 +617,16 @@ impl Peer {
             set_at: wall,
             kind: PathKind::None,
             seen: Seen::default(),
+            relay_ends: Vec::new(),
+        }
+    }
+
+    fn remember_relay(&mut self, endpoint: SocketAddr) {
+        if !self.relay_ends.contains(&endpoint) {
+            if self.relay_ends.len() == RELAY_ENDS_KEPT {
+                self.relay_ends.remove(0);
+            }
+            self.relay_ends.push(endpoint);
         }
     }
 }

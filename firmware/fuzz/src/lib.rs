@@ -175,6 +175,10 @@ pub fn candidate_report(seq: u64) -> Vec<u8> {
         want_relay: [gondwana_core::NodeId::from_genesis_key(&f.hub_key)]
             .into_iter()
             .collect(),
+        relay: Some(candidates::RelayOffer {
+            first: 56000,
+            last: 56999,
+        }),
     };
     candidates::seal_report(&body, &f.node_signing).expect("report")
 }

@@ -9,7 +9,7 @@ mod harness;
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
-use gondwana_core::candidates::{self, ReportBody, Verified};
+use gondwana_core::candidates::{self, RelayOffer, ReportBody, Verified};
 use gondwana_core::directory::{Head, View, verify_bundle};
 use gondwana_core::node_id::NodeId;
 use harness::mesh::{
@@ -47,6 +47,7 @@ fn report(fake: &FakeNode, seq: u64, lan: &[&str], want: &[NodeId]) -> ReportBod
             .map(|a| a.parse::<SocketAddrV4>().unwrap())
             .collect(),
         want_relay: want.iter().cloned().collect(),
+        relay: None,
     }
 }
 
@@ -133,6 +134,17 @@ fn hub_takes_signed_reports_refuses_bad_ones_and_keeps_them_across_a_restart() {
     assert_refused(&loopback, 400, "bad_address");
     let mesh = send(&hub, &report(&a, 9, &["10.10.0.77:51830"], &[]), &a);
     assert_refused(&mesh, 400, "bad_address");
+    // A relay offer of one port (a pair needs two); from C, as A's
+    // burst of reports is spent.
+    let c = enrol(&hub, "cand-c", &token);
+    let one_port = ReportBody {
+        relay: Some(RelayOffer {
+            first: 40000,
+            last: 40000,
+        }),
+        ..report(&c, 1, &[], &[])
+    };
+    assert_refused(&send(&hub, &one_port, &c), 400, "bad_address");
     let theft = send(&hub, &report(&b, 1, &["192.168.1.10:51830"], &[]), &b);
     assert_refused(&theft, 409, "endpoint_taken");
     let stranger = FakeNode::new("stranger");
@@ -157,7 +169,7 @@ fn hub_takes_signed_reports_refuses_bad_ones_and_keeps_them_across_a_restart() {
     ] {
         assert_eq!(refusals(&hub, reason), 1.0, "{reason}");
     }
-    assert_eq!(refusals(&hub, "bad_address"), 2.0);
+    assert_eq!(refusals(&hub, "bad_address"), 3.0);
 
     // The long poll answers at once when a report changes the snapshot.
     let serial = after.snapshot.serial;
@@ -168,11 +180,30 @@ fn hub_takes_signed_reports_refuses_bad_ones_and_keeps_them_across_a_restart() {
         (r.status, start.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
-    let r = send(&hub, &report(&b, 1, &["192.168.2.20:51830"], &[]), &b);
+    // B offers to relay (relay.enabled = true on a node).
+    let offer = RelayOffer {
+        first: 40000,
+        last: 40009,
+    };
+    let offering = ReportBody {
+        relay: Some(offer),
+        ..report(&b, 1, &["192.168.2.20:51830"], &[])
+    };
+    let r = send(&hub, &offering, &b);
     assert_eq!(r.status, 200, "{}", r.text());
     let (status, took) = poll.join().unwrap();
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(5), "long poll took {took:?}");
+    let (offered, _) = wait_snapshot(&hub, "b's offer", |v| {
+        v.snapshot
+            .nodes
+            .get(&id(&b))
+            .is_some_and(|c| c.relay.is_some())
+    });
+    assert_eq!(offered.snapshot.nodes[&id(&b)].relay, Some(offer));
+    // B is one of the two of the only pair, and the hub observes no
+    // endpoint for it (no WireGuard here): the pair stays on the hub.
+    assert!(offered.snapshot.relays.iter().all(|p| p.relay != id(&b)));
 
     // Per node rate limit: a burst of reports from B is cut off.
     let mut limited = 0;

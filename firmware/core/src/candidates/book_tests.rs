@@ -1,6 +1,6 @@
 use super::*;
-use crate::candidates::seal_report;
 use crate::candidates::tests::{addr, id, key, report, view};
+use crate::candidates::{RelayOffer, seal_report};
 
 fn mesh() -> Ipv4Net {
     "10.10.0.0/24".parse().unwrap()
@@ -106,4 +106,65 @@ fn inactive_nodes_are_dropped_and_restore_needs_a_signature() {
         restored.restore(&forged, &view(4)),
         Err(Refusal::BadSignature)
     );
+}
+
+fn offering(n: u8, seq: u64, lan: &[&str]) -> ReportBody {
+    ReportBody {
+        relay: Some(RelayOffer {
+            first: 40000,
+            last: 40099,
+        }),
+        ..report(n, seq, lan, &[])
+    }
+}
+
+#[test]
+fn node_relays_offer_are_observed_and_have_no_nat() {
+    let mut book = Book::default();
+    // 2 offers and is observed at its own (public) address: eligible.
+    admit(
+        &mut book,
+        &sealed(2, &offering(2, 1, &["203.0.113.2:51824"])),
+    )
+    .unwrap();
+    // 3 offers but is observed at another address (a NAT in front).
+    admit(
+        &mut book,
+        &sealed(3, &offering(3, 1, &["192.168.3.3:51825"])),
+    )
+    .unwrap();
+    // 4 is public but does not offer.
+    admit(
+        &mut book,
+        &sealed(4, &report(4, 1, &["203.0.113.4:51826"], &[])),
+    )
+    .unwrap();
+    assert!(book.node_relays().is_empty(), "nobody observed yet");
+    book.set_observed(
+        [
+            (id(2), addr("203.0.113.2:51824")),
+            (id(3), addr("198.51.100.13:7000")),
+            (id(4), addr("203.0.113.4:51826")),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let relays = book.node_relays();
+    assert_eq!(relays.keys().cloned().collect::<Vec<_>>(), vec![id(2)]);
+    assert_eq!(relays[&id(2)].first, 40000);
+    // Its handshake goes stale (the hub no longer observes it): gone.
+    book.set_observed(BTreeMap::new());
+    assert!(book.node_relays().is_empty());
+}
+
+#[test]
+fn a_bad_relay_range_is_refused() {
+    let mut book = Book::default();
+    for (first, last) in [(0, 10), (40000, 40000), (40001, 40000), (51800, 51830)] {
+        let mut body = offering(2, 1, &[]);
+        body.relay = Some(RelayOffer { first, last });
+        let got = admit(&mut book, &sealed(2, &body)).unwrap_err();
+        assert_eq!(got.reason(), "bad_address", "{first}-{last}");
+    }
+    assert_eq!(book, Book::default());
 }

@@ -41,6 +41,7 @@ pub(crate) fn report(n: u8, seq: u64, lan: &[&str], want: &[u8]) -> ReportBody {
         listen_port: 51820 + u16::from(n),
         lan: lan.iter().map(|a| addr(a)).collect(),
         want_relay: want.iter().map(|w| id(*w)).collect(),
+        relay: None,
     }
 }
 
@@ -272,6 +273,10 @@ fn published_candidate_vectors() {
         listen_port: 51822,
         lan: [addr("192.168.1.20:51822")].into_iter().collect(),
         want_relay: [hub_id.clone()].into_iter().collect(),
+        relay: Some(RelayOffer {
+            first: 56000,
+            last: 56999,
+        }),
     };
     let report = seal_report(&body, &node).unwrap();
     let snapshot = SnapshotBody {
@@ -300,28 +305,96 @@ fn published_candidate_vectors() {
 }
 
 const REPORT_VECTOR: &str = concat!(
-    "7e013767773a70626532796d636a6e6166366433337766333761326e786163347a346772",
-    "736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee94030137",
-    "67773a6e33653673766e62746f723474347a796b61656275643364376a6f376478687937",
-    "6c6970766b7875797a3336356f34356574357140a350a95e373cdaa86aaf7d43265ad654",
-    "89ebe5e607310efbbd89cf4475c1ff86b851b6666a00377f8b311112248381656f93e8f3",
-    "036c22832cd64e72af871903",
+    "8501013767773a70626532796d636a6e6166366433337766333761326e786163347a3467",
+    "72736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee940301",
+    "3767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879",
+    "376c6970766b7875797a3336356f34356574357101c0b503a7bd03401bc6f03a83f99713",
+    "17eb183905fd9329f30dd299230a68b37b2eef8fef73317358c299a4b9964ea70beb990a",
+    "ced8601252da20121076959c3cdced31e99c440e",
 );
 const SNAPSHOT_VECTOR: &str = concat!(
-    "f103013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764",
+    "f903013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764",
     "786879376c6970766b7875797a3336356f3435657435710380e2cfaa0602013767773a70",
     "626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b",
-    "776174726c68736a6f7a6768706a7101c6336407c1b802017e013767773a70626532796d",
-    "636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c",
-    "68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e6274",
-    "6f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a333635",
-    "6f34356574357140a350a95e373cdaa86aaf7d43265ad65489ebe5e607310efbbd89cf44",
-    "75c1ff86b851b6666a00377f8b311112248381656f93e8f3036c22832cd64e72af871903",
-    "013767773a6e33653673766e62746f723474347a796b61656275643364376a6f37647868",
-    "79376c6970766b7875797a3336356f3435657435713767773a70626532796d636a6e6166",
-    "366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a",
-    "6768706a713767773a6e33653673766e62746f723474347a796b61656275643364376a6f",
-    "3764786879376c6970766b7875797a3336356f343565743571c0b503c1b50340189810e3",
-    "ade8a8c1c434b82ae0f546b93bde6fb0bcebf0c23855038cd0b7f77a36691157b21a0a7b",
-    "92027634d470758e3debc7c4869bc751b54ef04fa3494b07",
+    "776174726c68736a6f7a6768706a7101c6336407c1b802018501013767773a7062653279",
+    "6d636a6e6166366433337766333761326e786163347a346772736f776464346b77617472",
+    "6c68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e62",
+    "746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336",
+    "356f34356574357101c0b503a7bd03401bc6f03a83f9971317eb183905fd9329f30dd299",
+    "230a68b37b2eef8fef73317358c299a4b9964ea70beb990aced8601252da20121076959c",
+    "3cdced31e99c440e013767773a6e33653673766e62746f723474347a796b616562756433",
+    "64376a6f3764786879376c6970766b7875797a3336356f3435657435713767773a706265",
+    "32796d636a6e6166366433337766333761326e786163347a346772736f776464346b7761",
+    "74726c68736a6f7a6768706a713767773a6e33653673766e62746f723474347a796b6165",
+    "6275643364376a6f3764786879376c6970766b7875797a3336356f343565743571c0b503",
+    "c1b50340d7aa36c6e5b3e1f8056346fe5486363072e1de96cd44a70170e131d4480391a1",
+    "35b8be8379e502e64b9008b737062d5e689938303d6f7ff1035e54183a810602",
 );
+
+/// A pair naming a node relay holds only when that node's verified report
+/// offers both ports and the hub observes it; never one of the two.
+#[test]
+fn a_node_relay_must_offer_what_the_pair_uses() {
+    let offer = |n: u8, signer: u8| {
+        let body = ReportBody {
+            relay: Some(RelayOffer {
+                first: 40000,
+                last: 40009,
+            }),
+            ..report(n, 1, &["203.0.113.5:51825"], &[])
+        };
+        signed(&body, signer)
+    };
+    let observed = Some(addr("203.0.113.5:51825"));
+    let entry = |n: u8, report: Option<SignedReport>, observed: Option<SocketAddrV4>| NodeEntry {
+        node_id: id(n),
+        observed,
+        report,
+    };
+    let by = |relay: u8, x: u8, y: u8, port: u16| RelayPair {
+        relay: id(relay),
+        ..pair(x, y, port)
+    };
+    let body = snapshot(
+        vec![
+            entry(2, None, observed),
+            entry(3, None, None),
+            entry(4, Some(signed(&report(4, 1, &[], &[]), 4)), observed),
+            entry(5, Some(offer(5, 5)), observed),
+            entry(6, Some(offer(6, 6)), None),
+            // Node 7's offer is signed by node 5: dropped with its report.
+            entry(7, Some(offer(7, 5)), observed),
+        ],
+        vec![
+            by(5, 2, 3, 40000), // holds
+            by(4, 2, 3, 40000), // 4 does not offer
+            by(5, 2, 3, 50000), // outside 5's range
+            by(6, 2, 3, 40000), // 6 is not observed: no host
+            by(7, 2, 3, 40000), // 7's offer is forged
+            by(5, 2, 5, 40000), // the relay is one of the two
+            by(8, 2, 3, 40000), // 8 has no entry
+            RelayPair {
+                port_b: 40000,
+                ..by(5, 3, 4, 40000)
+            }, // one port twice
+            by(1, 3, 4, 56000), // the hub
+        ],
+    );
+    let bytes = seal_snapshot(&body, &key(1)).unwrap();
+    let v = verify_snapshot(&bytes, &key(1).public_key(), &view(8)).unwrap();
+    let kept: Vec<(NodeId, u16)> = v
+        .snapshot
+        .relays
+        .iter()
+        .map(|p| (p.relay.clone(), p.port_a))
+        .collect();
+    assert_eq!(kept, vec![(id(5), 40000), (id(1), 56000)]);
+    assert_eq!(v.dropped_relays, 7);
+    assert_eq!(v.dropped_reports, 1);
+    assert_eq!(
+        v.snapshot.node_relay_host(&id(5)),
+        Some(Ipv4Addr::new(203, 0, 113, 5))
+    );
+    assert_eq!(v.snapshot.node_relay_host(&id(4)), None, "no offer");
+    assert_eq!(v.snapshot.node_relay_host(&id(1)), None, "the hub");
+}

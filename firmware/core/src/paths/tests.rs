@@ -55,6 +55,7 @@ fn candidates(lan: &[&str], observed: &str) -> Candidates {
         listen_port: Some(51822),
         lan: lan.iter().map(|a| a.parse().unwrap()).collect(),
         want_relay: vec![],
+        relay: None,
     }
 }
 
@@ -642,4 +643,112 @@ fn a_candidate_at_our_own_address_is_skipped() {
         events.contains(&(b(), Some(addr(B_PUBLIC)))),
         "B probed at its public address first: {events:?}"
     );
+}
+
+fn node_relay() -> NodeId {
+    id(5)
+}
+const NODE_RELAY_PUBLIC: &str = "198.51.100.50:51827";
+
+/// `snapshot` with node 5, a node relay observed at NODE_RELAY_PUBLIC.
+fn snapshot_with_node_relay(probe_round: u32, relays: Vec<RelayPair>) -> Snapshot {
+    let mut s = snapshot(probe_round, relays);
+    let mut five = candidates(&[NODE_RELAY_PUBLIC], NODE_RELAY_PUBLIC);
+    five.relay = Some(crate::candidates::RelayOffer {
+        first: 40000,
+        last: 40099,
+    });
+    s.nodes.insert(node_relay(), five);
+    s
+}
+
+fn via(relay: NodeId, mut p: RelayPair) -> RelayPair {
+    p.relay = relay;
+    p
+}
+
+/// A pair a node relays: the endpoint is that node's observed IP (not the
+/// hub's), it works without the hub's endpoint, a move from the hub to it
+/// starts a new session, and status says it is a node relay.
+#[test]
+fn a_node_relay_is_the_pairs_host_and_needs_no_hub() {
+    let (mut clock, mut m) = wanting_relay();
+    let on_hub = vec![pair(own(), c(), 56003, 56004)];
+    give(&mut m, &clock, snapshot_with_node_relay(0, on_hub));
+    assert_eq!(m.endpoints().get(&c()), Some(&addr("192.0.2.1:56003")));
+    clock.advance(1);
+    step(
+        &mut m,
+        &clock,
+        &seen(&clock, &[(c(), 0, "192.0.2.1:56003")]),
+    );
+    let status = m.status(&c()).unwrap();
+    assert_eq!((status.kind, status.node_relay), (PathKind::Relay, false));
+    // The hub moves the pair to node 5, on its ports.
+    let on_five = vec![via(node_relay(), pair(own(), c(), 40000, 40001))];
+    give(&mut m, &clock, snapshot_with_node_relay(0, on_five.clone()));
+    let events = drain(&mut m);
+    let at_five = addr("198.51.100.50:40000");
+    assert!(
+        endpoint_events(&events).contains(&(c(), Some(at_five))),
+        "{events:?}"
+    );
+    assert!(events.contains(&Event::NewSession(c())), "{events:?}");
+    // The hub's endpoint is no longer known (hub gone): nothing moves.
+    m.handle_relay_host(None);
+    clock.advance(1);
+    let events = step(
+        &mut m,
+        &clock,
+        &seen(&clock, &[(c(), 0, "198.51.100.50:40000")]),
+    );
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(m.endpoints().get(&c()), Some(&at_five));
+    let status = m.status(&c()).unwrap();
+    assert_eq!(
+        (status.kind, status.fresh, status.node_relay),
+        (PathKind::Relay, true, true)
+    );
+    assert!(m.want_relay().contains(&c()), "still asked for while used");
+}
+
+/// A pair naming a node the snapshot has no relay offer for has no
+/// endpoint (the node's verification drops such a pair anyway).
+#[test]
+fn a_node_relay_without_an_offer_is_no_host() {
+    let (clock, mut m) = wanting_relay();
+    let relays = vec![via(b(), pair(own(), c(), 40000, 40001))];
+    give(&mut m, &clock, snapshot(0, relays));
+    assert_eq!(m.endpoints().get(&c()), Some(&addr(C_PUBLIC)));
+    assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::None));
+}
+
+/// A snapshot that lists the pair no more for a while (verification
+/// dropped it: its new relay is not in this node's directory yet) leaves
+/// the peer at the old relay endpoint; a handshake there is no direct
+/// path, so when the pair comes back (on its new relay) the peer follows.
+#[test]
+fn a_pair_missing_for_a_while_is_not_taken_for_a_direct_path() {
+    let (mut clock, mut m) = wanting_relay();
+    let old = "192.0.2.1:56003";
+    give(
+        &mut m,
+        &clock,
+        snapshot_with_node_relay(0, vec![pair(own(), c(), 56003, 56004)]),
+    );
+    clock.advance(1);
+    step(&mut m, &clock, &seen(&clock, &[(c(), 0, old)]));
+    // The pair is gone from the snapshot.
+    give(&mut m, &clock, snapshot_with_node_relay(0, vec![]));
+    drain(&mut m);
+    clock.advance(2);
+    let events = step(&mut m, &clock, &seen(&clock, &[(c(), 0, old)]));
+    assert!(!events.contains(&path(c(), PathKind::Direct)), "{events:?}");
+    assert_ne!(m.status(&c()).map(|s| s.kind), Some(PathKind::Direct));
+    assert!(m.want_relay().contains(&c()), "asked for again");
+    // Back, on node 5.
+    let on_five = vec![via(node_relay(), pair(own(), c(), 40000, 40001))];
+    give(&mut m, &clock, snapshot_with_node_relay(0, on_five));
+    assert_eq!(m.endpoints().get(&c()), Some(&addr("198.51.100.50:40000")));
+    assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
 }

@@ -70,6 +70,9 @@ pub struct PeerPath {
     pub kind: PathKind,
     pub endpoint: Option<SocketAddr>,
     /// A handshake younger than [`FRESH`]: `false` on a relayed pair whose
-    /// relay (the hub) is gone.
+    /// relay is gone.
     pub fresh: bool,
+    /// Relayed by a node relay, not by the hub: the hub being unreachable
+    /// does not stop it.
+    pub node_relay: bool,
 }

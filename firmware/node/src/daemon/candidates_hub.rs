@@ -1,7 +1,7 @@
 //! The hub's side of endpoint candidates (docs/paths.md): it takes nodes'
 //! signed reports (`POST /v1/candidates/report`), looks at its WireGuard
 //! device every second for the endpoints nodes' handshakes come from,
-//! allocates relay pairs, and signs a snapshot whenever any of it changes
+//! allocates relay pairs (on itself or on node relays), and signs a snapshot whenever any of it changes
 //! (`GET /v1/candidates?after=SERIAL`, a long poll). Its own verified
 //! snapshot goes into `App::candidates`, where the relay reads the pairs.
 
@@ -160,13 +160,13 @@ pub async fn run(app: Arc<App>) {
             }
         };
         let observed = observed_endpoints(&app, &view).await;
-        let (generation, wants, dropped) = {
+        let (generation, wants, node_relays, dropped) = {
             let mut book = state.book.lock().unwrap_or_else(|e| e.into_inner());
             let dropped: Vec<NodeId> = book.retain_active(&view);
             if let Some(observed) = observed {
                 book.set_observed(observed);
             }
-            (book.generation(), book.wants(), dropped)
+            (book.generation(), book.wants(), book.node_relays(), dropped)
         };
         let changed = generation != signed_generation;
         forget_reports(&app, dropped).await;
@@ -175,9 +175,12 @@ pub async fn run(app: Arc<App>) {
         let settings = RelaySettings {
             ports: (config.relay.port_range.first, config.relay.port_range.last),
             idle: std::time::Duration::from_secs(config.relay.idle_secs),
+            // Nodes pull the directory this often (the mesh's setting, as
+            // the hub's): by then every node knows a new node relay.
+            settle: std::time::Duration::from_secs(config.enroll.directory_pull_secs),
         };
         // A pair the relay passed a datagram for since the last look is
-        // not idle.
+        // not idle (only the hub's own pairs run here).
         let unix = now_unix();
         for pair in relays.pairs(&hub_id) {
             if app
@@ -188,7 +191,7 @@ pub async fn run(app: Arc<App>) {
                 relays.traffic(&pair.a, &pair.b, now);
             }
         }
-        let mut changed = changed | relays.update(&settings, &wants, &active, now);
+        let mut changed = changed | relays.update(&settings, &wants, &active, &node_relays, now);
         let round = u32::try_from(now.0 / PROBE_ROUND_EVERY.as_millis() as u64).unwrap_or(0);
         if round != probe_round {
             probe_round = round;

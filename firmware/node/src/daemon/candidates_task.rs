@@ -1,5 +1,6 @@
 //! A node's side of endpoint candidates (docs/paths.md): it signs and sends
-//! its report (listen port, LAN addresses, the peers it wants relayed) at
+//! its report (listen port, LAN addresses, the peers it wants relayed, its
+//! relay ports when it relays) at
 //! start and whenever that changes, and long-polls the hub's snapshot,
 //! verifies it against the stored directory, keeps it on the state
 //! partition and publishes it into `App::candidates`. At start it restores
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gondwana_core::candidates::{self, MAX_LAN_ADDRS, MAX_RELAY_WANTS, ReportBody};
+use gondwana_core::candidates::{self, MAX_LAN_ADDRS, MAX_RELAY_WANTS, RelayOffer, ReportBody};
 use gondwana_core::mesh::Ipv4Net;
 use gondwana_core::node_id::NodeId;
 use gondwana_core::node_sync::UnknownNodes;
@@ -42,6 +43,7 @@ struct Content {
     listen_port: u16,
     lan: Vec<SocketAddrV4>,
     want_relay: Vec<NodeId>,
+    relay: Option<RelayOffer>,
 }
 
 /// Never returns while the daemon runs (ends when the node is revoked).
@@ -80,10 +82,17 @@ fn content(app: &App, enrolment: &Enrolment) -> Content {
     let mut want_relay = sorted_unique(app.want_relay.borrow().iter().cloned());
     want_relay.retain(|id| *id != enrolment.grant.node_id);
     want_relay.truncate(MAX_RELAY_WANTS);
+    // `relay.enabled = true`: the forwarder runs (daemon/mod.rs) and the
+    // hub may name this node as a pair's relay.
+    let relay = config.relay.runs_on(config.role).then_some(RelayOffer {
+        first: config.relay.port_range.first,
+        last: config.relay.port_range.last,
+    });
     Content {
         listen_port,
         lan: lan_candidates(&config.mesh.interface, &enrolment.grant.subnet, listen_port),
         want_relay,
+        relay,
     }
 }
 
@@ -169,6 +178,7 @@ async fn send_report(
         listen_port: content.listen_port,
         lan: content.lan.iter().copied().collect(),
         want_relay: content.want_relay.iter().cloned().collect(),
+        relay: content.relay,
     };
     let bytes = candidates::seal_report(&body, &identity.signing).map_err(|e| fail(text(e)))?;
     let url = format!(
@@ -265,11 +275,14 @@ fn publish(app: &App, mut verified: candidates::Verified, unknown: &mut UnknownN
         );
         app.pull_now.notify_one();
     }
-    if verified.dropped_reports + verified.dropped_inactive > 0 {
+    if verified.dropped_reports + verified.dropped_inactive + verified.dropped_relays > 0 {
         info!(
-            "candidate snapshot {}: {} reports and {} entries or pairs dropped (signature or \
-             node not in this node's directory)",
-            verified.snapshot.serial, verified.dropped_reports, verified.dropped_inactive
+            "candidate snapshot {}: {} reports, {} entries or pairs (node not in this node's \
+             directory) and {} relay pairs (relay not offering) dropped",
+            verified.snapshot.serial,
+            verified.dropped_reports,
+            verified.dropped_inactive,
+            verified.dropped_relays
         );
     }
     let serial = verified.snapshot.serial;

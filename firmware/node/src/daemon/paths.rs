@@ -4,8 +4,9 @@
 //!
 //! Each node pass, before the peers are planned: the verified snapshot
 //! from `App::candidates` (when a new one arrived), this box's own subnets
-//! (every interface but the mesh one), the relay's host (the hub's
-//! endpoint as the reconciler last resolved it), the device's peers as
+//! (every interface but the mesh one), the hub's host as a relay (its
+//! endpoint as the reconciler last resolved it; a pair a node relays uses
+//! that node's observed IP from the snapshot), the device's peers as
 //! read for the pass, then the probes' timeouts. What comes out: the
 //! endpoint of each other node's peer (into `PassInput::endpoints`), the
 //! peers to ask the relay for (`App::want_relay`, which the candidates

@@ -103,7 +103,10 @@ impl PeerReport {
     pub fn path_note(&self) -> Option<&'static str> {
         let path = self.path.as_ref()?;
         match path.kind {
-            PathKind::Relay if self.hub_unreachable => Some("relay: hub unreachable"),
+            // A node relay's pairs outlive the hub.
+            PathKind::Relay if self.hub_unreachable && !path.node_relay => {
+                Some("relay: hub unreachable")
+            }
             PathKind::Relay if !path.fresh => Some("relay: no handshake within 180 s"),
             PathKind::None if self.hub_unreachable => {
                 Some("no direct path yet, and the relay (hub) is unreachable")

@@ -293,3 +293,23 @@ fn ports_outside_the_range_are_not_bound() {
         drop(std::net::UdpSocket::bind(relay_port(PORT_A)).expect("not bound"));
     });
 }
+
+/// A box that is not the pair's named relay (here a node relay, id 7,
+/// while the snapshot names node 8) binds nothing and forwards nothing:
+/// a datagram sent to the pair's port is not passed on.
+#[test]
+fn a_box_that_is_not_the_named_relay_does_not_forward() {
+    NetNs::new().run(|| async {
+        let f = Fixture::start(100_000);
+        f.publish(snapshot(&id(8), A_IP, B_IP));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(f.state.counters.pairs.load(Ordering::Relaxed), 0);
+        let a = node(A_IP).await;
+        a.send_to(b"handshake", relay_port(PORT_A)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let counters = &f.state.counters;
+        assert_eq!(counters.bytes_in.load(Ordering::Relaxed), 0, "not received");
+        assert_eq!(counters.packets.load(Ordering::Relaxed), 0, "not passed on");
+        drop(std::net::UdpSocket::bind(relay_port(PORT_A)).expect("not bound"));
+    });
+}
