@@ -10,7 +10,7 @@
 #     docs name the release;
 #   - the package passes the workspace's [profile.release] to cargo over
 #     Buildroot's own profile settings, links statically (crt-static, no
-#     PIE), sets LIBCLANG_PATH for bindgen, and is pinned to a commit (an
+#     PIE) with LLVM's machine outliner (binary size), sets LIBCLANG_PATH for bindgen, and is pinned to a commit (an
 #     ancestor of HEAD when the history is there) whose archive's sha256 is
 #     in gondwana.hash;
 #   - the kernel version is pinned, with its tarball's sha256 in our global
@@ -54,7 +54,7 @@ for key in ("opt-level", "lto", "codegen-units", "panic", "strip"):
     want = str(profile[key]).lower()
     assert env.get(var) == want, f"gondwana.mk: {var}={env.get(var)!r}, Cargo.toml [profile.release] {key} = {want!r}"
 flags = env.get("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS", "")
-for flag in ("target-feature=+crt-static", "relocation-model=static"):
+for flag in ("target-feature=+crt-static", "relocation-model=static", "enable-machine-outliner=always"):
     assert flag in flags, f"gondwana.mk: target RUSTFLAGS lack {flag}: {flags!r}"
 assert env.get("LIBCLANG_PATH") == "/HOST/lib", f"gondwana.mk: LIBCLANG_PATH={env.get('LIBCLANG_PATH')!r}"
 PY

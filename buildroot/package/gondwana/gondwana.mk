@@ -38,11 +38,13 @@ GONDWANA_PROFILE_ENV = \
 	CARGO_PROFILE_RELEASE_STRIP="true"
 
 # A fully static executable, as scripts/build makes it (.cargo/config.toml):
-# musl's libc linked in, not a PIE, no unwind tables (panic = "abort").
+# musl's libc linked in, not a PIE, no unwind tables (panic = "abort"),
+# LLVM's machine outliner (binary size: docs/architecture.md).
 GONDWANA_RUSTFLAGS = \
 	-C target-feature=+crt-static \
 	-C relocation-model=static \
-	-C force-unwind-tables=no
+	-C force-unwind-tables=no \
+	-C llvm-args=-enable-machine-outliner=always
 
 GONDWANA_CARGO_ENV = \
 	$(GONDWANA_PROFILE_ENV) \

@@ -125,7 +125,7 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
 
 async fn blocking(app: &Arc<App>, request: Request) -> service::Result<Value> {
     let app = app.clone();
-    tokio::task::spawn_blocking(move || on_daemon(&app, &request))
+    crate::daemon::drive::blocking(move || on_daemon(&app, &request))
         .await
         .map_err(|e| ServiceError::Fault(anyhow::anyhow!("admin task: {e}")))?
 }

@@ -72,9 +72,12 @@ type AnyValue = Box<dyn Any + Send>;
 /// does, but through one task type for every caller: each distinct
 /// `spawn_blocking` closure compiles tokio's task machinery anew, ~2 KB of
 /// the release binary apiece (docs/architecture.md, "Binary size"). For
-/// the cold store calls and checks of the candidates, paths, view, sync and
-/// revocation tasks and of the daemon's start;
-/// the price is one allocation per call.
+/// the cold store calls and checks of the candidates, paths, view, sync,
+/// revocation and node enrolment tasks, of the daemon's start, the admin
+/// socket, grant commands and the identity-log, directory and mirror
+/// routes; the price is one allocation per call. The hub's enrolment route,
+/// status and peer programming (measured by scripts/bench) keep
+/// `spawn_blocking`.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {

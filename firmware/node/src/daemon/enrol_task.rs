@@ -19,7 +19,7 @@ use crate::boot::enroll_source::{self, EnrollPlan};
 use crate::clock::now_unix;
 use crate::config::{Config, EnrollConfig};
 use crate::daemon::app::{App, EnrolStatus};
-use crate::daemon::drive::{CALL_TIMEOUT, Clock, joined, refused, text};
+use crate::daemon::drive::{CALL_TIMEOUT, Clock, blocking, joined, refused, text};
 use crate::daemon::sync_task;
 use crate::net::host_addrs::host_subnets;
 use crate::store::enrolment::{Enrolment, save_enrolment};
@@ -88,7 +88,7 @@ async fn attempt_step(
     match action {
         Action::ReadIdentity => {
             let s = store.clone();
-            let read = joined(tokio::task::spawn_blocking(move || s.require_identity()).await);
+            let read = joined(blocking(move || s.require_identity()).await);
             let state = read.map(|stored| {
                 let state = stored.state.clone();
                 *identity = Some(stored);
@@ -115,7 +115,7 @@ async fn attempt_step(
         }
         Action::Store(accepted) => {
             let s = store.clone();
-            let saved = tokio::task::spawn_blocking(move || {
+            let saved = blocking(move || {
                 save_enrolment(
                     &s,
                     &accepted.grant_raw,
@@ -235,11 +235,9 @@ async fn enrol(app: &App) {
                     // Reading block devices and mounting a stick can block
                     // for long on a failing USB device: off the runtime's
                     // only thread.
-                    let found = tokio::task::spawn_blocking(move || {
-                        enroll_source::look(&config.enroll, source)
-                    })
-                    .await
-                    .unwrap_or(Ok(None));
+                    let found = blocking(move || enroll_source::look(&config.enroll, source))
+                        .await
+                        .unwrap_or(Ok(None));
                     let lookup = match found {
                         Ok(None) => Lookup::Absent,
                         Ok(Some(found)) => {

@@ -74,7 +74,7 @@ pub async fn command(app: &std::sync::Arc<App>, req: &ApiRequest) -> Result<ApiR
     }
     let app2 = app.clone();
     // The same grant change as `grant add|del` on the box itself.
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::daemon::drive::blocking(move || {
         let fw = app2.grants.require()?;
         let mut request = GrantRequest {
             ip: verified.grant.ip,

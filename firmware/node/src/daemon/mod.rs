@@ -119,7 +119,7 @@ async fn serve(
             .await
             .with_context(|| format!("binding the API on {addr}"))?;
         info!("API on http://{}", listener.local_addr()?);
-        servers.push(tokio::spawn(api::serve(
+        servers.push(crate::runtime::spawn(api::serve(
             listener,
             Arc::new(PublicApi(app.clone())),
             limits,
@@ -133,7 +133,7 @@ async fn serve(
             .await
             .with_context(|| format!("binding the enrolment listener on {addr}"))?;
         info!("enrolment listener on http://{}", listener.local_addr()?);
-        servers.push(tokio::spawn(api::serve(
+        servers.push(crate::runtime::spawn(api::serve(
             listener,
             Arc::new(EnrolApi(app.clone())),
             limits,
@@ -142,7 +142,7 @@ async fn serve(
     }
     let socket_path = config.api.admin_socket.clone();
     let admin = bind_admin_socket(&socket_path)?;
-    servers.push(tokio::spawn(api::serve_unix(
+    servers.push(crate::runtime::spawn(api::serve_unix(
         admin,
         Arc::new(AdminApi(app.clone())),
         limits,
@@ -151,10 +151,10 @@ async fn serve(
 
     let mut background = match app.role() {
         Role::Node => vec![
-            tokio::spawn(enrol_task::run(app.clone())),
-            tokio::spawn(candidates_task::run(app.clone())),
+            crate::runtime::spawn(enrol_task::run(app.clone())),
+            crate::runtime::spawn(candidates_task::run(app.clone())),
         ],
-        Role::Hub => vec![tokio::spawn(candidates_hub::run(app.clone()))],
+        Role::Hub => vec![crate::runtime::spawn(candidates_hub::run(app.clone()))],
     };
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
@@ -164,16 +164,19 @@ async fn serve(
         };
         Box::new(move |listener| {
             let handler = Arc::new(PublicApi(app.clone()));
-            tokio::spawn(api::serve(listener, handler, limits, stop.clone()));
+            crate::runtime::spawn(api::serve(listener, handler, limits, stop.clone()));
         })
     };
-    background.push(tokio::spawn(dataplane::run(app.clone(), serve_mesh_api)));
+    background.push(crate::runtime::spawn(dataplane::run(
+        app.clone(),
+        serve_mesh_api,
+    )));
     if config.relay.runs_on(config.role) {
         info!(
             "relay: on {}, ports {}, {} kbit/s per pair",
             config.relay.listen, config.relay.port_range, config.relay.max_kbit_per_pair
         );
-        background.push(tokio::spawn(crate::relay::run(
+        background.push(crate::runtime::spawn(crate::relay::run(
             app.identity().node_id,
             crate::relay::Settings::from(&config.relay),
             app.candidates.subscribe(),

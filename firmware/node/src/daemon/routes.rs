@@ -351,7 +351,7 @@ async fn mirror_push(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
         .map_err(|e| ApiError::bad_request(format!("identity log: {e}")))?;
     let proof = wireguard_proof_header(req).map_err(refusal_error)?;
     let app2 = app.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let outcome = crate::daemon::drive::blocking(move || {
         let hub = app2
             .hub
             .as_ref()
@@ -425,7 +425,7 @@ pub(crate) fn refusal_status(r: &Refusal) -> StatusCode {
 async fn blocking<T: Send + 'static, E: Into<String> + Send + 'static>(
     f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(move || f().map_err(Into::into)).await {
+    match crate::daemon::drive::blocking(move || f().map_err(Into::into)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(e) => Err(ApiError::internal(e.to_string())),

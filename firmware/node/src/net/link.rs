@@ -58,7 +58,7 @@ impl Links {
     pub fn new() -> Result<Links, LinkError> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(|e| fail("open", "rtnetlink socket", e))?;
-        tokio::spawn(connection);
+        crate::runtime::spawn(connection);
         Ok(Links { handle })
     }
 

@@ -198,7 +198,7 @@ async fn exchange(
     let exchange = async {
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
+        crate::runtime::spawn(conn);
         let bytes = match &body {
             Some(v) => Bytes::from(serde_json::to_vec(v)?),
             None => Bytes::new(),

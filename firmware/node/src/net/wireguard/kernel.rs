@@ -40,7 +40,7 @@ impl KernelDevice {
     pub async fn open(iface: &InterfaceName) -> Result<KernelDevice, WgError> {
         let (connection, handle, _) = genetlink::new_connection()
             .map_err(|e| WgError::Netlink(format!("generic netlink socket: {e}")))?;
-        tokio::spawn(connection);
+        crate::runtime::spawn(connection);
         if let Err(e) = handle.resolve_family::<WireguardMessage>().await {
             return Err(WgError::KernelUnavailable(format!(
                 "generic netlink family \"wireguard\": {e}"
