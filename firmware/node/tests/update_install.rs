@@ -91,7 +91,12 @@ impl Disk {
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
-        sfdisk.stdin.take().unwrap().write_all(table.as_bytes()).unwrap();
+        sfdisk
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(table.as_bytes())
+            .unwrap();
         assert!(sfdisk.wait().unwrap().success(), "sfdisk");
         let device = run(Command::new(which("losetup").unwrap())
             .args(["--partscan", "--find", "--show"])
@@ -103,7 +108,9 @@ impl Disk {
         // A kernel without the MBR parser finds no partitions by itself:
         // add them from the table (BLKPG), as `partx` does.
         if !Path::new(&disk.part(3)).exists() {
-            run(Command::new(which("partx").unwrap()).arg("-a").arg(&disk.device));
+            run(Command::new(which("partx").unwrap())
+                .arg("-a")
+                .arg(&disk.device));
         }
         for _ in 0..50 {
             if Path::new(&disk.part(3)).exists() {
@@ -167,7 +174,11 @@ impl Box_ {
         let d = dir.path();
         let boot = d.join("boot");
         fs::create_dir_all(&boot).unwrap();
-        fs::write(d.join("root-device"), format!("{}\n", disk.part(running_partition))).unwrap();
+        fs::write(
+            d.join("root-device"),
+            format!("{}\n", disk.part(running_partition)),
+        )
+        .unwrap();
         fs::write(
             d.join("release"),
             "board=testboard\nversion=10\nmin_version=5\nlabel=v10\n",
@@ -291,7 +302,12 @@ fn refusals_change_no_byte_of_either_slot() {
         board: "otherboard",
         ..spec()
     };
-    cases.push(("other board", bundle(&other_board), EXIT_FAILURE, "bundle is for board otherboard"));
+    cases.push((
+        "other board",
+        bundle(&other_board),
+        EXIT_FAILURE,
+        "bundle is for board otherboard",
+    ));
     let downgrade = Spec {
         version: 4,
         min_version: 0,
@@ -302,46 +318,105 @@ fn refusals_change_no_byte_of_either_slot() {
         min_version: 11,
         ..spec()
     };
-    cases.push(("running too old", bundle(&too_new), EXIT_FAILURE, "replaces version 11 or later"));
+    cases.push((
+        "running too old",
+        bundle(&too_new),
+        EXIT_FAILURE,
+        "replaces version 11 or later",
+    ));
     let stranger = Spec {
         signer: key(9),
         ..spec()
     };
-    cases.push(("unknown release key", bundle(&stranger), EXIT_VERIFY_FAILED, "does not trust"));
+    cases.push((
+        "unknown release key",
+        bundle(&stranger),
+        EXIT_VERIFY_FAILED,
+        "does not trust",
+    ));
     let mut bad_sig = good.clone();
     bad_sig[head_end - 10] ^= 1; // inside the signature (the head ends with it and one 0 byte: no rotations)
-    cases.push(("bad signature", bad_sig, EXIT_VERIFY_FAILED, "signature does not verify"));
+    cases.push((
+        "bad signature",
+        bad_sig,
+        EXIT_VERIFY_FAILED,
+        "signature does not verify",
+    ));
     let mut bad_hash = good.clone();
     bad_hash[head_end + 2 * MIB as usize] ^= 1; // inside the root part
-    cases.push(("hash mismatch", bad_hash, EXIT_VERIFY_FAILED, "part root has BLAKE2b-256"));
+    cases.push((
+        "hash mismatch",
+        bad_hash,
+        EXIT_VERIFY_FAILED,
+        "part root has BLAKE2b-256",
+    ));
     let mut bad_boot = good.clone();
     let last = bad_boot.len() - 1;
     bad_boot[last] ^= 1; // the last byte of the dtb
-    cases.push(("boot file hash mismatch", bad_boot, EXIT_VERIFY_FAILED, "part dtbs/board.dtb"));
-    cases.push(("truncated", good[..good.len() - 5].to_vec(), EXIT_VERIFY_FAILED, "truncated"));
-    cases.push(("truncated head", good[..head_end - 3].to_vec(), EXIT_VERIFY_FAILED, "truncated"));
+    cases.push((
+        "boot file hash mismatch",
+        bad_boot,
+        EXIT_VERIFY_FAILED,
+        "part dtbs/board.dtb",
+    ));
+    cases.push((
+        "truncated",
+        good[..good.len() - 5].to_vec(),
+        EXIT_VERIFY_FAILED,
+        "truncated",
+    ));
+    cases.push((
+        "truncated head",
+        good[..head_end - 3].to_vec(),
+        EXIT_VERIFY_FAILED,
+        "truncated",
+    ));
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"more");
-    cases.push(("bytes after the parts", trailing, EXIT_VERIFY_FAILED, "after the last part"));
-    cases.push(("not a bundle", b"hello, this is not a bundle".to_vec(), EXIT_VERIFY_FAILED, "GWBUNDLE"));
+    cases.push((
+        "bytes after the parts",
+        trailing,
+        EXIT_VERIFY_FAILED,
+        "after the last part",
+    ));
+    cases.push((
+        "not a bundle",
+        b"hello, this is not a bundle".to_vec(),
+        EXIT_VERIFY_FAILED,
+        "GWBUNDLE",
+    ));
     let too_large = Spec {
         root: vec![7u8; (PART_MIB * MIB + 512) as usize],
         ..spec()
     };
-    cases.push(("larger than the slot", bundle(&too_large), EXIT_FAILURE, "larger than slot b"));
+    cases.push((
+        "larger than the slot",
+        bundle(&too_large),
+        EXIT_FAILURE,
+        "larger than slot b",
+    ));
     // A rotation record signed by a key the box does not trust.
     let rogue = Spec {
         signer: key(3),
         rotations: vec![rotation(1, &key(9), &key(3))],
         ..spec()
     };
-    cases.push(("rotation by an unknown key", bundle(&rogue), EXIT_VERIFY_FAILED, "key rotation record 0"));
+    cases.push((
+        "rotation by an unknown key",
+        bundle(&rogue),
+        EXIT_VERIFY_FAILED,
+        "key rotation record 0",
+    ));
 
     for (case, bytes, code, mention) in cases {
         let path = b.write_bundle("bad.bundle", &bytes);
         let run = b.gondwana(&["update", "install", &path]);
         assert_eq!(run.code, Some(code), "{case}\n{}", run.describe());
-        assert!(run.stderr().contains(mention), "{case}: should mention {mention:?}\n{}", run.describe());
+        assert!(
+            run.stderr().contains(mention),
+            "{case}: should mention {mention:?}\n{}",
+            run.describe()
+        );
         assert_eq!(b.slot_hashes(), before, "{case}: a slot changed");
         assert!(
             !b.boot.join("slot-b").exists(),
@@ -384,7 +459,10 @@ fn install_writes_the_inactive_slot_only() {
     assert_ne!(inactive, running_before);
     assert_eq!(fs::read(b.boot.join("slot-b/Image")).unwrap(), KERNEL);
     assert_eq!(fs::read(b.boot.join("slot-b/dtbs/board.dtb")).unwrap(), DTB);
-    assert!(!b.boot.join("slot-a").exists(), "slot a's boot files touched");
+    assert!(
+        !b.boot.join("slot-a").exists(),
+        "slot a's boot files touched"
+    );
 
     let status = b.gondwana(&["update", "status", "--json"]);
     status.ok();
@@ -396,14 +474,21 @@ fn install_writes_the_inactive_slot_only() {
     assert_eq!(v["slots"][1]["release"]["version"], 12);
     let human = b.gondwana(&["update", "status"]);
     human.ok();
-    assert!(human.stdout().contains("slot b: installed, version 12 (v12)"), "{}", human.describe());
+    assert!(
+        human
+            .stdout()
+            .contains("slot b: installed, version 12 (v12)"),
+        "{}",
+        human.describe()
+    );
 
     // A refused bundle after a good install leaves the installed slot as it was.
     let mut bad = bundle(&s);
     let last = bad.len() - 1;
     bad[last] ^= 1;
     let bad = b.write_bundle("bad.bundle", &bad);
-    b.gondwana(&["update", "install", &bad]).expect_code(EXIT_VERIFY_FAILED);
+    b.gondwana(&["update", "install", &bad])
+        .expect_code(EXIT_VERIFY_FAILED);
     assert_eq!(b.slot_hashes(), (running_before.clone(), inactive));
     assert_eq!(
         b.gondwana(&["update", "status", "--json"]).json()["slots"][1]["state"],
@@ -414,7 +499,10 @@ fn install_writes_the_inactive_slot_only() {
     let b = Box_::new(3);
     let (_, running_b) = b.slot_hashes();
     let path = b.write_bundle("good.bundle", &bundle(&spec()));
-    let v = b.gondwana(&["update", "install", &path, "--json"]).ok().json();
+    let v = b
+        .gondwana(&["update", "install", &path, "--json"])
+        .ok()
+        .json();
     assert_eq!(v["slot"], "a");
     assert_eq!(b.slot_hashes().1, running_b, "the running slot b changed");
     assert_eq!(fs::read(b.boot.join("slot-a/Image")).unwrap(), KERNEL);
@@ -433,13 +521,18 @@ fn install_remounts_a_read_only_boot_partition() {
         return;
     };
     let b = Box_::new(2);
-    run(Command::new(mkfs).args(["-n", "GW_BOOT"]).arg(b.disk.part(1)));
+    run(Command::new(mkfs)
+        .args(["-n", "GW_BOOT"])
+        .arg(b.disk.part(1)));
     let path = b.write_bundle("good.bundle", &bundle(&spec()));
     let fat = format!("-t vfat {}", b.disk.part(1));
     let out = install_under_ro_mount(&b, &unshare, &mount, &path, &fat);
     let out = if out.status.code() == Some(99) {
         // The remount is the same for any filesystem: check it on tmpfs.
-        require::kernel_limit(test, "the kernel does not mount vfat: a read-only tmpfs instead");
+        require::kernel_limit(
+            test,
+            "the kernel does not mount vfat: a read-only tmpfs instead",
+        );
         install_under_ro_mount(&b, &unshare, &mount, &path, "-t tmpfs tmpfs")
     } else {
         out

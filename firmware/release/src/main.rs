@@ -86,7 +86,8 @@ impl Options {
     }
 
     fn need(&self, name: &str) -> Result<&str> {
-        self.get(name).ok_or_else(|| anyhow!("--{name} is required"))
+        self.get(name)
+            .ok_or_else(|| anyhow!("--{name} is required"))
     }
 
     fn all(&self, name: &str) -> &[String] {
@@ -95,7 +96,10 @@ impl Options {
 
     fn number(&self, name: &str) -> Result<Option<u64>> {
         self.get(name)
-            .map(|v| v.parse().with_context(|| format!("--{name} {v:?} is not a number")))
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("--{name} {v:?} is not a number"))
+            })
             .transpose()
     }
 }
@@ -109,7 +113,12 @@ fn keygen(path: &Path) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("create {} (an existing key is never overwritten)", path.display()))?;
+        .with_context(|| {
+            format!(
+                "create {} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
     writeln!(file, "{}", to_hex(&*key.seed()))?;
     file.sync_all()?;
     println!("{}", to_hex(&key.public_key()));
@@ -126,7 +135,9 @@ fn rotate(o: &Options) -> Result<()> {
     let old = load_key(Path::new(o.need("old")?))?;
     let body = RotationBody {
         format: FORMAT,
-        seq: o.number("seq")?.ok_or_else(|| anyhow!("--seq is required"))?,
+        seq: o
+            .number("seq")?
+            .ok_or_else(|| anyhow!("--seq is required"))?,
         old_key: old.public_key(),
         new_key: decode_hex32(o.need("new-pub")?).context("--new-pub")?,
     };
@@ -171,7 +182,9 @@ fn build(o: &Options) -> Result<()> {
         parts.push(describe(Path::new(file), Target::BootFile(name.into()))?);
         files.push(file.into());
     }
-    let version = o.number("version")?.ok_or_else(|| anyhow!("--version is required"))?;
+    let version = o
+        .number("version")?
+        .ok_or_else(|| anyhow!("--version is required"))?;
     let manifest = Manifest {
         format: FORMAT,
         board: o.need("board")?.into(),
@@ -189,7 +202,9 @@ fn build(o: &Options) -> Result<()> {
     let head = update::seal(&manifest, &key, &rotations)?;
     let out = PathBuf::from(o.need("out")?);
     let tmp = out.with_extension("bundle.tmp");
-    let mut w = io::BufWriter::new(File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?);
+    let mut w = io::BufWriter::new(
+        File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?,
+    );
     w.write_all(&head)?;
     for (file, part) in files.iter().zip(&manifest.parts) {
         // Hashed again as copied: a file that changed since it was
@@ -233,9 +248,11 @@ fn copy_hashing(path: &Path, out: &mut impl Write) -> Result<(u64, [u8; 32])> {
 fn inspect(path: &Path, o: &Options) -> Result<()> {
     let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut prefix = [0u8; update::PREFIX_LEN];
-    file.read_exact(&mut prefix).context("bundle shorter than its prefix")?;
+    file.read_exact(&mut prefix)
+        .context("bundle shorter than its prefix")?;
     let mut head = vec![0u8; update::head_len(&prefix)?];
-    file.read_exact(&mut head).context("bundle shorter than its head")?;
+    file.read_exact(&mut head)
+        .context("bundle shorter than its head")?;
     let keys = match o.get("keys") {
         Some(k) => parse_release_keys(&fs::read_to_string(k)?).map_err(|e| anyhow!("{k}: {e}"))?,
         None => Vec::new(),
@@ -249,8 +266,15 @@ fn inspect(path: &Path, o: &Options) -> Result<()> {
         keys
     };
     let m = update::verify_head(&head, &signer_keys)?;
-    println!("board {} version {} ({}) min_version {}", m.board, m.version, m.label, m.min_version);
-    println!("release key {} ({} rotation records)", to_hex(&m.release_key), decoded.rotations.len());
+    println!(
+        "board {} version {} ({}) min_version {}",
+        m.board, m.version, m.label, m.min_version
+    );
+    println!(
+        "release key {} ({} rotation records)",
+        to_hex(&m.release_key),
+        decoded.rotations.len()
+    );
     for p in &m.parts {
         let name = match &p.target {
             Target::RootSlot => "<root>",

@@ -79,7 +79,10 @@ pub fn trusted_after(
             return Err(fail("signature does not verify".into()));
         }
         if last_seq.is_some_and(|last| body.seq <= last) {
-            return Err(fail(format!("seq {} does not follow the record before", body.seq)));
+            return Err(fail(format!(
+                "seq {} does not follow the record before",
+                body.seq
+            )));
         }
         last_seq = Some(body.seq);
         trusted.retain(|k| *k != body.old_key);

@@ -114,7 +114,10 @@ fn install_refuses_other_board_downgrade_and_too_old() {
     ));
     assert_eq!(
         check_install(&m, &running(9, 8)),
-        Err(BundleError::Downgrade { bundle: 7, floor: 8 })
+        Err(BundleError::Downgrade {
+            bundle: 7,
+            floor: 8
+        })
     );
     assert_eq!(
         check_install(&m, &running(4, 0)),
@@ -179,7 +182,9 @@ fn rotation_refusals() {
     let baked = [k0.public_key()];
     // Signed by a key the box does not trust.
     let err = trusted_after(&baked, &[rotation(1, &stranger, &k1)]).unwrap_err();
-    assert!(matches!(err, BundleError::BadRotation { index: 0, ref why } if why.contains("does not trust")));
+    assert!(
+        matches!(err, BundleError::BadRotation { index: 0, ref why } if why.contains("does not trust"))
+    );
     // Out of order: k1 is not trusted before the first record.
     let chain = [rotation(2, &k1, &k2), rotation(1, &k0, &k1)];
     assert!(trusted_after(&baked, &chain).is_err());
@@ -206,7 +211,10 @@ fn rotation_refusals() {
 #[test]
 fn release_and_keys_text() {
     let r = parse_release("board=mochabin\nversion=12\nmin_version=3\nlabel=v12 (abc)\n").unwrap();
-    assert_eq!((r.board.as_str(), r.version, r.min_version), ("mochabin", 12, 3));
+    assert_eq!(
+        (r.board.as_str(), r.version, r.min_version),
+        ("mochabin", 12, 3)
+    );
     assert_eq!(parse_release(&release_text(&r)).unwrap(), r);
     assert!(parse_release("version=1\n").is_err());
     assert!(parse_release("board=x\nversion=one\n").is_err());
@@ -234,7 +242,10 @@ fn test_vector() {
     bundle.extend_from_slice(&root);
     bundle.extend_from_slice(b"kernel");
     assert_eq!(to_hex(&bundle), VECTOR);
-    assert_eq!(verify_head(head_of(&bundle), &[k0.public_key()]).unwrap(), m);
+    assert_eq!(
+        verify_head(head_of(&bundle), &[k0.public_key()]).unwrap(),
+        m
+    );
 }
 
 const VECTOR: &str = concat!(

@@ -24,9 +24,13 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
         }
         UpdateCommand::Install { bundle, json } => {
             // Absolute: a running daemon opens it from its own directory.
-            let bundle = std::path::absolute(bundle)
-                .with_context(|| format!("{}", bundle.display()))?;
-            let v = call(state_dir, config, Request::UpdateInstall(UpdateInstall { bundle }))?;
+            let bundle =
+                std::path::absolute(bundle).with_context(|| format!("{}", bundle.display()))?;
+            let v = call(
+                state_dir,
+                config,
+                Request::UpdateInstall(UpdateInstall { bundle }),
+            )?;
             if *json {
                 print_json(&v);
             } else {

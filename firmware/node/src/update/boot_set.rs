@@ -69,7 +69,8 @@ fn sync_dir(d: &Path) -> anyhow::Result<()> {
 /// Bytes the set may use: the partition's free space plus what the set's
 /// current files take (they are replaced).
 pub fn room(cfg: &UpdateConfig, slot: Slot) -> anyhow::Result<u64> {
-    let vfs = statvfs(&cfg.boot_dir).with_context(|| format!("statvfs {}", cfg.boot_dir.display()))?;
+    let vfs =
+        statvfs(&cfg.boot_dir).with_context(|| format!("statvfs {}", cfg.boot_dir.display()))?;
     let free = vfs.blocks_available() as u64 * vfs.fragment_size() as u64;
     Ok(free + tree_bytes(&dir(cfg, slot)))
 }

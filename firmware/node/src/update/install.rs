@@ -127,9 +127,9 @@ fn read_manifest(file: &mut File, keys: &[[u8; 32]]) -> Result<(Manifest, u64), 
 
 fn read_exact(file: &mut File, buf: &mut [u8], what: &str) -> Result<(), UpdateError> {
     file.read_exact(buf).map_err(|e| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => {
-            UpdateError::Rejected(format!("bundle rejected: truncated before the end of {what}"))
-        }
+        std::io::ErrorKind::UnexpectedEof => UpdateError::Rejected(format!(
+            "bundle rejected: truncated before the end of {what}"
+        )),
         _ => UpdateError::Io(anyhow::Error::new(e).context("read the bundle")),
     })
 }
@@ -174,7 +174,8 @@ fn check_sizes(
 
 /// The read-only pass: every part's hash before anything is written.
 fn verify_parts(file: &mut File, parts_at: u64, manifest: &Manifest) -> Result<(), UpdateError> {
-    file.seek(SeekFrom::Start(parts_at)).context("seek to the parts")?;
+    file.seek(SeekFrom::Start(parts_at))
+        .context("seek to the parts")?;
     for part in &manifest.parts {
         copy_checked(file, &mut std::io::sink(), part, part_name(part))?;
     }

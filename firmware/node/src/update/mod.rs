@@ -45,8 +45,7 @@ impl From<BundleError> for UpdateError {
 fn running_release(cfg: &UpdateConfig) -> Result<Release, UpdateError> {
     let path = &cfg.release_file;
     let text = read_text(path, "the running release")?;
-    parse_release(&text)
-        .map_err(|e| UpdateError::Refused(format!("{}: {e}", path.display())))
+    parse_release(&text).map_err(|e| UpdateError::Refused(format!("{}: {e}", path.display())))
 }
 
 fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {

@@ -67,7 +67,12 @@ pub fn discover(cfg: &UpdateConfig) -> Result<Layout, UpdateError> {
     let name = running_device
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| refused(format!("{}: no device named", cfg.root_device_file.display())))?
+        .ok_or_else(|| {
+            refused(format!(
+                "{}: no device named",
+                cfg.root_device_file.display()
+            ))
+        })?
         .to_string();
     let number: u32 = sys_read(&name, "partition")
         .and_then(|p| p.parse().ok())
@@ -75,7 +80,11 @@ pub fn discover(cfg: &UpdateConfig) -> Result<Layout, UpdateError> {
     let running = match number {
         2 => Slot::A,
         3 => Slot::B,
-        n => return Err(refused(format!("the running root is partition {n}, not a root slot (2 or 3)"))),
+        n => {
+            return Err(refused(format!(
+                "the running root is partition {n}, not a root slot (2 or 3)"
+            )));
+        }
     };
     // /sys/class/block/<part> links to …/block/<disk>/<part>.
     let disk_dir = fs::canonicalize(Path::new(SYS_BLOCK).join(&name))
