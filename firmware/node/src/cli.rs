@@ -303,7 +303,6 @@ pub enum UpdateCommand {
     /// The running slot and each slot's release and state.
     Status(JsonFlag),
     /// Verify a signed bundle and write it into the inactive slot.
-    #[command(after_help = "Example:\n  gondwana update install /tmp/gondwana-mochabin.bundle")]
     Install {
         /// The bundle file (scripts/build-images writes out/gondwana-<board>.bundle).
         bundle: PathBuf,
