@@ -13,7 +13,7 @@
 //! host kernel cannot mount vfat.
 
 mod harness;
-use harness::require;
+use harness::require::{self, run_tool as run, which};
 use harness::{EXIT_FAILURE, EXIT_VERIFY_FAILED, Run, run_command};
 
 use std::fs::{self, File};
@@ -23,21 +23,11 @@ use std::process::{Command, Stdio};
 
 use gondwana_core::hash::{blake2b256, to_hex};
 use gondwana_core::keys::SigningSecret;
-use gondwana_core::update::{
-    FORMAT, Manifest, Part, RotationBody, SignedRotation, Target, seal, seal_rotation,
-};
+use gondwana_core::update::{FORMAT, Manifest, Part, SignedRotation, Target, seal, seal_rotation};
 
 const MIB: u64 = 1 << 20;
 /// Each partition of the test disk.
 const PART_MIB: u64 = 4;
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-}
 
 fn prerequisites(test: &str) -> bool {
     if !nix::unistd::geteuid().is_root() {
@@ -51,22 +41,6 @@ fn prerequisites(test: &str) -> bool {
         }
     }
     true
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> String {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The test disk attached as a loop device with partitions 1–3; detached
@@ -278,13 +252,7 @@ fn bundle(s: &Spec) -> Vec<u8> {
 }
 
 fn rotation(seq: u64, old: &SigningSecret, new: &SigningSecret) -> SignedRotation {
-    let body = RotationBody {
-        format: FORMAT,
-        seq,
-        old_key: old.public_key(),
-        new_key: new.public_key(),
-    };
-    seal_rotation(&body, old).unwrap()
+    seal_rotation(seq, old, new.public_key()).unwrap()
 }
 
 #[test]

@@ -22,7 +22,7 @@ use gondwana_core::envelope::{decode_canonical, encode};
 use gondwana_core::hash::{Blake2b256, to_hex};
 use gondwana_core::keys::{SigningSecret, decode_hex32};
 use gondwana_core::update::{
-    self, FORMAT, Manifest, Part, RotationBody, SignedRotation, Target, parse_release_keys,
+    self, FORMAT, Manifest, Part, SignedRotation, Target, parse_release_keys,
 };
 
 const USAGE: &str = "usage: gondwana-release keygen KEY | pubkey KEY | rotate --old KEY --new-pub HEX --seq N --out FILE | build --key KEY --board NAME --version N [--label TEXT] [--min-version N] --root FILE [--boot NAME=FILE]... [--rotation FILE]... --out FILE | inspect BUNDLE [--keys FILE]";
@@ -133,15 +133,11 @@ fn load_key(path: &Path) -> Result<SigningSecret> {
 
 fn rotate(o: &Options) -> Result<()> {
     let old = load_key(Path::new(o.need("old")?))?;
-    let body = RotationBody {
-        format: FORMAT,
-        seq: o
-            .number("seq")?
-            .ok_or_else(|| anyhow!("--seq is required"))?,
-        old_key: old.public_key(),
-        new_key: decode_hex32(o.need("new-pub")?).context("--new-pub")?,
-    };
-    let record = update::seal_rotation(&body, &old).map_err(|e| anyhow!(e))?;
+    let seq = o
+        .number("seq")?
+        .ok_or_else(|| anyhow!("--seq is required"))?;
+    let new_key = decode_hex32(o.need("new-pub")?).context("--new-pub")?;
+    let record = update::seal_rotation(seq, &old, new_key).map_err(|e| anyhow!(e))?;
     write_new(Path::new(o.need("out")?), &encode(&record))
 }
 
@@ -152,22 +148,11 @@ fn load_rotation(path: &str) -> Result<SignedRotation> {
 
 /// Size and BLAKE2b-256 of a file, read once.
 fn describe(path: &Path, target: Target) -> Result<Part> {
-    let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut hasher = Blake2b256::default();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
+    let (size, blake2b) = copy_hashing(path, &mut io::sink())?;
     Ok(Part {
         target,
         size,
-        blake2b: hasher.finish(),
+        blake2b,
     })
 }
 
@@ -230,7 +215,7 @@ fn build(o: &Options) -> Result<()> {
 }
 
 fn copy_hashing(path: &Path, out: &mut impl Write) -> Result<(u64, [u8; 32])> {
-    let mut file = File::open(path)?;
+    let mut file = File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut hasher = Blake2b256::default();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;

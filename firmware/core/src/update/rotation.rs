@@ -32,15 +32,22 @@ pub struct SignedRotation {
     pub signature: SignatureBytes,
 }
 
-/// Signs a rotation with the old key (`body.old_key` must be its public key).
-pub fn seal_rotation(body: &RotationBody, old: &SigningSecret) -> Result<SignedRotation, String> {
-    if body.old_key != old.public_key() {
-        return Err("old_key is not the signing key".into());
-    }
+/// The old key hands over to `new_key` at `seq`: the signed record.
+pub fn seal_rotation(
+    seq: u64,
+    old: &SigningSecret,
+    new_key: PublicKey,
+) -> Result<SignedRotation, String> {
+    let body = RotationBody {
+        format: FORMAT,
+        seq,
+        old_key: old.public_key(),
+        new_key,
+    };
     if body.old_key == body.new_key {
         return Err("a key cannot rotate to itself".into());
     }
-    let bytes = encode(body);
+    let bytes = encode(&body);
     Ok(SignedRotation {
         signature: old.sign(&signed_message(tag::RELEASE_KEY_ROTATION, &bytes)),
         body: bytes,

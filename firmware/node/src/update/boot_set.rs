@@ -127,10 +127,10 @@ fn remount(path: &Path, flags: MsFlags) -> nix::Result<()> {
 
 impl Drop for Writable {
     fn drop(&mut self) {
-        if let Some(flags) = self.flags {
-            if let Err(e) = remount(&self.path, flags | MsFlags::MS_RDONLY) {
-                error!("could not remount {} read-only: {e}", self.path.display());
-            }
+        if let Some(flags) = self.flags
+            && let Err(e) = remount(&self.path, flags | MsFlags::MS_RDONLY)
+        {
+            error!("could not remount {} read-only: {e}", self.path.display());
         }
     }
 }
