@@ -106,7 +106,8 @@ impl Manifest {
 
     /// Total bytes of the parts: what follows the head.
     pub fn parts_len(&self) -> u64 {
-        self.parts.iter().map(|p| p.size).sum()
+        // Saturating: sizes come from the bundle (signed, but still bounded here).
+        self.parts.iter().fold(0u64, |sum, p| sum.saturating_add(p.size))
     }
 
     pub fn root(&self) -> &Part {

@@ -141,7 +141,7 @@ fn check_sizes(
     file: &File,
     parts_at: u64,
 ) -> Result<(), UpdateError> {
-    let expected = parts_at + manifest.parts_len();
+    let expected = parts_at.saturating_add(manifest.parts_len());
     let actual = file.metadata().context("stat the bundle")?.len();
     if actual < expected {
         return Err(UpdateError::Rejected(format!(
@@ -162,7 +162,7 @@ fn check_sizes(
             layout.inactive_bytes
         )));
     }
-    let boot: u64 = manifest.parts[1..].iter().map(|p| p.size).sum();
+    let boot = manifest.parts_len() - manifest.root().size;
     let room = boot_set::room(cfg, layout.running.other())?;
     if boot > room {
         return Err(UpdateError::Refused(format!(
