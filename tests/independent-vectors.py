@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks the test vectors of docs/identity.md and docs/protocol.md with an
+"""Checks the test vectors of docs/identity.md, docs/protocol.md and docs/updates.md with an
 implementation that shares no code with ours: Python's hashlib (BLAKE2b,
 keyed mode for the WireGuard proof), base64 and `cryptography` (ed25519,
 X25519). Prints 'vectors: N passed, M failed'."""
@@ -42,6 +42,20 @@ ROTATION_TIP = "abf064aa87ef41b3d3eb3763b3276df670794f40d9c74985e56f2ee4eb142dcb
 ROTATION_PROOF = "7c46902461f47ece21175a810d6dfafc7e1c509abedb669b2ba289eabbb30e92"
 CANDIDATE_REPORT = bytes.fromhex("8501013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f34356574357101c0b503a7bd03401bc6f03a83f9971317eb183905fd9329f30dd299230a68b37b2eef8fef73317358c299a4b9964ea70beb990aced8601252da20121076959c3cdced31e99c440e")
 CANDIDATE_SNAPSHOT = bytes.fromhex("f903013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435710380e2cfaa0602013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7101c6336407c1b802018501013767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a7107ee940301c0a80114ee9403013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f34356574357101c0b503a7bd03401bc6f03a83f9971317eb183905fd9329f30dd299230a68b37b2eef8fef73317358c299a4b9964ea70beb990aced8601252da20121076959c3cdced31e99c440e013767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f3435657435713767773a70626532796d636a6e6166366433337766333761326e786163347a346772736f776464346b776174726c68736a6f7a6768706a713767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a3336356f343565743571c0b503c1b50340d7aa36c6e5b3e1f8056346fe5486363072e1de96cd44a70170e131d4480391a135b8be8379e502e64b9008b737062d5e689938303d6f7ff1035e54183a810602")
+UPDATE_BUNDLE = bytes.fromhex(
+    "475742554e444c45410100007a01086d6f63686162696e07027637053d4017c3e843895a"
+    "92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c02004010d8e6d534b0093984"
+    "3fe9dcc4dae48cdf008f6b8b2b82b156f5404d874887f50105496d6167650661b08010c7"
+    "db75b199734e5526f6b478087a92e58b436ce6214f1e7278835b2d4049a9f31b8ecbb5e6"
+    "762e153dc4cee41d583b3e056efca4fcfa5fc1d8d78a662a04d7ed5d3f12ff66559ae9c6"
+    "03c07013d161db509e1a75e54d9745f850b6ac0901420101d75a980182b10ab7d54bfed3"
+    "c964073a0ee172f3daa62325af021a68f707511a3d4017c3e843895a92b70aa74d1b7ebc"
+    "9c982ccf2ec4968cc0cd55f12af4660c4001ae2d33e297a589d9e54bfad5873ff0847dca"
+    "2886764c6bf3faebb086e9697897569da48a928ff646fdf4af538d3694bcc82756c1b23a"
+    "b1669b7206fe3be40d000102030405060708090a0b0c0d0e0f101112131415161718191a"
+    "1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e"
+    "3f6b65726e656c"
+)
 HUB_SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
 
 
@@ -290,9 +304,59 @@ def check_candidates():
     s.done()
 
 
+def check_update_bundle():
+    """docs/updates.md, Bundle format: RFC 8032 key 1 (baked) rotates to
+    key 2, which signs a manifest for two parts; the parts follow raw."""
+    baked = bytes.fromhex(ID_VECTORS[0][1])
+    raw = UPDATE_BUNDLE
+    assert raw[:8] == b"GWBUNDLE"
+    head_len = int.from_bytes(raw[8:12], "little")
+    h = Reader(raw[12:12 + head_len])
+    manifest, sig = h.bytes(), h.bytes()
+    assert len(sig) == 64
+    trusted = [baked]
+    last_seq = None
+    for _ in range(h.varint()):
+        body, rsig = h.bytes(), h.bytes()
+        r = Reader(body)
+        fmt, seq, old, new = r.take(1)[0], r.varint(), r.take(32), r.take(32)
+        r.done()
+        assert fmt == 1 and old in trusted and (last_seq is None or seq > last_seq)
+        Ed25519PublicKey.from_public_bytes(old).verify(rsig, b"gondwana/v1/release-key-rotation\x00" + body)
+        trusted = [k for k in trusted if k != old] + [new]
+        last_seq = seq
+    h.done()
+    assert trusted == [bytes.fromhex(ID_VECTORS[1][1])], "the chain ends at key 2"
+    m = Reader(manifest)
+    assert m.take(1) == b"\x01", "format"
+    board, version, label, min_version = m.bytes().decode(), m.varint(), m.bytes().decode(), m.varint()
+    assert (board, version, label, min_version) == ("mochabin", 7, "v7", 5)
+    signer = m.take(32)
+    assert signer in trusted
+    Ed25519PublicKey.from_public_bytes(signer).verify(sig, b"gondwana/v1/update-manifest\x00" + manifest)
+    pos = 12 + head_len
+    names = []
+    for _ in range(m.varint()):
+        target = m.varint()
+        names.append(m.bytes().decode() if target == 1 else "<root>")
+        size, digest = m.varint(), m.take(32)
+        assert hashlib.blake2b(raw[pos:pos + size], digest_size=32).digest() == digest
+        pos += size
+    m.done()
+    assert names == ["<root>", "Image"] and pos == len(raw), "parts fill the rest"
+    # The manifest does not verify under the baked key it rotated away from.
+    try:
+        Ed25519PublicKey.from_public_bytes(baked).verify(sig, b"gondwana/v1/update-manifest\x00" + manifest)
+    except Exception:
+        pass
+    else:
+        raise AssertionError("manifest verified under the rotated-out key")
+
+
 passed = failed = 0
 for check in (check_ids, check_genesis, check_wireguard_keys, check_token, check_submission,
-              check_grant, check_rotation, check_nonces, check_candidates):
+              check_grant, check_rotation, check_nonces, check_candidates,
+              check_update_bundle):
     try:
         check()
         passed += 1

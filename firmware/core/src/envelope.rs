@@ -26,13 +26,17 @@ pub mod tag {
     pub const CANDIDATE_REPORT: &[u8] = b"gondwana/v1/candidate-report\0";
     /// The hub's snapshot of every node's candidates and the relay pairs.
     pub const CANDIDATE_SNAPSHOT: &[u8] = b"gondwana/v1/candidate-snapshot\0";
+    /// A release key's signature on an update bundle's manifest (docs/updates.md).
+    pub const UPDATE_MANIFEST: &[u8] = b"gondwana/v1/update-manifest\0";
+    /// The old release key's signature handing over to a new one.
+    pub const RELEASE_KEY_ROTATION: &[u8] = b"gondwana/v1/release-key-rotation\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
     /// Not a signature tag: the domain of the MAC that proves possession of
     /// a WireGuard private key (`wg_proof`).
     pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 11] = [
+    pub const ALL: [&[u8]; 13] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -42,6 +46,8 @@ pub mod tag {
         GRANT_COMMAND,
         CANDIDATE_REPORT,
         CANDIDATE_SNAPSHOT,
+        UPDATE_MANIFEST,
+        RELEASE_KEY_ROTATION,
         TOKEN_VERIFIER,
         WIREGUARD_PROOF,
     ];

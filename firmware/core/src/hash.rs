@@ -10,6 +10,21 @@ pub fn blake2b256(data: &[u8]) -> Hash32 {
     Blake2b::<U32>::digest(data).into()
 }
 
+/// Incremental BLAKE2b-256, for data too large to hold at once (update
+/// bundles are hashed while they stream to disk).
+#[derive(Default, Clone)]
+pub struct Blake2b256(Blake2b<U32>);
+
+impl Blake2b256 {
+    pub fn update(&mut self, data: &[u8]) {
+        Digest::update(&mut self.0, data);
+    }
+
+    pub fn finish(self) -> Hash32 {
+        self.0.finalize().into()
+    }
+}
+
 pub fn to_hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
@@ -17,6 +32,14 @@ pub fn to_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incremental_equals_one_shot() {
+        let mut h = Blake2b256::default();
+        h.update(b"gond");
+        h.update(b"wana");
+        assert_eq!(h.finish(), blake2b256(b"gondwana"));
+    }
 
     #[test]
     fn empty_input_matches_reference() {

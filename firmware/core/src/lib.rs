@@ -33,6 +33,7 @@ pub mod relay_alloc;
 pub mod revocation;
 pub mod time;
 pub mod token;
+pub mod update;
 pub mod wg_proof;
 pub mod wg_quick;
 

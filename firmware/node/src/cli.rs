@@ -61,6 +61,9 @@ pub enum Command {
     /// Firewall grants: let one mesh address reach one TCP port of this box.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Signed A/B updates: install a bundle into the inactive slot, show the slots.
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Benchmark driver (scripts/bench): N grants in one netlink batch.
     #[command(hide = true)]
     FirewallBench {
@@ -289,6 +292,20 @@ pub enum DirectoryCommand {
     /// Append what verifies from an exported bundle (`-`: standard input).
     Import {
         file: PathBuf,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// The running slot and each slot's release and state.
+    Status(JsonFlag),
+    /// Verify a signed bundle and write it into the inactive slot.
+    Install {
+        /// The bundle file (scripts/build-images writes out/gondwana-<board>.bundle).
+        bundle: PathBuf,
         /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,

@@ -130,6 +130,18 @@ const EXAMPLES: &[(&str, &str)] = &[
         "grant list",
         "gondwana grant list\n  gondwana grant list --json",
     ),
+    (
+        "update",
+        "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update status",
+    ),
+    (
+        "update install",
+        "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update install /tmp/gondwana-mochabin.bundle --json",
+    ),
+    (
+        "update status",
+        "gondwana update status\n  gondwana update status --json | jq '.slots[] | {slot, state}'",
+    ),
 ];
 
 /// The `gondwana` command tree with the examples attached: what `main`

@@ -4,6 +4,9 @@
 
 mod keys;
 mod ranges;
+mod update;
+
+pub use update::UpdateConfig;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +44,8 @@ pub struct Config {
     pub firewall: FirewallConfig,
     #[serde(default)]
     pub relay: RelayConfig,
+    #[serde(default)]
+    pub update: UpdateConfig,
 }
 
 /// The ciphertext relay (docs/paths.md, "The relay").

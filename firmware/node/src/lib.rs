@@ -27,6 +27,7 @@ mod runtime;
 mod service;
 mod store;
 mod toml_errors;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Node(c) => hub::node(&state_dir, &config, c),
         Command::Directory(c) => directory::run(&state_dir, &config, c),
         Command::Grant(c) => grant::run(&state_dir, &config, c),
+        Command::Update(c) => commands::update::run(&state_dir, &config, c),
         Command::FirewallBench { count, table } => grant::bench(*count, table),
     }
 }

@@ -14,7 +14,7 @@
 //! would see another test's stick.
 
 mod harness;
-use harness::require;
+use harness::require::{self, run_tool as run, which};
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -40,14 +40,6 @@ struct Tools {
     mkfs_vfat: PathBuf,
     mmd: PathBuf,
     mcopy: PathBuf,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
 }
 
 fn tools() -> Result<Tools, String> {
@@ -80,23 +72,6 @@ fn setup(test: &str) -> Option<(MutexGuard<'static, ()>, Tools)> {
             None
         }
     }
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> String {
-    let what = format!("{cmd:?}");
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------

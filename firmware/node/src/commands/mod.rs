@@ -8,6 +8,7 @@ pub mod identity;
 pub mod logs;
 pub mod output;
 pub mod status;
+pub mod update;
 pub mod version;
 pub mod wireguard_bench;
 

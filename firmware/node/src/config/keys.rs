@@ -40,6 +40,10 @@ pub const KEYS: &[&str] = &[
     "relay.port_range",
     "relay.max_kbit_per_pair",
     "relay.idle_secs",
+    "update.root_device_file",
+    "update.boot_dir",
+    "update.release_file",
+    "update.release_keys",
 ];
 
 #[cfg(test)]

@@ -134,6 +134,9 @@ async fn blocking(app: &Arc<App>, request: Request) -> service::Result<Value> {
 /// run exactly as the CLI runs them without a daemon.
 fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
     let config = app.config();
+    if let Some(result) = service::update::on_system(&config, request) {
+        return result;
+    }
     let store = &app.store;
     if let Some(result) = service::on_store(store, &config, request) {
         return result;

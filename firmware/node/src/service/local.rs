@@ -31,6 +31,9 @@ pub fn open(state_dir: &Path, request: &Request) -> Result<StateStore> {
 
 /// No daemon: this process does it.
 pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value> {
+    if let Some(result) = super::update::on_system(config, request) {
+        return result;
+    }
     let store = open(state_dir, request)?;
     if let Some(result) = on_store(&store, config, request) {
         return result;

@@ -1,5 +1,5 @@
 //! The use cases of a box — identity, tokens, nodes, directory, audit,
-//! grants, status — with typed requests ([`Request`]) and one error type
+//! grants, status, updates — with typed requests ([`Request`]) and one error type
 //! ([`ServiceError`]). The daemon runs them for its root-only admin socket
 //! (`daemon/admin.rs`); the CLI sends them there when a daemon runs, else
 //! runs them in-process ([`local`]). Dependencies point down: CLI and daemon
@@ -15,6 +15,7 @@ pub mod local;
 pub mod request;
 pub mod socket;
 pub mod status;
+pub mod update;
 pub mod views;
 
 use std::sync::RwLock;

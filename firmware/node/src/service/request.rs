@@ -87,6 +87,14 @@ pub struct Bundle {
     pub bundle_base64: String,
 }
 
+/// An update bundle on this box's filesystem, by absolute path (the
+/// daemon reads it itself: bundles are far larger than a request body).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInstall {
+    pub bundle: std::path::PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
@@ -112,6 +120,8 @@ pub enum Request {
     GrantDel(GrantRequest),
     GrantList,
     Enroll(EnrollFile),
+    UpdateStatus,
+    UpdateInstall(UpdateInstall),
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -137,6 +147,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/grant/del"),
     ("GET", "/admin/grants"),
     ("POST", "/admin/enroll"),
+    ("GET", "/admin/update/status"),
+    ("POST", "/admin/update/install"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -177,6 +189,8 @@ impl Request {
             Request::GrantDel(_) => 18,
             Request::GrantList => 19,
             Request::Enroll(_) => 20,
+            Request::UpdateStatus => 21,
+            Request::UpdateInstall(_) => 22,
         }
     }
 
@@ -191,6 +205,7 @@ impl Request {
             Request::DirectoryImport(r) => serde_json::to_value(r)?,
             Request::GrantAdd(r) | Request::GrantDel(r) => serde_json::to_value(r)?,
             Request::Enroll(r) => serde_json::to_value(r)?,
+            Request::UpdateInstall(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -257,7 +272,9 @@ impl Request {
             17 => Request::GrantAdd(parse(body)?),
             18 => Request::GrantDel(parse(body)?),
             19 => Request::GrantList,
-            _ => Request::Enroll(parse(body)?),
+            20 => Request::Enroll(parse(body)?),
+            21 => Request::UpdateStatus,
+            _ => Request::UpdateInstall(parse(body)?),
         })
     }
 }
@@ -320,6 +337,10 @@ mod tests {
                 hub_key: "00".into(),
                 token: "t".into(),
                 boxname: None,
+            }),
+            Request::UpdateStatus,
+            Request::UpdateInstall(UpdateInstall {
+                bundle: "/tmp/b.bundle".into(),
             }),
         ]
     }

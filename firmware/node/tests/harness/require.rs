@@ -19,3 +19,32 @@ pub fn missing(test: &str, why: &str) {
 pub fn kernel_limit(test: &str, why: &str) {
     eprintln!("SKIPPED (host kernel) {test}: {why}");
 }
+
+/// A program on `PATH` or in the sbin/bin directories (tests run with a
+/// minimal `PATH` under some runners).
+pub fn which(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"])
+        .map(|dir| std::path::Path::new(dir).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs a helper tool (not the binary under test), asserts it succeeded
+/// and returns its standard output.
+#[track_caller]
+pub fn run_tool(cmd: &mut std::process::Command) -> String {
+    let what = format!("{cmd:?}");
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,103 @@
+//! Signed A/B updates on this box (docs/updates.md): which slot runs, what
+//! the other one holds, and installing a bundle into the other one. The
+//! format and every decision about trust are `gondwana_core::update`'s;
+//! this module finds the partitions and moves the bytes.
+
+mod boot_set;
+mod install;
+mod slots;
+
+pub use install::install;
+pub use slots::Slot;
+
+use std::fs;
+use std::path::Path;
+
+use gondwana_core::update::{BundleError, Release, parse_release};
+use serde_json::{Value, json};
+
+use crate::config::UpdateConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The bundle may be genuine but this box will not take it (another
+    /// board, a downgrade, too large, not on an A/B image).
+    #[error("{0}")]
+    Refused(String),
+    /// The bundle does not verify: signature, release key, hashes, length.
+    #[error("{0}")]
+    Rejected(String),
+    #[error("{0:#}")]
+    Io(#[from] anyhow::Error),
+}
+
+impl From<BundleError> for UpdateError {
+    fn from(e: BundleError) -> Self {
+        match e {
+            BundleError::WrongBoard { .. }
+            | BundleError::Downgrade { .. }
+            | BundleError::RunningTooOld { .. } => UpdateError::Refused(format!("refused: {e}")),
+            other => UpdateError::Rejected(format!("bundle rejected: {other}")),
+        }
+    }
+}
+
+fn running_release(cfg: &UpdateConfig) -> Result<Release, UpdateError> {
+    let path = &cfg.release_file;
+    let text = read_text(path, "the running release")?;
+    parse_release(&text).map_err(|e| UpdateError::Refused(format!("{}: {e}", path.display())))
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {
+    fs::read_to_string(path).map_err(|e| {
+        UpdateError::Refused(format!(
+            "{what} ({}) cannot be read: {e}; updates need a Gondwana image",
+            path.display()
+        ))
+    })
+}
+
+fn release_json(r: &Release) -> Value {
+    json!({"board": r.board, "version": r.version, "min_version": r.min_version, "label": r.label})
+}
+
+/// `gondwana update status`: the running slot and what each slot holds.
+pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
+    let layout = slots::discover(cfg)?;
+    let running = running_release(cfg)?;
+    let mut slots = Vec::new();
+    for slot in [Slot::A, Slot::B] {
+        let device = if slot == layout.running {
+            &layout.running_device
+        } else {
+            &layout.inactive_device
+        };
+        let mut v = json!({
+            "slot": slot.name(),
+            "running": slot == layout.running,
+            "device": device.display().to_string(),
+            "boot_files": boot_set::dir(cfg, slot).display().to_string(),
+        });
+        if slot == layout.running {
+            v["state"] = json!("running");
+            v["release"] = release_json(&running);
+        } else {
+            match boot_set::read_status(cfg, slot) {
+                Some(r) => {
+                    v["state"] = json!("installed");
+                    v["release"] = release_json(&r);
+                }
+                None => {
+                    v["state"] = json!("empty");
+                    v["release"] = Value::Null;
+                }
+            }
+        }
+        slots.push(v);
+    }
+    Ok(json!({
+        "board": running.board,
+        "running_slot": layout.running.name(),
+        "slots": slots,
+    }))
+}
