@@ -107,7 +107,9 @@ impl Manifest {
     /// Total bytes of the parts: what follows the head.
     pub fn parts_len(&self) -> u64 {
         // Saturating: sizes come from the bundle (signed, but still bounded here).
-        self.parts.iter().fold(0u64, |sum, p| sum.saturating_add(p.size))
+        self.parts
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.size))
     }
 
     pub fn root(&self) -> &Part {
