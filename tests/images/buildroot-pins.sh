@@ -33,6 +33,7 @@ cat >"$work/Makefile" <<MK
 BR2_EXTERNAL_GONDWANA_PATH := $BR
 BR2_PACKAGE_GONDWANA_SITE := "https://example.invalid/gondwana.git"
 RUSTC_TARGET_NAME := aarch64-unknown-linux-musl
+BR2_aarch64 := y
 HOST_DIR := /HOST
 STAGING_DIR := /STAGING
 qstrip = \$(strip \$(subst ",,\$(1)))

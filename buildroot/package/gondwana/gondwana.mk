@@ -39,12 +39,15 @@ GONDWANA_PROFILE_ENV = \
 
 # A fully static executable, as scripts/build makes it (.cargo/config.toml):
 # musl's libc linked in, not a PIE, no unwind tables (panic = "abort"),
-# LLVM's machine outliner (binary size: docs/architecture.md).
+# and on aarch64 LLVM's machine outliner (binary size: docs/architecture.md;
+# not on x86_64, where it slowed the userspace WireGuard data path).
 GONDWANA_RUSTFLAGS = \
 	-C target-feature=+crt-static \
 	-C relocation-model=static \
-	-C force-unwind-tables=no \
-	-C llvm-args=-enable-machine-outliner=always
+	-C force-unwind-tables=no
+ifeq ($(BR2_aarch64),y)
+GONDWANA_RUSTFLAGS += -C llvm-args=-enable-machine-outliner=always
+endif
 
 GONDWANA_CARGO_ENV = \
 	$(GONDWANA_PROFILE_ENV) \
