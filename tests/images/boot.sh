@@ -90,7 +90,28 @@ check_first() {
     [[ $persistent == true ]] || fail "first boot: persistent=$persistent"
     grep -aq 'GONDWANA-ROOT read-only' "$QEMU_DIR/first/serial.log" || fail "the root filesystem accepted a write"
     ok "first boot: state partition created, identity $first_id, persistent, root read-only"
+    check_modules first
     qemu_stop first
+}
+
+# The kernel modules the board needs are loaded: the initramfs' list (busybox
+# modprobe) and the root's (`gondwana modules load` from rcS, one process,
+# nothing failed), every module of both (out/images/BOARD/: the trees the
+# image was made of) in the VM's /proc/modules.
+check_modules() {
+    local stage=$ROOT/out/images/$board want have missing=
+    grep -aEq 'gondwana: modules: [1-9][0-9]* loaded, [0-9]+ already there, 0 failed' "$QEMU_DIR/$1/serial.log" ||
+        fail "rcS: no 'gondwana: modules: N loaded, … 0 failed' line: $(grep -a 'modules' "$QEMU_DIR/$1/serial.log")"
+    want=$({
+        cat "$stage"/rootfs/lib/modules/*/load.list
+        gzip -dc "$stage/inputs/initrd.img" | cpio -i --quiet --to-stdout 'lib/modules/*/load.list'
+    } | sed 's|.*/||; s|\.ko$||; s|-|_|g' | sort -u)
+    [[ $want == *wireguard* ]] || fail "the image's module lists lack wireguard: $want"
+    qemu_send "$1" "" # askfirst: Enter starts the console shell
+    have=$(vm_sh "$1" "cut -d' ' -f1 /proc/modules") || fail "no answer on the VM's console"
+    for m in $want; do grep -qx "$m" <<<"$have" || missing+=" $m"; done
+    [[ -z $missing ]] || fail "modules not loaded:$missing"
+    ok "all $(wc -w <<<"$want") modules of the initramfs' and the root's lists loaded (wireguard, nf_tables, the NIC, …)"
 }
 
 check_reboot() {
