@@ -23,8 +23,8 @@ trap 'qemu_stop_all; rm -rf "$work"' EXIT
 
 echo "Boot phases under QEMU TCG, seconds (load average at the start: $(cut -d' ' -f1-3 /proc/loadavg))."
 echo
-echo "| board | boot | power-on → kernel | kernel → initramfs | initramfs → switch_root | root → API ready | kernel → ready | power-on → ready |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| board | boot | power-on → kernel | kernel → initramfs | initramfs → switch_root | root → API ready | kernel → ready | power-on → ready | root's modules (rcS) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for b in "${boards[@]}"; do
     cp --sparse=always "$dir/gondwana-$b.img" "$work/$b.img"
     image_grow "$work/$b.img" 512M
@@ -33,9 +33,11 @@ for b in "${boards[@]}"; do
         if out=$(scripts/lib/boot-phases.py "$QEMU_DIR/$b-$run/serial.log" 400); then
             declare -A p=()
             while read -r k v; do p[$k]=$v; done <<<"$out"
-            echo "| $b | $run | ${p[firmware]} | ${p[kernel]} | ${p[initramfs]} | ${p[root]} | ${p[ours]} | ${p[total]} |"
+            # `gondwana modules load`'s own count and time, when it ran.
+            mods=$(tr -d '\r' <"$QEMU_DIR/$b-$run/serial.log" | sed -n 's/^gondwana: modules: \([0-9]*\) loaded.*(\([0-9]*\) ms)$/\1 in \2 ms/p' | head -n1)
+            echo "| $b | $run | ${p[firmware]} | ${p[kernel]} | ${p[initramfs]} | ${p[root]} | ${p[ours]} | ${p[total]} | ${mods:-n/a} |"
         else
-            echo "| $b | $run | n/a | | | | | |"
+            echo "| $b | $run | n/a | | | | | | |"
         fi
         qemu_stop "$b-$run"
     done
