@@ -99,7 +99,7 @@ check_first() {
 # nothing failed), every module of both (out/images/BOARD/: the trees the
 # image was made of) in the VM's /proc/modules.
 check_modules() {
-    local stage=$ROOT/out/images/$board want have missing=
+    local stage=$ROOT/out/images/$board want have m absent=
     grep -aEq 'gondwana: modules: [1-9][0-9]* loaded, [0-9]+ already there, 0 failed' "$QEMU_DIR/$1/serial.log" ||
         fail "rcS: no 'gondwana: modules: N loaded, … 0 failed' line: $(grep -a 'modules' "$QEMU_DIR/$1/serial.log")"
     want=$({
@@ -109,8 +109,8 @@ check_modules() {
     [[ $want == *wireguard* ]] || fail "the image's module lists lack wireguard: $want"
     qemu_send "$1" "" # askfirst: Enter starts the console shell
     have=$(vm_sh "$1" "cut -d' ' -f1 /proc/modules") || fail "no answer on the VM's console"
-    for m in $want; do grep -qx "$m" <<<"$have" || missing+=" $m"; done
-    [[ -z $missing ]] || fail "modules not loaded:$missing"
+    for m in $want; do grep -qx "$m" <<<"$have" || absent+=" $m"; done
+    [[ -z $absent ]] || fail "modules not loaded:$absent"
     ok "all $(wc -w <<<"$want") modules of the initramfs' and the root's lists loaded (wireguard, nf_tables, the NIC, …)"
 }
 
