@@ -2,7 +2,9 @@
 # tests/images/boot.sh BOARD [CHECK...] — boot out/gondwana-BOARD.img in QEMU
 # (scripts/lib/qemu.sh) and check, from the serial console:
 #   first      first boot creates GW_STATE and an identity (persistent=true);
-#              the root rejects writes
+#              the root rejects writes; every module of the initramfs' and
+#              the root's lists is in /proc/modules, and rcS's
+#              `gondwana modules load` reported none failed
 #   reboot     powering that medium on again keeps the node id
 #   reflash    writing the image again over that medium, grown to 768 MiB,
 #              keeps the node id; GW_STATE is re-found (not formatted) and
@@ -90,7 +92,28 @@ check_first() {
     [[ $persistent == true ]] || fail "first boot: persistent=$persistent"
     grep -aq 'GONDWANA-ROOT read-only' "$QEMU_DIR/first/serial.log" || fail "the root filesystem accepted a write"
     ok "first boot: state partition created, identity $first_id, persistent, root read-only"
+    check_modules first
     qemu_stop first
+}
+
+# The kernel modules the board needs are loaded: the initramfs' list (busybox
+# modprobe) and the root's (`gondwana modules load` from rcS, one process,
+# nothing failed), every module of both (out/images/BOARD/: the trees the
+# image was made of) in the VM's /proc/modules.
+check_modules() {
+    local stage=$ROOT/out/images/$board want have m absent=
+    grep -aEq 'gondwana: modules: [1-9][0-9]* loaded, [0-9]+ already there, 0 failed' "$QEMU_DIR/$1/serial.log" ||
+        fail "rcS: no 'gondwana: modules: N loaded, … 0 failed' line: $(grep -a 'modules' "$QEMU_DIR/$1/serial.log")"
+    want=$({
+        cat "$stage"/rootfs/lib/modules/*/load.list
+        gzip -dc "$stage/inputs/initrd.img" | cpio -i --quiet --to-stdout 'lib/modules/*/load.list'
+    } | sed 's|.*/||; s|\.ko$||; s|-|_|g' | sort -u)
+    [[ $want == *wireguard* ]] || fail "the image's module lists lack wireguard: $want"
+    qemu_send "$1" "" # askfirst: Enter starts the console shell
+    have=$(vm_sh "$1" "cut -d' ' -f1 /proc/modules") || fail "no answer on the VM's console"
+    for m in $want; do grep -qx "$m" <<<"$have" || absent+=" $m"; done
+    [[ -z $absent ]] || fail "modules not loaded:$absent"
+    ok "all $(wc -w <<<"$want") modules of the initramfs' and the root's lists loaded (wireguard, nf_tables, the NIC, …)"
 }
 
 check_reboot() {

@@ -45,9 +45,18 @@ manifest() {
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "/$p" "$y" "$m" "$l" "$t" "$sum"
     done
 }
-same_tree() { # NAME OFFLINE BUILDROOT
+same_tree() { # NAME OFFLINE BUILDROOT [DIR]
     manifest "$2" >"$work/$1.offline"
     manifest "$3" >"$work/$1.buildroot"
+    if [[ -n ${4:-} ]]; then
+        # Entries under DIR only Buildroot has: what its kernel installs
+        # besides what the composition puts there (here: the modules the
+        # initramfs carries), not the composition's doing.
+        cut -f1 "$work/$1.offline" >"$work/$1.offline-paths"
+        awk -F'\t' -v dir="/$4/" 'NR == FNR { have[$1] = 1; next }
+            !(index($1, dir) == 1 && !($1 in have))' "$work/$1.offline-paths" "$work/$1.buildroot" >"$work/$1.buildroot.kept"
+        mv "$work/$1.buildroot.kept" "$work/$1.buildroot"
+    fi
     diff -u "$work/$1.offline" "$work/$1.buildroot" >"$work/$1.diff" && return 0
     head -n 40 "$work/$1.diff" >&2
     if [[ $1 == boot && -f $2/initrd.img && -f $3/initrd.img ]]; then
@@ -90,25 +99,29 @@ for board in "${boards[@]}"; do
     echo '::sysinit:/etc/init.d/rcS' >"$target/etc/inittab"
     chmod 0755 "$target/root" "$target/tmp"
 
+    # Buildroot's linux package installs the kernel's modules (here: the
+    # ones the offline root and initramfs carry) before post-build.sh.
+    moddir=$target/lib/modules/$kver
+    install -D -m 0644 "$kpkg/lib/modules/$kver/modules.builtin" "$moddir/modules.builtin"
+    {
+        cat "$stage/rootfs/lib/modules/$kver/load.list"
+        gzip -dc "$stage/boot/initrd.img" | cpio -it --quiet | sed -n "s|^lib/modules/$kver/\(kernel/.*\.ko\)\$|\1|p"
+    } | while read -r rel; do install -D -m 0644 "$kpkg/lib/modules/$kver/$rel" "$moddir/$rel"; done
+
     br_env=(BR2_EXTERNAL_GONDWANA_PATH="$ROOT/buildroot" TARGET_DIR="$target" BINARIES_DIR="$binaries")
     # shellcheck disable=SC2086
     (cd "$work/$board/buildroot-tree" && env "${br_env[@]}" "$ROOT/buildroot/board/post-build.sh" "$target" $script_args) ||
         fail "post-build.sh"
-    same_tree rootfs "$stage/rootfs" "$target"
+    same_tree rootfs "$stage/rootfs" "$target" "lib/modules/$kver"
     printf 'buildroot-compose[%s]: ok   post-build.sh rootfs = scripts/build-images rootfs\n' "$board"
 
-    # Buildroot's sfdisk/e2fsprogs and kernel modules in the target (the
-    # modules the offline initramfs carries, with modules.builtin)…
+    # Buildroot's sfdisk/e2fsprogs in the target…
     for tool in sfdisk mke2fs e2fsck tune2fs resize2fs; do
         rm -f "$target/sbin/$tool"
         install -D -m 0755 "$(find "$debs/fdisk" "$debs/e2fsprogs" -path "*sbin/$tool" -type f | head -n1)" "$target/sbin/$tool"
         install_elf "$debs" "$target" "" "$target/sbin/$tool"
     done
     install -D -m 0644 "$debs/e2fsprogs/etc/mke2fs.conf" "$target/etc/mke2fs.conf"
-    moddir=$target/lib/modules/$kver
-    install -D -m 0644 "$kpkg/lib/modules/$kver/modules.builtin" "$moddir/modules.builtin"
-    gzip -dc "$stage/boot/initrd.img" | cpio -it --quiet | sed -n 's|^lib/modules/\(kernel/.*\.ko\)$|\1|p' |
-        while read -r rel; do install -D -m 0644 "$kpkg/lib/modules/$kver/$rel" "$moddir/$rel"; done
     # …and its kernel, dtb and GRUB EFI image in BINARIES_DIR.
     cp "$kpkg/boot/vmlinuz-$kver" "$binaries/$BUILDROOT_KERNEL"
     [[ -z $DTB ]] || cp "$kpkg/usr/lib/linux-image-$kver/$DTB" "$binaries/${DTB##*/}"

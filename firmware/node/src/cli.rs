@@ -76,6 +76,16 @@ pub enum Command {
     /// daemon's WireGuard code and print timings.
     #[command(hide = true)]
     WireguardBench(WireguardBenchArgs),
+    /// Internal (the images' rcS): kernel modules.
+    #[command(hide = true, subcommand)]
+    Modules(ModulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModulesCommand {
+    /// Load the modules a list names (paths relative to its directory,
+    /// dependencies first) in this one process; one already loaded is fine.
+    Load { list: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -35,7 +35,7 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 use crate::boot::firstboot::{self, KeyOrigin};
-use crate::cli::{AuditCommand, Cli, Command, IdentityCommand};
+use crate::cli::{AuditCommand, Cli, Command, IdentityCommand, ModulesCommand};
 use crate::commands::{audit, directory, enroll, grant, hub, identity, logs, version};
 use crate::config::{Config, DEFAULT_STATE_DIR};
 
@@ -66,6 +66,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Command::WireguardUserspace(args) = &cli.command {
         return net::wireguard::device_process::main(&args.interface, &args.socket_dir);
     }
+    // Runs before the daemon at boot: no config, no state.
+    if let Command::Modules(ModulesCommand::Load { list }) = &cli.command {
+        return commands::modules::load(list);
+    }
     // Needs no config: a broken one must not hide the lines that explain it.
     if let Command::Logs(args) = &cli.command {
         return logs::run(args);
@@ -93,7 +97,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Show(flag)) => audit::show(&state_dir, &config, flag.json),
         Command::Audit(AuditCommand::Verify(flag)) => audit::verify(&state_dir, &config, flag.json),
-        Command::Version(_) | Command::WireguardUserspace(_) | Command::Logs(_) => Ok(()),
+        Command::Version(_)
+        | Command::WireguardUserspace(_)
+        | Command::Logs(_)
+        | Command::Modules(_) => Ok(()),
         Command::WireguardBench(args) => commands::wireguard_bench::run(
             &args.interface,
             &args.peers_file,

@@ -6,6 +6,7 @@ pub mod hub;
 mod human;
 pub mod identity;
 pub mod logs;
+pub mod modules;
 pub mod output;
 pub mod status;
 pub mod update;
