@@ -317,6 +317,40 @@ fn main() {
     out.put("candidates", "snapshot", &sealed);
     out.put("candidates", "snapshot-body", &envelope::encode(&snapshot));
 
+    // Update bundles: a sealed prefix and head, its manifest, a rotation
+    // record and a release file.
+    let manifest = gondwana_core::update::Manifest {
+        format: gondwana_core::update::FORMAT,
+        board: "mochabin".into(),
+        version: 7,
+        label: "v7".into(),
+        min_version: 2,
+        release_key: f.hub_key,
+        parts: vec![
+            gondwana_core::update::Part {
+                target: gondwana_core::update::Target::RootSlot,
+                size: 4096,
+                blake2b: [7; 32],
+            },
+            gondwana_core::update::Part {
+                target: gondwana_core::update::Target::BootFile("Image".into()),
+                size: 64,
+                blake2b: [8; 32],
+            },
+        ],
+    };
+    let rotation = gondwana_core::update::seal_rotation(1, &f.hub, [0x42; 32]).expect("rotation");
+    let sealed = gondwana_core::update::seal(&manifest, &f.hub, std::slice::from_ref(&rotation))
+        .expect("bundle head");
+    out.put("update_bundle", "prefix-and-head", &sealed);
+    out.put("update_bundle", "manifest", &envelope::encode(&manifest));
+    out.put("update_bundle", "rotation-body", &rotation.body);
+    out.put(
+        "update_bundle",
+        "release",
+        b"board=mochabin\nversion=7\nmin_version=2\nlabel=v7\n",
+    );
+
     // Text forms.
     let node_id = NodeId::from_genesis_key(&f.node_state.signing_key);
     out.put("text_parsers", "node-id", node_id.as_str().as_bytes());

@@ -91,6 +91,9 @@ pub fn trusted_after(
                 body.seq
             )));
         }
+        if body.old_key == body.new_key {
+            return Err(fail("a key cannot rotate to itself".into()));
+        }
         last_seq = Some(body.seq);
         trusted.retain(|k| *k != body.old_key);
         if !trusted.contains(&body.new_key) {

@@ -192,8 +192,27 @@ fn rotation_refusals() {
     let mut forged = rotation(1, &k0, &k1);
     forged.signature[0] ^= 1;
     assert!(trusted_after(&baked, &[forged]).is_err());
-    // A record that rotates a key to itself is never sealed.
+    // A record that rotates a key to itself is never sealed, and one made
+    // by hand is refused.
     assert!(seal_rotation(1, &k0, k0.public_key()).is_err());
+    let body = RotationBody {
+        format: FORMAT,
+        seq: 1,
+        old_key: k0.public_key(),
+        new_key: k0.public_key(),
+    };
+    let body = crate::envelope::encode(&body);
+    let to_itself = SignedRotation {
+        signature: k0.sign(&crate::envelope::signed_message(
+            crate::envelope::tag::RELEASE_KEY_ROTATION,
+            &body,
+        )),
+        body,
+    };
+    assert!(matches!(
+        trusted_after(&baked, &[to_itself]),
+        Err(BundleError::BadRotation { index: 0, ref why }) if why.contains("itself")
+    ));
 }
 
 #[test]
