@@ -1,7 +1,8 @@
 //! `gondwana modules load LIST`: load the kernel modules a list names, in
 //! its order, in this one process (`finit_module`), instead of one `insmod`
-//! process per module — under QEMU TCG each of those costs ≈ 45 ms of
-//! process start. The images' rcS runs it before the daemon starts, so the
+//! process per module. (Measured under QEMU TCG, most of a module's ≈ 40 ms
+//! is the kernel's own work, not the process: docs/image.md.) The images'
+//! rcS runs it before the daemon starts, so the
 //! WireGuard backend probe finds `wireguard` loaded (docs/image.md).
 //!
 //! The list is what `image/modules.sh` writes at build time: one path a

@@ -107,7 +107,7 @@ pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> 
         "slot": slot.name(),
         "device": layout.inactive_device.display().to_string(),
         "boot_files": set.display().to_string(),
-        "release": super::release_json(&installed),
+        "release": installed,
         "release_key": to_hex(&manifest.release_key),
         "bytes": manifest.parts_len(),
         "seconds": started.elapsed().as_secs_f64(),

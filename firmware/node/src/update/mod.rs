@@ -57,10 +57,6 @@ fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {
     })
 }
 
-fn release_json(r: &Release) -> Value {
-    json!({"board": r.board, "version": r.version, "min_version": r.min_version, "label": r.label})
-}
-
 /// `gondwana update status`: the running slot and what each slot holds.
 pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
     let layout = slots::discover(cfg)?;
@@ -80,12 +76,12 @@ pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
         });
         if slot == layout.running {
             v["state"] = json!("running");
-            v["release"] = release_json(&running);
+            v["release"] = json!(&running);
         } else {
             match boot_set::read_status(cfg, slot) {
                 Some(r) => {
                     v["state"] = json!("installed");
-                    v["release"] = release_json(&r);
+                    v["release"] = json!(r);
                 }
                 None => {
                     v["state"] = json!("empty");

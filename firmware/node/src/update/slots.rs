@@ -32,6 +32,12 @@ impl Slot {
         }
     }
 
+    fn from_partition(number: u32) -> Option<Slot> {
+        [Slot::A, Slot::B]
+            .into_iter()
+            .find(|s| s.partition() == number)
+    }
+
     pub fn other(self) -> Slot {
         match self {
             Slot::A => Slot::B,
@@ -77,15 +83,11 @@ pub fn discover(cfg: &UpdateConfig) -> Result<Layout, UpdateError> {
     let number: u32 = sys_read(&name, "partition")
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| refused(format!("{running_device:?} is not a partition")))?;
-    let running = match number {
-        2 => Slot::A,
-        3 => Slot::B,
-        n => {
-            return Err(refused(format!(
-                "the running root is partition {n}, not a root slot (2 or 3)"
-            )));
-        }
-    };
+    let running = Slot::from_partition(number).ok_or_else(|| {
+        refused(format!(
+            "the running root is partition {number}, not a root slot (2 or 3)"
+        ))
+    })?;
     // /sys/class/block/<part> links to …/block/<disk>/<part>.
     let disk_dir = fs::canonicalize(Path::new(SYS_BLOCK).join(&name))
         .ok()
