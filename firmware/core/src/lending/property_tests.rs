@@ -13,6 +13,7 @@ use super::provider::{ProviderBook, ProviderSettings};
 use super::tests::{id, key, name, node_record, offer, publish, view};
 use super::*;
 use crate::directory::{Record, View};
+use crate::node_id::NodeId;
 use crate::time::Millis;
 
 const PROVIDER: u8 = 2;

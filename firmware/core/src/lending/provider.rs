@@ -40,10 +40,10 @@ pub use state::{EndReason, State, SubscriptionInfo};
 
 use super::effects::{AuditEvent, GrantChange, LendingGrant, audit_kind};
 use super::rate::{Buckets, RateLimit};
-use super::records::{Decision, Request, ServiceName, VERSION, Verdict};
 use crate::audit::Field;
 use crate::directory::View;
 use crate::hash::to_hex;
+use crate::lending_records::{Decision, Request, ServiceName, VERSION, Verdict};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 use state::Entry;
@@ -321,7 +321,7 @@ impl ProviderBook {
             State::Denied { .. } | State::Ended(_) => return Err(Refusal::NotPending),
         }
         entry.state = State::Denied {
-            reason: super::records::reason(reason),
+            reason: crate::lending_records::reason(reason),
         };
         self.finish(&key, view, now, out)
     }

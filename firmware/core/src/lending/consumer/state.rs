@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::super::records::{Request, ServiceName};
 use super::{ConsumerBook, ConsumerSettings};
 use crate::envelope::{DecodeError, decode_canonical, encode};
+use crate::lending_records::{Request, ServiceName};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 

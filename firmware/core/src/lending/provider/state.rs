@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::super::effects::{GrantChange, LendingGrant};
-use super::super::records::{MAX_REASON_LEN, ServiceName, Verdict};
 use super::{Outcome, ProviderBook, ProviderSettings, grant_audit};
 use crate::envelope::{DecodeError, decode_canonical, encode};
 use crate::hash::Hash32;
+use crate::lending_records::{MAX_REASON_LEN, ServiceName, Verdict};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 
