@@ -20,6 +20,8 @@ pub mod hub_enrol;
 pub mod identity_log;
 pub mod interface_name;
 pub mod keys;
+pub mod lending;
+pub mod lending_records;
 pub mod mesh;
 pub mod node_enrol;
 pub mod node_id;
