@@ -192,6 +192,30 @@ fn offers_are_published_listed_withdrawn_and_forgeries_refused() {
     assert_eq!(shown["listening"], false, "{shown}");
     assert_eq!(shown["approve"], "manual", "{shown}");
     n1.cli(&["service", "show", "nope@nobody"]).expect_code(1);
+    // Bad arguments: exit 2, nothing signed.
+    for bad in [
+        &[
+            "service",
+            "offer",
+            "Not_A_Label",
+            "--port",
+            "80",
+            "--approve",
+            "auto",
+        ][..],
+        &["service", "offer", "ok", "--port", "0", "--approve", "auto"],
+        &[
+            "service",
+            "offer",
+            "ok",
+            "--port",
+            "80",
+            "--approve",
+            "sometimes",
+        ],
+    ] {
+        n1.cli(bad).expect_code(2);
+    }
 
     // The same bytes again: answered, nothing appended.
     let web_bytes = {

@@ -62,12 +62,7 @@ pub async fn publish(
         return Err(ApiError::not_found("this node is not a hub"));
     };
     let authority = hub.signing.public_key();
-    let (view, _) = app
-        .offers
-        .view
-        .get(&app.store, authority)
-        .await
-        .map_err(ApiError::internal)?;
+    let view = hub_view(app, authority).await?;
     // The signature first: nothing of a forgery is looked at further, and
     // a forger cannot spend a real node's rate.
     let (publication, _) = lending::open_publication(bytes, |id| view.signing_key(id))
@@ -108,12 +103,7 @@ pub async fn publish(
     let boxname = node.boxname.to_string();
     let _one_at_a_time = app.offers.publishing.lock().await;
     // Again after the lock: a publication just appended moved the head.
-    let (view, _) = app
-        .offers
-        .view
-        .get(&app.store, authority)
-        .await
-        .map_err(ApiError::internal)?;
+    let view = hub_view(app, authority).await?;
     let name = publication.name().clone();
     let mut answer = json!({
         "provider": provider.as_str(),
@@ -190,6 +180,16 @@ pub async fn publish(
     answer["changed"] = true.into();
     answer["directory_seq"] = (head.len - 1).into();
     Ok(answer)
+}
+
+async fn hub_view(app: &App, authority: [u8; 32]) -> Result<Arc<View>, ApiError> {
+    let (view, _) = app
+        .offers
+        .view
+        .get(&app.store, authority)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(view)
 }
 
 fn kind(p: &Publication) -> &'static str {

@@ -1,5 +1,5 @@
 //! The typed admin protocol: every use case the CLI can ask of a box, as
-//! one value. The CLI runs it in-process ([`super::local`]) or sends it to
+//! one value. The CLI runs it in-process (`service::local`) or sends it to
 //! the running daemon over the root-only admin socket, where it travels as
 //! `METHOD /admin/…` with the variant's body as JSON (docs/api.md, "Admin
 //! socket"); both sides use these types.
