@@ -131,6 +131,26 @@ const EXAMPLES: &[(&str, &str)] = &[
         "gondwana grant list\n  gondwana grant list --json",
     ),
     (
+        "service",
+        "gondwana service offer web --port 8080 --approve auto\n  gondwana service list",
+    ),
+    (
+        "service offer",
+        "gondwana service offer web --port 8080 --approve auto\n  gondwana service offer dns --port 53 --proto udp --approve allow:kitchen,lab --description 'resolver'\n  gondwana service offer files --port 445 --approve manual --max-duration 7d --json",
+    ),
+    (
+        "service withdraw",
+        "gondwana service withdraw web\n  gondwana service withdraw web --json",
+    ),
+    (
+        "service list",
+        "gondwana service list\n  gondwana service list --json | jq '.[] | select(.approve == \"auto\")'",
+    ),
+    (
+        "service show",
+        "gondwana service show web@kitchen\n  gondwana service show web@kitchen --json",
+    ),
+    (
         "update",
         "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update status",
     ),

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::peers::PeerReport;
-use crate::daemon::{enrol_task, grants, revocation};
+use crate::daemon::{enrol_task, grants, offers_task, revocation};
 use crate::exit::SocketTaken;
 use crate::pid_lock::{LockError, PidLock};
 use crate::service::request::RouteError;
@@ -103,6 +103,7 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
                 .map_err(|e| ServiceError::Upstream(format!("{e:#}")))
         }
         Request::Status => {
+            app.refresh_offers().await;
             let peers = app.live.read().await;
             Ok(app.status_json(peers.as_deref()))
         }
@@ -112,6 +113,9 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
             let own = app.identity().node_id.to_string();
             mark_online(&mut list, &own, peers.as_deref());
             Ok(list)
+        }
+        Request::ServiceOffer(_) | Request::ServiceWithdraw(_) => {
+            offers_task::publish_request(app, request).await
         }
         Request::NodeRevoke(_) => {
             let revoked = blocking(app, request).await?;

@@ -77,6 +77,8 @@ pub struct App {
     pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
     /// Hub: reports, the relay allocation and the signed snapshot.
     pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
+    /// Service offers: the hub's checks, the node's outbox (docs/services.md).
+    pub offers: crate::daemon::offers_state::OfferState,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -129,6 +131,7 @@ impl App {
             relay: Default::default(),
             want_relay: tokio::sync::watch::Sender::new(Vec::new()),
             candidate_hub: Default::default(),
+            offers: Default::default(),
         }
     }
 
@@ -239,6 +242,7 @@ impl App {
         {
             return body.clone();
         }
+        self.refresh_offers().await;
         let peers = self.live.read().await;
         let json = self.status_json(peers.as_deref());
         let body = bytes::Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
@@ -246,6 +250,17 @@ impl App {
             *cache = Some((now, body.clone()));
         }
         body
+    }
+
+    /// Re-reads the directory view the status document's `offers` come
+    /// from, when the directory moved (cheap otherwise).
+    pub async fn refresh_offers(&self) {
+        let authority = crate::service::directory::authority(&self.store, &self.config());
+        if let Ok(Some(key)) = authority
+            && let Err(e) = self.offers.view.get(&self.store, key).await
+        {
+            warn!("reading the directory for the status's offers: {e}");
+        }
     }
 
     /// `GET /v1/status` and `gondwana status`; `peers` as the device
@@ -264,6 +279,16 @@ impl App {
                 json!(peers.iter().filter(|p| p.online()).count());
         }
         v["firewall"] = self.grants.status_json();
+        // This box's own offers, from the view the caller refreshed
+        // (`refresh_offers`): a status read must not verify the directory.
+        v["offers"] = match self.offers.view.peek() {
+            Some(view) => crate::service::offers::own(
+                &view,
+                &identity.node_id,
+                self.store.offer_outbox().unwrap_or_default(),
+            ),
+            None => Value::Null,
+        };
         v["candidates"] = match self.candidates.borrow().as_deref() {
             Some(c) => json!({
                 "serial": c.serial,

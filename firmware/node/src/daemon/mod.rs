@@ -19,6 +19,9 @@ pub mod firewall;
 pub mod grants;
 pub mod metrics;
 pub mod nonces;
+pub mod offers_hub;
+pub mod offers_state;
+pub mod offers_task;
 pub mod paths;
 pub mod peers;
 pub mod revocation;
@@ -156,6 +159,7 @@ async fn serve(
         ],
         Role::Hub => vec![crate::runtime::spawn(candidates_hub::run(app.clone()))],
     };
+    background.push(crate::runtime::spawn(offers_task::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

@@ -36,4 +36,13 @@ impl ViewCache {
         }
         Ok((view, true))
     }
+
+    /// The view last read, without looking at the store (`None`: never
+    /// read): for sync callers that a refresh just before keeps current.
+    pub fn peek(&self) -> Option<Arc<View>> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(_, v)| v.clone()))
+    }
 }

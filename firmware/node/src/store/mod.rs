@@ -13,6 +13,7 @@ pub mod grants;
 mod head;
 mod identity;
 mod lock;
+pub mod offers;
 mod path_endpoints;
 pub mod registry;
 pub mod revocation;

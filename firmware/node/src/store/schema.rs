@@ -45,6 +45,9 @@ pub const GRANTS: TableDefinition<(u32, u16), u64> = TableDefinition::new("grant
 /// reports (`report/<node id>`) and snapshot serial, a node's last verified
 /// snapshot and its last report seq (store/candidates.rs).
 pub const CANDIDATES: TableDefinition<&str, &[u8]> = TableDefinition::new("candidates");
+/// Node: its own service offers — signed publications the hub has not
+/// taken yet, and the last serial signed per name (store/offers.rs).
+pub const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
 
 pub const KEY_SCHEMA_VERSION: &str = "schema_version";
 pub const KEY_DIRECTORY_HEAD: &str = "directory_head";
@@ -58,7 +61,8 @@ pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 /// directory, enrolment (enrolment and the hub).
 /// Version 3: + grants (the firewall).
 /// Version 4: + candidates (direct paths).
-pub const SCHEMA_VERSION: u32 = 4;
+/// Version 5: + offers (a provider's own lent services).
+pub const SCHEMA_VERSION: u32 = 5;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     loop {
@@ -138,6 +142,9 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
             }
             3 => {
                 txn.open(CANDIDATES)?;
+            }
+            4 => {
+                txn.open(OFFERS)?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.
