@@ -206,7 +206,9 @@ mod tests {
     #[test]
     fn healthy_only_after_the_deadline_is_a_failure() {
         let mut t = Trial::new(0, 10_000);
-        assert!(matches!(t.observe(10_000, &HEALTHY), Verdict::Failed(w) if w.contains("after the deadline")));
+        assert!(
+            matches!(t.observe(10_000, &HEALTHY), Verdict::Failed(w) if w.contains("after the deadline"))
+        );
     }
 
     #[test]

@@ -172,9 +172,9 @@ async fn serve(
     let update = config.update.clone();
     match blocking(move || crate::update::trial::on_start(&update, crate::clock::now_unix())).await
     {
-        Ok(Ok(crate::update::trial::OnStart::Trial { slot })) => background.push(
-            crate::runtime::spawn(update_trial::run(app.clone(), slot)),
-        ),
+        Ok(Ok(crate::update::trial::OnStart::Trial { slot })) => {
+            background.push(crate::runtime::spawn(update_trial::run(app.clone(), slot)))
+        }
         Ok(Ok(crate::update::trial::OnStart::Nothing)) => {}
         Ok(Err(e)) => warn!("update: the trial record: {e:#}"),
         Err(e) => warn!("update: the trial record: {e}"),

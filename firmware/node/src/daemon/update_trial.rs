@@ -54,7 +54,10 @@ pub async fn run(app: Arc<App>, slot: Slot) {
                 return;
             }
             Verdict::Failed(why) => {
-                error!("update: trial of slot {} failed: {why}; rebooting to the good slot", slot.name());
+                error!(
+                    "update: trial of slot {} failed: {why}; rebooting to the good slot",
+                    slot.name()
+                );
                 let c = cfg.clone();
                 let w = why.clone();
                 if let Ok(Err(e)) = blocking(move || trial::record_failure(&c, slot, &w)).await {
@@ -98,8 +101,7 @@ fn api_answers(addr: SocketAddr) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s
-        .write_all(b"GET /v1/status HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    if s.write_all(b"GET /v1/status HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .is_err()
     {
         return false;

@@ -7,7 +7,9 @@
 //! - `gw_arm`: this arming's id (a new one per install), so a trial is
 //!   tried once per install and not once per identical file;
 //! - `gw_tried`: GRUB's record that it consumed the arming `gw_arm` (it
-//!   `save_env`s it before booting the trial).
+//!   `save_env`s it before booting the trial);
+//! - `gw_fail`: why the last trial gave up (written by the trial slot
+//!   before it reboots; its state partition may be what failed).
 //!
 //! U-Boot cannot rewrite one variable of a file: it records the consumed
 //! arming by writing the bytes of the `bootenv` it read, unchanged, to
@@ -52,7 +54,10 @@ impl BootEnv {
     }
 
     fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The slot booted when no trial is due.
@@ -70,6 +75,11 @@ impl BootEnv {
             Some("b") => Some(Slot::B),
             _ => None,
         }
+    }
+
+    /// Why the last trial gave up (`gw_fail`, written by the trial slot).
+    pub fn failure(&self) -> Option<String> {
+        self.var("gw_fail").map(str::to_string)
     }
 
     /// The bootloader has taken the armed trial (booted it once).
@@ -97,8 +107,10 @@ impl BootEnv {
             .truncate(false)
             .open(&p)
             .with_context(|| format!("open {}", p.display()))?;
-        f.write_all(&block).with_context(|| format!("write {}", p.display()))?;
-        f.sync_all().with_context(|| format!("flush {}", p.display()))?;
+        f.write_all(&block)
+            .with_context(|| format!("write {}", p.display()))?;
+        f.sync_all()
+            .with_context(|| format!("flush {}", p.display()))?;
         self.bytes = block;
         Ok(())
     }
@@ -109,6 +121,7 @@ impl BootEnv {
         self.vars.insert("gw_good".into(), good.name().into());
         self.vars.insert("gw_try".into(), slot.name().into());
         self.vars.insert("gw_arm".into(), arm_id.into());
+        self.vars.remove("gw_fail");
         self.write(cfg)
     }
 

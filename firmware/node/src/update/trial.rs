@@ -141,16 +141,23 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
             at_unix: now,
         }
     } else if env.consumed() || env.armed().map(Slot::name) != Some(trial.slot.as_str()) {
-        let why = trial.failure.clone().unwrap_or_else(|| {
-            if trial.booted {
-                format!("slot {} started but rebooted before it was healthy", trial.slot)
-            } else {
-                format!(
-                    "slot {} never started its daemon (kernel, initramfs or root failed)",
-                    trial.slot
-                )
-            }
-        });
+        let why = trial
+            .failure
+            .clone()
+            .or_else(|| env.failure())
+            .unwrap_or_else(|| {
+                if trial.booted {
+                    format!(
+                        "slot {} started but rebooted before it was healthy",
+                        trial.slot
+                    )
+                } else {
+                    format!(
+                        "slot {} never started its daemon (kernel, initramfs or root failed)",
+                        trial.slot
+                    )
+                }
+            });
         warn!(
             "update to {} failed: rolled back to slot {} ({why})",
             describe(&trial.release),
@@ -186,7 +193,10 @@ pub fn mark_good(cfg: &UpdateConfig, slot: Slot, now: u64) -> anyhow::Result<Str
         .map(|t| describe(&t.release))
         .or_else(|| boot_set::read_status(cfg, slot).map(|r| describe(&r)))
         .unwrap_or_else(|| "an unknown release".into());
-    let text = format!("update to {release} succeeded: slot {} marked good", slot.name());
+    let text = format!(
+        "update to {release} succeeded: slot {} marked good",
+        slot.name()
+    );
     record.last = Some(Outcome {
         ok: true,
         text: text.clone(),
@@ -197,7 +207,8 @@ pub fn mark_good(cfg: &UpdateConfig, slot: Slot, now: u64) -> anyhow::Result<Str
 }
 
 /// The trial slot gives up: why, for the good slot's status after the
-/// reboot.
+/// reboot: in the record and in the boot environment (`gw_fail`), since a
+/// trial whose state partition did not mount writes its record to a tmpfs.
 pub fn record_failure(cfg: &UpdateConfig, slot: Slot, why: &str) -> anyhow::Result<()> {
     let mut record = load(cfg);
     if let Some(t) = record.trial.as_mut()
@@ -205,7 +216,17 @@ pub fn record_failure(cfg: &UpdateConfig, slot: Slot, why: &str) -> anyhow::Resu
     {
         t.failure = Some(why.to_string());
     }
-    save(cfg, &record)
+    let saved = save(cfg, &record);
+    let _writable = boot_set::Writable::acquire(&cfg.boot_dir)?;
+    let mut env = BootEnv::read(cfg);
+    let why: String = why
+        .chars()
+        .filter(|c| !c.is_control() && *c != '\\')
+        .take(200)
+        .collect();
+    env.vars.insert("gw_fail".into(), why);
+    env.write(cfg)?;
+    saved
 }
 
 /// For `update status`: the good slot, the trial and the last outcome.
@@ -220,7 +241,9 @@ pub fn status_json(cfg: &UpdateConfig, running: Slot) -> Value {
         (Some(t), Some(armed)) if armed.name() == t.slot && !env.consumed() => json!({
             "slot": t.slot, "release": t.release, "state": "armed: boots once on the next reboot",
         }),
-        _ if on_trial => json!({"slot": running.name(), "release": null, "state": "running on trial"}),
+        _ if on_trial => {
+            json!({"slot": running.name(), "release": null, "state": "running on trial"})
+        }
         _ => Value::Null,
     };
     json!({
