@@ -508,6 +508,8 @@ fn install_is_refused_while_the_running_slot_is_on_trial() {
     // the good one, is the only way back and must not be overwritten.
     let b = Box_::new(2);
     fs::write(b.dir.path().join("cmdline"), "gondwana.slot=a gondwana.trial=1\n").unwrap();
+    fs::create_dir_all(b.boot.join("gondwana")).unwrap();
+    fs::write(b.boot.join("gondwana/bootenv"), "gw_good=b\ngw_try=a\n").unwrap();
     let before = b.slot_hashes();
     let path = b.write_bundle("good.bundle", &bundle(&spec()));
     let run = b.gondwana(&["update", "install", &path]);

@@ -225,6 +225,9 @@ pub fn record_failure(cfg: &UpdateConfig, slot: Slot, why: &str) -> anyhow::Resu
         .take(200)
         .collect();
     env.vars.insert("gw_fail".into(), why);
+    // Disarmed too: U-Boot's consumption record is a copy of the old
+    // bytes, which this write changes.
+    env.vars.remove("gw_try");
     env.write(cfg)?;
     saved
 }
@@ -233,7 +236,8 @@ pub fn record_failure(cfg: &UpdateConfig, slot: Slot, why: &str) -> anyhow::Resu
 pub fn status_json(cfg: &UpdateConfig, running: Slot) -> Value {
     let env = BootEnv::read(cfg);
     let record = load(cfg);
-    let on_trial = cmdline_trial(cfg);
+    // Booted on trial and not marked good yet.
+    let on_trial = cmdline_trial(cfg) && env.good() != running;
     let trial = match (&record.trial, env.armed()) {
         (Some(t), _) if on_trial && t.slot == running.name() => json!({
             "slot": t.slot, "release": t.release, "state": "running on trial",
@@ -253,10 +257,11 @@ pub fn status_json(cfg: &UpdateConfig, running: Slot) -> Value {
     })
 }
 
-/// `install` refuses while the running slot is on trial: a second install
-/// would overwrite the good slot, the only way back.
+/// `install` refuses while the running slot is not the good one (on trial,
+/// not marked good yet): a second install would overwrite the good slot,
+/// the only way back.
 pub fn refuse_install_on_trial(cfg: &UpdateConfig, running: Slot) -> Option<String> {
-    (cmdline_trial(cfg) || BootEnv::read(cfg).good() != running).then(|| {
+    (BootEnv::read(cfg).good() != running).then(|| {
         format!(
             "refused: slot {} runs on trial (not marked good yet); the other slot is the way back and is not overwritten",
             running.name()
