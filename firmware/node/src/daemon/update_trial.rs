@@ -1,5 +1,6 @@
 //! A trial boot's health watch (docs/updates.md, "Mark good"): every two
-//! seconds the node looks at itself, `gondwana_core::update::Trial`
+//! seconds, against a deadline counted from the kernel's start, the node
+//! looks at itself, `gondwana_core::update::Trial`
 //! decides, and this marks the slot good or records why not and reboots
 //! to the good slot. During the trial the hardware watchdog, when the
 //! board has one, is kept open and fed while the daemon lives: a trial
@@ -10,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gondwana_core::update::{Health, Trial, Verdict};
 
@@ -30,7 +31,8 @@ pub async fn run(app: Arc<App>, slot: Slot) {
         deadline.as_secs()
     );
     let mut watchdog = open_watchdog(&cfg.watchdog);
-    let started = Instant::now();
+    // From the kernel's start, not the daemon's: a daemon that crashes and
+    // is restarted by init must not get a new deadline each time.
     let mut machine = Trial::new(0, deadline.as_millis() as u64);
     let api = config.api.loopback.unwrap_or(SocketAddr::from((
         Ipv4Addr::LOCALHOST,
@@ -40,7 +42,7 @@ pub async fn run(app: Arc<App>, slot: Slot) {
         feed(&mut watchdog);
         let a = app.clone();
         let health = blocking(move || observe(&a, api)).await.unwrap_or_default();
-        let now = started.elapsed().as_millis() as u64;
+        let now = since_boot_ms();
         match machine.observe(now, &health) {
             Verdict::Wait => {}
             Verdict::Good => {
@@ -69,6 +71,13 @@ pub async fn run(app: Arc<App>, slot: Slot) {
         }
         tokio::time::sleep(EVERY).await;
     }
+}
+
+/// CLOCK_BOOTTIME: milliseconds since the kernel started (suspend included).
+fn since_boot_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
 }
 
 fn observe(app: &App, api: SocketAddr) -> Health {

@@ -116,7 +116,9 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
     };
     let running = layout.running;
     let mut record = load(cfg);
-    if cmdline_trial(cfg) {
+    // A trial boot not marked good yet (a restarted daemon of a trial that
+    // was marked good has nothing left to judge).
+    if cmdline_trial(cfg) && BootEnv::read(cfg).good() != running {
         if let Some(t) = record.trial.as_mut()
             && t.slot == running.name()
         {
