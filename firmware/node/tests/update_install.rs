@@ -461,7 +461,10 @@ fn install_writes_the_inactive_slot_only() {
     assert_eq!(env.len(), 1024);
     let env = String::from_utf8_lossy(&env);
     assert!(env.starts_with("# GRUB Environment Block\n"), "{env}");
-    assert!(env.contains("\ngw_good=a\n") && env.contains("\ngw_try=b\n"), "{env}");
+    assert!(
+        env.contains("\ngw_good=a\n") && env.contains("\ngw_try=b\n"),
+        "{env}"
+    );
     assert_eq!(v["good_slot"], "a");
     assert_eq!(v["trial"]["slot"], "b");
     assert_eq!(v["trial"]["release"]["version"], 12);
@@ -507,18 +510,18 @@ fn install_is_refused_while_the_running_slot_is_on_trial() {
     // Slot A runs on trial (the bootloader said gondwana.trial=1): slot B,
     // the good one, is the only way back and must not be overwritten.
     let b = Box_::new(2);
-    fs::write(b.dir.path().join("cmdline"), "gondwana.slot=a gondwana.trial=1\n").unwrap();
+    fs::write(
+        b.dir.path().join("cmdline"),
+        "gondwana.slot=a gondwana.trial=1\n",
+    )
+    .unwrap();
     fs::create_dir_all(b.boot.join("gondwana")).unwrap();
     fs::write(b.boot.join("gondwana/bootenv"), "gw_good=b\ngw_try=a\n").unwrap();
     let before = b.slot_hashes();
     let path = b.write_bundle("good.bundle", &bundle(&spec()));
     let run = b.gondwana(&["update", "install", &path]);
     run.expect_code(EXIT_FAILURE);
-    assert!(
-        run.stderr().contains("runs on trial"),
-        "{}",
-        run.describe()
-    );
+    assert!(run.stderr().contains("runs on trial"), "{}", run.describe());
     assert_eq!(b.slot_hashes(), before);
     assert!(!b.boot.join("slot-b").exists());
     let v = b.gondwana(&["update", "status", "--json"]).ok().json();
