@@ -117,7 +117,7 @@ status_json() { vm_sh "gondwana update status --json" | grep -a '^{' | tail -1; 
 field() { # JSON PYTHON-EXPR -> its value(s), space-separated
     python3 -c 'import json,sys; v=json.loads(sys.argv[1]); r=eval(sys.argv[2], {}, {"v": v}); print(" ".join(map(str, r)) if isinstance(r, tuple) else r)' "$1" "$2"
 }
-mount_bundles="mkdir -p /mnt/b; mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /mnt/b"
+mount_bundles="mkdir -p /tmp/b; mountpoint -q /tmp/b || mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /tmp/b"
 
 id=$(ready)
 qemu_send vm "" # askfirst: Enter starts the console shell
@@ -126,7 +126,7 @@ s=$(status_json) || fail "no update status"
 ok "first boot: node $id, slot a running and good"
 
 # ---- A -> B, marked good ---------------------------------------------------
-out=$(vm_sh "$mount_bundles; gondwana update install /mnt/b/good.bundle; gondwana update status") || fail "install: no answer"
+out=$(vm_sh "$mount_bundles; gondwana update install /tmp/b/good.bundle; gondwana update status") || fail "install: no answer"
 grep -q 'reboot to boot it once on trial' <<<"$out" || fail "install: $out"
 grep -q 'trial: slot b (version .*): armed' <<<"$out" || fail "status after install: $out"
 qemu_mark vm
@@ -150,7 +150,7 @@ ok "reboot: slot b as the good slot"
 
 # ---- B -> sick A, rolled back ----------------------------------------------
 qemu_send vm ""
-out=$(vm_sh "$mount_bundles; gondwana update install /mnt/b/sick.bundle") || fail "install: no answer"
+out=$(vm_sh "$mount_bundles; gondwana update install /tmp/b/sick.bundle") || fail "install: no answer"
 grep -q 'into slot a' <<<"$out" || fail "install into a: $out"
 qemu_mark vm
 qemu_send vm "reboot"
