@@ -3,7 +3,7 @@
 # board.env: the UEFI files on GW_BOOT (the EFI System Partition). Sourced
 # by image/compose, which sets REPO, board_dir and opt[] (its inputs).
 
-# board_boot BOOT_DIR: the removable-media loader EFI/BOOT/BOOTX64.EFI
+# board_boot BOOT_DIR SLOT_DIR: the removable-media loader EFI/BOOT/BOOTX64.EFI
 # (--efi: GRUB with GRUB_MODULES built in and grub-early.cfg embedded;
 # scripts/build-images makes it with grub-mkimage, Buildroot's grub2
 # package with the same list) and the menu it reads, EFI/BOOT/grub.cfg.

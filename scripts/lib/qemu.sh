@@ -18,7 +18,7 @@
 #   qemu_stop NAME                  hard power-off (monitor quit), wait for exit
 #
 # Boards: mochabin -> qemu-system-aarch64 -M virt -cpu cortex-a72 with
-# Debian's U-Boot (distro boot reads extlinux.conf from a virtio disk);
+# Debian's U-Boot (distro boot runs boot.scr from a virtio disk);
 # amd64-live -> qemu-system-x86_64 -M q35 with OVMF, the image as a USB stick
 # (qemu-xhci + usb-storage). Both get user networking (the host is 10.0.2.2)
 # and virtio-rng. QEMU_NET_OPTS adds options to that netdev (e.g.

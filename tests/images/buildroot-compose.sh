@@ -59,9 +59,9 @@ same_tree() { # NAME OFFLINE BUILDROOT [DIR]
     fi
     diff -u "$work/$1.offline" "$work/$1.buildroot" >"$work/$1.diff" && return 0
     head -n 40 "$work/$1.diff" >&2
-    if [[ $1 == boot && -f $2/initrd.img && -f $3/initrd.img ]]; then
+    if [[ $1 == boot && -f $2/slot-a/initrd.img && -f $3/slot-a/initrd.img ]]; then
         echo "initramfs listings (offline vs buildroot):" >&2
-        diff <(gzip -dc "$2/initrd.img" | cpio -itv --quiet) <(gzip -dc "$3/initrd.img" | cpio -itv --quiet) | head -n 20 >&2 || true
+        diff <(gzip -dc "$2/slot-a/initrd.img" | cpio -itv --quiet) <(gzip -dc "$3/slot-a/initrd.img" | cpio -itv --quiet) | head -n 20 >&2 || true
     fi
     fail "$1 differs (offline -> buildroot above)"
 }
@@ -105,7 +105,7 @@ for board in "${boards[@]}"; do
     install -D -m 0644 "$kpkg/lib/modules/$kver/modules.builtin" "$moddir/modules.builtin"
     {
         cat "$stage/rootfs/lib/modules/$kver/load.list"
-        gzip -dc "$stage/boot/initrd.img" | cpio -it --quiet | sed -n "s|^lib/modules/$kver/\(kernel/.*\.ko\)\$|\1|p"
+        gzip -dc "$stage/boot/slot-a/initrd.img" | cpio -it --quiet | sed -n "s|^lib/modules/$kver/\(kernel/.*\.ko\)\$|\1|p"
     } | while read -r rel; do install -D -m 0644 "$kpkg/lib/modules/$kver/$rel" "$moddir/$rel"; done
 
     br_env=(BR2_EXTERNAL_GONDWANA_PATH="$ROOT/buildroot" TARGET_DIR="$target" BINARIES_DIR="$binaries")

@@ -15,6 +15,7 @@
 mod manifest;
 mod rotation;
 mod text;
+mod trial;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ mod tests;
 pub use manifest::{Manifest, Part, Release, Target, check_install};
 pub use rotation::{RotationBody, SignedRotation, seal_rotation, trusted_after};
 pub use text::{parse_release, parse_release_keys, release_text};
+pub use trial::{ENV_BLOCK_LEN, EnvError, Health, Trial, Verdict, encode_env, parse_env};
 
 use serde::{Deserialize, Serialize};
 

@@ -163,11 +163,17 @@ impl Box_ {
             format!("# baked\n{}\n", to_hex(&key(1).public_key())),
         )
         .unwrap();
+        fs::write(d.join("cmdline"), "console=ttyS0 gondwana.trial=0\n").unwrap();
+        if running_partition == 3 {
+            // Slot B runs as the good slot: the boot environment says so.
+            fs::create_dir_all(boot.join("gondwana")).unwrap();
+            fs::write(boot.join("gondwana/bootenv"), "gw_good=b\n").unwrap();
+        }
         let config = d.join("gondwana.toml");
         fs::write(
             &config,
             format!(
-                "[api]\nadmin_socket = \"{0}/admin.sock\"\n\n[update]\nroot_device_file = \"{0}/root-device\"\nboot_dir = \"{1}\"\nrelease_file = \"{0}/release\"\nrelease_keys = \"{0}/release-keys\"\n",
+                "[api]\nadmin_socket = \"{0}/admin.sock\"\n\n[update]\nroot_device_file = \"{0}/root-device\"\nboot_dir = \"{1}\"\nrelease_file = \"{0}/release\"\nrelease_keys = \"{0}/release-keys\"\nstate_file = \"{0}/update.json\"\ncmdline_file = \"{0}/cmdline\"\n",
                 d.display(),
                 boot.display()
             ),
@@ -449,6 +455,26 @@ fn install_writes_the_inactive_slot_only() {
         "{}",
         human.describe()
     );
+    // The trial is armed: the boot environment names slot b once, slot a
+    // stays the good one; status says so.
+    let env = fs::read(b.boot.join("gondwana/bootenv")).unwrap();
+    assert_eq!(env.len(), 1024);
+    let env = String::from_utf8_lossy(&env);
+    assert!(env.starts_with("# GRUB Environment Block\n"), "{env}");
+    assert!(
+        env.contains("\ngw_good=a\n") && env.contains("\ngw_try=b\n"),
+        "{env}"
+    );
+    assert_eq!(v["good_slot"], "a");
+    assert_eq!(v["trial"]["slot"], "b");
+    assert_eq!(v["trial"]["release"]["version"], 12);
+    assert!(
+        human
+            .stdout()
+            .contains("trial: slot b (version 12 (v12)): armed: boots once on the next reboot"),
+        "{}",
+        human.describe()
+    );
 
     // A refused bundle after a good install leaves the installed slot as it was.
     let mut bad = bundle(&s);
@@ -474,6 +500,32 @@ fn install_writes_the_inactive_slot_only() {
     assert_eq!(v["slot"], "a");
     assert_eq!(b.slot_hashes().1, running_b, "the running slot b changed");
     assert_eq!(fs::read(b.boot.join("slot-a/Image")).unwrap(), KERNEL);
+}
+
+#[test]
+fn install_is_refused_while_the_running_slot_is_on_trial() {
+    if !prerequisites("install_is_refused_while_the_running_slot_is_on_trial") {
+        return;
+    }
+    // Slot A runs on trial (the bootloader said gondwana.trial=1): slot B,
+    // the good one, is the only way back and must not be overwritten.
+    let b = Box_::new(2);
+    fs::write(
+        b.dir.path().join("cmdline"),
+        "gondwana.slot=a gondwana.trial=1\n",
+    )
+    .unwrap();
+    fs::create_dir_all(b.boot.join("gondwana")).unwrap();
+    fs::write(b.boot.join("gondwana/bootenv"), "gw_good=b\ngw_try=a\n").unwrap();
+    let before = b.slot_hashes();
+    let path = b.write_bundle("good.bundle", &bundle(&spec()));
+    let run = b.gondwana(&["update", "install", &path]);
+    run.expect_code(EXIT_FAILURE);
+    assert!(run.stderr().contains("runs on trial"), "{}", run.describe());
+    assert_eq!(b.slot_hashes(), before);
+    assert!(!b.boot.join("slot-b").exists());
+    let v = b.gondwana(&["update", "status", "--json"]).ok().json();
+    assert_eq!(v["trial"]["state"], "running on trial");
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
                 print_json(&v);
             } else {
                 println!(
-                    "installed {} into slot {} ({}); not booted yet (trial boot is not there yet)",
+                    "installed {} into slot {} ({}); reboot to boot it once on trial (marked good when healthy, else back to this slot)",
                     describe(&v["release"]),
                     v["slot"].as_str().unwrap_or("?"),
                     v["device"].as_str().unwrap_or("?"),
@@ -55,10 +55,27 @@ fn describe(release: &Value) -> String {
 
 fn print_status(v: &Value) {
     println!(
-        "board {}, running slot {}",
+        "board {}, running slot {}, good slot {}",
         v["board"].as_str().unwrap_or("?"),
-        v["running_slot"].as_str().unwrap_or("?")
+        v["running_slot"].as_str().unwrap_or("?"),
+        v["good_slot"].as_str().unwrap_or("?")
     );
+    if !v["trial"].is_null() {
+        let t = &v["trial"];
+        let what = if t["release"].is_null() {
+            String::new()
+        } else {
+            format!(" ({})", describe(&t["release"]))
+        };
+        println!(
+            "trial: slot {}{what}: {}",
+            t["slot"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?")
+        );
+    }
+    if let Some(text) = v["last_update"]["text"].as_str() {
+        println!("last update: {text}");
+    }
     for s in v["slots"].as_array().into_iter().flatten() {
         let state = s["state"].as_str().unwrap_or("?");
         let what = if s["release"].is_null() {

@@ -26,7 +26,6 @@ pub struct App {
     pub store: Arc<StateStore>,
     pub config: RwLock<Arc<Config>>,
     pub config_path: (PathBuf, bool),
-    #[allow(dead_code)] // for the data plane (per-node files)
     pub state_dir: PathBuf,
     pub identity: RwLock<IdentityState>,
     pub hub: Option<HubContext>,

@@ -27,6 +27,7 @@ pub mod peers;
 pub mod revocation;
 pub mod routes;
 pub mod sync_task;
+pub mod update_trial;
 pub mod view_cache;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -171,6 +172,17 @@ async fn serve(
             crate::runtime::spawn(api::serve(listener, handler, limits, stop.clone()));
         })
     };
+    // A trial boot judges its own health; any boot notes a rollback.
+    let update = config.update.clone();
+    match blocking(move || crate::update::trial::on_start(&update, crate::clock::now_unix())).await
+    {
+        Ok(Ok(crate::update::trial::OnStart::Trial { slot })) => {
+            background.push(crate::runtime::spawn(update_trial::run(app.clone(), slot)))
+        }
+        Ok(Ok(crate::update::trial::OnStart::Nothing)) => {}
+        Ok(Err(e)) => warn!("update: the trial record: {e:#}"),
+        Err(e) => warn!("update: the trial record: {e}"),
+    }
     background.push(crate::runtime::spawn(dataplane::run(
         app.clone(),
         serve_mesh_api,

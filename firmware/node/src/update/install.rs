@@ -30,7 +30,7 @@ use gondwana_core::update::{
 use serde_json::{Value, json};
 
 use super::slots::{self, Layout};
-use super::{UpdateError, boot_set, read_text, running_release};
+use super::{UpdateError, boot_set, read_text, running_release, trial};
 use crate::config::UpdateConfig;
 
 const CHUNK: usize = 1 << 20;
@@ -38,6 +38,9 @@ const CHUNK: usize = 1 << 20;
 pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> {
     let started = Instant::now();
     let layout = slots::discover(cfg)?;
+    if let Some(why) = trial::refuse_install_on_trial(cfg, layout.running) {
+        return Err(UpdateError::Refused(why));
+    }
     let running = running_release(cfg)?;
     let keys = parse_release_keys(&read_text(&cfg.release_keys, "the release keys")?)
         .map_err(|e| UpdateError::Refused(format!("{}: {e}", cfg.release_keys.display())))?;
@@ -95,6 +98,7 @@ pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> 
         label: manifest.label.clone(),
     };
     boot_set::mark_installed(cfg, slot, &installed)?;
+    trial::arm(cfg, slot, &installed, crate::clock::now_unix())?;
     info!(
         "update: version {} ({}) installed into slot {} ({})",
         manifest.version,
@@ -111,6 +115,7 @@ pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> 
         "release_key": to_hex(&manifest.release_key),
         "bytes": manifest.parts_len(),
         "seconds": started.elapsed().as_secs_f64(),
+        "trial_armed": true,
     }))
 }
 

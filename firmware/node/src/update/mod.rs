@@ -3,9 +3,11 @@
 //! format and every decision about trust are `gondwana_core::update`'s;
 //! this module finds the partitions and moves the bytes.
 
+mod boot_env;
 mod boot_set;
 mod install;
 mod slots;
+pub mod trial;
 
 pub use install::install;
 pub use slots::Slot;
@@ -91,9 +93,9 @@ pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
         }
         slots.push(v);
     }
-    Ok(json!({
-        "board": running.board,
-        "running_slot": layout.running.name(),
-        "slots": slots,
-    }))
+    let mut v = trial::status_json(cfg, layout.running);
+    v["board"] = json!(running.board);
+    v["running_slot"] = json!(layout.running.name());
+    v["slots"] = json!(slots);
+    Ok(v)
 }
