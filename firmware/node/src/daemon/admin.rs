@@ -152,7 +152,7 @@ fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
         }
         Request::GrantAdd(r) => service::grants::add(firewall()?, store, r, "admin socket"),
         Request::GrantDel(r) => service::grants::del(firewall()?, store, r, "admin socket"),
-        Request::GrantList => service::grants::list(firewall()?),
+        Request::GrantList => service::grants::list(firewall()?, store),
         other => Err(ServiceError::Fault(anyhow::anyhow!(
             "{} {} is not run here",
             other.route().0,

@@ -15,7 +15,7 @@ use crate::clock::now_unix;
 use crate::config::{BackendChoice, Config};
 use crate::net::firewall::plan::{self, Ruleset};
 use crate::net::firewall::{Firewall, FirewallError, LiveGrant, element};
-use crate::store::grants::{self as stored, StoredGrant};
+use crate::store::grants::{self as stored, Origin, StoredGrant};
 use crate::store::{StateStore, StoreError};
 
 /// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
@@ -67,8 +67,20 @@ fn fault(e: FirewallError) -> ServiceError {
 
 pub fn add(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
     let now = now_unix();
-    let g = add_grant(fw, store, req.ip, req.port, req.timeout_secs, now, by).map_err(refusal)?;
-    Ok(views::grant(&g))
+    let origin = if by == "hub" {
+        Origin::Hub
+    } else {
+        Origin::Operator
+    };
+    let change = GrantChange {
+        ip: req.ip,
+        port: req.port,
+        timeout_secs: req.timeout_secs,
+        origin: &origin,
+        by,
+    };
+    let g = add_grant(fw, store, &change, now).map_err(refusal)?;
+    Ok(views::grant(&g, Some(&origin)))
 }
 
 pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
@@ -76,9 +88,32 @@ pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> R
     Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
 }
 
-pub fn list(fw: &Firewall) -> Result<Value> {
+/// The grants the kernel holds, each with its stored origin (`null` for
+/// one the store does not know: added to the set by hand).
+pub fn list(fw: &Firewall, store: &StateStore) -> Result<Value> {
+    let origins = stored::origins(store)?;
+    let origin_of = |g: &LiveGrant| {
+        origins
+            .iter()
+            .find(|(o, _)| o.ip == g.ip && o.port == g.port)
+            .map(|(_, origin)| origin)
+    };
+    let stored_keys: Vec<_> = stored::stored_grants(store)?
+        .into_iter()
+        .map(|s| s.grant)
+        .collect();
     Ok(Value::Array(
-        fw.list().map_err(fault)?.iter().map(views::grant).collect(),
+        fw.list()
+            .map_err(fault)?
+            .iter()
+            .map(|g| {
+                let known = stored_keys.iter().any(|s| s.ip == g.ip && s.port == g.port);
+                // A stored grant from before schema 5 has no origin row:
+                // an operator's.
+                let origin = origin_of(g).or(known.then_some(&Origin::Operator));
+                views::grant(g, origin)
+            })
+            .collect(),
     ))
 }
 
@@ -142,18 +177,26 @@ pub fn follow_subnet(
     Ok(true)
 }
 
+/// One grant to add: what, for how long, where it comes from (listed) and
+/// who asked (audited).
+pub struct GrantChange<'a> {
+    pub ip: Ipv4Addr,
+    pub port: u32,
+    pub timeout_secs: Option<u64>,
+    pub origin: &'a Origin,
+    pub by: &'a str,
+}
+
 /// `grant add`: the kernel and the store (with its audit record) both
 /// change, or neither does.
 pub fn add_grant(
     fw: &Firewall,
     store: &StateStore,
-    ip: Ipv4Addr,
-    port: u32,
-    timeout_secs: Option<u64>,
+    change: &GrantChange<'_>,
     now_unix: u64,
-    by: &str,
 ) -> std::result::Result<LiveGrant, GrantChangeError> {
-    let g = fw.check(ip, port)?;
+    let timeout_secs = change.timeout_secs;
+    let g = fw.check(change.ip, change.port)?;
     if let Some(t) = timeout_secs {
         grant::check_timeout(t).map_err(FirewallError::from)?;
     }
@@ -162,7 +205,7 @@ pub fn add_grant(
         expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
     };
     let txn = store.write()?;
-    stored::put_grant(&txn, &record, by, now_unix)?;
+    stored::put_grant(&txn, &record, change.origin, change.by, now_unix)?;
     fw.kernel_add(&g, timeout_secs)?;
     if let Err(e) = store.commit(txn) {
         let _ = fw.kernel_delete(&g);

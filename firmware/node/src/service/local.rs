@@ -60,7 +60,7 @@ pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value
         Request::GrantDel(r) => {
             grants::del(&grants::local_firewall(config, &store)?, &store, r, "cli")
         }
-        Request::GrantList => grants::list(&grants::local_firewall(config, &store)?),
+        Request::GrantList => grants::list(&grants::local_firewall(config, &store)?, &store),
         // `gondwana enroll` enrols by itself without a daemon
         // (commands/enroll.rs); the rest is in `on_store`.
         other => Err(ServiceError::Fault(anyhow::anyhow!(
