@@ -95,6 +95,34 @@ pub struct UpdateInstall {
     pub bundle: std::path::PathBuf,
 }
 
+/// `service subscribe|unsubscribe NAME@BOXNAME` (docs/services.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    /// `NAME@BOXNAME`: the service and its provider.
+    pub service: String,
+    /// How long each grant lasts before the consumer renews it; absent:
+    /// the offer's maximum, at most [`DEFAULT_SUBSCRIPTION_SECS`].
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
+}
+
+/// A subscription's grant when none is asked for: one hour, renewed.
+pub const DEFAULT_SUBSCRIPTION_SECS: u64 = 3_600;
+
+/// `service approve|deny NAME CONSUMER` on the provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// One of this box's services.
+    pub name: String,
+    /// The consumer: boxname, node id or mesh address.
+    pub consumer: String,
+    /// `deny` only: told to the consumer in the signed decision.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
@@ -122,6 +150,11 @@ pub enum Request {
     Enroll(EnrollFile),
     UpdateStatus,
     UpdateInstall(UpdateInstall),
+    ServiceSubscribe(Subscribe),
+    ServiceUnsubscribe(Subscribe),
+    ServiceRequests,
+    ServiceApprove(Verdict),
+    ServiceDeny(Verdict),
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -149,6 +182,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/enroll"),
     ("GET", "/admin/update/status"),
     ("POST", "/admin/update/install"),
+    ("POST", "/admin/service/subscribe"),
+    ("POST", "/admin/service/unsubscribe"),
+    ("GET", "/admin/service/requests"),
+    ("POST", "/admin/service/approve"),
+    ("POST", "/admin/service/deny"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -191,6 +229,11 @@ impl Request {
             Request::Enroll(_) => 20,
             Request::UpdateStatus => 21,
             Request::UpdateInstall(_) => 22,
+            Request::ServiceSubscribe(_) => 23,
+            Request::ServiceUnsubscribe(_) => 24,
+            Request::ServiceRequests => 25,
+            Request::ServiceApprove(_) => 26,
+            Request::ServiceDeny(_) => 27,
         }
     }
 
@@ -206,6 +249,10 @@ impl Request {
             Request::GrantAdd(r) | Request::GrantDel(r) => serde_json::to_value(r)?,
             Request::Enroll(r) => serde_json::to_value(r)?,
             Request::UpdateInstall(r) => serde_json::to_value(r)?,
+            Request::ServiceSubscribe(r) | Request::ServiceUnsubscribe(r) => {
+                serde_json::to_value(r)?
+            }
+            Request::ServiceApprove(r) | Request::ServiceDeny(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -274,7 +321,12 @@ impl Request {
             19 => Request::GrantList,
             20 => Request::Enroll(parse(body)?),
             21 => Request::UpdateStatus,
-            _ => Request::UpdateInstall(parse(body)?),
+            22 => Request::UpdateInstall(parse(body)?),
+            23 => Request::ServiceSubscribe(parse(body)?),
+            24 => Request::ServiceUnsubscribe(parse(body)?),
+            25 => Request::ServiceRequests,
+            26 => Request::ServiceApprove(parse(body)?),
+            _ => Request::ServiceDeny(parse(body)?),
         })
     }
 }
@@ -341,6 +393,25 @@ mod tests {
             Request::UpdateStatus,
             Request::UpdateInstall(UpdateInstall {
                 bundle: "/tmp/b.bundle".into(),
+            }),
+            Request::ServiceSubscribe(Subscribe {
+                service: "web@kitchen".into(),
+                duration_secs: Some(60),
+            }),
+            Request::ServiceUnsubscribe(Subscribe {
+                service: "web@kitchen".into(),
+                duration_secs: None,
+            }),
+            Request::ServiceRequests,
+            Request::ServiceApprove(Verdict {
+                name: "web".into(),
+                consumer: "hall".into(),
+                reason: None,
+            }),
+            Request::ServiceDeny(Verdict {
+                name: "web".into(),
+                consumer: "hall".into(),
+                reason: Some("no".into()),
             }),
         ]
     }

@@ -10,6 +10,7 @@ mod candidates;
 pub mod directory;
 pub mod enrolment;
 pub mod grants;
+pub mod lending;
 mod head;
 mod identity;
 mod lock;
