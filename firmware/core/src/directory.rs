@@ -14,6 +14,7 @@ use crate::envelope::{
 };
 use crate::hash::{Hash32, blake2b256};
 use crate::keys::{PublicKey, SigningSecret};
+use crate::lending::{Catalog, MAX_PUBLICATION_BYTES};
 use crate::node_id::NodeId;
 
 pub const VERSION: u8 = 1;
@@ -45,12 +46,20 @@ pub enum Record {
         node_id: NodeId,
         reason: heapless::String<MAX_REASON_LEN>,
     },
-    /// A node offers a service on its mesh address.
+    /// Legacy, with no producer: a hub-signed service entry. Kept so
+    /// that the variant indices of the records after it stay fixed and an
+    /// old log still decodes; the [`View`] ignores it, since only the hub
+    /// signed it and it cannot be checked against the provider alone.
+    /// Offers are [`Record::Lending`] now.
     Service {
         node_id: NodeId,
         name: heapless::String<MAX_SERVICE_LEN>,
         port: u16,
     },
+    /// A provider-signed offer or withdrawal (`lending::Publication`),
+    /// exactly as the provider sealed it: the hub's signature around it
+    /// orders it in the log, the provider's inside it makes it true.
+    Lending(heapless::Vec<u8, MAX_PUBLICATION_BYTES>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,12 +219,13 @@ pub fn verify_bundle(
 }
 
 /// What the directory says now: the live node records by id, revocations
-/// applied. Pure fold over verified entries.
+/// applied, the current service offers. Pure fold over verified entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub revoked: BTreeMap<NodeId, String>,
-    pub services: BTreeMap<(NodeId, String), u16>,
+    /// Offers verified against their provider's record (lending::Catalog).
+    pub lending: Catalog,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +249,7 @@ impl View {
                 endpoint_hint,
             } => {
                 self.revoked.remove(node_id);
+                self.lending.key_changed(node_id, signing_key);
                 self.nodes.insert(
                     node_id.clone(),
                     NodeRecord {
@@ -252,20 +263,22 @@ impl View {
             }
             Record::Revoke { node_id, reason } => {
                 self.nodes.remove(node_id);
-                self.services.retain(|(id, _), _| id != node_id);
+                self.lending.remove_provider(node_id);
                 self.revoked.insert(node_id.clone(), reason.to_string());
             }
-            Record::Service {
-                node_id,
-                name,
-                port,
-            } => {
-                if self.nodes.contains_key(node_id) {
-                    self.services
-                        .insert((node_id.clone(), name.to_string()), *port);
-                }
+            Record::Service { .. } => {}
+            Record::Lending(signed) => {
+                let nodes = &self.nodes;
+                self.lending
+                    .apply(signed, |id| nodes.get(id).map(|n| n.signing_key));
             }
         }
+    }
+
+    /// A node's current directory signing key (`None`: not in the
+    /// directory, or revoked) — what lending records verify against.
+    pub fn signing_key(&self, node_id: &NodeId) -> Option<PublicKey> {
+        self.nodes.get(node_id).map(|n| n.signing_key)
     }
 }
 
@@ -360,18 +373,11 @@ mod tests {
         view.apply(&node_record(2));
         view.apply(&node_record(3));
         let id2 = NodeId::from_genesis_key(&[2; 32]);
-        view.apply(&Record::Service {
-            node_id: id2.clone(),
-            name: heapless::String::try_from("ssh").unwrap(),
-            port: 22,
-        });
-        assert_eq!(view.services.len(), 1);
         view.apply(&Record::Revoke {
             node_id: id2.clone(),
             reason: heapless::String::try_from("stolen").unwrap(),
         });
         assert_eq!(view.nodes.len(), 1);
         assert!(view.revoked.contains_key(&id2));
-        assert!(view.services.is_empty());
     }
 }

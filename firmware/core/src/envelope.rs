@@ -30,13 +30,19 @@ pub mod tag {
     pub const UPDATE_MANIFEST: &[u8] = b"gondwana/v1/update-manifest\0";
     /// The old release key's signature handing over to a new one.
     pub const RELEASE_KEY_ROTATION: &[u8] = b"gondwana/v1/release-key-rotation\0";
+    /// A provider's service offer or withdrawal (docs/protocol.md, "Lending").
+    pub const LENDING_PUBLICATION: &[u8] = b"gondwana/v1/lending-publication\0";
+    /// A consumer's subscription or unsubscribe, sent to the provider.
+    pub const LENDING_REQUEST: &[u8] = b"gondwana/v1/lending-request\0";
+    /// The provider's decision on a lending request.
+    pub const LENDING_DECISION: &[u8] = b"gondwana/v1/lending-decision\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
     /// Not a signature tag: the domain of the MAC that proves possession of
     /// a WireGuard private key (`wg_proof`).
     pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 13] = [
+    pub const ALL: [&[u8]; 16] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -48,6 +54,9 @@ pub mod tag {
         CANDIDATE_SNAPSHOT,
         UPDATE_MANIFEST,
         RELEASE_KEY_ROTATION,
+        LENDING_PUBLICATION,
+        LENDING_REQUEST,
+        LENDING_DECISION,
         TOKEN_VERIFIER,
         WIREGUARD_PROOF,
     ];

@@ -20,6 +20,7 @@ pub mod hub_enrol;
 pub mod identity_log;
 pub mod interface_name;
 pub mod keys;
+pub mod lending;
 pub mod mesh;
 pub mod node_enrol;
 pub mod node_id;
