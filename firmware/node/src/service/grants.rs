@@ -195,6 +195,25 @@ pub fn add_grant(
     change: &GrantChange<'_>,
     now_unix: u64,
 ) -> std::result::Result<LiveGrant, GrantChangeError> {
+    let txn = store.write()?;
+    let (g, live) = add_grant_in(fw, &txn, change, now_unix)?;
+    if let Err(e) = store.commit(txn) {
+        let _ = fw.kernel_delete(&g);
+        return Err(e.into());
+    }
+    Ok(live)
+}
+
+/// The grant in `txn` (record, origin, audit) and in the kernel. The
+/// caller commits `txn` with whatever else the change touches (a
+/// subscription's book), and deletes the kernel element if that commit
+/// fails.
+pub fn add_grant_in(
+    fw: &Firewall,
+    txn: &crate::store::WriteTxn<'_>,
+    change: &GrantChange<'_>,
+    now_unix: u64,
+) -> std::result::Result<(grant::Grant, LiveGrant), GrantChangeError> {
     let timeout_secs = change.timeout_secs;
     let g = fw.check(change.ip, change.port)?;
     if let Some(t) = timeout_secs {
@@ -204,19 +223,15 @@ pub fn add_grant(
         grant: g,
         expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
     };
-    let txn = store.write()?;
-    stored::put_grant(&txn, &record, change.origin, change.by, now_unix)?;
+    stored::put_grant(txn, &record, change.origin, change.by, now_unix)?;
     fw.kernel_add(&g, timeout_secs)?;
-    if let Err(e) = store.commit(txn) {
-        let _ = fw.kernel_delete(&g);
-        return Err(e.into());
-    }
-    Ok(LiveGrant {
+    let live = LiveGrant {
         ip: g.ip,
         port: g.port,
         timeout_secs,
         expires_in_secs: timeout_secs,
-    })
+    };
+    Ok((g, live))
 }
 
 /// `grant del`: removes it from the kernel and the store (audited).
@@ -228,15 +243,29 @@ pub fn remove_grant(
     now_unix: u64,
     by: &str,
 ) -> std::result::Result<(), GrantChangeError> {
-    let g = fw.check(ip, port)?;
     let txn = store.write()?;
-    let in_store = stored::remove_grant(&txn, &g, by, now_unix)?;
-    let in_kernel = fw.kernel_delete(&g)?;
-    if !in_store && !in_kernel {
-        return Err(GrantChangeError::NoSuchGrant(g.ip, g.port));
+    if !remove_grant_in(fw, &txn, ip, port, now_unix, by)? {
+        return Err(GrantChangeError::NoSuchGrant(ip, port as u16));
     }
     store.commit(txn)?;
     Ok(())
+}
+
+/// The grant out of `txn` (audited) and out of the kernel; false if
+/// neither held it. The kernel changes at once: a grant being taken away
+/// is closed even if the caller's commit then fails.
+pub fn remove_grant_in(
+    fw: &Firewall,
+    txn: &crate::store::WriteTxn<'_>,
+    ip: Ipv4Addr,
+    port: u32,
+    now_unix: u64,
+    by: &str,
+) -> std::result::Result<bool, GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    let in_store = stored::remove_grant(txn, &g, by, now_unix)?;
+    let in_kernel = fw.kernel_delete(&g)?;
+    Ok(in_store || in_kernel)
 }
 
 /// The set elements for the stored grants inside `subnet`.

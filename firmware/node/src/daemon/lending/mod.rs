@@ -1,0 +1,121 @@
+//! Lending a service, the box's side (docs/services.md): the IO around
+//! core's sans-IO books. As a provider it answers consumers' signed
+//! requests on its mesh API (`transport.rs`, then `provider.rs`: the book
+//! decides, the grant follows in the same store transaction); as a
+//! consumer it sends its subscriptions, renewals and unsubscribes straight
+//! to the provider over the mesh and keeps what it wants (`consumer.rs`).
+
+pub mod consumer;
+pub mod provider;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::StatusCode;
+
+use crate::api::metrics::Metrics;
+use crate::api::rate_limit::RateLimiter;
+use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
+use crate::daemon::app::App;
+use crate::daemon::view_cache::ViewCache;
+
+/// Requests refused before a provider's book saw them, by reason.
+pub const REFUSALS_METRIC: &str = "gondwana_service_refusals_total";
+/// Verified requests for one of this box's services, by service and verdict.
+pub const REQUESTS_METRIC: &str = "gondwana_service_requests_total";
+/// A request's source may send a burst of this many, then this many a
+/// second (a renewal is one request per half duration; a flood is refused
+/// before its signature is even checked).
+const RATE_BURST: u32 = 10;
+const RATE_PER_SECOND: f64 = 1.0;
+
+/// The lending state the daemon holds besides the books.
+pub struct Lending {
+    /// The verified directory, re-read only when its head moves.
+    pub views: ViewCache,
+    /// Per source address: the mesh binds each address to one node.
+    pub rate: RateLimiter,
+    pub provider: provider::ProviderState,
+    pub consumer: consumer::ConsumerState,
+}
+
+impl Default for Lending {
+    fn default() -> Self {
+        Lending {
+            views: ViewCache::default(),
+            rate: RateLimiter::new(RATE_BURST, RATE_PER_SECOND),
+            provider: Default::default(),
+            consumer: Default::default(),
+        }
+    }
+}
+
+/// Registers the lending counters, every refusal reason at zero.
+pub fn register(metrics: &Metrics) {
+    metrics.counter(
+        REFUSALS_METRIC,
+        "Lending requests refused before the provider's book, by reason",
+    );
+    for reason in transport::REFUSALS {
+        metrics.zero(REFUSALS_METRIC, &[&[("reason", reason)]]);
+    }
+    metrics.counter(
+        REQUESTS_METRIC,
+        "Verified lending requests for this box's services, by service and verdict",
+    );
+}
+
+/// `POST /v1/services/request`: a consumer's signed request → the
+/// provider's signed decision.
+pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let refuse = |r: transport::Refused| {
+        app.metrics.inc(REFUSALS_METRIC, &[("reason", r.reason)]);
+        r.error
+    };
+    let refusal = |reason: &'static str, status: StatusCode, detail: &str| {
+        refuse(transport::Refused {
+            reason,
+            error: ApiError::new(status, reason, detail),
+        })
+    };
+    if !app.lending.rate.check(req.peer.ip(), Instant::now()) {
+        return Err(refusal(
+            "rate_limited",
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many lending requests from this address",
+        ));
+    }
+    if app.grants.firewall.is_none() {
+        return Err(refusal(
+            "no_firewall",
+            StatusCode::CONFLICT,
+            "this box runs without its firewall: it lends nothing",
+        ));
+    }
+    let hub_key = match app.store.enrolment() {
+        Ok(Some(e)) => e.hub_key,
+        Ok(None) => {
+            return Err(refusal(
+                "not_enrolled",
+                StatusCode::FORBIDDEN,
+                "this box is not enrolled: it has no directory to check a request against",
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    };
+    let (view, _) = app
+        .lending
+        .views
+        .get(&app.store, hub_key)
+        .await
+        .map_err(ApiError::internal)?;
+    let own = app.identity().node_id;
+    let verified = transport::verify(&req.body, req.peer.ip(), &view, &own).map_err(refuse)?;
+    let decision = provider::decide(app, verified, view).await?;
+    Ok(ApiResponse::bytes(
+        StatusCode::OK,
+        CONTENT_TYPE_OCTETS,
+        decision.into(),
+    ))
+}
