@@ -77,6 +77,8 @@ pub struct App {
     pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
     /// Hub: reports, the relay allocation and the signed snapshot.
     pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
+    /// Lending: the provider's and the consumer's books (daemon/lending/).
+    pub lending: crate::daemon::lending::Lending,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -129,6 +131,7 @@ impl App {
             relay: Default::default(),
             want_relay: tokio::sync::watch::Sender::new(Vec::new()),
             candidate_hub: Default::default(),
+            lending: Default::default(),
         }
     }
 

@@ -89,6 +89,7 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
             metrics.zero(name, &[&[("reason", reason)]]);
         }
     }
+    crate::daemon::lending::register(&metrics);
     metrics.counter(
         HTTP_REQUESTS,
         "HTTP requests answered on the TCP listeners, by route and status code",

@@ -17,6 +17,7 @@ pub mod drive;
 pub mod enrol_task;
 pub mod firewall;
 pub mod grants;
+pub mod lending;
 pub mod metrics;
 pub mod nonces;
 pub mod paths;
@@ -156,6 +157,8 @@ async fn serve(
         ],
         Role::Hub => vec![crate::runtime::spawn(candidates_hub::run(app.clone()))],
     };
+    background.push(crate::runtime::spawn(lending::provider::run(app.clone())));
+    background.push(crate::runtime::spawn(lending::consumer::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

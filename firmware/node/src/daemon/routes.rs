@@ -20,6 +20,7 @@ use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::candidates_hub;
 use crate::daemon::grants;
+use crate::daemon::lending;
 use crate::daemon::metrics;
 use crate::daemon::revocation;
 use crate::store::registry::{self, Refusal};
@@ -60,6 +61,7 @@ impl PublicApi {
                 candidates_hub::report(app, &req).await
             }
             (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
+            (&Method::POST, ["v1", "services", "request"]) => lending::receive(app, &req).await,
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -106,6 +108,7 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "grants"]),
     (Method::POST, &["v1", "candidates", "report"]),
     (Method::GET, &["v1", "candidates"]),
+    (Method::POST, lending::transport::PATH),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[

@@ -5,20 +5,13 @@
 //! and the audit records a decision causes, so a crash loses nothing the
 //! box acknowledged and acknowledges nothing it lost.
 
-use gondwana_core::audit::Field;
-
 use super::schema::LENDING;
-use super::{StateStore, StoreError, WriteTxn, append_audit};
+use super::{StateStore, StoreError, WriteTxn};
 
 /// The provider's book (`ProviderBook`'s serialised state).
 pub const KEY_PROVIDER: &str = "provider";
 /// The consumer's book (`ConsumerBook`'s serialised state).
 pub const KEY_CONSUMER: &str = "consumer";
-
-pub const AUDIT_SUBSCRIPTION: &str = "service.subscription";
-pub const AUDIT_DECISION: &str = "service.decision";
-pub const AUDIT_UNSUBSCRIBE: &str = "service.unsubscribe";
-pub const AUDIT_REMOVED: &str = "service.removed";
 
 impl StateStore {
     /// A book as last committed (`None`: this box never lent or borrowed).
@@ -38,35 +31,19 @@ pub fn put_book(txn: &WriteTxn<'_>, key: &str, bytes: &[u8]) -> Result<(), Store
     Ok(())
 }
 
-/// One audit record of a lending event in `txn`: `kind` above, the service,
-/// the other party (node id) and free `fields` after them.
-pub fn audit_event(
-    txn: &WriteTxn<'_>,
-    kind: &str,
-    service: &str,
-    party: &str,
-    more: &[Field],
-    now: u64,
-) -> Result<(), StoreError> {
-    let mut fields = vec![Field::text("service", service), Field::text("node", party)];
-    fields.extend_from_slice(more);
-    append_audit(txn, kind, &fields, now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::OpenMode;
 
     #[test]
-    fn a_book_survives_reopening_and_is_audited_with_it() {
+    fn a_book_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = StateStore::open(dir.path(), OpenMode::CreateIfMissing).unwrap();
             assert_eq!(store.lending_book(KEY_PROVIDER).unwrap(), None);
             let txn = store.write().unwrap();
             put_book(&txn, KEY_PROVIDER, b"state").unwrap();
-            audit_event(&txn, AUDIT_DECISION, "web", "n1", &[], 5).unwrap();
             store.commit(txn).unwrap();
         }
         let store = StateStore::open(dir.path(), OpenMode::ExistingOnly).unwrap();

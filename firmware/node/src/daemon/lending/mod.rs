@@ -6,16 +6,15 @@
 //! to the provider over the mesh and keeps what it wants (`consumer.rs`).
 
 pub mod consumer;
+pub mod operator;
 pub mod provider;
 pub mod transport;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::StatusCode;
 
 use crate::api::metrics::Metrics;
-use crate::api::rate_limit::RateLimiter;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::daemon::app::App;
 use crate::daemon::view_cache::ViewCache;
@@ -24,18 +23,11 @@ use crate::daemon::view_cache::ViewCache;
 pub const REFUSALS_METRIC: &str = "gondwana_service_refusals_total";
 /// Verified requests for one of this box's services, by service and verdict.
 pub const REQUESTS_METRIC: &str = "gondwana_service_requests_total";
-/// A request's source may send a burst of this many, then this many a
-/// second (a renewal is one request per half duration; a flood is refused
-/// before its signature is even checked).
-const RATE_BURST: u32 = 10;
-const RATE_PER_SECOND: f64 = 1.0;
 
 /// The lending state the daemon holds besides the books.
 pub struct Lending {
     /// The verified directory, re-read only when its head moves.
     pub views: ViewCache,
-    /// Per source address: the mesh binds each address to one node.
-    pub rate: RateLimiter,
     pub provider: provider::ProviderState,
     pub consumer: consumer::ConsumerState,
 }
@@ -44,7 +36,6 @@ impl Default for Lending {
     fn default() -> Self {
         Lending {
             views: ViewCache::default(),
-            rate: RateLimiter::new(RATE_BURST, RATE_PER_SECOND),
             provider: Default::default(),
             consumer: Default::default(),
         }
@@ -69,25 +60,12 @@ pub fn register(metrics: &Metrics) {
 /// `POST /v1/services/request`: a consumer's signed request → the
 /// provider's signed decision.
 pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
-    let refuse = |r: transport::Refused| {
-        app.metrics.inc(REFUSALS_METRIC, &[("reason", r.reason)]);
-        r.error
+    let refuse = |reason: &'static str, status: StatusCode, detail: &str| {
+        app.metrics.inc(REFUSALS_METRIC, &[("reason", reason)]);
+        ApiError::new(status, reason, detail)
     };
-    let refusal = |reason: &'static str, status: StatusCode, detail: &str| {
-        refuse(transport::Refused {
-            reason,
-            error: ApiError::new(status, reason, detail),
-        })
-    };
-    if !app.lending.rate.check(req.peer.ip(), Instant::now()) {
-        return Err(refusal(
-            "rate_limited",
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many lending requests from this address",
-        ));
-    }
     if app.grants.firewall.is_none() {
-        return Err(refusal(
+        return Err(refuse(
             "no_firewall",
             StatusCode::CONFLICT,
             "this box runs without its firewall: it lends nothing",
@@ -96,7 +74,7 @@ pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
     let hub_key = match app.store.enrolment() {
         Ok(Some(e)) => e.hub_key,
         Ok(None) => {
-            return Err(refusal(
+            return Err(refuse(
                 "not_enrolled",
                 StatusCode::FORBIDDEN,
                 "this box is not enrolled: it has no directory to check a request against",
@@ -104,15 +82,17 @@ pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
         }
         Err(e) => return Err(ApiError::internal(e.to_string())),
     };
+    if let Err(e) = transport::check_size(&req.body) {
+        app.metrics.inc(REFUSALS_METRIC, &[("reason", "too_large")]);
+        return Err(e);
+    }
     let (view, _) = app
         .lending
         .views
         .get(&app.store, hub_key)
         .await
         .map_err(ApiError::internal)?;
-    let own = app.identity().node_id;
-    let verified = transport::verify(&req.body, req.peer.ip(), &view, &own).map_err(refuse)?;
-    let decision = provider::decide(app, verified, view).await?;
+    let decision = provider::decide(app, req.body.clone(), req.peer.ip(), view).await?;
     Ok(ApiResponse::bytes(
         StatusCode::OK,
         CONTENT_TYPE_OCTETS,

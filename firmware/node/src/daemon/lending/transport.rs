@@ -3,24 +3,21 @@
 //! `POST /v1/services/request` on the provider's node API, a signed
 //! request in, the provider's signed decision out.
 //!
-//! The provider's checks before its book sees anything, cheapest first,
-//! each refusal counted in `gondwana_service_refusals_total{reason}` and
-//! changing nothing: the sender's rate (per source address), the size,
-//! the signature against the consumer's directory key, that the request
-//! is addressed to this box, and that the TCP source is the consumer's
-//! mesh address — the directory's, and the one the request names. The
-//! mesh firewall admits the API from the mesh subnet only and WireGuard
-//! binds each source address to its peer's key, so the source check ties
-//! the request to the consumer's own tunnel.
+//! The driver checks the size before anything is decoded; the provider's
+//! book (core) checks the rest — the sender's rate, the signature against
+//! the consumer's directory key, that the request is addressed to this
+//! box, that the TCP source is the consumer's mesh address (the
+//! directory's, and the one the request names), the offer, the counter.
+//! Each refusal is counted in `gondwana_service_refusals_total{reason}`
+//! and changes nothing. The mesh firewall admits the API from the mesh
+//! subnet only and WireGuard binds each source address to its peer's key,
+//! so the source check ties a request to the consumer's own tunnel.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gondwana_core::NodeId;
-use gondwana_core::directory::View;
-use gondwana_core::hash::Hash32;
-use gondwana_core::lending::{self, LendingError, MAX_REQUEST_BYTES, Request};
+use gondwana_core::lending::MAX_REQUEST_BYTES;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
@@ -29,122 +26,41 @@ use crate::api::{ApiError, CONTENT_TYPE_OCTETS};
 /// The route, on every listener that serves the public API.
 pub const PATH: &[&str] = &["v1", "services", "request"];
 
-/// Every reason a request is refused before the book: the label set of
+/// Every reason a request is refused, the driver's and the book's
+/// (`lending::Refusal::code`): the label set of
 /// `gondwana_service_refusals_total`, present at zero from the start.
 pub const REFUSALS: &[&str] = &[
-    "rate_limited",
-    "too_large",
-    "malformed",
-    "unknown_node",
-    "bad_signature",
-    "wrong_provider",
-    "wrong_address",
     "not_enrolled",
     "no_firewall",
+    "too_large",
+    "rate_limited",
+    "malformed",
+    "bad_signature",
+    "unknown_node",
+    "node_revoked",
+    "wrong_provider",
+    "wrong_address",
+    "no_such_offer",
+    "offer_changed",
+    "stale_counter",
+    "no_such_subscription",
+    "not_pending",
+    "full",
 ];
 
-/// A request that passed every check before the book.
-pub struct Verified {
-    pub request: Request,
-    /// BLAKE2b-256 of the bytes as received: what the decision names.
-    pub hash: Hash32,
-    pub consumer_ip: Ipv4Addr,
-}
-
-/// A refusal: its reason (the metric label and the error code) and the
-/// HTTP answer.
-pub struct Refused {
-    pub reason: &'static str,
-    pub error: ApiError,
-}
-
-fn refused(reason: &'static str, status: StatusCode, detail: impl Into<String>) -> Refused {
-    Refused {
-        reason,
-        error: ApiError::new(status, reason, detail),
-    }
-}
-
-/// The stateless checks of a request from `peer`, against the directory
-/// `view` and this box's node id. Pure: tested without sockets.
-pub fn verify(
-    body: &[u8],
-    peer: IpAddr,
-    view: &View,
-    own: &NodeId,
-) -> Result<Verified, Refused> {
+/// The size check, before anything is decoded.
+pub fn check_size(body: &[u8]) -> Result<(), ApiError> {
     if body.len() > MAX_REQUEST_BYTES {
-        return Err(refused(
-            "too_large",
+        return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
             format!(
                 "a lending request is at most {MAX_REQUEST_BYTES} bytes (got {})",
                 body.len()
             ),
         ));
     }
-    let (request, hash) =
-        lending::open_request(body, |id| view.signing_key(id)).map_err(|e| match e {
-            LendingError::UnknownSigner(_) => refused(
-                "unknown_node",
-                StatusCode::FORBIDDEN,
-                format!("lending request: {e} (unknown or revoked node)"),
-            ),
-            LendingError::WrongSigner(_)
-            | LendingError::Envelope(gondwana_core::envelope::EnvelopeError::BadSignature)
-            | LendingError::Envelope(gondwana_core::envelope::EnvelopeError::WrongSigner) => {
-                refused(
-                    "bad_signature",
-                    StatusCode::FORBIDDEN,
-                    format!("lending request: {e}"),
-                )
-            }
-            e => refused(
-                "malformed",
-                StatusCode::BAD_REQUEST,
-                format!("lending request: {e}"),
-            ),
-        })?;
-    if request.provider() != own {
-        return Err(refused(
-            "wrong_provider",
-            StatusCode::FORBIDDEN,
-            format!(
-                "this request is for provider {}, this box is {own}",
-                request.provider()
-            ),
-        ));
-    }
-    let consumer = request.consumer();
-    // open_request found its key, so the directory holds it.
-    let Some(record) = view.nodes.get(consumer) else {
-        return Err(refused(
-            "unknown_node",
-            StatusCode::FORBIDDEN,
-            format!("{consumer} is not an active node of the directory"),
-        ));
-    };
-    let named = match &request {
-        Request::Subscribe(s) => Some(s.consumer_ip),
-        Request::Unsubscribe(_) => None,
-    };
-    if peer != IpAddr::V4(record.mesh_ip) || named.is_some_and(|ip| ip != record.mesh_ip) {
-        return Err(refused(
-            "wrong_address",
-            StatusCode::FORBIDDEN,
-            format!(
-                "a request from {consumer} must come from and name its mesh address {} \
-                 (it came from {peer}{})",
-                record.mesh_ip,
-                named.map(|ip| format!(" and names {ip}")).unwrap_or_default()
-            ),
-        ));
-    }
-    Ok(Verified {
-        request,
-        hash,
-        consumer_ip: record.mesh_ip,
-    })
+    Ok(())
 }
 
 // ---- the consumer's side ---------------------------------------------------

@@ -1,0 +1,146 @@
+//! The provider's operator: `service requests`, `approve`, `deny`, and the
+//! provider's half of status. Each decision goes through the book and is
+//! committed with its grant change (provider.rs); the consumer learns it
+//! when it next asks (it polls a pending request by sending it again).
+
+use std::sync::Arc;
+
+use gondwana_core::NodeId;
+use gondwana_core::directory::View;
+use gondwana_core::lending::provider::{State, SubscriptionInfo};
+use gondwana_core::lending::{Refusal, ServiceName};
+use serde_json::{Value, json};
+
+use super::provider::with_book;
+use crate::daemon::app::App;
+use crate::service::request::Verdict;
+use crate::service::{Result, ServiceError};
+
+/// The verified directory, or why there is none.
+async fn view(app: &App) -> Result<Arc<View>> {
+    let hub_key = match app.store.enrolment()? {
+        Some(e) => e.hub_key,
+        None => {
+            return Err(ServiceError::Conflict(
+                "this box is not enrolled: it has no directory".into(),
+            ));
+        }
+    };
+    let (view, _) = app
+        .lending
+        .views
+        .get(&app.store, hub_key)
+        .await
+        .map_err(|e| ServiceError::Fault(anyhow::anyhow!(e)))?;
+    Ok(view)
+}
+
+fn refusal(r: Refusal) -> ServiceError {
+    match r {
+        Refusal::NoSuchSubscription | Refusal::NoSuchOffer | Refusal::UnknownConsumer(_) => {
+            ServiceError::NotFound(r.to_string())
+        }
+        Refusal::NotPending => ServiceError::Conflict(r.to_string()),
+        other => ServiceError::Invalid(other.to_string()),
+    }
+}
+
+/// One provider-side subscription as JSON (`service requests`, status).
+pub fn row(info: &SubscriptionInfo, view: &View) -> Value {
+    let node = view.nodes.get(&info.consumer);
+    let (state, reason) = match &info.state {
+        State::Pending => ("pending", None),
+        State::Active { .. } => ("active", None),
+        State::Denied { reason } => ("denied", Some(reason.to_string())),
+        State::Ended(why) => ("ended", Some(why.as_str().to_string())),
+    };
+    let remaining = info.remaining.map(|d| d.as_secs());
+    json!({
+        "service": info.name.as_str(),
+        "consumer": info.consumer.as_str(),
+        "consumer_boxname": node.map(|n| n.boxname.as_str()),
+        "consumer_ip": info.consumer_ip.to_string(),
+        "state": state,
+        "reason": reason,
+        "requested_secs": info.requested_secs,
+        "remaining_secs": remaining,
+        "expires_unix": remaining.map(|r| crate::clock::now_unix().saturating_add(r)),
+        "counter": info.counter,
+    })
+}
+
+/// Every subscription to this box's offers (`None`: no book yet).
+pub fn rows(app: &App, view: &View) -> Vec<Value> {
+    let state = &app.lending.provider;
+    let now = state.now();
+    state.with_loaded(|book| {
+        book.subscriptions(now)
+            .iter()
+            .map(|info| row(info, view))
+            .collect()
+    })
+}
+
+/// `service requests`: the requests waiting for this box's operator.
+pub async fn requests(app: &Arc<App>) -> Result<Value> {
+    let view = view(app).await?;
+    let app2 = app.clone();
+    let all = crate::daemon::drive::blocking(move || {
+        super::provider::ensure_loaded(&app2)?;
+        Ok::<_, super::provider::Fault>(rows(&app2, &view))
+    })
+    .await
+    .map_err(|e| ServiceError::Fault(e.into()))?
+    .map_err(|e| ServiceError::Fault(anyhow::anyhow!(e)))?;
+    Ok(Value::Array(
+        all.into_iter().filter(|r| r["state"] == "pending").collect(),
+    ))
+}
+
+/// `service approve` (`deny: false`) or `service deny`.
+pub async fn decide(app: &Arc<App>, v: Verdict, deny: bool) -> Result<Value> {
+    let view = view(app).await?;
+    let name = ServiceName::parse(&v.name).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let consumer = find_consumer(&view, &v.consumer).ok_or_else(|| {
+        ServiceError::NotFound(format!("no active node {} in the directory", v.consumer))
+    })?;
+    let reason = v
+        .reason
+        .clone()
+        .unwrap_or_else(|| "denied by the provider's operator".into());
+    let app2 = app.clone();
+    let view2 = view.clone();
+    let (consumer2, name2) = (consumer.clone(), name.clone());
+    let outcome = crate::daemon::drive::blocking(move || {
+        with_book(&app2, |book, now| {
+            let out = if deny {
+                book.deny(&consumer2, &name2, &reason, &view2, now)?
+            } else {
+                book.approve(&consumer2, &name2, &view2, now)?
+            };
+            Ok((out, ()))
+        })
+    })
+    .await
+    .map_err(|e| ServiceError::Fault(e.into()))?
+    .map_err(|e| ServiceError::Fault(anyhow::anyhow!(e)))?;
+    outcome.map_err(refusal)?;
+    let now = app.lending.provider.now();
+    let found = app.lending.provider.with_loaded(|book| {
+        book.subscriptions(now)
+            .into_iter()
+            .find(|s| s.consumer == consumer && s.name == name)
+            .map(|info| row(&info, &view))
+    });
+    found.ok_or_else(|| ServiceError::NotFound("the subscription is gone".into()))
+}
+
+/// A node named by boxname, node id or mesh address in `view`.
+pub fn find_consumer(view: &View, who: &str) -> Option<NodeId> {
+    view.nodes
+        .iter()
+        .find(|(id, n)| {
+            id.as_str() == who || n.boxname.as_str() == who || n.mesh_ip.to_string() == who
+        })
+        .map(|(id, _)| id.clone())
+}
