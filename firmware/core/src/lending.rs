@@ -12,12 +12,18 @@
 //! every field rule is checked on both sealing and opening.
 
 mod catalog;
+mod effects;
+pub mod provider;
+mod rate;
 mod records;
 
 #[cfg(test)]
 mod tests;
 
 pub use catalog::{Catalog, PublishedOffer};
+pub use effects::{AuditEvent, GrantChange, LendingGrant, audit_kind};
+pub use provider::{Outcome, ProviderBook, ProviderSettings, Refusal};
+pub use rate::RateLimit;
 pub use records::{
     Approval, Decision, LendingError, MAX_ALLOW, MAX_DESCRIPTION_LEN, MAX_DURATION_SECS,
     MAX_NAME_LEN, MAX_REASON_LEN, MAX_TAG_LEN, Offer, OfferRef, Principal, Protocol, Publication,
