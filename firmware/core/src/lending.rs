@@ -12,15 +12,19 @@
 //! every field rule is checked on both sealing and opening.
 
 mod catalog;
+pub mod consumer;
 mod effects;
 pub mod provider;
 mod rate;
 mod records;
 
 #[cfg(test)]
+mod property_tests;
+#[cfg(test)]
 mod tests;
 
 pub use catalog::{Catalog, PublishedOffer};
+pub use consumer::{ConsumerBook, ConsumerSettings};
 pub use effects::{AuditEvent, GrantChange, LendingGrant, audit_kind};
 pub use provider::{Outcome, ProviderBook, ProviderSettings, Refusal};
 pub use rate::RateLimit;

@@ -26,6 +26,7 @@
 //! operator's denial sticks to (consumer, service) until the operator
 //! approves it.
 
+mod refusal;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -34,14 +35,14 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+pub use refusal::Refusal;
 pub use state::{EndReason, State, SubscriptionInfo};
 
 use super::effects::{AuditEvent, GrantChange, LendingGrant, audit_kind};
 use super::rate::{Buckets, RateLimit};
-use super::records::{Decision, LendingError, Request, ServiceName, VERSION, Verdict};
+use super::records::{Decision, Request, ServiceName, VERSION, Verdict};
 use crate::audit::Field;
 use crate::directory::View;
-use crate::envelope::EnvelopeError;
 use crate::hash::to_hex;
 use crate::node_id::NodeId;
 use crate::time::Millis;
@@ -66,62 +67,6 @@ impl Default for ProviderSettings {
             },
             max_entries: 4096,
             max_pending: 256,
-        }
-    }
-}
-
-/// Why a request or an operator's command was refused; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("too many requests from {0}")]
-    RateLimited(Ipv4Addr),
-    #[error("malformed request: {0}")]
-    Malformed(LendingError),
-    #[error("the signature does not verify against the consumer's directory key")]
-    BadSignature,
-    #[error("{0} is not in the directory")]
-    UnknownConsumer(String),
-    #[error("{0} is revoked")]
-    ConsumerRevoked(String),
-    #[error("the request is for another provider ({0})")]
-    WrongProvider(String),
-    #[error("the request names {claimed}, the consumer's mesh address is {own}")]
-    WrongAddress { claimed: Ipv4Addr, own: Ipv4Addr },
-    #[error("the request came from {from}, not from the consumer's mesh address {own}")]
-    NotFromConsumer { from: Ipv4Addr, own: Ipv4Addr },
-    #[error("no current offer of this service by this provider")]
-    NoSuchOffer,
-    #[error("the offer changed: its current serial is {current}")]
-    OfferChanged { current: u64 },
-    #[error("counter {found} is not above {last}, the last one taken")]
-    StaleCounter { last: u64, found: u64 },
-    #[error("no subscription of this consumer to this service")]
-    NoSuchSubscription,
-    #[error("the subscription is not waiting for a decision")]
-    NotPending,
-    #[error("too many subscriptions held ({0})")]
-    Full(usize),
-    #[error("too many requests waiting for the operator ({0})")]
-    TooManyPending(usize),
-}
-
-impl Refusal {
-    /// The error code of the node's API (docs/api.md).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::RateLimited(_) => "rate_limited",
-            Refusal::Malformed(_) => "malformed",
-            Refusal::BadSignature => "bad_signature",
-            Refusal::UnknownConsumer(_) => "unknown_node",
-            Refusal::ConsumerRevoked(_) => "node_revoked",
-            Refusal::WrongProvider(_) => "wrong_provider",
-            Refusal::WrongAddress { .. } | Refusal::NotFromConsumer { .. } => "wrong_address",
-            Refusal::NoSuchOffer => "no_such_offer",
-            Refusal::OfferChanged { .. } => "offer_changed",
-            Refusal::StaleCounter { .. } => "stale_counter",
-            Refusal::NoSuchSubscription => "no_such_subscription",
-            Refusal::NotPending => "not_pending",
-            Refusal::Full(_) | Refusal::TooManyPending(_) => "full",
         }
     }
 }
@@ -165,8 +110,8 @@ impl ProviderBook {
         if !self.buckets.take(self.settings.rate, from, now) {
             return Err(Refusal::RateLimited(from));
         }
-        let (request, hash) =
-            super::open_request(bytes, |id| view.signing_key(id)).map_err(|e| refusal(e, view))?;
+        let (request, hash) = super::open_request(bytes, |id| view.signing_key(id))
+            .map_err(|e| Refusal::opening(e, view))?;
         if *request.provider() != self.me {
             return Err(Refusal::WrongProvider(request.provider().to_string()));
         }
@@ -544,23 +489,5 @@ fn verdict_text(verdict: &Verdict) -> String {
         Verdict::Accepted { duration_secs } => format!("accepted for {duration_secs} s"),
         Verdict::Denied { reason } => format!("denied: {reason}"),
         Verdict::Ended => "ended".into(),
-    }
-}
-
-/// A request that did not open, as the refusal the consumer is told.
-fn refusal(error: LendingError, view: &View) -> Refusal {
-    match error {
-        LendingError::UnknownSigner(id) => {
-            let revoked = crate::NodeId::parse(&id).is_ok_and(|n| view.revoked.contains_key(&n));
-            if revoked {
-                Refusal::ConsumerRevoked(id)
-            } else {
-                Refusal::UnknownConsumer(id)
-            }
-        }
-        LendingError::WrongSigner(_) | LendingError::Envelope(EnvelopeError::BadSignature) => {
-            Refusal::BadSignature
-        }
-        other => Refusal::Malformed(other),
     }
 }
