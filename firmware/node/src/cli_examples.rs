@@ -131,6 +131,30 @@ const EXAMPLES: &[(&str, &str)] = &[
         "gondwana grant list\n  gondwana grant list --json",
     ),
     (
+        "service",
+        "gondwana service subscribe web@kitchen\n  gondwana service requests",
+    ),
+    (
+        "service subscribe",
+        "gondwana service subscribe web@kitchen\n  gondwana service subscribe dns@cellar --duration 10m --json",
+    ),
+    (
+        "service unsubscribe",
+        "gondwana service unsubscribe web@kitchen",
+    ),
+    (
+        "service requests",
+        "gondwana service requests\n  gondwana service requests --json",
+    ),
+    (
+        "service approve",
+        "gondwana service approve files hall\n  gondwana service approve files 10.64.0.9",
+    ),
+    (
+        "service deny",
+        "gondwana service deny files hall --reason \"not this one\"\n  gondwana service deny files hall --json",
+    ),
+    (
         "update",
         "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update status",
     ),

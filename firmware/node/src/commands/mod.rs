@@ -9,6 +9,7 @@ pub mod logs;
 pub mod modules;
 pub mod output;
 pub mod status;
+pub mod subscriptions;
 pub mod update;
 pub mod version;
 pub mod wireguard_bench;

@@ -267,6 +267,7 @@ impl App {
                 json!(peers.iter().filter(|p| p.online()).count());
         }
         v["firewall"] = self.grants.status_json();
+        v["subscriptions"] = crate::daemon::lending::status_json(self);
         v["candidates"] = match self.candidates.borrow().as_deref() {
             Some(c) => json!({
                 "serial": c.serial,

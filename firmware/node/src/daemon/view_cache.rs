@@ -14,6 +14,11 @@ use crate::store::StateStore;
 pub struct ViewCache(Mutex<Option<(Head, Arc<View>)>>);
 
 impl ViewCache {
+    /// The view last read, without looking at the store (status).
+    pub fn cached(&self) -> Option<Arc<View>> {
+        self.0.lock().ok()?.as_ref().map(|(_, v)| v.clone())
+    }
+
     /// The view of the stored directory signed by `authority`, and whether
     /// it changed since the last call.
     pub async fn get(

@@ -86,7 +86,11 @@ fn load(app: &App, now: Millis) -> std::result::Result<ConsumerBook, String> {
     let me = app.identity().node_id;
     let seed = crate::random::jitter_seed();
     let settings = ConsumerSettings::default();
-    match app.store.lending_book(KEY_CONSUMER).map_err(|e| e.to_string())? {
+    match app
+        .store
+        .lending_book(KEY_CONSUMER)
+        .map_err(|e| e.to_string())?
+    {
         None => Ok(ConsumerBook::new(me, settings, seed)),
         Some(bytes) => ConsumerBook::restore(me, settings, seed, &bytes, now)
             .map_err(|e| format!("the stored consumer book: {e}")),
@@ -188,9 +192,14 @@ async fn exchange(
                 SendError::Refused { code, .. } => refused(&code),
             }
         })?;
-    let key = view.signing_key(&out.provider).ok_or(Failure::Unreachable)?;
+    let key = view
+        .signing_key(&out.provider)
+        .ok_or(Failure::Unreachable)?;
     let decision = lending::open_decision(&answer, &key).map_err(|e| {
-        warn!("lending: {}@{}: the decision does not verify: {e}", out.name, out.provider);
+        warn!(
+            "lending: {}@{}: the decision does not verify: {e}",
+            out.name, out.provider
+        );
         refused("bad_decision")
     })?;
     Ok((decision, sent))
@@ -249,7 +258,9 @@ pub async fn subscribe(app: &Arc<App>, s: Subscribe) -> Result<Value> {
     let duration = s.duration_secs.unwrap_or_else(|| {
         offer
             .max_duration_secs
-            .map_or(DEFAULT_SUBSCRIPTION_SECS, |m| m.min(DEFAULT_SUBSCRIPTION_SECS))
+            .map_or(DEFAULT_SUBSCRIPTION_SECS, |m| {
+                m.min(DEFAULT_SUBSCRIPTION_SECS)
+            })
     });
     let app2 = app.clone();
     let (p, n) = (provider.clone(), name.clone());

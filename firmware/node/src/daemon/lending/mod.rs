@@ -57,6 +57,19 @@ pub fn register(metrics: &Metrics) {
     );
 }
 
+/// Status: the subscriptions to this box's offers (`provider`) and the
+/// ones it wants (`consumer`), from the books in memory and the directory
+/// view last read (empty before either is loaded).
+pub fn status_json(app: &App) -> serde_json::Value {
+    let Some(view) = app.lending.views.cached() else {
+        return serde_json::json!({"provider": [], "consumer": []});
+    };
+    serde_json::json!({
+        "provider": operator::rows(app, &view),
+        "consumer": consumer::rows(app, &view),
+    })
+}
+
 /// `POST /v1/services/request`: a consumer's signed request → the
 /// provider's signed decision.
 pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {

@@ -93,7 +93,9 @@ pub async fn requests(app: &Arc<App>) -> Result<Value> {
     .map_err(|e| ServiceError::Fault(e.into()))?
     .map_err(|e| ServiceError::Fault(anyhow::anyhow!(e)))?;
     Ok(Value::Array(
-        all.into_iter().filter(|r| r["state"] == "pending").collect(),
+        all.into_iter()
+            .filter(|r| r["state"] == "pending")
+            .collect(),
     ))
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use gondwana_core::directory::View;
 use gondwana_core::lending::{
-    self, GrantChange, Outcome, ProviderBook, ProviderSettings, Protocol, Refusal, Verdict,
+    self, GrantChange, Outcome, Protocol, ProviderBook, ProviderSettings, Refusal, Verdict,
 };
 use gondwana_core::time::Millis;
 use http::StatusCode;
@@ -61,8 +61,7 @@ impl ProviderState {
 
 /// Loads the book from the store if it is not loaded yet (blocking).
 pub fn ensure_loaded(app: &App) -> Result<(), Fault> {
-    with_book(app, |_, _| Ok((Outcome::default(), ())))
-        .map(|_| ())
+    with_book(app, |_, _| Ok((Outcome::default(), ()))).map(|_| ())
 }
 
 /// A failure of this box (store, kernel), as opposed to a refusal.
@@ -156,8 +155,15 @@ fn commit(app: &App, book: &ProviderBook, out: &Outcome, now: Millis) -> Result<
             }
             GrantChange::Remove { grant, .. } => {
                 if grant.protocol == Protocol::Tcp {
-                    grants::remove_grant_in(fw, &txn, grant.ip, grant.port.into(), unix, "subscription")
-                        .map_err(fault)?;
+                    grants::remove_grant_in(
+                        fw,
+                        &txn,
+                        grant.ip,
+                        grant.port.into(),
+                        unix,
+                        "subscription",
+                    )
+                    .map_err(fault)?;
                 }
             }
         }
@@ -185,10 +191,13 @@ pub async fn decide(
     view: Arc<View>,
 ) -> Result<Vec<u8>, ApiError> {
     let IpAddr::V4(from) = peer else {
-        return Err(refused(app, &Refusal::NotFromConsumer {
-            from: Ipv4Addr::UNSPECIFIED,
-            own: Ipv4Addr::UNSPECIFIED,
-        }));
+        return Err(refused(
+            app,
+            &Refusal::NotFromConsumer {
+                from: Ipv4Addr::UNSPECIFIED,
+                own: Ipv4Addr::UNSPECIFIED,
+            },
+        ));
     };
     let app2 = app.clone();
     let result = crate::daemon::drive::blocking(move || {
@@ -233,8 +242,7 @@ pub async fn decide(
 /// A refusal of the book as the consumer sees it, counted.
 fn refused(app: &App, refusal: &Refusal) -> ApiError {
     let code = refusal.code();
-    app.metrics
-        .inc(super::REFUSALS_METRIC, &[("reason", code)]);
+    app.metrics.inc(super::REFUSALS_METRIC, &[("reason", code)]);
     ApiError::new(refusal_status(refusal), code, refusal.to_string())
 }
 
@@ -282,7 +290,11 @@ pub async fn run(app: Arc<App>) {
         let app2 = app.clone();
         let done = crate::daemon::drive::blocking(move || {
             with_book(&app2, |book, now| {
-                let mut out = if moved { book.on_view(&view) } else { Outcome::default() };
+                let mut out = if moved {
+                    book.on_view(&view)
+                } else {
+                    Outcome::default()
+                };
                 let expired = book.tick(now);
                 out.grants.extend(expired.grants);
                 out.audit.extend(expired.audit);
