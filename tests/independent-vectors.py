@@ -56,6 +56,57 @@ UPDATE_BUNDLE = bytes.fromhex(
     "1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e"
     "3f6b65726e656c"
 )
+LENDING_OFFER = bytes.fromhex(
+    "5d00013767773a70626532796d636a6e6166366433337766333761326e786163347a3467"
+    "72736f776464346b776174726c68736a6f7a6768706a71037765620100903f0202000562"
+    "6f782d3201036c616201087468652077696b6901901cd75a980182b10ab7d54bfed3c964"
+    "073a0ee172f3daa62325af021a68f707511a40ab6040ff360ba9e855bdb6dcce3d2cf793"
+    "9d77b032c3341a51ec6c1f9fa387479f357364d9c29c9cca967dc04e1d24c07cd460a7a3"
+    "7a376f0927ff32c3614b09")
+LENDING_WITHDRAWAL = bytes.fromhex(
+    "3f01013767773a70626532796d636a6e6166366433337766333761326e786163347a3467"
+    "72736f776464346b776174726c68736a6f7a6768706a710377656202d75a980182b10ab7"
+    "d54bfed3c964073a0ee172f3daa62325af021a68f707511a40873af4eb5c2719d9e9c24e"
+    "679ba3bcd2e2996e21e939147f2bcd923d39994126d060e0d73ca9958752a2f3a1a95526"
+    "abb30d3b295214f0d5de06c549d3b10402")
+LENDING_ENTRY = bytes.fromhex(
+    "e40101051111111111111111111111111111111111111111111111111111111111111111"
+    "03bf015d00013767773a70626532796d636a6e6166366433337766333761326e78616334"
+    "7a346772736f776464346b776174726c68736a6f7a6768706a71037765620100903f0202"
+    "0005626f782d3201036c616201087468652077696b6901901cd75a980182b10ab7d54bfe"
+    "d3c964073a0ee172f3daa62325af021a68f707511a40ab6040ff360ba9e855bdb6dcce3d"
+    "2cf7939d77b032c3341a51ec6c1f9fa387479f357364d9c29c9cca967dc04e1d24c07cd4"
+    "60a7a37a376f0927ff32c3614b09fc51cd8e6218a1a38da47ed00230f0580816ed13ba33"
+    "03ac5deb91154890802540163891a93163870b75cf2bcf3b5d28dd1fb99619dd08ed4beb"
+    "e45f29785eb5bd9df1e66884f5104d8bd186850eeff2095d67e68a74d904b31b7e5252a4"
+    "a19102")
+LENDING_SUBSCRIPTION = bytes.fromhex(
+    "7e00013767773a70626532796d636a6e6166366433337766333761326e786163347a3467"
+    "72736f776464346b776174726c68736a6f7a6768706a7103776562013767773a6e336536"
+    "73766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b7875"
+    "797a3336356f3435657435710a0a0003d804013d4017c3e843895a92b70aa74d1b7ebc9c"
+    "982ccf2ec4968cc0cd55f12af4660c4075485f45c974e21556edac9ac357870d1a0d484a"
+    "754d7f1c57be93fdfe18386ec54bd87001dda7934f534ff4c588e372921292a59f5359fb"
+    "96a824b1a40c400a")
+LENDING_UNSUBSCRIBE = bytes.fromhex(
+    "7701013767773a70626532796d636a6e6166366433337766333761326e786163347a3467"
+    "72736f776464346b776174726c68736a6f7a6768706a71037765623767773a6e33653673"
+    "766e62746f723474347a796b61656275643364376a6f3764786879376c6970766b787579"
+    "7a3336356f343565743571023d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968c"
+    "c0cd55f12af4660c409296772f53a87dc7a20e683ce173ea424b3d46b5f56c98b7a73577"
+    "9f3f883a52a85c528e82e455a558035204439cb939e0cf2b78cffac67ec1274b304f8b40"
+    "0f")
+LENDING_DECISION = bytes.fromhex(
+    "9a01013767773a70626532796d636a6e6166366433337766333761326e786163347a3467"
+    "72736f776464346b776174726c68736a6f7a6768706a713767773a6e33653673766e6274"
+    "6f723474347a796b61656275643364376a6f3764786879376c6970766b7875797a333635"
+    "6f34356574357103776562d1bc0e554f115b211f5b6dcc2b7e73e960caabbf6510c06a3b"
+    "ea4695c83aa365010101d804d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325"
+    "af021a68f707511a40279982a0788de2f865207102e2e0f25532eee73d9614e537e9a434"
+    "4333d535ee5d84a3e4a03ff58b1674fa827a54ab19b3173de2c9fd123e1b93cc6bdabbe3"
+    "08")
+# RFC 8032 TEST 3: the hub of the lending vectors.
+LENDING_HUB_SEED = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7"
 HUB_SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
 
 
@@ -353,10 +404,99 @@ def check_update_bundle():
         raise AssertionError("manifest verified under the rotated-out key")
 
 
+def read_name(r: Reader) -> str:
+    """A ServiceName or boxname: a DNS label."""
+    name = r.bytes().decode()
+    assert 1 <= len(name) <= 63 and all(c.islower() or c.isdigit() or c == "-" for c in name)
+    assert not name.startswith("-") and not name.endswith("-")
+    return name
+
+
+def must_fail(f):
+    try:
+        f()
+    except Exception:
+        return
+    raise AssertionError("verified where it must not")
+
+
+def check_lending():
+    """docs/protocol.md, Lending: an offer, its withdrawal, the directory
+    entry carrying the offer verbatim, a subscription, an unsubscribe and
+    the provider's decision."""
+    provider_key = bytes.fromhex(ID_VECTORS[0][1])
+    consumer_key = bytes.fromhex(ID_VECTORS[1][1])
+    hub_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(LENDING_HUB_SEED)).public_key().public_bytes_raw()
+    provider, consumer = node_id(provider_key), node_id(consumer_key)
+    pub_tag = b"gondwana/v1/lending-publication\x00"
+    req_tag = b"gondwana/v1/lending-request\x00"
+    dec_tag = b"gondwana/v1/lending-decision\x00"
+
+    assert len(LENDING_OFFER) <= 960
+    body, signer = open_envelope(LENDING_OFFER, pub_tag)
+    assert signer == provider_key, "signed by the provider's directory key"
+    b = Reader(body)
+    assert b.varint() == 0 and b.take(1) == b"\x01", "Offer, version 1"
+    assert b.bytes().decode() == provider and read_name(b) == "web"
+    assert b.varint() == 1, "serial"
+    assert b.varint() == 0 and b.varint() == 8080, "tcp 8080"
+    assert b.varint() == 2 and b.varint() == 2, "Allow, two principals"
+    assert b.varint() == 0 and read_name(b) == "box-2", "Boxname"
+    assert b.varint() == 1 and b.bytes() == b"lab", "Tag"
+    assert b.take(1) == b"\x01" and b.bytes() == b"the wiki", "description"
+    assert b.take(1) == b"\x01" and b.varint() == 3600, "max duration"
+    b.done()
+    must_fail(lambda: open_envelope(LENDING_OFFER, req_tag))
+
+    body, signer = open_envelope(LENDING_WITHDRAWAL, pub_tag)
+    assert signer == provider_key
+    b = Reader(body)
+    assert b.varint() == 1 and b.take(1) == b"\x01", "Withdrawal, version 1"
+    assert b.bytes().decode() == provider and read_name(b) == "web" and b.varint() == 2
+    b.done()
+
+    body, signer = open_envelope(LENDING_ENTRY, b"gondwana/v1/directory-entry\x00")
+    assert signer == hub_key, "the entry is the hub's"
+    e = Reader(body)
+    assert e.take(1) == b"\x01" and e.varint() == 5 and e.take(32) == bytes([0x11] * 32)
+    assert e.varint() == 3, "Lending"
+    assert e.bytes() == LENDING_OFFER, "the provider's bytes verbatim"
+    e.done()
+
+    body, signer = open_envelope(LENDING_SUBSCRIPTION, req_tag)
+    assert signer == consumer_key, "signed by the consumer's directory key"
+    r = Reader(body)
+    assert r.varint() == 0 and r.take(1) == b"\x01", "Subscription, version 1"
+    assert r.bytes().decode() == provider and read_name(r) == "web" and r.varint() == 1, "offer ref"
+    assert r.bytes().decode() == consumer and r.take(4) == bytes([10, 10, 0, 3])
+    assert (r.varint(), r.varint()) == (600, 1), "duration, counter"
+    r.done()
+    must_fail(lambda: open_envelope(LENDING_SUBSCRIPTION, pub_tag))
+
+    body, signer = open_envelope(LENDING_UNSUBSCRIBE, req_tag)
+    assert signer == consumer_key
+    r = Reader(body)
+    assert r.varint() == 1 and r.take(1) == b"\x01", "Unsubscribe, version 1"
+    assert r.bytes().decode() == provider and read_name(r) == "web"
+    assert r.bytes().decode() == consumer and r.varint() == 2
+    r.done()
+
+    body, signer = open_envelope(LENDING_DECISION, dec_tag)
+    assert signer == provider_key, "signed by the provider"
+    d = Reader(body)
+    assert d.take(1) == b"\x01"
+    assert d.bytes().decode() == provider and d.bytes().decode() == consumer and read_name(d) == "web"
+    assert d.take(32) == hashlib.blake2b(LENDING_SUBSCRIPTION, digest_size=32).digest(), "names the request"
+    assert (d.varint(), d.varint()) == (1, 1), "counter, offer serial"
+    assert d.varint() == 1 and d.varint() == 600, "Accepted for 600 s"
+    d.done()
+    must_fail(lambda: open_envelope(LENDING_DECISION, req_tag))
+
+
 passed = failed = 0
 for check in (check_ids, check_genesis, check_wireguard_keys, check_token, check_submission,
               check_grant, check_rotation, check_nonces, check_candidates,
-              check_update_bundle):
+              check_update_bundle, check_lending):
     try:
         check()
         passed += 1

@@ -22,6 +22,8 @@ mod records;
 mod property_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod vectors;
 
 pub use catalog::{Catalog, PublishedOffer};
 pub use consumer::{ConsumerBook, ConsumerSettings};

@@ -187,7 +187,8 @@ fn field_rules_hold_on_sealing_and_opening() {
 fn the_largest_offer_fits_one_directory_entry() {
     let p = Publication::Offer(largest_offer());
     let bytes = seal_publication(&p, &key(2)).unwrap();
-    assert!(bytes.len() <= MAX_PUBLICATION_BYTES, "{}", bytes.len());
+    // docs/protocol.md says: under 900 bytes, within the 960 of an entry.
+    assert!(bytes.len() < 900, "{}", bytes.len());
     let hub = key(1);
     let head = Head {
         len: u64::MAX - 1,
