@@ -112,3 +112,6 @@ pub async fn receive(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, Ap
         decision.into(),
     ))
 }
+
+#[cfg(test)]
+mod tests;
