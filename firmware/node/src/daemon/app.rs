@@ -78,7 +78,7 @@ pub struct App {
     /// Hub: reports, the relay allocation and the signed snapshot.
     pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
     /// Lending: the provider's and the consumer's books (daemon/lending/).
-    pub lending: crate::daemon::lending::Lending,
+    pub lending: crate::daemon::lending_state::Lending,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -267,7 +267,7 @@ impl App {
                 json!(peers.iter().filter(|p| p.online()).count());
         }
         v["firewall"] = self.grants.status_json();
-        v["subscriptions"] = crate::daemon::lending::status_json(self);
+        v["subscriptions"] = crate::daemon::lending_state::status_json(&self.lending);
         v["candidates"] = match self.candidates.borrow().as_deref() {
             Some(c) => json!({
                 "serial": c.serial,

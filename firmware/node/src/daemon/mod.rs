@@ -18,6 +18,7 @@ pub mod enrol_task;
 pub mod firewall;
 pub mod grants;
 pub mod lending;
+pub mod lending_state;
 pub mod metrics;
 pub mod nonces;
 pub mod paths;

@@ -6,8 +6,8 @@
 //! it back. The book is saved before a request leaves (a restart never
 //! reuses a counter) and after each answer.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gondwana_core::NodeId;
 use gondwana_core::directory::View;
@@ -16,11 +16,10 @@ use gondwana_core::lending::consumer::{ConsumerInfo, Failure, Outgoing, Status};
 use gondwana_core::lending::{self, ConsumerBook, ConsumerSettings, ServiceName};
 use gondwana_core::time::Millis;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use super::transport::{self, SendError};
-use crate::clock::now_unix;
 use crate::daemon::app::App;
+use crate::daemon::lending_state::consumer_row;
 use crate::service::request::{DEFAULT_SUBSCRIPTION_SECS, Subscribe};
 use crate::service::{Result, ServiceError};
 use crate::store::lending::{KEY_CONSUMER, put_book};
@@ -30,36 +29,6 @@ use crate::store::lending::{KEY_CONSUMER, put_book};
 const MAX_SLEEP: Duration = Duration::from_secs(5);
 /// How long `service subscribe|unsubscribe` waits for the first answer.
 const FIRST_ANSWER: Duration = Duration::from_secs(10);
-
-pub struct ConsumerState {
-    book: Mutex<Option<ConsumerBook>>,
-    epoch: Instant,
-    /// Wakes the loop: the book wants something now.
-    wake: Notify,
-    /// Signalled after every answer the loop fed in.
-    answered: Notify,
-}
-
-impl Default for ConsumerState {
-    fn default() -> Self {
-        ConsumerState {
-            book: Mutex::new(None),
-            epoch: Instant::now(),
-            wake: Notify::new(),
-            answered: Notify::new(),
-        }
-    }
-}
-
-impl ConsumerState {
-    fn now(&self) -> Millis {
-        Millis(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<ConsumerBook>> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 /// Runs `f` on the book (loaded from the store at first use) and saves it.
 fn with_book<T>(
@@ -140,6 +109,7 @@ async fn step(app: &Arc<App>) -> Option<Millis> {
     };
     let signing = app.store.require_identity().ok()?.signing;
     let port = app.config().mesh.api_port;
+    let sent_any = !due.is_empty();
     for out in due {
         let answer = exchange(&out, &signing, port, &view).await;
         let app2 = app.clone();
@@ -158,7 +128,9 @@ async fn step(app: &Arc<App>) -> Option<Millis> {
         }
         app.lending.consumer.answered.notify_waiters();
     }
-    app.changed();
+    if sent_any {
+        app.changed();
+    }
     let app2 = app.clone();
     crate::daemon::drive::blocking(move || with_book(&app2, |book, _| book.next_wake()))
         .await
@@ -315,7 +287,7 @@ async fn await_answer(
             Some(i) => !i.ending && !matches!(i.status, Status::Requesting) || i.failures > 0,
         };
         if settled || tokio::time::Instant::now() >= deadline {
-            return Ok(found.map_or(Value::Null, |i| row(&i, view)));
+            return Ok(found.map_or(Value::Null, |i| consumer_row(&i, view)));
         }
         let _ = tokio::time::timeout_at(deadline, answered).await;
     }
@@ -330,42 +302,4 @@ fn info(app: &App, provider: &NodeId, name: &ServiceName) -> Option<ConsumerInfo
         .subscriptions(now)
         .into_iter()
         .find(|i| i.provider == *provider && i.name == *name)
-}
-
-/// Every subscription this box wants (status).
-pub fn rows(app: &App, view: &View) -> Vec<Value> {
-    let state = &app.lending.consumer;
-    let now = state.now();
-    let guard = state.lock();
-    guard
-        .as_ref()
-        .map(|b| b.subscriptions(now).iter().map(|i| row(i, view)).collect())
-        .unwrap_or_default()
-}
-
-/// One consumer-side subscription as JSON.
-pub fn row(i: &ConsumerInfo, view: &View) -> Value {
-    let (state, reason) = match &i.status {
-        Status::Requesting => ("requesting", None),
-        Status::Pending => ("pending", None),
-        Status::Active { .. } => ("active", None),
-        Status::Denied { reason } => ("denied", Some(reason.clone())),
-        Status::Expired => ("expired", None),
-        Status::Ended => ("ended", None),
-        Status::Withdrawn => ("withdrawn", None),
-        Status::Refused { code } => ("refused", Some(code.clone())),
-    };
-    let remaining = i.remaining.map(|d| d.as_secs());
-    json!({
-        "service": i.name.as_str(),
-        "provider": view.nodes.get(&i.provider).map(|n| n.boxname.as_str()),
-        "provider_id": i.provider.as_str(),
-        "state": state,
-        "reason": reason,
-        "duration_secs": i.duration_secs,
-        "remaining_secs": remaining,
-        "expires_unix": remaining.map(|r| now_unix().saturating_add(r)),
-        "unreachable": i.unreachable,
-        "unsubscribing": i.ending,
-    })
 }

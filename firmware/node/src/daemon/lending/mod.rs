@@ -17,30 +17,11 @@ use http::StatusCode;
 use crate::api::metrics::Metrics;
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::daemon::app::App;
-use crate::daemon::view_cache::ViewCache;
 
-/// Requests refused before a provider's book saw them, by reason.
+/// Lending requests refused, by reason (the driver's and the book's).
 pub const REFUSALS_METRIC: &str = "gondwana_service_refusals_total";
 /// Verified requests for one of this box's services, by service and verdict.
 pub const REQUESTS_METRIC: &str = "gondwana_service_requests_total";
-
-/// The lending state the daemon holds besides the books.
-pub struct Lending {
-    /// The verified directory, re-read only when its head moves.
-    pub views: ViewCache,
-    pub provider: provider::ProviderState,
-    pub consumer: consumer::ConsumerState,
-}
-
-impl Default for Lending {
-    fn default() -> Self {
-        Lending {
-            views: ViewCache::default(),
-            provider: Default::default(),
-            consumer: Default::default(),
-        }
-    }
-}
 
 /// Registers the lending counters, every refusal reason at zero.
 pub fn register(metrics: &Metrics) {
@@ -55,19 +36,6 @@ pub fn register(metrics: &Metrics) {
         REQUESTS_METRIC,
         "Verified lending requests for this box's services, by service and verdict",
     );
-}
-
-/// Status: the subscriptions to this box's offers (`provider`) and the
-/// ones it wants (`consumer`), from the books in memory and the directory
-/// view last read (empty before either is loaded).
-pub fn status_json(app: &App) -> serde_json::Value {
-    let Some(view) = app.lending.views.cached() else {
-        return serde_json::json!({"provider": [], "consumer": []});
-    };
-    serde_json::json!({
-        "provider": operator::rows(app, &view),
-        "consumer": consumer::rows(app, &view),
-    })
 }
 
 /// `POST /v1/services/request`: a consumer's signed request → the

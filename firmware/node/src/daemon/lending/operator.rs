@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use gondwana_core::NodeId;
 use gondwana_core::directory::View;
-use gondwana_core::lending::provider::{State, SubscriptionInfo};
 use gondwana_core::lending::{Refusal, ServiceName};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::provider::with_book;
 use crate::daemon::app::App;
+use crate::daemon::lending_state::provider_row as row;
 use crate::service::request::Verdict;
 use crate::service::{Result, ServiceError};
 
@@ -45,49 +45,20 @@ fn refusal(r: Refusal) -> ServiceError {
     }
 }
 
-/// One provider-side subscription as JSON (`service requests`, status).
-pub fn row(info: &SubscriptionInfo, view: &View) -> Value {
-    let node = view.nodes.get(&info.consumer);
-    let (state, reason) = match &info.state {
-        State::Pending => ("pending", None),
-        State::Active { .. } => ("active", None),
-        State::Denied { reason } => ("denied", Some(reason.to_string())),
-        State::Ended(why) => ("ended", Some(why.as_str().to_string())),
-    };
-    let remaining = info.remaining.map(|d| d.as_secs());
-    json!({
-        "service": info.name.as_str(),
-        "consumer": info.consumer.as_str(),
-        "consumer_boxname": node.map(|n| n.boxname.as_str()),
-        "consumer_ip": info.consumer_ip.to_string(),
-        "state": state,
-        "reason": reason,
-        "requested_secs": info.requested_secs,
-        "remaining_secs": remaining,
-        "expires_unix": remaining.map(|r| crate::clock::now_unix().saturating_add(r)),
-        "counter": info.counter,
-    })
-}
-
-/// Every subscription to this box's offers (`None`: no book yet).
-pub fn rows(app: &App, view: &View) -> Vec<Value> {
-    let state = &app.lending.provider;
-    let now = state.now();
-    state.with_loaded(|book| {
-        book.subscriptions(now)
-            .iter()
-            .map(|info| row(info, view))
-            .collect()
-    })
-}
-
 /// `service requests`: the requests waiting for this box's operator.
 pub async fn requests(app: &Arc<App>) -> Result<Value> {
     let view = view(app).await?;
     let app2 = app.clone();
     let all = crate::daemon::drive::blocking(move || {
         super::provider::ensure_loaded(&app2)?;
-        Ok::<_, super::provider::Fault>(rows(&app2, &view))
+        let book = &app2.lending.provider;
+        let now = book.now();
+        Ok::<_, super::provider::Fault>(book.with_loaded(|b| {
+            b.subscriptions(now)
+                .iter()
+                .map(|i| row(i, &view))
+                .collect::<Vec<_>>()
+        }))
     })
     .await
     .map_err(|e| ServiceError::Fault(e.into()))?

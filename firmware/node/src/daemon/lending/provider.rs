@@ -7,8 +7,8 @@
 //! is lost, nothing lost was acknowledged.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use gondwana_core::directory::View;
 use gondwana_core::lending::{
@@ -27,37 +27,6 @@ use crate::store::{StateStore, append_audit};
 
 /// How often the provider looks at the directory head and the deadlines.
 const TICK: Duration = Duration::from_secs(1);
-
-/// The book, loaded from the store at its first use, and the driver's
-/// monotonic clock (`Millis` since the daemon made this).
-pub struct ProviderState {
-    book: Mutex<Option<ProviderBook>>,
-    epoch: Instant,
-}
-
-impl Default for ProviderState {
-    fn default() -> Self {
-        ProviderState {
-            book: Mutex::new(None),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-impl ProviderState {
-    pub fn now(&self) -> Millis {
-        Millis(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<ProviderBook>> {
-        self.book.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `f` of the book if it is loaded, else the default (an empty list).
-    pub fn with_loaded<T: Default>(&self, f: impl FnOnce(&ProviderBook) -> T) -> T {
-        self.lock().as_ref().map(f).unwrap_or_default()
-    }
-}
 
 /// Loads the book from the store if it is not loaded yet (blocking).
 pub fn ensure_loaded(app: &App) -> Result<(), Fault> {
