@@ -64,7 +64,7 @@ pub enum Command {
     /// Signed A/B updates: install a bundle into the inactive slot, show the slots.
     #[command(subcommand)]
     Update(UpdateCommand),
-    /// Lend services over the mesh: subscribe to another box's offer, decide on requests.
+    /// Lend services over the mesh: offer one of this box's ports, list the mesh's offers, subscribe, decide on requests.
     #[command(subcommand)]
     Service(ServiceCommand),
     /// Benchmark driver (scripts/bench): N grants in one netlink batch.
@@ -158,6 +158,50 @@ pub enum GrantCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
+    /// Offer a port of this box to the mesh: signed with the node key,
+    /// published in the directory through the hub.
+    Offer {
+        /// The service's name, a DNS label (`web`, `dns`).
+        name: String,
+        #[arg(long)]
+        port: u32,
+        #[arg(long, value_parser = ["tcp", "udp"], default_value = "tcp")]
+        proto: String,
+        /// Who gets it: `auto` (any box that asks), `manual` (the operator
+        /// approves each request), `allow:BOXNAME,TAG,...`.
+        #[arg(long, value_name = "auto|manual|allow:NAMES")]
+        approve: String,
+        /// One line for the boxes that list it.
+        #[arg(long)]
+        description: Option<String>,
+        /// The longest a subscription lasts before it must be renewed, e.g. 1h, 7d.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_duration: Option<std::time::Duration>,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw one of this box's offers (a signed withdrawal in the directory).
+    Withdraw {
+        name: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every offer of the mesh, from this box's verified directory.
+    List {
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// One offer, as NAME@BOXNAME.
+    Show {
+        #[arg(value_name = "NAME@BOXNAME")]
+        service: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
     /// Ask a box for one of its services: a signed subscription sent to it
     /// over the mesh, renewed by this box while it is wanted.
     Subscribe {

@@ -132,7 +132,19 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "service",
-        "gondwana service subscribe web@kitchen\n  gondwana service requests",
+        "gondwana service offer web --port 8080 --approve auto\n  gondwana service list",
+    ),
+    (
+        "service offer",
+        "gondwana service offer web --port 8080 --approve auto\n  gondwana service offer dns --port 53 --proto udp --approve allow:kitchen,lab --description 'resolver'\n  gondwana service offer files --port 445 --approve manual --max-duration 7d --json",
+    ),
+    (
+        "service withdraw",
+        "gondwana service withdraw web\n  gondwana service withdraw web --json",
+    ),
+    (
+        "service list",
+        "gondwana service list\n  gondwana service list --json | jq '.[] | select(.approve == \"auto\")'",
     ),
     (
         "service subscribe",
@@ -153,6 +165,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "service deny",
         "gondwana service deny files hall --reason \"not this one\"\n  gondwana service deny files hall --json",
+    ),
+    (
+        "service show",
+        "gondwana service show web@kitchen\n  gondwana service show web@kitchen --json",
     ),
     (
         "update",

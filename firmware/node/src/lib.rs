@@ -115,7 +115,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Directory(c) => directory::run(&state_dir, &config, c),
         Command::Grant(c) => grant::run(&state_dir, &config, c),
         Command::Update(c) => commands::update::run(&state_dir, &config, c),
-        Command::Service(c) => commands::subscriptions::run(&state_dir, &config, c),
+        Command::Service(c) => commands::offers::run(&state_dir, &config, c),
         Command::FirewallBench { count, table } => grant::bench(*count, table),
     }
 }

@@ -7,6 +7,7 @@ mod human;
 pub mod identity;
 pub mod logs;
 pub mod modules;
+pub mod offers;
 pub mod output;
 pub mod status;
 pub mod subscriptions;

@@ -1,4 +1,5 @@
-//! `gondwana service subscribe|unsubscribe|requests|approve|deny`: always
+//! `gondwana service subscribe|unsubscribe|requests|approve|deny` (the
+//! offers' commands are commands/offers.rs): always
 //! through the running daemon (it holds the books, sends requests over the
 //! mesh and owns the firewall); docs/services.md.
 
@@ -59,6 +60,8 @@ pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyho
             }),
             *json,
         ),
+        // Offers: commands/offers.rs, which hands the rest here.
+        other => return super::offers::run(state_dir, config, other),
     };
     let v = call(state_dir, config, request)?;
     if as_json {

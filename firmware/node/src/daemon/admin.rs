@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::peers::PeerReport;
-use crate::daemon::{enrol_task, grants, lending, revocation};
+use crate::daemon::{enrol_task, grants, lending, offers_task, revocation};
 use crate::exit::SocketTaken;
 use crate::pid_lock::{LockError, PidLock};
 use crate::service::request::RouteError;
@@ -118,6 +118,9 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
         Request::ServiceDeny(v) => lending::operator::decide(app, v, true).await,
         Request::ServiceSubscribe(s) => lending::consumer::subscribe(app, s).await,
         Request::ServiceUnsubscribe(s) => lending::consumer::unsubscribe(app, s).await,
+        Request::ServiceOffer(_) | Request::ServiceWithdraw(_) => {
+            offers_task::publish_request(app, request).await
+        }
         Request::NodeRevoke(_) => {
             let revoked = blocking(app, request).await?;
             // Before `changed()` lets the data plane remove the node's peer.

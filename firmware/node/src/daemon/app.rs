@@ -79,6 +79,8 @@ pub struct App {
     pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
     /// Lending: the provider's and the consumer's books (daemon/lending/).
     pub lending: crate::daemon::lending_state::Lending,
+    /// Service offers: the hub's checks, the node's outbox (docs/services.md).
+    pub offers: crate::daemon::offers_state::OfferState,
 }
 
 /// How stale a `GET /v1/status` answer may be (the admin socket's is fresh).
@@ -132,6 +134,7 @@ impl App {
             want_relay: tokio::sync::watch::Sender::new(Vec::new()),
             candidate_hub: Default::default(),
             lending: Default::default(),
+            offers: Default::default(),
         }
     }
 

@@ -88,6 +88,22 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
         for reason in crate::daemon::candidates_hub::REFUSAL_REASONS {
             metrics.zero(name, &[&[("reason", reason)]]);
         }
+        let name = crate::daemon::offers_hub::REFUSALS;
+        metrics.counter(
+            name,
+            "Hub: service offers and withdrawals refused, by reason",
+        );
+        for reason in crate::daemon::offers_hub::REFUSAL_REASONS {
+            metrics.zero(name, &[&[("reason", reason)]]);
+        }
+        let name = crate::daemon::offers_hub::PUBLICATIONS;
+        metrics.counter(
+            name,
+            "Hub: service offers and withdrawals appended to the directory, by kind",
+        );
+        for kind in crate::daemon::offers_hub::PUBLICATION_KINDS {
+            metrics.zero(name, &[&[("kind", kind)]]);
+        }
     }
     crate::daemon::lending::register(&metrics);
     metrics.counter(
@@ -119,6 +135,7 @@ pub async fn scrape(app: &App) -> ApiResponse {
     let mut extra = String::new();
     store_families(app, &mut extra);
     grant_families(app, &mut extra);
+    offer_families(app, &mut extra).await;
     let peers = app.live.read().await.unwrap_or_default();
     crate::daemon::peers::write_metrics(&mut extra, &peers);
     app.relay.counters.write_metrics(&mut extra);
@@ -201,5 +218,61 @@ fn grant_families(app: &App, out: &mut String) {
         Kind::Gauge,
         "Spent grant-command nonces still remembered",
         &spent,
+    );
+}
+
+/// The mesh's offers in this box's directory, and this box's own: by
+/// state, and whether something listens on each published one.
+async fn offer_families(app: &App, out: &mut String) {
+    let identity = app.identity();
+    let authority = crate::service::directory::authority(&app.store, &app.config())
+        .ok()
+        .flatten();
+    let view = match authority {
+        Some(key) => app.offers.view.get(&app.store, key).await.ok().map(|v| v.0),
+        None => None,
+    };
+    let queued = app.store.offer_outbox().map(|q| q.len() as u64).ok();
+    let mut all = Vec::new();
+    let mut own = Vec::new();
+    let mut listening = Vec::new();
+    if let Some(view) = &view {
+        all.push((vec![], Num::Int(view.lending.offers.len() as u64)));
+        let mine: Vec<_> = view.lending.by_provider(&identity.node_id).collect();
+        own.push((vec![("state", "published")], Num::Int(mine.len() as u64)));
+        for o in mine {
+            let udp = o.offer.protocol == gondwana_core::lending::Protocol::Udp;
+            if let Some(l) = crate::net::listening::is_listening(udp, o.offer.port) {
+                listening.push((
+                    vec![("service", o.offer.name.as_str())],
+                    Num::Int(u64::from(l)),
+                ));
+            }
+        }
+    }
+    if let Some(q) = queued {
+        own.push((vec![("state", "queued")], Num::Int(q)));
+    }
+    let listening: Vec<(Vec<(&str, &str)>, Num)> = listening;
+    write_family(
+        out,
+        "gondwana_directory_offers",
+        Kind::Gauge,
+        "Service offers of the mesh in the local copy of the directory",
+        &all,
+    );
+    write_family(
+        out,
+        "gondwana_offers",
+        Kind::Gauge,
+        "This box's own service offers: published in the directory, or queued for the hub",
+        &own,
+    );
+    write_family(
+        out,
+        "gondwana_offer_listening",
+        Kind::Gauge,
+        "This box's published offers: 1 when something listens on the offered port",
+        &listening,
     );
 }

@@ -21,6 +21,9 @@ pub mod lending;
 pub mod lending_state;
 pub mod metrics;
 pub mod nonces;
+pub mod offers_hub;
+pub mod offers_state;
+pub mod offers_task;
 pub mod paths;
 pub mod peers;
 pub mod revocation;
@@ -160,6 +163,7 @@ async fn serve(
     };
     background.push(crate::runtime::spawn(lending::provider::run(app.clone())));
     background.push(crate::runtime::spawn(lending::consumer::run(app.clone())));
+    background.push(crate::runtime::spawn(offers_task::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

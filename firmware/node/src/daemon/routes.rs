@@ -22,6 +22,7 @@ use crate::daemon::candidates_hub;
 use crate::daemon::grants;
 use crate::daemon::lending;
 use crate::daemon::metrics;
+use crate::daemon::offers_hub;
 use crate::daemon::revocation;
 use crate::store::registry::{self, Refusal};
 
@@ -62,6 +63,7 @@ impl PublicApi {
             }
             (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
             (&Method::POST, ["v1", "services", "request"]) => lending::receive(app, &req).await,
+            (&Method::POST, ["v1", "services", "publish"]) => offers_hub::receive(app, &req).await,
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -109,6 +111,7 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "candidates", "report"]),
     (Method::GET, &["v1", "candidates"]),
     (Method::POST, lending::transport::PATH),
+    (Method::POST, &["v1", "services", "publish"]),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[

@@ -8,6 +8,7 @@ pub mod host_addrs;
 // bench driver only: the daemon never tears its interface down.
 #[cfg_attr(not(test), allow(dead_code))]
 pub mod link;
+pub mod listening;
 #[cfg(test)]
 pub mod testns;
 #[cfg_attr(not(test), allow(dead_code))]

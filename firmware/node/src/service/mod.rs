@@ -1,5 +1,5 @@
 //! The use cases of a box — identity, tokens, nodes, directory, audit,
-//! grants, status, updates — with typed requests ([`Request`]) and one error type
+//! grants, status, updates, service offers — with typed requests ([`Request`]) and one error type
 //! ([`ServiceError`]). The daemon runs them for its root-only admin socket
 //! (`daemon/admin.rs`); the CLI sends them there when a daemon runs, else
 //! runs them in-process ([`local`]). Dependencies point down: CLI and daemon
@@ -12,6 +12,7 @@ pub mod grants;
 pub mod hub_admin;
 pub mod identity;
 pub mod local;
+pub mod offers;
 pub mod request;
 pub mod socket;
 pub mod status;
@@ -51,6 +52,8 @@ pub fn on_store(store: &StateStore, config: &Config, request: &Request) -> Optio
         Request::DirectoryExport => directory::export(store, config),
         Request::DirectoryImport(b) => directory::decode_bundle(&b.bundle_base64)
             .and_then(|bytes| directory::import(store, config, &bytes)),
+        Request::ServiceList => offers::list(store, config),
+        Request::ServiceShow(at) => offers::show(store, config, at),
         _ => return None,
     })
 }

@@ -1,5 +1,5 @@
 //! The typed admin protocol: every use case the CLI can ask of a box, as
-//! one value. The CLI runs it in-process ([`super::local`]) or sends it to
+//! one value. The CLI runs it in-process (`service::local`) or sends it to
 //! the running daemon over the root-only admin socket, where it travels as
 //! `METHOD /admin/…` with the variant's body as JSON (docs/api.md, "Admin
 //! socket"); both sides use these types.
@@ -95,6 +95,41 @@ pub struct UpdateInstall {
     pub bundle: std::path::PathBuf,
 }
 
+/// `service offer`: what to lend (docs/services.md). Checked by the box
+/// that signs it: a DNS-label name, a port 1–65535, `tcp` or `udp`, an
+/// approval mode `auto`, `manual` or `allow:<boxnames or tags>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferSpec {
+    pub name: String,
+    pub port: u32,
+    #[serde(default = "default_proto")]
+    pub proto: String,
+    pub approve: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub max_duration_secs: Option<u64>,
+}
+
+fn default_proto() -> String {
+    "tcp".into()
+}
+
+/// One of this box's services, by name (`service withdraw`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceName {
+    pub name: String,
+}
+
+/// An offer of the mesh as `NAME@BOXNAME` (`service show`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAt {
+    pub service: String,
+}
+
 /// `service subscribe|unsubscribe NAME@BOXNAME` (docs/services.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,6 +185,10 @@ pub enum Request {
     Enroll(EnrollFile),
     UpdateStatus,
     UpdateInstall(UpdateInstall),
+    ServiceOffer(OfferSpec),
+    ServiceWithdraw(ServiceName),
+    ServiceList,
+    ServiceShow(ServiceAt),
     ServiceSubscribe(Subscribe),
     ServiceUnsubscribe(Subscribe),
     ServiceRequests,
@@ -182,6 +221,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/enroll"),
     ("GET", "/admin/update/status"),
     ("POST", "/admin/update/install"),
+    ("POST", "/admin/service/offer"),
+    ("POST", "/admin/service/withdraw"),
+    ("GET", "/admin/services"),
+    ("POST", "/admin/service/show"),
     ("POST", "/admin/service/subscribe"),
     ("POST", "/admin/service/unsubscribe"),
     ("GET", "/admin/service/requests"),
@@ -229,11 +272,15 @@ impl Request {
             Request::Enroll(_) => 20,
             Request::UpdateStatus => 21,
             Request::UpdateInstall(_) => 22,
-            Request::ServiceSubscribe(_) => 23,
-            Request::ServiceUnsubscribe(_) => 24,
-            Request::ServiceRequests => 25,
-            Request::ServiceApprove(_) => 26,
-            Request::ServiceDeny(_) => 27,
+            Request::ServiceOffer(_) => 23,
+            Request::ServiceWithdraw(_) => 24,
+            Request::ServiceList => 25,
+            Request::ServiceShow(_) => 26,
+            Request::ServiceSubscribe(_) => 27,
+            Request::ServiceUnsubscribe(_) => 28,
+            Request::ServiceRequests => 29,
+            Request::ServiceApprove(_) => 30,
+            Request::ServiceDeny(_) => 31,
         }
     }
 
@@ -249,6 +296,9 @@ impl Request {
             Request::GrantAdd(r) | Request::GrantDel(r) => serde_json::to_value(r)?,
             Request::Enroll(r) => serde_json::to_value(r)?,
             Request::UpdateInstall(r) => serde_json::to_value(r)?,
+            Request::ServiceOffer(r) => serde_json::to_value(r)?,
+            Request::ServiceWithdraw(r) => serde_json::to_value(r)?,
+            Request::ServiceShow(r) => serde_json::to_value(r)?,
             Request::ServiceSubscribe(r) | Request::ServiceUnsubscribe(r) => {
                 serde_json::to_value(r)?
             }
@@ -269,6 +319,8 @@ impl Request {
                 | Request::GrantAdd(_)
                 | Request::GrantDel(_)
                 | Request::Enroll(_)
+                | Request::ServiceOffer(_)
+                | Request::ServiceWithdraw(_)
         )
     }
 
@@ -322,10 +374,14 @@ impl Request {
             20 => Request::Enroll(parse(body)?),
             21 => Request::UpdateStatus,
             22 => Request::UpdateInstall(parse(body)?),
-            23 => Request::ServiceSubscribe(parse(body)?),
-            24 => Request::ServiceUnsubscribe(parse(body)?),
-            25 => Request::ServiceRequests,
-            26 => Request::ServiceApprove(parse(body)?),
+            23 => Request::ServiceOffer(parse(body)?),
+            24 => Request::ServiceWithdraw(parse(body)?),
+            25 => Request::ServiceList,
+            26 => Request::ServiceShow(parse(body)?),
+            27 => Request::ServiceSubscribe(parse(body)?),
+            28 => Request::ServiceUnsubscribe(parse(body)?),
+            29 => Request::ServiceRequests,
+            30 => Request::ServiceApprove(parse(body)?),
             _ => Request::ServiceDeny(parse(body)?),
         })
     }
@@ -393,6 +449,19 @@ mod tests {
             Request::UpdateStatus,
             Request::UpdateInstall(UpdateInstall {
                 bundle: "/tmp/b.bundle".into(),
+            }),
+            Request::ServiceOffer(OfferSpec {
+                name: "web".into(),
+                port: 8080,
+                proto: "tcp".into(),
+                approve: "auto".into(),
+                description: None,
+                max_duration_secs: None,
+            }),
+            Request::ServiceWithdraw(ServiceName { name: "web".into() }),
+            Request::ServiceList,
+            Request::ServiceShow(ServiceAt {
+                service: "web@kitchen".into(),
             }),
             Request::ServiceSubscribe(Subscribe {
                 service: "web@kitchen".into(),

@@ -14,6 +14,7 @@ mod head;
 mod identity;
 pub mod lending;
 mod lock;
+pub mod offers;
 mod path_endpoints;
 pub mod registry;
 pub mod revocation;

@@ -54,6 +54,9 @@ pub const GRANT_ORIGINS: TableDefinition<(u32, u16), &str> = TableDefinition::ne
 /// subscriptions and counters), each one serialised record
 /// (store/lending.rs).
 pub const LENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("lending");
+/// Node: its own service offers — signed publications the hub has not
+/// taken yet, and the last serial signed per name (store/offers.rs).
+pub const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
 
 pub const KEY_SCHEMA_VERSION: &str = "schema_version";
 pub const KEY_DIRECTORY_HEAD: &str = "directory_head";
@@ -67,7 +70,8 @@ pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 /// directory, enrolment (enrolment and the hub).
 /// Version 3: + grants (the firewall).
 /// Version 4: + candidates (direct paths).
-/// Version 5: + grant_origins, lending (services).
+/// Version 5: + offers (a provider's own lent services), grant_origins,
+/// lending (subscriptions).
 pub const SCHEMA_VERSION: u32 = 5;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
@@ -152,6 +156,7 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
             4 => {
                 txn.open(GRANT_ORIGINS)?;
                 txn.open(LENDING)?;
+                txn.open(OFFERS)?;
             }
             // Each future version adds one arm here that upgrades `from` to
             // `from + 1`; nothing else in the code reads old layouts.

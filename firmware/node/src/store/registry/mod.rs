@@ -12,12 +12,14 @@
 //! - [`enrol`]: answering an enrolment;
 //! - [`mirror`]: identity mirrors and key rotations (re-enrolment and
 //!   mirror push share [`mirror::apply_key_rotation`]);
-//! - [`hub`]: the hub's own directory record.
+//! - [`hub`]: the hub's own directory record;
+//! - [`offers`]: providers' signed offers and withdrawals.
 
 mod enrol;
 mod hub;
 mod mirror;
 mod nodes;
+mod offers;
 mod tokens;
 
 use gondwana_core::identity_log::IdentityState;
@@ -29,6 +31,7 @@ pub use gondwana_core::hub_enrol::{NodeEntry, Refusal, TokenRecord};
 pub use hub::{ensure_hub_record, publish_hub_key};
 pub use mirror::{WIREGUARD_PROOF_HEADER, mirror_update};
 pub use nodes::revoke_node;
+pub use offers::append_publication;
 pub use tokens::{NewToken, create_token, revoke_token};
 
 use super::StoreError;
