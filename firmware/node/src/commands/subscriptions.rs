@@ -14,7 +14,9 @@ use crate::config::Config;
 use crate::service::Request;
 use crate::service::request::{Subscribe, Verdict};
 
-pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyhow::Result<()> {
+/// Runs a subscription command; `false` for another `service` command
+/// (commands/offers.rs runs those and hands these here).
+pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyhow::Result<bool> {
     let (request, as_json) = match command {
         ServiceCommand::Subscribe {
             service,
@@ -60,8 +62,7 @@ pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyho
             }),
             *json,
         ),
-        // Offers: commands/offers.rs, which hands the rest here.
-        other => return super::offers::run(state_dir, config, other),
+        _ => return Ok(false),
     };
     let v = call(state_dir, config, request)?;
     if as_json {
@@ -78,7 +79,7 @@ pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyho
     } else {
         println!("{}", consumer_line(&v));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// `web@kitchen: active, 59m left` — a subscription as its consumer holds it.
