@@ -14,7 +14,7 @@ use crate::envelope::{
 };
 use crate::hash::{Hash32, blake2b256};
 use crate::keys::{PublicKey, SigningSecret};
-use crate::lending::{Catalog, MAX_PUBLICATION_BYTES};
+use crate::lending_records::{Catalog, MAX_PUBLICATION_BYTES};
 use crate::node_id::NodeId;
 
 pub const VERSION: u8 = 1;

@@ -21,6 +21,7 @@ pub mod identity_log;
 pub mod interface_name;
 pub mod keys;
 pub mod lending;
+pub mod lending_records;
 pub mod mesh;
 pub mod node_enrol;
 pub mod node_id;

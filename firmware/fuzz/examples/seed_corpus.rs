@@ -351,6 +351,80 @@ fn main() {
         b"board=mochabin\nversion=7\nmin_version=2\nlabel=v7\n",
     );
 
+    // Lending: the hub's offer, a withdrawal, the node's subscription and
+    // unsubscribe, the hub's decision (sealed, and bodies alone), and saved
+    // provider and consumer books.
+    {
+        use gondwana_core::lending::{
+            self, ConsumerBook, ConsumerSettings, Decision, ProviderBook, ProviderSettings,
+            Publication, Request, ServiceName, Unsubscribe, Verdict, Withdrawal,
+        };
+        use gondwana_core::time::Millis;
+        use gondwana_fuzz::{lending_offer, lending_subscription, lending_view};
+        let view = lending_view();
+        let hub_id = NodeId::from_genesis_key(&f.hub_key);
+        let node_id = NodeId::from_genesis_key(&f.node_signing.public_key());
+        let web = ServiceName::parse("web").expect("name");
+        let body = |raw: &[u8]| {
+            envelope::decode_canonical::<Envelope>(raw, envelope::MAX_ENVELOPE_BYTES)
+                .expect("own envelope")
+                .body
+                .to_vec()
+        };
+        let offer = lending_offer();
+        let withdrawal = lending::seal_publication(
+            &Publication::Withdrawal(Withdrawal {
+                version: lending::VERSION,
+                provider: hub_id.clone(),
+                name: web.clone(),
+                serial: 2,
+            }),
+            &f.hub,
+        )
+        .expect("withdrawal");
+        let subscription = lending_subscription(1);
+        let unsubscribe = lending::seal_request(
+            &Request::Unsubscribe(Unsubscribe {
+                version: lending::VERSION,
+                provider: hub_id.clone(),
+                name: web.clone(),
+                consumer: node_id.clone(),
+                counter: 2,
+            }),
+            &f.node_signing,
+        )
+        .expect("unsubscribe");
+        let mut book = ProviderBook::new(hub_id.clone(), ProviderSettings::default());
+        let taken = book
+            .handle(
+                &subscription,
+                std::net::Ipv4Addr::new(10, 10, 0, 2),
+                &view,
+                Millis(0),
+            )
+            .expect("own subscription is taken");
+        let decision: Decision = taken.decision.expect("decision");
+        assert!(matches!(decision.verdict, Verdict::Accepted { .. }));
+        let decision = lending::seal_decision(&decision, &f.hub).expect("decision");
+        for (name, raw) in [
+            ("offer", &offer),
+            ("withdrawal", &withdrawal),
+            ("subscription", &subscription),
+            ("unsubscribe", &unsubscribe),
+            ("decision", &decision),
+        ] {
+            out.put("lending", name, raw);
+            out.put("lending", &format!("{name}-body"), &body(raw));
+        }
+        out.put("lending", "provider-book", &book.save(Millis(1000)));
+        let mut consumer = ConsumerBook::new(node_id, ConsumerSettings::default(), 1);
+        consumer
+            .subscribe(&hub_id, &web, 600, Millis(0))
+            .expect("subscribe");
+        consumer.poll(&view, Millis(0));
+        out.put("lending", "consumer-book", &consumer.save(Millis(0)));
+    }
+
     // Text forms.
     let node_id = NodeId::from_genesis_key(&f.node_state.signing_key);
     out.put("text_parsers", "node-id", node_id.as_str().as_bytes());

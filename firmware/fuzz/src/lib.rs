@@ -116,6 +116,12 @@ pub fn directory_records() -> Vec<directory::Record> {
             name: "ssh".try_into().expect("service"),
             port: 22,
         },
+        directory::Record::Lending(
+            lending_offer()
+                .as_slice()
+                .try_into()
+                .expect("offer fits an entry"),
+        ),
         directory::Record::Revoke {
             node_id: f.node_state.node_id.clone(),
             reason: "stolen".try_into().expect("reason"),
@@ -181,4 +187,55 @@ pub fn candidate_report(seq: u64) -> Vec<u8> {
         }),
     };
     candidates::seal_report(&body, &f.node_signing).expect("report")
+}
+
+/// The lending targets' provider: the hub of [`candidate_view`], offering
+/// `web` (auto, TCP 8080); the consumer is the fixture's node (10.10.0.2).
+pub fn lending_view() -> directory::View {
+    let mut view = candidate_view();
+    let record = directory::Record::Lending(
+        lending_offer()
+            .as_slice()
+            .try_into()
+            .expect("offer fits an entry"),
+    );
+    view.apply(&record);
+    view
+}
+
+/// The hub's `web` offer, sealed.
+pub fn lending_offer() -> Vec<u8> {
+    use gondwana_core::lending::{self, Approval, Offer, Protocol, Publication, ServiceName};
+    let f = fixture();
+    let offer = Offer {
+        version: lending::VERSION,
+        provider: gondwana_core::NodeId::from_genesis_key(&f.hub_key),
+        name: ServiceName::parse("web").expect("name"),
+        serial: 1,
+        protocol: Protocol::Tcp,
+        port: 8080,
+        approval: Approval::Auto,
+        description: Some("the wiki".try_into().expect("description")),
+        max_duration_secs: Some(3600),
+    };
+    lending::seal_publication(&Publication::Offer(offer), &f.hub).expect("offer")
+}
+
+/// The fixture node's subscription to the hub's `web`, sealed.
+pub fn lending_subscription(counter: u64) -> Vec<u8> {
+    use gondwana_core::lending::{self, OfferRef, Request, ServiceName, Subscription};
+    let f = fixture();
+    let request = Request::Subscribe(Subscription {
+        version: lending::VERSION,
+        offer: OfferRef {
+            provider: gondwana_core::NodeId::from_genesis_key(&f.hub_key),
+            name: ServiceName::parse("web").expect("name"),
+            serial: 1,
+        },
+        consumer: gondwana_core::NodeId::from_genesis_key(&f.node_signing.public_key()),
+        consumer_ip: Ipv4Addr::new(10, 10, 0, 2),
+        duration_secs: 600,
+        counter,
+    });
+    lending::seal_request(&request, &f.node_signing).expect("subscription")
 }

@@ -27,13 +27,13 @@ use std::time::Duration;
 
 pub use state::{ConsumerInfo, Status};
 
-use super::records::{
-    Decision, LendingError, OfferRef, Request, ServiceName, Subscription, Unsubscribe, VERSION,
-    Verdict,
-};
 use crate::backoff::{self, Jitter};
 use crate::directory::View;
 use crate::hash::Hash32;
+use crate::lending_records::{
+    Decision, LendingError, OfferRef, Request, ServiceName, Subscription, Unsubscribe, VERSION,
+    Verdict,
+};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 use state::Want;

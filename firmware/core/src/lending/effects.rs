@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{Protocol, ServiceName};
 use crate::audit::Field;
+use crate::lending_records::{Protocol, ServiceName};
 use crate::node_id::NodeId;
 
 /// One opening in the provider's firewall: exactly one host address (a

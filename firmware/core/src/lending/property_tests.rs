@@ -13,6 +13,7 @@ use super::provider::{ProviderBook, ProviderSettings};
 use super::tests::{id, key, name, node_record, offer, publish, view};
 use super::*;
 use crate::directory::{Record, View};
+use crate::node_id::NodeId;
 use crate::time::Millis;
 
 const PROVIDER: u8 = 2;
@@ -337,10 +338,10 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn grants_open_only_to_the_subscribers_own_address(ops in proptest::collection::vec(op(), 1..60)) {
+    fn grants_open_only_to_the_subscribers_own_address(ops in proptest::collection::vec(op(), 1..48)) {
         let mut world = World::new();
         for op in &ops {
             world.step(op)?;

@@ -40,10 +40,10 @@ pub use state::{EndReason, State, SubscriptionInfo};
 
 use super::effects::{AuditEvent, GrantChange, LendingGrant, audit_kind};
 use super::rate::{Buckets, RateLimit};
-use super::records::{Decision, Request, ServiceName, VERSION, Verdict};
 use crate::audit::Field;
 use crate::directory::View;
 use crate::hash::to_hex;
+use crate::lending_records::{Decision, Offer, Request, ServiceName, VERSION, Verdict};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 use state::Entry;
@@ -201,30 +201,7 @@ impl ProviderBook {
                 entry.request = hash;
                 entry.requested_secs = s.duration_secs;
                 match state {
-                    Some(true) => {
-                        let granted = offer
-                            .max_duration_secs
-                            .map_or(s.duration_secs, |m| m.min(s.duration_secs));
-                        let grant = LendingGrant {
-                            ip: node.mesh_ip,
-                            protocol: offer.protocol,
-                            port: offer.port,
-                        };
-                        if let Some(old) = entry.state.grant().filter(|g| *g != grant) {
-                            out.grants.push(remove(&key, old));
-                        }
-                        entry.state = State::Active {
-                            grant,
-                            granted_secs: granted,
-                            until: now + Duration::from_secs(granted),
-                        };
-                        out.grants.push(GrantChange::Add {
-                            consumer: key.0.clone(),
-                            name: key.1.clone(),
-                            grant,
-                            timeout_secs: granted,
-                        });
-                    }
+                    Some(true) => out.grants = activate(&key, entry, offer, node.mesh_ip, now),
                     Some(false) => entry.state = State::Pending,
                     None => {}
                 }
@@ -273,30 +250,10 @@ impl ProviderBook {
             .offer(&self.me, name)
             .ok_or(Refusal::NoSuchOffer)?
             .offer;
-        let granted = offer
-            .max_duration_secs
-            .map_or(entry.requested_secs, |m| m.min(entry.requested_secs));
-        let grant = LendingGrant {
-            ip: node.mesh_ip,
-            protocol: offer.protocol,
-            port: offer.port,
-        };
-        let serial = offer.serial;
         let mut out = Outcome::default();
         if let Some(entry) = self.entries.get_mut(&key) {
-            entry.offer_serial = serial;
-            entry.state = State::Active {
-                grant,
-                granted_secs: granted,
-                until: now + Duration::from_secs(granted),
-            };
+            out.grants = activate(&key, entry, offer, node.mesh_ip, now);
         }
-        out.grants.push(GrantChange::Add {
-            consumer: key.0.clone(),
-            name: key.1.clone(),
-            grant,
-            timeout_secs: granted,
-        });
         self.finish(&key, view, now, out)
     }
 
@@ -321,7 +278,7 @@ impl ProviderBook {
             State::Denied { .. } | State::Ended(_) => return Err(Refusal::NotPending),
         }
         entry.state = State::Denied {
-            reason: super::records::reason(reason),
+            reason: crate::lending_records::reason(reason),
         };
         self.finish(&key, view, now, out)
     }
@@ -460,6 +417,44 @@ impl ProviderBook {
             verdict: entry.state.verdict(now),
         }
     }
+}
+
+/// Opens (or renews) the grant of an accepted subscription: the consumer's
+/// directory address `ip`, the offer's protocol and port, for the requested
+/// time capped by the offer. A grant held for another port or address is
+/// removed first.
+fn activate(
+    key: &(NodeId, ServiceName),
+    entry: &mut Entry,
+    offer: &Offer,
+    ip: Ipv4Addr,
+    now: Millis,
+) -> Vec<GrantChange> {
+    let granted = offer
+        .max_duration_secs
+        .map_or(entry.requested_secs, |m| m.min(entry.requested_secs));
+    let grant = LendingGrant {
+        ip,
+        protocol: offer.protocol,
+        port: offer.port,
+    };
+    let mut changes = Vec::new();
+    if let Some(old) = entry.state.grant().filter(|g| *g != grant) {
+        changes.push(remove(key, old));
+    }
+    entry.offer_serial = offer.serial;
+    entry.state = State::Active {
+        grant,
+        granted_secs: granted,
+        until: now + Duration::from_secs(granted),
+    };
+    changes.push(GrantChange::Add {
+        consumer: key.0.clone(),
+        name: key.1.clone(),
+        grant,
+        timeout_secs: granted,
+    });
+    changes
 }
 
 fn remove(key: &(NodeId, ServiceName), grant: LendingGrant) -> GrantChange {

@@ -3,7 +3,11 @@ use std::net::Ipv4Addr;
 use super::*;
 use crate::boxname::Boxname;
 use crate::directory::{Head, Record, View, append, verify_next};
+use crate::envelope::{Envelope, tag};
 use crate::envelope::{EnvelopeError, encode};
+use crate::hash::blake2b256;
+use crate::keys::SigningSecret;
+use crate::node_id::NodeId;
 
 pub(crate) fn key(n: u8) -> SigningSecret {
     SigningSecret::from_seed([n; 32])

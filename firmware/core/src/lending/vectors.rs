@@ -7,7 +7,9 @@ use super::*;
 use crate::boxname::Boxname;
 use crate::directory::{Head, Record, append};
 use crate::hash::to_hex;
+use crate::keys::SigningSecret;
 use crate::keys::decode_hex32;
+use crate::node_id::NodeId;
 
 /// RFC 8032 section 7.1 TEST 1 (provider), TEST 2 (consumer), TEST 3 (hub).
 fn keys() -> (SigningSecret, SigningSecret, SigningSecret) {

@@ -1,14 +1,13 @@
 //! What the consumer holds per wanted subscription, how it reads in a
 //! listing, and how it is saved across a restart.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::super::records::{Request, ServiceName};
 use super::{ConsumerBook, ConsumerSettings};
 use crate::envelope::{DecodeError, decode_canonical, encode};
+use crate::lending_records::{Request, ServiceName};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 
@@ -147,12 +146,27 @@ impl ConsumerBook {
         }
         let mut book = ConsumerBook::new(me, settings, seed);
         let forth = |t: Millis| Millis(t.0.saturating_add(now.0));
-        let mut wants = BTreeMap::new();
+        // In key order, each once: as `save` writes them.
         for (k, w) in saved.wants {
-            wants.insert(k, shifted(&w, forth));
+            if book
+                .wants
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= k)
+            {
+                return Err(DecodeError::NonCanonical);
+            }
+            book.wants.insert(k, shifted(&w, forth));
         }
-        book.wants = wants;
-        book.counters.extend(saved.counters);
+        for (k, c) in saved.counters {
+            if book
+                .counters
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= k)
+            {
+                return Err(DecodeError::NonCanonical);
+            }
+            book.counters.insert(k, c);
+        }
         Ok(book)
     }
 }

@@ -2,9 +2,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::super::records::LendingError;
 use crate::directory::View;
 use crate::envelope::EnvelopeError;
+use crate::lending_records::LendingError;
 
 /// Why a request or an operator's command was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

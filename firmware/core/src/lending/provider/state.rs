@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::super::effects::{GrantChange, LendingGrant};
-use super::super::records::{MAX_REASON_LEN, ServiceName, Verdict};
 use super::{Outcome, ProviderBook, ProviderSettings, grant_audit};
 use crate::envelope::{DecodeError, decode_canonical, encode};
 use crate::hash::Hash32;
+use crate::lending_records::{MAX_REASON_LEN, ServiceName, Verdict};
 use crate::node_id::NodeId;
 use crate::time::Millis;
 
@@ -168,6 +168,14 @@ impl ProviderBook {
         let mut book = ProviderBook::new(me, settings);
         let mut out = Outcome::default();
         for (key, entry) in saved.entries {
+            // In key order, each once: as `save` writes them.
+            if book
+                .entries
+                .last_key_value()
+                .is_some_and(|(last, _)| *last >= key)
+            {
+                return Err(DecodeError::NonCanonical);
+            }
             let entry = rebase(&entry, |t| Millis(t.0.saturating_add(now.0)));
             if let State::Active { grant, until, .. } = entry.state {
                 let left = until.since(now).as_millis().div_ceil(1000) as u64;

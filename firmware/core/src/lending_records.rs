@@ -9,6 +9,15 @@
 //! friends, on sealing and again on opening: a record that breaks a rule is
 //! never signed by us and never accepted from anyone.
 
+mod catalog;
+mod seal;
+
+pub use catalog::{Catalog, PublishedOffer};
+pub use seal::{
+    MAX_PUBLICATION_BYTES, MAX_REQUEST_BYTES, open_decision, open_publication, open_request,
+    seal_decision, seal_publication, seal_request,
+};
+
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};

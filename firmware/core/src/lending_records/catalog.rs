@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use super::records::{LendingError, Offer, Publication, ServiceName};
+use super::{LendingError, Offer, Publication, ServiceName};
 use crate::keys::PublicKey;
 use crate::node_id::NodeId;
 
