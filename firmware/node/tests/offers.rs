@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use gondwana_core::NodeId;
 use gondwana_core::directory::{self, Head, Record};
+use gondwana_core::envelope::{Envelope, MAX_ENVELOPE_BODY, decode_canonical, tag};
 use gondwana_core::keys::SigningSecret;
 use gondwana_core::lending::{self, Approval, Offer, Protocol, Publication, ServiceName};
 use harness::mesh::{FakeNode, Hub, Mesh, Node, assert_refused, get, metric, poll, post};
@@ -65,6 +66,14 @@ fn hub_entries(hub: &Hub) -> (Vec<Record>, Vec<Vec<u8>>, Head) {
     let records = verified.iter().map(|v| v.0.record.clone()).collect();
     let raws = verified.iter().map(|v| v.1.clone()).collect();
     (records, raws, head)
+}
+
+/// The service a signed publication names (its signature checked, not
+/// its signer).
+fn publication_name(bytes: &[u8]) -> String {
+    let env = Envelope::verify(tag::LENDING_PUBLICATION, bytes).unwrap();
+    let p: Publication = decode_canonical(&env.body, MAX_ENVELOPE_BODY).unwrap();
+    p.name().to_string()
 }
 
 fn offer_of(provider: &NodeId, name: &str, serial: u64) -> Publication {
@@ -191,7 +200,46 @@ fn offers_are_published_listed_withdrawn_and_forgeries_refused() {
         .json();
     assert_eq!(shown["listening"], false, "{shown}");
     assert_eq!(shown["approve"], "manual", "{shown}");
+    // Status says so too.
+    let st = n1.status();
+    let idle = st["offers"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["name"] == "idle"))
+        .unwrap_or_else(|| panic!("no idle in status offers: {st}"));
+    assert_eq!(idle["listening"], false, "{st}");
+    let text = n1.cli(&["status"]).ok().stdout();
+    assert!(
+        text.contains("idle (tcp/") && text.contains("nothing listens"),
+        "{text}"
+    );
     n1.cli(&["service", "show", "nope@nobody"]).expect_code(1);
+    // The hub offers one of its own: checked and appended directly.
+    let hub_box = hub.cli(&["status", "--json"]).ok().json()["boxname"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = hub
+        .cli(&[
+            "service",
+            "offer",
+            "dns",
+            "--port",
+            "53",
+            "--proto",
+            "udp",
+            "--approve",
+            "allow:gw-x,tag:lab",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(r["published"], true, "{r}");
+    let l = wait_list(n2, "n2 to list the hub's dns", |l| {
+        find(l, "dns", &hub_box).is_some()
+    });
+    let dns = find(&l, "dns", &hub_box).unwrap();
+    assert_eq!(dns["proto"], "udp", "{dns}");
+    assert_eq!(dns["approve"], "allow:gw-x,tag:lab", "{dns}");
     // Bad arguments: exit 2, nothing signed.
     for bad in [
         &[
@@ -219,16 +267,14 @@ fn offers_are_published_listed_withdrawn_and_forgeries_refused() {
 
     // The same bytes again: answered, nothing appended.
     let web_bytes = {
-        // `idle` is the last publication; `web` the one before it.
         let (records, _, _) = hub_entries(&hub);
-        let all: Vec<Vec<u8>> = records
+        records
             .iter()
-            .filter_map(|r| match r {
-                Record::Lending(b) => Some(b.to_vec()),
+            .find_map(|r| match r {
+                Record::Lending(b) if publication_name(b) == "web" => Some(b.to_vec()),
                 _ => None,
             })
-            .collect();
-        all[all.len() - 2].clone()
+            .expect("web's Lending record")
     };
     let (_, _, before) = hub_entries(&hub);
     let again = post(hub.api_port, PUBLISH, &web_bytes).unwrap();

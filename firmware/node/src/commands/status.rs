@@ -251,6 +251,9 @@ pub fn render(v: &Value, now: u64) -> String {
             },
         );
     }
+    if let Some(offers) = v["offers"].as_array().filter(|o| !o.is_empty()) {
+        line("offers:", offers_line(offers));
+    }
     out.push('\n');
     out.push_str(&peers_table(&v["peers"], v["daemon"]["running"] == true));
     out.push('\n');
@@ -280,6 +283,27 @@ fn subscriptions(v: &Value) -> String {
         }
     }
     out
+}
+
+/// `web (tcp/8080, auto), files (tcp/445, manual: nothing listens)`.
+fn offers_line(offers: &[Value]) -> String {
+    let one = |o: &Value| {
+        let mut notes = vec![s(&o["approve"])];
+        if o["state"] == "queued" {
+            notes.push("queued, not published yet".into());
+        }
+        if o["listening"] == false {
+            notes.push("nothing listens".into());
+        }
+        format!(
+            "{} ({}/{}, {})",
+            s(&o["name"]),
+            s(&o["proto"]),
+            o["port"],
+            notes.join(": ")
+        )
+    };
+    offers.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
 fn peers_table(peers: &Value, daemon_running: bool) -> String {

@@ -103,6 +103,7 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
                 .map_err(|e| ServiceError::Upstream(format!("{e:#}")))
         }
         Request::Status => {
+            app.refresh_offers().await;
             let peers = app.live.read().await;
             Ok(app.status_json(peers.as_deref()))
         }

@@ -245,6 +245,7 @@ impl App {
         {
             return body.clone();
         }
+        self.refresh_offers().await;
         let peers = self.live.read().await;
         let json = self.status_json(peers.as_deref());
         let body = bytes::Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
@@ -252,6 +253,17 @@ impl App {
             *cache = Some((now, body.clone()));
         }
         body
+    }
+
+    /// Re-reads the directory view the status document's `offers` come
+    /// from, when the directory moved (cheap otherwise).
+    pub async fn refresh_offers(&self) {
+        let authority = crate::service::directory::authority(&self.store, &self.config());
+        if let Ok(Some(key)) = authority
+            && let Err(e) = self.offers.view.get(&self.store, key).await
+        {
+            warn!("reading the directory for the status's offers: {e}");
+        }
     }
 
     /// `GET /v1/status` and `gondwana status`; `peers` as the device
@@ -271,6 +283,16 @@ impl App {
         }
         v["firewall"] = self.grants.status_json();
         v["subscriptions"] = crate::daemon::lending_state::status_json(&self.lending);
+        // This box's own offers, from the view the caller refreshed
+        // (`refresh_offers`): a status read must not verify the directory.
+        v["offers"] = match self.offers.view.peek() {
+            Some(view) => crate::service::offers::own(
+                &view,
+                &identity.node_id,
+                self.store.offer_outbox().unwrap_or_default(),
+            ),
+            None => Value::Null,
+        };
         v["candidates"] = match self.candidates.borrow().as_deref() {
             Some(c) => json!({
                 "serial": c.serial,

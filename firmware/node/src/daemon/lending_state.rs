@@ -66,7 +66,7 @@ impl<B> Book<B> {
 /// ones it wants (`consumer`), from the books in memory and the directory
 /// view last read (empty before either is loaded).
 pub fn status_json(lending: &Lending) -> Value {
-    let Some(view) = lending.views.cached() else {
+    let Some(view) = lending.views.peek() else {
         return json!({"provider": [], "consumer": []});
     };
     let now = lending.provider.now();

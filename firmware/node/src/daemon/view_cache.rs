@@ -14,11 +14,6 @@ use crate::store::StateStore;
 pub struct ViewCache(Mutex<Option<(Head, Arc<View>)>>);
 
 impl ViewCache {
-    /// The view last read, without looking at the store (status).
-    pub fn cached(&self) -> Option<Arc<View>> {
-        self.0.lock().ok()?.as_ref().map(|(_, v)| v.clone())
-    }
-
     /// The view of the stored directory signed by `authority`, and whether
     /// it changed since the last call.
     pub async fn get(
@@ -40,5 +35,14 @@ impl ViewCache {
             *cached = Some((head, view.clone()));
         }
         Ok((view, true))
+    }
+
+    /// The view last read, without looking at the store (`None`: never
+    /// read): for sync callers that a refresh just before keeps current.
+    pub fn peek(&self) -> Option<Arc<View>> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(_, v)| v.clone()))
     }
 }

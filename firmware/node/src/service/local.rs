@@ -43,6 +43,7 @@ pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value
             let identity = store.require_identity()?;
             let mut v = status::base_json(&store, &identity.state, config);
             v["daemon"] = json!({"running": false});
+            v["offers"] = super::offers::own_from_store(&store, config).unwrap_or(Value::Null);
             Ok(v)
         }
         Request::Identity => Ok(views::identity(&store.require_identity()?.state)),

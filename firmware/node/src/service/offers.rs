@@ -290,20 +290,47 @@ pub fn list(store: &StateStore, config: &Config) -> Result<Value> {
         .values()
         .map(|o| offer_json(&view, o, &me, "published"))
         .collect();
-    for (_, bytes) in store.offer_outbox()? {
-        // Our own bytes, checked like anyone's (against our own record).
-        if let Ok((Publication::Offer(offer), signer)) =
-            lending::open_publication(&bytes, |id| view.signing_key(id))
-        {
-            let queued = PublishedOffer {
-                offer,
-                signed: bytes,
-                signer,
-            };
-            out.push(offer_json(&view, &queued, &me, "queued"));
-        }
-    }
+    out.extend(queued_json(&view, &me, store.offer_outbox()?));
     Ok(Value::Array(out))
+}
+
+/// This box's own offers, published and queued: the status document's
+/// `offers` (each with `listening`).
+pub fn own(view: &View, me: &NodeId, queued: Vec<(String, Vec<u8>)>) -> Value {
+    let mut out: Vec<Value> = view
+        .lending
+        .by_provider(me)
+        .map(|o| offer_json(view, o, me, "published"))
+        .collect();
+    out.extend(queued_json(view, me, queued));
+    Value::Array(out)
+}
+
+/// `own` for a box without a daemon: the directory read from the store.
+pub fn own_from_store(store: &StateStore, config: &Config) -> Result<Value> {
+    let (me, view) = this_box(store, config)?;
+    Ok(own(&view, &me, store.offer_outbox()?))
+}
+
+/// This box's queued offers (withdrawals are not listed), checked like
+/// anyone's: against its own record.
+fn queued_json(view: &View, me: &NodeId, queued: Vec<(String, Vec<u8>)>) -> Vec<Value> {
+    queued
+        .into_iter()
+        .filter_map(|(_, bytes)| {
+            match lending::open_publication(&bytes, |id| view.signing_key(id)) {
+                Ok((Publication::Offer(offer), signer)) => {
+                    let queued = PublishedOffer {
+                        offer,
+                        signed: bytes,
+                        signer,
+                    };
+                    Some(offer_json(view, &queued, me, "queued"))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// `service show NAME@BOXNAME`.
