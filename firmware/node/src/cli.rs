@@ -64,7 +64,7 @@ pub enum Command {
     /// Signed A/B updates: install a bundle into the inactive slot, show the slots.
     #[command(subcommand)]
     Update(UpdateCommand),
-    /// Lend services over the mesh: offer one of this box's ports, list the mesh's offers.
+    /// Lend services over the mesh: offer one of this box's ports, list the mesh's offers, subscribe, decide on requests.
     #[command(subcommand)]
     Service(ServiceCommand),
     /// Benchmark driver (scripts/bench): N grants in one netlink batch.
@@ -198,6 +198,54 @@ pub enum ServiceCommand {
     Show {
         #[arg(value_name = "NAME@BOXNAME")]
         service: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a box for one of its services: a signed subscription sent to it
+    /// over the mesh, renewed by this box while it is wanted.
+    Subscribe {
+        #[arg(value_name = "NAME@BOXNAME")]
+        service: String,
+        /// How long each grant lasts before this box renews it, e.g. 10m, 1h
+        /// (default: 1h, or the offer's maximum if shorter).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a subscription: the provider closes its port to this box.
+    Unsubscribe {
+        #[arg(value_name = "NAME@BOXNAME")]
+        service: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provider: the subscription requests waiting for this box's operator.
+    Requests {
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provider: approve a box's request for one of this box's services.
+    Approve {
+        /// The service (one of this box's offers).
+        name: String,
+        /// The consumer: boxname, node id or mesh address.
+        consumer: String,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provider: deny a request, or end a subscription it approved.
+    Deny {
+        name: String,
+        consumer: String,
+        /// Told to the consumer in the signed decision.
+        #[arg(long)]
+        reason: Option<String>,
         /// Machine-readable output (one JSON value).
         #[arg(long)]
         json: bool,

@@ -147,6 +147,26 @@ const EXAMPLES: &[(&str, &str)] = &[
         "gondwana service list\n  gondwana service list --json | jq '.[] | select(.approve == \"auto\")'",
     ),
     (
+        "service subscribe",
+        "gondwana service subscribe web@kitchen\n  gondwana service subscribe dns@cellar --duration 10m --json",
+    ),
+    (
+        "service unsubscribe",
+        "gondwana service unsubscribe web@kitchen",
+    ),
+    (
+        "service requests",
+        "gondwana service requests\n  gondwana service requests --json",
+    ),
+    (
+        "service approve",
+        "gondwana service approve files hall\n  gondwana service approve files 10.64.0.9",
+    ),
+    (
+        "service deny",
+        "gondwana service deny files hall --reason \"not this one\"\n  gondwana service deny files hall --json",
+    ),
+    (
         "service show",
         "gondwana service show web@kitchen\n  gondwana service show web@kitchen --json",
     ),

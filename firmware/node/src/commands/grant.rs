@@ -91,7 +91,7 @@ fn outcome(v: &Value) -> String {
 }
 
 fn print_list(v: &Value) {
-    let mut table = Table::new(&["IP", "PORT", "TIMEOUT", "EXPIRES"]);
+    let mut table = Table::new(&["IP", "PORT", "TIMEOUT", "EXPIRES", "ORIGIN"]);
     for g in v.as_array().into_iter().flatten() {
         let timeout = g["timeout_secs"]
             .as_u64()
@@ -104,9 +104,25 @@ fn print_list(v: &Value) {
             g["port"].to_string(),
             timeout,
             expires,
+            origin(&g["origin"]),
         ]);
     }
     table.print();
+}
+
+/// `operator`, `hub`, `web from <consumer node id>`, `-` (unknown).
+fn origin(v: &Value) -> String {
+    if let Some(text) = v.as_str() {
+        return text.into();
+    }
+    match v.get("subscription") {
+        Some(s) => format!(
+            "{} from {}",
+            s["service"].as_str().unwrap_or(""),
+            s["consumer"].as_str().unwrap_or("")
+        ),
+        None => "-".into(),
+    }
 }
 
 /// `gondwana firewall-bench` (hidden; scripts/bench runs it in a namespace

@@ -10,6 +10,7 @@ pub mod modules;
 pub mod offers;
 pub mod output;
 pub mod status;
+pub mod subscriptions;
 pub mod update;
 pub mod version;
 pub mod wireguard_bench;

@@ -46,6 +46,11 @@ pub fn run(state_dir: &Path, config: &Config, command: &ServiceCommand) -> anyho
             }),
             *json,
         ),
+        // Subscriptions and the provider's decisions.
+        other => {
+            super::subscriptions::run(state_dir, config, other)?;
+            return Ok(());
+        }
     };
     let v = call(state_dir, config, request)?;
     output::print(&v, as_json, |v| match command {

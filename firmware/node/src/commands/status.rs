@@ -257,6 +257,31 @@ pub fn render(v: &Value, now: u64) -> String {
     out.push('\n');
     out.push_str(&peers_table(&v["peers"], v["daemon"]["running"] == true));
     out.push('\n');
+    out.push_str(&subscriptions(&v["subscriptions"]));
+    out
+}
+
+/// The subscriptions to this box's offers and the ones it holds (nothing
+/// when there are none).
+fn subscriptions(v: &Value) -> String {
+    use super::subscriptions::{consumer_table, provider_table};
+    let mut out = String::new();
+    for (key, title, table) in [
+        (
+            "provider",
+            "subscriptions to this box's services:",
+            provider_table as fn(&[Value]) -> _,
+        ),
+        ("consumer", "this box's subscriptions:", consumer_table),
+    ] {
+        let rows = v[key].as_array().cloned().unwrap_or_default();
+        if !rows.is_empty() {
+            out.push('\n');
+            out.push_str(title);
+            out.push('\n');
+            out.push_str(&table(&rows).render());
+        }
+    }
     out
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::peers::PeerReport;
-use crate::daemon::{enrol_task, grants, offers_task, revocation};
+use crate::daemon::{enrol_task, grants, lending, offers_task, revocation};
 use crate::exit::SocketTaken;
 use crate::pid_lock::{LockError, PidLock};
 use crate::service::request::RouteError;
@@ -114,6 +114,11 @@ async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
             mark_online(&mut list, &own, peers.as_deref());
             Ok(list)
         }
+        Request::ServiceRequests => lending::operator::requests(app).await,
+        Request::ServiceApprove(v) => lending::operator::decide(app, v, false).await,
+        Request::ServiceDeny(v) => lending::operator::decide(app, v, true).await,
+        Request::ServiceSubscribe(s) => lending::consumer::subscribe(app, s).await,
+        Request::ServiceUnsubscribe(s) => lending::consumer::unsubscribe(app, s).await,
         Request::ServiceOffer(_) | Request::ServiceWithdraw(_) => {
             offers_task::publish_request(app, request).await
         }
@@ -156,7 +161,7 @@ fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
         }
         Request::GrantAdd(r) => service::grants::add(firewall()?, store, r, "admin socket"),
         Request::GrantDel(r) => service::grants::del(firewall()?, store, r, "admin socket"),
-        Request::GrantList => service::grants::list(firewall()?),
+        Request::GrantList => service::grants::list(firewall()?, store),
         other => Err(ServiceError::Fault(anyhow::anyhow!(
             "{} {} is not run here",
             other.route().0,

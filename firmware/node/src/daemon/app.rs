@@ -76,6 +76,8 @@ pub struct App {
     pub want_relay: tokio::sync::watch::Sender<Vec<gondwana_core::NodeId>>,
     /// Hub: reports, the relay allocation and the signed snapshot.
     pub candidate_hub: crate::daemon::candidates_state::HubCandidates,
+    /// Lending: the provider's and the consumer's books (daemon/lending/).
+    pub lending: crate::daemon::lending_state::Lending,
     /// Service offers: the hub's checks, the node's outbox (docs/services.md).
     pub offers: crate::daemon::offers_state::OfferState,
 }
@@ -130,6 +132,7 @@ impl App {
             relay: Default::default(),
             want_relay: tokio::sync::watch::Sender::new(Vec::new()),
             candidate_hub: Default::default(),
+            lending: Default::default(),
             offers: Default::default(),
         }
     }
@@ -278,6 +281,7 @@ impl App {
                 json!(peers.iter().filter(|p| p.online()).count());
         }
         v["firewall"] = self.grants.status_json();
+        v["subscriptions"] = crate::daemon::lending_state::status_json(&self.lending);
         // This box's own offers, from the view the caller refreshed
         // (`refresh_offers`): a status read must not verify the directory.
         v["offers"] = match self.offers.view.peek() {

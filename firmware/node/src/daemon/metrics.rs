@@ -105,6 +105,7 @@ pub fn registry(role: Role, routes: &[(Method, &[&str])]) -> Metrics {
             metrics.zero(name, &[&[("kind", kind)]]);
         }
     }
+    crate::daemon::lending::register(&metrics);
     metrics.counter(
         HTTP_REQUESTS,
         "HTTP requests answered on the TCP listeners, by route and status code",

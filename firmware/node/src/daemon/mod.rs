@@ -17,6 +17,8 @@ pub mod drive;
 pub mod enrol_task;
 pub mod firewall;
 pub mod grants;
+pub mod lending;
+pub mod lending_state;
 pub mod metrics;
 pub mod nonces;
 pub mod offers_hub;
@@ -160,6 +162,8 @@ async fn serve(
         ],
         Role::Hub => vec![crate::runtime::spawn(candidates_hub::run(app.clone()))],
     };
+    background.push(crate::runtime::spawn(lending::provider::run(app.clone())));
+    background.push(crate::runtime::spawn(lending::consumer::run(app.clone())));
     background.push(crate::runtime::spawn(offers_task::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());

@@ -20,6 +20,7 @@ use crate::clock::now_unix;
 use crate::daemon::app::App;
 use crate::daemon::candidates_hub;
 use crate::daemon::grants;
+use crate::daemon::lending;
 use crate::daemon::metrics;
 use crate::daemon::offers_hub;
 use crate::daemon::revocation;
@@ -61,6 +62,7 @@ impl PublicApi {
                 candidates_hub::report(app, &req).await
             }
             (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
+            (&Method::POST, ["v1", "services", "request"]) => lending::receive(app, &req).await,
             (&Method::POST, ["v1", "services", "publish"]) => offers_hub::receive(app, &req).await,
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
@@ -108,6 +110,7 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "grants"]),
     (Method::POST, &["v1", "candidates", "report"]),
     (Method::GET, &["v1", "candidates"]),
+    (Method::POST, lending::transport::PATH),
     (Method::POST, &["v1", "services", "publish"]),
 ];
 

@@ -15,7 +15,7 @@ use crate::clock::now_unix;
 use crate::config::{BackendChoice, Config};
 use crate::net::firewall::plan::{self, Ruleset};
 use crate::net::firewall::{Firewall, FirewallError, LiveGrant, element};
-use crate::store::grants::{self as stored, StoredGrant};
+use crate::store::grants::{self as stored, Origin, StoredGrant};
 use crate::store::{StateStore, StoreError};
 
 /// The mesh subnet the firewall guards: the hub-assigned one once enrolled,
@@ -67,8 +67,20 @@ fn fault(e: FirewallError) -> ServiceError {
 
 pub fn add(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
     let now = now_unix();
-    let g = add_grant(fw, store, req.ip, req.port, req.timeout_secs, now, by).map_err(refusal)?;
-    Ok(views::grant(&g))
+    let origin = if by == "hub" {
+        Origin::Hub
+    } else {
+        Origin::Operator
+    };
+    let change = GrantChange {
+        ip: req.ip,
+        port: req.port,
+        timeout_secs: req.timeout_secs,
+        origin: &origin,
+        by,
+    };
+    let g = add_grant(fw, store, &change, now).map_err(refusal)?;
+    Ok(views::grant(&g, Some(&origin)))
 }
 
 pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> Result<Value> {
@@ -76,9 +88,32 @@ pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> R
     Ok(json!({"revoked": {"ip": req.ip.to_string(), "port": req.port}}))
 }
 
-pub fn list(fw: &Firewall) -> Result<Value> {
+/// The grants the kernel holds, each with its stored origin (`null` for
+/// one the store does not know: added to the set by hand).
+pub fn list(fw: &Firewall, store: &StateStore) -> Result<Value> {
+    let origins = stored::origins(store)?;
+    let origin_of = |g: &LiveGrant| {
+        origins
+            .iter()
+            .find(|(o, _)| o.ip == g.ip && o.port == g.port)
+            .map(|(_, origin)| origin)
+    };
+    let stored_keys: Vec<_> = stored::stored_grants(store)?
+        .into_iter()
+        .map(|s| s.grant)
+        .collect();
     Ok(Value::Array(
-        fw.list().map_err(fault)?.iter().map(views::grant).collect(),
+        fw.list()
+            .map_err(fault)?
+            .iter()
+            .map(|g| {
+                let known = stored_keys.iter().any(|s| s.ip == g.ip && s.port == g.port);
+                // A stored grant from before schema 5 has no origin row:
+                // an operator's.
+                let origin = origin_of(g).or(known.then_some(&Origin::Operator));
+                views::grant(g, origin)
+            })
+            .collect(),
     ))
 }
 
@@ -142,18 +177,45 @@ pub fn follow_subnet(
     Ok(true)
 }
 
+/// One grant to add: what, for how long, where it comes from (listed) and
+/// who asked (audited).
+pub struct GrantChange<'a> {
+    pub ip: Ipv4Addr,
+    pub port: u32,
+    pub timeout_secs: Option<u64>,
+    pub origin: &'a Origin,
+    pub by: &'a str,
+}
+
 /// `grant add`: the kernel and the store (with its audit record) both
 /// change, or neither does.
 pub fn add_grant(
     fw: &Firewall,
     store: &StateStore,
-    ip: Ipv4Addr,
-    port: u32,
-    timeout_secs: Option<u64>,
+    change: &GrantChange<'_>,
     now_unix: u64,
-    by: &str,
 ) -> std::result::Result<LiveGrant, GrantChangeError> {
-    let g = fw.check(ip, port)?;
+    let txn = store.write()?;
+    let (g, live) = add_grant_in(fw, &txn, change, now_unix)?;
+    if let Err(e) = store.commit(txn) {
+        let _ = fw.kernel_delete(&g);
+        return Err(e.into());
+    }
+    Ok(live)
+}
+
+/// The grant in `txn` (record, origin, audit) and in the kernel. The
+/// caller commits `txn` with whatever else the change touches (a
+/// subscription's book), and deletes the kernel element if that commit
+/// fails.
+pub fn add_grant_in(
+    fw: &Firewall,
+    txn: &crate::store::WriteTxn<'_>,
+    change: &GrantChange<'_>,
+    now_unix: u64,
+) -> std::result::Result<(grant::Grant, LiveGrant), GrantChangeError> {
+    let timeout_secs = change.timeout_secs;
+    let g = fw.check(change.ip, change.port)?;
     if let Some(t) = timeout_secs {
         grant::check_timeout(t).map_err(FirewallError::from)?;
     }
@@ -161,19 +223,15 @@ pub fn add_grant(
         grant: g,
         expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
     };
-    let txn = store.write()?;
-    stored::put_grant(&txn, &record, by, now_unix)?;
+    stored::put_grant(txn, &record, change.origin, change.by, now_unix)?;
     fw.kernel_add(&g, timeout_secs)?;
-    if let Err(e) = store.commit(txn) {
-        let _ = fw.kernel_delete(&g);
-        return Err(e.into());
-    }
-    Ok(LiveGrant {
+    let live = LiveGrant {
         ip: g.ip,
         port: g.port,
         timeout_secs,
         expires_in_secs: timeout_secs,
-    })
+    };
+    Ok((g, live))
 }
 
 /// `grant del`: removes it from the kernel and the store (audited).
@@ -185,15 +243,29 @@ pub fn remove_grant(
     now_unix: u64,
     by: &str,
 ) -> std::result::Result<(), GrantChangeError> {
-    let g = fw.check(ip, port)?;
     let txn = store.write()?;
-    let in_store = stored::remove_grant(&txn, &g, by, now_unix)?;
-    let in_kernel = fw.kernel_delete(&g)?;
-    if !in_store && !in_kernel {
-        return Err(GrantChangeError::NoSuchGrant(g.ip, g.port));
+    if !remove_grant_in(fw, &txn, ip, port, now_unix, by)? {
+        return Err(GrantChangeError::NoSuchGrant(ip, port as u16));
     }
     store.commit(txn)?;
     Ok(())
+}
+
+/// The grant out of `txn` (audited) and out of the kernel; false if
+/// neither held it. The kernel changes at once: a grant being taken away
+/// is closed even if the caller's commit then fails.
+pub fn remove_grant_in(
+    fw: &Firewall,
+    txn: &crate::store::WriteTxn<'_>,
+    ip: Ipv4Addr,
+    port: u32,
+    now_unix: u64,
+    by: &str,
+) -> std::result::Result<bool, GrantChangeError> {
+    let g = fw.check(ip, port)?;
+    let in_store = stored::remove_grant(txn, &g, by, now_unix)?;
+    let in_kernel = fw.kernel_delete(&g)?;
+    Ok(in_store || in_kernel)
 }
 
 /// The set elements for the stored grants inside `subnet`.

@@ -61,7 +61,7 @@ pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value
         Request::GrantDel(r) => {
             grants::del(&grants::local_firewall(config, &store)?, &store, r, "cli")
         }
-        Request::GrantList => grants::list(&grants::local_firewall(config, &store)?),
+        Request::GrantList => grants::list(&grants::local_firewall(config, &store)?, &store),
         // Signed and queued: the daemon publishes it when it runs.
         Request::ServiceOffer(spec) => super::offers::offer_offline(&store, config, spec),
         Request::ServiceWithdraw(w) => super::offers::withdraw_offline(&store, config, &w.name),

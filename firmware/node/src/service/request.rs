@@ -130,6 +130,34 @@ pub struct ServiceAt {
     pub service: String,
 }
 
+/// `service subscribe|unsubscribe NAME@BOXNAME` (docs/services.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscribe {
+    /// `NAME@BOXNAME`: the service and its provider.
+    pub service: String,
+    /// How long each grant lasts before the consumer renews it; absent:
+    /// the offer's maximum, at most [`DEFAULT_SUBSCRIPTION_SECS`].
+    #[serde(default)]
+    pub duration_secs: Option<u64>,
+}
+
+/// A subscription's grant when none is asked for: one hour, renewed.
+pub const DEFAULT_SUBSCRIPTION_SECS: u64 = 3_600;
+
+/// `service approve|deny NAME CONSUMER` on the provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    /// One of this box's services.
+    pub name: String,
+    /// The consumer: boxname, node id or mesh address.
+    pub consumer: String,
+    /// `deny` only: told to the consumer in the signed decision.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
@@ -161,6 +189,11 @@ pub enum Request {
     ServiceWithdraw(ServiceName),
     ServiceList,
     ServiceShow(ServiceAt),
+    ServiceSubscribe(Subscribe),
+    ServiceUnsubscribe(Subscribe),
+    ServiceRequests,
+    ServiceApprove(Verdict),
+    ServiceDeny(Verdict),
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -192,6 +225,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/service/withdraw"),
     ("GET", "/admin/services"),
     ("POST", "/admin/service/show"),
+    ("POST", "/admin/service/subscribe"),
+    ("POST", "/admin/service/unsubscribe"),
+    ("GET", "/admin/service/requests"),
+    ("POST", "/admin/service/approve"),
+    ("POST", "/admin/service/deny"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -238,6 +276,11 @@ impl Request {
             Request::ServiceWithdraw(_) => 24,
             Request::ServiceList => 25,
             Request::ServiceShow(_) => 26,
+            Request::ServiceSubscribe(_) => 27,
+            Request::ServiceUnsubscribe(_) => 28,
+            Request::ServiceRequests => 29,
+            Request::ServiceApprove(_) => 30,
+            Request::ServiceDeny(_) => 31,
         }
     }
 
@@ -256,6 +299,10 @@ impl Request {
             Request::ServiceOffer(r) => serde_json::to_value(r)?,
             Request::ServiceWithdraw(r) => serde_json::to_value(r)?,
             Request::ServiceShow(r) => serde_json::to_value(r)?,
+            Request::ServiceSubscribe(r) | Request::ServiceUnsubscribe(r) => {
+                serde_json::to_value(r)?
+            }
+            Request::ServiceApprove(r) | Request::ServiceDeny(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -330,7 +377,12 @@ impl Request {
             23 => Request::ServiceOffer(parse(body)?),
             24 => Request::ServiceWithdraw(parse(body)?),
             25 => Request::ServiceList,
-            _ => Request::ServiceShow(parse(body)?),
+            26 => Request::ServiceShow(parse(body)?),
+            27 => Request::ServiceSubscribe(parse(body)?),
+            28 => Request::ServiceUnsubscribe(parse(body)?),
+            29 => Request::ServiceRequests,
+            30 => Request::ServiceApprove(parse(body)?),
+            _ => Request::ServiceDeny(parse(body)?),
         })
     }
 }
@@ -410,6 +462,25 @@ mod tests {
             Request::ServiceList,
             Request::ServiceShow(ServiceAt {
                 service: "web@kitchen".into(),
+            }),
+            Request::ServiceSubscribe(Subscribe {
+                service: "web@kitchen".into(),
+                duration_secs: Some(60),
+            }),
+            Request::ServiceUnsubscribe(Subscribe {
+                service: "web@kitchen".into(),
+                duration_secs: None,
+            }),
+            Request::ServiceRequests,
+            Request::ServiceApprove(Verdict {
+                name: "web".into(),
+                consumer: "hall".into(),
+                reason: None,
+            }),
+            Request::ServiceDeny(Verdict {
+                name: "web".into(),
+                consumer: "hall".into(),
+                reason: Some("no".into()),
             }),
         ]
     }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::net::firewall::LiveGrant;
 use crate::store::enrolment::Enrolment;
+use crate::store::grants::Origin;
 use crate::store::registry::{NodeEntry, TokenRecord};
 
 pub fn identity(state: &IdentityState) -> Value {
@@ -137,7 +138,17 @@ pub fn node(n: &NodeEntry, mirror_len: Option<u64>) -> Value {
     })
 }
 
-pub fn grant(g: &LiveGrant) -> Value {
+/// A grant, with where it came from (`operator`, `hub`, or
+/// `{"subscription": {"service", "consumer"}}`; `null`: not in the store).
+pub fn grant(g: &LiveGrant, origin: Option<&Origin>) -> Value {
+    let origin = match origin {
+        None => Value::Null,
+        Some(Origin::Subscription { service, consumer }) => {
+            json!({"subscription": {"service": service, "consumer": consumer}})
+        }
+        Some(o) => o.to_text().into(),
+    };
     json!({"ip": g.ip.to_string(), "port": g.port,
-           "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs})
+           "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs,
+           "origin": origin})
 }

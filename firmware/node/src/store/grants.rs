@@ -6,7 +6,7 @@
 use gondwana_core::audit::Field;
 use std::net::Ipv4Addr;
 
-use super::schema::GRANTS;
+use super::schema::{GRANT_ORIGINS, GRANTS};
 use super::{StateStore, StoreError, WriteTxn, append_audit};
 use gondwana_core::grant::Grant;
 
@@ -24,16 +24,58 @@ fn key(g: &Grant) -> (u32, u16) {
     (u32::from(g.ip), g.port)
 }
 
+/// Where a grant came from: the operator (`grant add` on the box), the
+/// hub (a signed grant command) or a subscription to one of this box's
+/// offers (docs/services.md). Listed with the grant (`grant list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Operator,
+    Hub,
+    Subscription { service: String, consumer: String },
+}
+
+impl Origin {
+    /// The stored and listed form: `operator`, `hub`,
+    /// `subscription <service> <consumer node id>`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Origin::Operator => "operator".into(),
+            Origin::Hub => "hub".into(),
+            Origin::Subscription { service, consumer } => {
+                format!("subscription {service} {consumer}")
+            }
+        }
+    }
+
+    /// A stored origin; anything unrecognised (or none: a grant from before
+    /// schema 5) is the operator's.
+    pub fn from_text(text: &str) -> Origin {
+        let mut words = text.split(' ');
+        match (words.next(), words.next(), words.next()) {
+            (Some("hub"), None, None) => Origin::Hub,
+            (Some("subscription"), Some(service), Some(consumer)) => Origin::Subscription {
+                service: service.into(),
+                consumer: consumer.into(),
+            },
+            _ => Origin::Operator,
+        }
+    }
+}
+
 /// Records a grant (replacing an earlier one for the same address and
-/// port) and its audit record, in `txn`.
+/// port) with its origin and its audit record, in `txn`.
 pub fn put_grant(
     txn: &WriteTxn<'_>,
     stored: &StoredGrant,
+    origin: &Origin,
     by: &str,
     now: u64,
 ) -> Result<(), StoreError> {
     txn.open(GRANTS)?
         .insert(key(&stored.grant), stored.expires_unix.unwrap_or(0))?;
+    let origin_text = origin.to_text();
+    txn.open(GRANT_ORIGINS)?
+        .insert(key(&stored.grant), origin_text.as_str())?;
     let mut fields = vec![
         Field::text("ip", &stored.grant.ip.to_string()),
         Field::uint("port", stored.grant.port.into()),
@@ -41,6 +83,7 @@ pub fn put_grant(
     // No `expires` field: no timeout.
     fields.extend(stored.expires_unix.map(|t| Field::time("expires", t)));
     fields.push(Field::text("by", by));
+    fields.push(Field::text("origin", &origin_text));
     append_audit(txn, AUDIT_GRANT, &fields, now)
 }
 
@@ -52,6 +95,7 @@ pub fn remove_grant(
     now: u64,
 ) -> Result<bool, StoreError> {
     let existed = txn.open(GRANTS)?.remove(key(grant))?;
+    txn.open(GRANT_ORIGINS)?.remove(key(grant))?;
     append_audit(
         txn,
         AUDIT_REVOKE,
@@ -82,6 +126,25 @@ pub fn stored_grants(store: &StateStore) -> Result<Vec<StoredGrant>, StoreError>
             },
             expires_unix: Some(v.value()).filter(|t| *t != 0),
         });
+    }
+    Ok(out)
+}
+
+/// The origin of each stored grant, by (address, port).
+pub fn origins(store: &StateStore) -> Result<Vec<(Grant, Origin)>, StoreError> {
+    let txn = store.read()?;
+    let Some(table) = txn.open_if_exists(GRANT_ORIGINS)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (k, v) = table.entry(item)?;
+        let (ip, port) = k.value();
+        let grant = Grant {
+            ip: Ipv4Addr::from(ip),
+            port,
+        };
+        out.push((grant, Origin::from_text(v.value())));
     }
     Ok(out)
 }
@@ -128,6 +191,7 @@ mod tests {
                     grant,
                     expires_unix,
                 },
+                &Origin::Operator,
                 "test",
                 1,
             )

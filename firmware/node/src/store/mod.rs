@@ -12,6 +12,7 @@ pub mod enrolment;
 pub mod grants;
 mod head;
 mod identity;
+pub mod lending;
 mod lock;
 pub mod offers;
 mod path_endpoints;

@@ -45,6 +45,15 @@ pub const GRANTS: TableDefinition<(u32, u16), u64> = TableDefinition::new("grant
 /// reports (`report/<node id>`) and snapshot serial, a node's last verified
 /// snapshot and its last report seq (store/candidates.rs).
 pub const CANDIDATES: TableDefinition<&str, &[u8]> = TableDefinition::new("candidates");
+/// Both: where each firewall grant came from, keyed as `grants`: `operator`,
+/// `hub` or `subscription <service> <consumer node id>` (store/grants.rs).
+/// A grant without a row here predates schema 5 (an operator's).
+pub const GRANT_ORIGINS: TableDefinition<(u32, u16), &str> = TableDefinition::new("grant_origins");
+/// Both: lending state (docs/services.md), by key: the provider's book
+/// (pending and active subscriptions) and the consumer's (wanted
+/// subscriptions and counters), each one serialised record
+/// (store/lending.rs).
+pub const LENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("lending");
 /// Node: its own service offers — signed publications the hub has not
 /// taken yet, and the last serial signed per name (store/offers.rs).
 pub const OFFERS: TableDefinition<&str, &[u8]> = TableDefinition::new("offers");
@@ -61,7 +70,8 @@ pub const KEY_WIREGUARD_PRIVATE: &str = "wireguard_private";
 /// directory, enrolment (enrolment and the hub).
 /// Version 3: + grants (the firewall).
 /// Version 4: + candidates (direct paths).
-/// Version 5: + offers (a provider's own lent services).
+/// Version 5: + offers (a provider's own lent services), grant_origins,
+/// lending (subscriptions).
 pub const SCHEMA_VERSION: u32 = 5;
 
 pub fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
@@ -144,6 +154,8 @@ fn migrate_step(db: &Database, path: &Path, from: u32) -> Result<(), StoreError>
                 txn.open(CANDIDATES)?;
             }
             4 => {
+                txn.open(GRANT_ORIGINS)?;
+                txn.open(LENDING)?;
                 txn.open(OFFERS)?;
             }
             // Each future version adds one arm here that upgrades `from` to
