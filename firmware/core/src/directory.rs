@@ -25,6 +25,9 @@ pub const MAX_PAGE: usize = 256;
 pub const BUNDLE_FORMAT: u8 = 1;
 /// Bound of an exported bundle (a mesh of 10,000 nodes with churn fits).
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+/// Release records a [`View`] keeps: the newest ones (older releases are
+/// of no use to a box that looks for a newer one).
+pub const MAX_VIEW_RELEASES: usize = 8;
 
 // Records are decoded one at a time and folded into a View; boxing the
 // large variant would only add allocations.
@@ -51,6 +54,11 @@ pub enum Record {
         name: heapless::String<MAX_SERVICE_LEN>,
         port: u16,
     },
+    /// A release of the firmware: a release record as its release key
+    /// signed it (`update::SignedRelease`, docs/updates.md). The hub
+    /// appends only records that verify against its release keys; every
+    /// box verifies them again against its own.
+    Release { signed: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,6 +224,10 @@ pub struct View {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
     pub revoked: BTreeMap<NodeId, String>,
     pub services: BTreeMap<(NodeId, String), u16>,
+    /// Release records as signed, oldest first, at most
+    /// [`MAX_VIEW_RELEASES`]; unverified here (the release keys are the
+    /// box's, not the directory's).
+    pub releases: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,6 +275,13 @@ impl View {
                 if self.nodes.contains_key(node_id) {
                     self.services
                         .insert((node_id.clone(), name.to_string()), *port);
+                }
+            }
+            Record::Release { signed } => {
+                self.releases.retain(|r| r != signed);
+                self.releases.push(signed.clone());
+                if self.releases.len() > MAX_VIEW_RELEASES {
+                    self.releases.remove(0);
                 }
             }
         }

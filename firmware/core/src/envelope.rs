@@ -30,13 +30,16 @@ pub mod tag {
     pub const UPDATE_MANIFEST: &[u8] = b"gondwana/v1/update-manifest\0";
     /// The old release key's signature handing over to a new one.
     pub const RELEASE_KEY_ROTATION: &[u8] = b"gondwana/v1/release-key-rotation\0";
+    /// A release record (docs/updates.md, "Release record"), signed by a
+    /// release key.
+    pub const RELEASE_RECORD: &[u8] = b"gondwana/v1/release-record\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
     /// Not a signature tag: the domain of the MAC that proves possession of
     /// a WireGuard private key (`wg_proof`).
     pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 13] = [
+    pub const ALL: [&[u8]; 14] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -48,6 +51,7 @@ pub mod tag {
         CANDIDATE_SNAPSHOT,
         UPDATE_MANIFEST,
         RELEASE_KEY_ROTATION,
+        RELEASE_RECORD,
         TOKEN_VERIFIER,
         WIREGUARD_PROOF,
     ];
