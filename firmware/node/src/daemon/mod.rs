@@ -24,6 +24,9 @@ pub mod peers;
 pub mod revocation;
 pub mod routes;
 pub mod sync_task;
+pub mod update_fetch;
+pub mod update_serve;
+pub mod update_task;
 pub mod view_cache;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -156,6 +159,7 @@ async fn serve(
         ],
         Role::Hub => vec![crate::runtime::spawn(candidates_hub::run(app.clone()))],
     };
+    background.push(crate::runtime::spawn(update_task::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

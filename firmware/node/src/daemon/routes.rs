@@ -60,6 +60,9 @@ impl PublicApi {
                 candidates_hub::report(app, &req).await
             }
             (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
+            (&Method::GET, ["v1", "update", "bundle", hash]) => {
+                crate::daemon::update_serve::bundle(app, &req, hash).await
+            }
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -106,6 +109,7 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "grants"]),
     (Method::POST, &["v1", "candidates", "report"]),
     (Method::GET, &["v1", "candidates"]),
+    (Method::GET, &["v1", "update", "bundle", "{hash}"]),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[
@@ -121,7 +125,7 @@ fn not_routed(req: &ApiRequest, routes: &[(Method, &[&str])]) -> ApiResponse {
     let segments = req.segments();
     let allow: Vec<&str> = routes
         .iter()
-        .filter(|(_, path)| *path == segments.as_slice())
+        .filter(|(_, path)| metrics::path_matches(path, &segments))
         .map(|(method, _)| method.as_str())
         .collect();
     if allow.is_empty() {

@@ -51,6 +51,8 @@ pub fn on_store(store: &StateStore, config: &Config, request: &Request) -> Optio
         Request::DirectoryExport => directory::export(store, config),
         Request::DirectoryImport(b) => directory::decode_bundle(&b.bundle_base64)
             .and_then(|bytes| directory::import(store, config, &bytes)),
+        Request::UpdateStatus => Ok(update::status(config, Some(store))),
+        Request::UpdatePublish(r) => update::publish(store, config, r),
         _ => return None,
     })
 }

@@ -95,6 +95,14 @@ pub struct UpdateInstall {
     pub bundle: std::path::PathBuf,
 }
 
+/// `update publish`: a bundle and its release record, both files on the box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePublish {
+    pub bundle: std::path::PathBuf,
+    pub record: std::path::PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
@@ -122,6 +130,7 @@ pub enum Request {
     Enroll(EnrollFile),
     UpdateStatus,
     UpdateInstall(UpdateInstall),
+    UpdatePublish(UpdatePublish),
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -149,6 +158,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/enroll"),
     ("GET", "/admin/update/status"),
     ("POST", "/admin/update/install"),
+    ("POST", "/admin/update/publish"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -191,6 +201,7 @@ impl Request {
             Request::Enroll(_) => 20,
             Request::UpdateStatus => 21,
             Request::UpdateInstall(_) => 22,
+            Request::UpdatePublish(_) => 23,
         }
     }
 
@@ -206,6 +217,7 @@ impl Request {
             Request::GrantAdd(r) | Request::GrantDel(r) => serde_json::to_value(r)?,
             Request::Enroll(r) => serde_json::to_value(r)?,
             Request::UpdateInstall(r) => serde_json::to_value(r)?,
+            Request::UpdatePublish(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -222,6 +234,7 @@ impl Request {
                 | Request::GrantAdd(_)
                 | Request::GrantDel(_)
                 | Request::Enroll(_)
+                | Request::UpdatePublish(_)
         )
     }
 
@@ -274,7 +287,8 @@ impl Request {
             19 => Request::GrantList,
             20 => Request::Enroll(parse(body)?),
             21 => Request::UpdateStatus,
-            _ => Request::UpdateInstall(parse(body)?),
+            22 => Request::UpdateInstall(parse(body)?),
+            _ => Request::UpdatePublish(parse(body)?),
         })
     }
 }
@@ -341,6 +355,10 @@ mod tests {
             Request::UpdateStatus,
             Request::UpdateInstall(UpdateInstall {
                 bundle: "/tmp/b.bundle".into(),
+            }),
+            Request::UpdatePublish(UpdatePublish {
+                bundle: "/tmp/b.bundle".into(),
+                record: "/tmp/b.bundle.release".into(),
             }),
         ]
     }

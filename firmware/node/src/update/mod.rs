@@ -4,7 +4,9 @@
 //! this module finds the partitions and moves the bytes.
 
 mod boot_set;
+pub mod held;
 mod install;
+pub mod mesh;
 mod slots;
 
 pub use install::install;
@@ -57,8 +59,19 @@ fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {
     })
 }
 
-/// `gondwana update status`: the running slot and what each slot holds.
-pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
+/// `gondwana update status`: the running slot and what each slot holds
+/// (`slots_error` instead when this is not an A/B image), and `mesh`: the
+/// releases over the mesh ([`mesh::status_json`], computed by the caller,
+/// who has the directory).
+pub fn status(cfg: &UpdateConfig, mesh: Value) -> Value {
+    let mut v = slots_status(cfg).unwrap_or_else(|e| {
+        json!({"board": null, "running_slot": null, "slots": [], "slots_error": e.to_string()})
+    });
+    v["mesh"] = mesh;
+    v
+}
+
+fn slots_status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
     let layout = slots::discover(cfg)?;
     let running = running_release(cfg)?;
     let mut slots = Vec::new();
@@ -96,4 +109,18 @@ pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
         "running_slot": layout.running.name(),
         "slots": slots,
     }))
+}
+
+/// The hook policy `auto` calls once the release is installed in the
+/// inactive slot and the maintenance window is open: make the bootloader
+/// try that slot once and reboot. The trial boot, the health check that
+/// marks the slot good and the rollback are the trial-boot work's (issue
+/// 14, Deliver 3); until it is in, the bootloaders boot the running slot's
+/// files again, so rebooting would only come back to the same release —
+/// this refuses instead, and the daemon asks again an hour later.
+pub fn request_trial_reboot(_cfg: &UpdateConfig) -> Result<(), UpdateError> {
+    Err(UpdateError::Refused(
+        "booting the installed slot on trial is not in this build (the trial-boot work brings it)"
+            .into(),
+    ))
 }
