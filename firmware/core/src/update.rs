@@ -25,8 +25,8 @@ mod tests;
 
 pub use manifest::{Manifest, Part, Release, Target, check_install, check_replaces};
 pub use release::{
-    MAX_SIGNED_RELEASE, ReleaseBody, SignedRelease, Wave, seal_release, verify_release,
-    wave_share, wave_time,
+    MAX_SIGNED_RELEASE, ReleaseBody, SignedRelease, Wave, seal_release, verify_release, wave_share,
+    wave_time,
 };
 pub use rotation::{RotationBody, SignedRotation, seal_rotation, trusted_after};
 pub use text::{parse_release, parse_release_keys, release_text};

@@ -88,7 +88,11 @@ fn release(dir: &Path, key: &SigningSecret) -> Release {
 fn update_table(dir: &Path, key: &SigningSecret, extra: &str) -> String {
     let release = dir.join("release");
     let keys = dir.join("release-keys");
-    fs::write(&release, "board=testboard\nversion=1\nmin_version=0\nlabel=v1\n").unwrap();
+    fs::write(
+        &release,
+        "board=testboard\nversion=1\nmin_version=0\nlabel=v1\n",
+    )
+    .unwrap();
     fs::write(&keys, format!("{}\n", to_hex(&key.public_key()))).unwrap();
     format!(
         "[update]\nrelease_file = \"{}\"\nrelease_keys = \"{}\"\nroot_device_file = \"{}\"\n{extra}",
@@ -160,20 +164,38 @@ fn the_hub_publishes_a_node_fetches_and_another_fetches_from_it_with_the_hub_dow
     let entries = hub.directory()["entries"].clone();
     let other = release(&m.root().join("upd-a"), &SigningSecret::from_seed([22; 32]));
     let bundle = r.bundle.to_str().unwrap();
-    hub.cli(&["update", "publish", bundle, "--record", other.record.to_str().unwrap()])
-        .expect_code(EXIT_VERIFY_FAILED)
-        .stderr_contains("release record rejected: signed by release key");
+    hub.cli(&[
+        "update",
+        "publish",
+        bundle,
+        "--record",
+        other.record.to_str().unwrap(),
+    ])
+    .expect_code(EXIT_VERIFY_FAILED)
+    .stderr_contains("release record rejected: signed by release key");
     let short = m.root().join("short.bundle");
     fs::write(&short, &r.bytes[..r.bytes.len() - 1]).unwrap();
-    hub.cli(&["update", "publish", short.to_str().unwrap(), "--record", r.record.to_str().unwrap()])
-        .expect_code(EXIT_VERIFY_FAILED)
-        .stderr_contains("the release record says");
+    hub.cli(&[
+        "update",
+        "publish",
+        short.to_str().unwrap(),
+        "--record",
+        r.record.to_str().unwrap(),
+    ])
+    .expect_code(EXIT_VERIFY_FAILED)
+    .stderr_contains("the release record says");
     assert_eq!(hub.directory()["entries"], entries);
 
-    let published = hub.cli(&["update", "publish", bundle, "--json"]).ok().json();
+    let published = hub
+        .cli(&["update", "publish", bundle, "--json"])
+        .ok()
+        .json();
     assert_eq!(published["published"], true, "{published}");
     assert_eq!(published["release"]["bundle_blake2b"], r.hash.as_str());
-    let again = hub.cli(&["update", "publish", bundle, "--json"]).ok().json();
+    let again = hub
+        .cli(&["update", "publish", bundle, "--json"])
+        .ok()
+        .json();
     assert_eq!(again["published"], false, "publishing twice appends once");
 
     // A fetches from the hub and holds the very bytes.
@@ -239,12 +261,17 @@ fn the_hub_publishes_a_node_fetches_and_another_fetches_from_it_with_the_hub_dow
     });
     assert_eq!(done["last"]["source"], a_url.as_str(), "{done}");
     assert!(
-        b.log_text()
-            .contains(&format!("resuming bundle {} at byte {half} from {a_url}", r.hash)),
+        b.log_text().contains(&format!(
+            "resuming bundle {} at byte {half} from {a_url}",
+            r.hash
+        )),
         "{}",
         b.log_text()
     );
-    assert_eq!(fs::read(held(&b.state, &r.hash, "bundle")).unwrap(), r.bytes);
+    assert_eq!(
+        fs::read(held(&b.state, &r.hash, "bundle")).unwrap(),
+        r.bytes
+    );
     assert!(!held(&b.state, &r.hash, "part").exists());
     let human = b.cli(&["update", "status"]).ok().stdout();
     assert!(human.contains("download complete"), "{human}");

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rotation::{SignedRotation, trusted_after};
 use super::manifest::check_release_fields;
+use super::rotation::{SignedRotation, trusted_after};
 use super::{BundleError, FORMAT, Manifest};
 use crate::envelope::{decode_canonical, encode, signed_message, tag};
 use crate::hash::{Hash32, blake2b256};

@@ -62,7 +62,7 @@ fn sealed_record_verifies_and_tampering_is_refused() {
 fn rotated_key_and_bad_shapes() {
     let (k0, k1) = (key(1), key(2));
     let rot = seal_rotation(1, &k0, k1.public_key()).unwrap();
-    let signed = seal_release(&body(&k1, vec![]), &k1, &[rot.clone()]).unwrap();
+    let signed = seal_release(&body(&k1, vec![]), &k1, std::slice::from_ref(&rot)).unwrap();
     assert!(verify_release(&signed, &[k0.public_key()]).is_ok());
     // Four rotations do not fit a directory entry: refused when sealing.
     assert!(seal_release(&body(&k1, vec![]), &k1, &vec![rot; 4]).is_err());
@@ -77,7 +77,10 @@ fn rotated_key_and_bad_shapes() {
         vec![w(50, 10), w(100, 5)],
         vec![w(100, 0); 9],
     ] {
-        assert!(seal_release(&body(&k1, bad.clone()), &k1, &[]).is_err(), "{bad:?}");
+        assert!(
+            seal_release(&body(&k1, bad.clone()), &k1, &[]).is_err(),
+            "{bad:?}"
+        );
     }
     let mut b = body(&k1, vec![]);
     b.min_version = 9;
@@ -115,8 +118,8 @@ fn largest_record_fits_a_directory_entry() {
     let hub = key(9);
     let record = Record::Release { signed };
     let (raw, head) = directory::append(&directory::Head::default(), &hub, record).unwrap();
-    let (entry, _) = directory::verify_next(&directory::Head::default(), &hub.public_key(), &raw)
-        .unwrap();
+    let (entry, _) =
+        directory::verify_next(&directory::Head::default(), &hub.public_key(), &raw).unwrap();
     assert_eq!(head.len, 1);
     let mut view = View::default();
     for i in 0..10u8 {
@@ -137,7 +140,10 @@ fn waves_share_and_time() {
         .collect();
     assert!(shares.iter().all(|s| *s < 100));
     let first = shares.iter().filter(|s| **s < 10).count();
-    assert!((50..=150).contains(&first), "{first} of 1000 in a 10 % wave");
+    assert!(
+        (50..=150).contains(&first),
+        "{first} of 1000 in a 10 % wave"
+    );
     // Deterministic, and per release.
     assert_eq!(wave_share("gw:a", &[1; 32]), wave_share("gw:a", &[1; 32]));
     let moved = (0..100)
@@ -218,7 +224,10 @@ fn decision_over_a_virtual_clock() {
     s.failed = true;
     assert!(matches!(decide(&s), Step::Idle { ref why } if why.contains("failed")));
     let run7 = running(7);
-    assert!(matches!(decide(&situation(&release, &run7, start)), Step::Idle { .. }));
+    assert!(matches!(
+        decide(&situation(&release, &run7, start)),
+        Step::Idle { .. }
+    ));
     let run4 = running(4); // below the release's min_version 5
     assert!(matches!(
         decide(&situation(&release, &run4, start)),
@@ -226,7 +235,10 @@ fn decision_over_a_virtual_clock() {
     ));
     let mut other = running(1);
     other.board = "amd64".into();
-    assert!(matches!(decide(&situation(&release, &other, start)), Step::Idle { .. }));
+    assert!(matches!(
+        decide(&situation(&release, &other, start)),
+        Step::Idle { .. }
+    ));
 }
 
 #[test]
@@ -237,7 +249,14 @@ fn windows() {
     assert!(!w.contains(at(1, 0)) && !w.contains(at(12, 0)));
     assert_eq!(w.next_open(at(12, 0)), at(22, 30));
     assert_eq!(w.next_open(at(23, 0)), at(22, 30) + 86_400);
-    for bad in ["2-4", "02:00", "24:00-01:00", "02:00-02:00", "02:60-03:00", "aa:bb-cc:dd"] {
+    for bad in [
+        "2-4",
+        "02:00",
+        "24:00-01:00",
+        "02:00-02:00",
+        "02:60-03:00",
+        "aa:bb-cc:dd",
+    ] {
         assert!(Window::parse(bad).is_err(), "{bad}");
     }
     assert_eq!(Policy::parse("download-only"), Some(Policy::DownloadOnly));

@@ -111,9 +111,14 @@ pub struct Situation<'a> {
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// Nothing, now or later, until something changes.
-    Idle { why: String },
+    Idle {
+        why: String,
+    },
     /// Nothing until `at` (unix seconds), then ask again.
-    Wait { at: u64, why: String },
+    Wait {
+        at: u64,
+        why: String,
+    },
     Download,
     Install,
     /// Boot the installed slot (the trial boot's business from here).

@@ -55,7 +55,8 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
                     r.into()
                 }
             };
-            let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+            let absolute =
+                |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
             let request = UpdatePublish {
                 bundle: absolute(bundle)?,
                 record: absolute(&record)?,
@@ -120,7 +121,10 @@ fn print_mesh(m: &Value) {
         println!("releases: {e}");
         return;
     }
-    let window = m["window"].as_str().map(|w| format!(", window {w} UTC")).unwrap_or_default();
+    let window = m["window"]
+        .as_str()
+        .map(|w| format!(", window {w} UTC"))
+        .unwrap_or_default();
     println!("policy {}{window}", m["policy"].as_str().unwrap_or("?"));
     let r = &m["release"];
     if r.is_null() {
@@ -137,7 +141,10 @@ fn print_mesh(m: &Value) {
         );
     }
     let step = &m["step"];
-    let why = step["why"].as_str().map(|w| format!(": {w}")).unwrap_or_default();
+    let why = step["why"]
+        .as_str()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
     println!("next step: {}{why}", step["step"].as_str().unwrap_or("?"));
     if let Some(e) = m["last"]["error"].as_str() {
         println!("last attempt failed: {e}");

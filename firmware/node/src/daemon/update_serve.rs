@@ -10,9 +10,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 
 use bytes::Bytes;
+use gondwana_core::mesh::Ipv4Net;
 use http::StatusCode;
 use http::header::{CONTENT_RANGE, HeaderValue, RANGE};
-use gondwana_core::mesh::Ipv4Net;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
 use crate::daemon::app::App;
@@ -123,7 +123,14 @@ mod tests {
     fn ranges_and_peers() {
         assert_eq!(parse_range("bytes=0-99"), Some((0, Some(99))));
         assert_eq!(parse_range("bytes=100-"), Some((100, None)));
-        for bad in ["bytes=-5", "bytes=9-3", "bytes=0-1,4-5", "items=0-1", "bytes=a-b", ""] {
+        for bad in [
+            "bytes=-5",
+            "bytes=9-3",
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=a-b",
+            "",
+        ] {
             assert_eq!(parse_range(bad), None, "{bad}");
         }
         let subnet: Ipv4Net = "10.99.0.0/16".parse().unwrap();

@@ -52,10 +52,8 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
     let (cfg, state_dir) = (config.update.clone(), app.state_dir.clone());
     let node_id = app.identity().node_id.to_string();
     let records = view.releases.clone();
-    let assessed = blocking(move || {
-        mesh::assess(&cfg, &state_dir, &records, &node_id, now_unix())
-    })
-    .await;
+    let assessed =
+        blocking(move || mesh::assess(&cfg, &state_dir, &records, &node_id, now_unix())).await;
     let Ok(assessed) = assessed else {
         return LOOK_EVERY;
     };
@@ -132,7 +130,10 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
             let last = match &result {
                 Ok(()) => json!({"step": "reboot", "at": at, "version": body.version}),
                 Err(e) => {
-                    warn!("update: version {} installed, reboot not possible: {e}", body.version);
+                    warn!(
+                        "update: version {} installed, reboot not possible: {e}",
+                        body.version
+                    );
                     json!({"step": "reboot", "at": at, "version": body.version, "error": e.to_string()})
                 }
             };

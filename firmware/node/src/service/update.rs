@@ -13,8 +13,8 @@ use super::{Request, Result, ServiceError};
 use crate::clock::now_unix;
 use crate::config::{Config, Role};
 use crate::store::{StateStore, append_audit};
-use gondwana_core::audit::Field;
 use crate::update::{self, UpdateError, mesh};
+use gondwana_core::audit::Field;
 
 /// `None`: not a request run without the store.
 pub fn on_system(config: &Config, request: &Request) -> Option<Result<Value>> {

@@ -93,8 +93,8 @@ pub fn prune_except(state_dir: &Path, keep: &Hash32) {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        let stale = (name.ends_with(".bundle") || name.ends_with(".part"))
-            && !name.starts_with(&keep);
+        let stale =
+            (name.ends_with(".bundle") || name.ends_with(".part")) && !name.starts_with(&keep);
         if stale && let Err(err) = fs::remove_file(e.path()) {
             warn!("update: cannot remove {}: {err}", e.path().display());
         }

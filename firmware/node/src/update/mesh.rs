@@ -172,8 +172,7 @@ pub fn status_json(
     let a = assess(cfg, state_dir, records, node_id, now);
     let release = a.release.as_ref().map(|r| {
         let mut v = release_json(&r.body);
-        v["download"] =
-            held::download_json(state_dir, &r.body.bundle_blake2b, r.body.bundle_size);
+        v["download"] = held::download_json(state_dir, &r.body.bundle_blake2b, r.body.bundle_size);
         v["wave_at"] = json!(a.share.map(|s| wave_time(&r.body, s)));
         v["failed"] = json!(held::failed(state_dir, &r.body.bundle_blake2b));
         v
@@ -271,9 +270,8 @@ pub fn store_published(
             let _ = std::fs::remove_file(&part);
             return Err(UpdateError::Rejected(format!("bundle rejected: {why}")));
         }
-        std::fs::rename(&part, &target).map_err(|e| {
-            UpdateError::Io(anyhow::anyhow!("rename to {}: {e}", target.display()))
-        })?;
+        std::fs::rename(&part, &target)
+            .map_err(|e| UpdateError::Io(anyhow::anyhow!("rename to {}: {e}", target.display())))?;
     } else if let Err(why) = check_bundle(&target, &body, &keys) {
         return Err(UpdateError::Rejected(format!(
             "the held bundle {} does not match: {why}",

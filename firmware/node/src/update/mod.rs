@@ -64,9 +64,9 @@ fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {
 /// releases over the mesh ([`mesh::status_json`], computed by the caller,
 /// who has the directory).
 pub fn status(cfg: &UpdateConfig, mesh: Value) -> Value {
-    let mut v = slots_status(cfg).unwrap_or_else(|e| {
-        json!({"board": null, "running_slot": null, "slots": [], "slots_error": e.to_string()})
-    });
+    let mut v = slots_status(cfg).unwrap_or_else(
+        |e| json!({"board": null, "running_slot": null, "slots": [], "slots_error": e.to_string()}),
+    );
     v["mesh"] = mesh;
     v
 }
