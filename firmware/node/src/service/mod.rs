@@ -52,7 +52,7 @@ pub fn on_store(store: &StateStore, config: &Config, request: &Request) -> Optio
         Request::DirectoryImport(b) => directory::decode_bundle(&b.bundle_base64)
             .and_then(|bytes| directory::import(store, config, &bytes)),
         Request::UpdateStatus => Ok(update::status(config, Some(store))),
-        Request::UpdatePublish(r) => update::publish(store, config, r),
+        Request::UpdatePublish(r) => update::publish(store, config, &r.bundle, &r.record),
         _ => return None,
     })
 }

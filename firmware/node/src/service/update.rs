@@ -8,7 +8,6 @@ use std::path::Path;
 use gondwana_core::directory::Record;
 use serde_json::{Value, json};
 
-use super::request::UpdatePublish;
 use super::{Request, Result, ServiceError};
 use crate::clock::now_unix;
 use crate::config::{Config, Role};
@@ -68,14 +67,14 @@ fn mesh_status(config: &Config, store: &StateStore) -> Result<Value> {
 /// release keys, the bundle against the record and stored where the hub
 /// serves it, then the record appended to the directory (once: publishing
 /// the same record again appends nothing).
-pub fn publish(store: &StateStore, config: &Config, r: &UpdatePublish) -> Result<Value> {
+pub fn publish(store: &StateStore, config: &Config, bundle: &Path, record: &Path) -> Result<Value> {
     if config.role != Role::Hub {
         return Err(ServiceError::Conflict(
             "update publish runs on the hub (it appends to the directory): copy the bundle and its record there".into(),
         ));
     }
     let identity = store.require_identity()?;
-    let verified = mesh::store_published(&config.update, state_dir(store), &r.bundle, &r.record)
+    let verified = mesh::store_published(&config.update, state_dir(store), bundle, record)
         .map_err(service_error)?;
     let (view, _) = store.directory_view(&identity.state.signing_key)?;
     let fresh = !view.releases.contains(&verified.signed);
