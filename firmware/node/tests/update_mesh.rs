@@ -34,9 +34,9 @@ struct Release {
     hash: String,
 }
 
-/// A bundle of version 2 for board `testboard` (a 3 MiB root and a
+/// A bundle of `version` for board `testboard` (a 3 MiB root and a
 /// kernel), and its release record, in `dir`.
-fn release(dir: &Path, key: &SigningSecret) -> Release {
+fn release(dir: &Path, key: &SigningSecret, version: u64) -> Release {
     let mut root = vec![0u8; ROOT_BYTES];
     let mut x = 0x9e37_79b9u32;
     for b in root.iter_mut() {
@@ -45,12 +45,12 @@ fn release(dir: &Path, key: &SigningSecret) -> Release {
         x ^= x << 5;
         *b = x as u8;
     }
-    let kernel = b"kernel-v2".to_vec();
+    let kernel = format!("kernel-v{version}").into_bytes();
     let manifest = Manifest {
         format: FORMAT,
         board: "testboard".into(),
-        version: 2,
-        label: "v2".into(),
+        version,
+        label: format!("v{version}"),
         min_version: 1,
         release_key: key.public_key(),
         parts: vec![
@@ -72,8 +72,8 @@ fn release(dir: &Path, key: &SigningSecret) -> Release {
     bytes.extend_from_slice(&kernel);
     let hash = blake2b256(&bytes);
     let body = ReleaseBody::for_bundle(&manifest, &head, bytes.len() as u64, hash, 0, vec![]);
-    let bundle = dir.join("testboard.bundle");
-    let record = dir.join("testboard.bundle.release");
+    let bundle = dir.join(format!("testboard-{version}.bundle"));
+    let record = dir.join(format!("testboard-{version}.bundle.release"));
     fs::write(&bundle, &bytes).unwrap();
     fs::write(&record, seal_release(&body, key, &[]).unwrap()).unwrap();
     Release {
@@ -131,7 +131,7 @@ fn wait_mesh(node: &Node, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
 fn the_hub_publishes_a_node_fetches_and_another_fetches_from_it_with_the_hub_down() {
     let m = Mesh::new();
     let key = SigningSecret::from_seed([21; 32]);
-    let r = release(m.root(), &key);
+    let r = release(m.root(), &key, 2);
 
     let mut hub = m.hub();
     let hub_update = update_table(&hub.dir, &key, "policy = \"manual\"\n");
@@ -162,7 +162,11 @@ fn the_hub_publishes_a_node_fetches_and_another_fetches_from_it_with_the_hub_dow
     // Refused publications change nothing: a record by a key the hub does
     // not trust, a bundle that is not the one the record names.
     let entries = hub.directory()["entries"].clone();
-    let other = release(&m.root().join("upd-a"), &SigningSecret::from_seed([22; 32]));
+    let other = release(
+        &m.root().join("upd-a"),
+        &SigningSecret::from_seed([22; 32]),
+        2,
+    );
     let bundle = r.bundle.to_str().unwrap();
     hub.cli(&[
         "update",
@@ -275,4 +279,27 @@ fn the_hub_publishes_a_node_fetches_and_another_fetches_from_it_with_the_hub_dow
     assert!(!held(&b.state, &r.hash, "part").exists());
     let human = b.cli(&["update", "status"]).ok().stdout();
     assert!(human.contains("download complete"), "{human}");
+
+    // A node publishes too: it keeps and serves the bundle and sends the
+    // record to the hub, which appends it; a record the hub's keys do not
+    // verify, posted straight to the hub, is refused.
+    hub.start();
+    let v3 = release(m.root(), &key, 3);
+    let sent = b
+        .cli(&["update", "publish", v3.bundle.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(sent["published"], true, "{sent}");
+    assert!(held(&b.state, &v3.hash, "bundle").exists());
+    let on_hub = hub.cli(&["update", "status", "--json"]).ok().json()["mesh"].clone();
+    assert_eq!(on_hub["release"]["version"], 3, "{on_hub}");
+    let entries = hub.directory()["entries"].clone();
+    let forged = harness::mesh::post(
+        hub.api_port,
+        "/v1/update/release",
+        &fs::read(&other.record).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    assert_eq!(hub.directory()["entries"], entries);
 }

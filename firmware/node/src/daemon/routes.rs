@@ -63,6 +63,9 @@ impl PublicApi {
             (&Method::GET, ["v1", "update", "bundle", hash]) => {
                 crate::daemon::update_serve::bundle(app, &req, hash).await
             }
+            (&Method::POST, ["v1", "update", "release"]) => {
+                crate::daemon::update_serve::receive_release(app, &req).await
+            }
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -110,6 +113,7 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::POST, &["v1", "candidates", "report"]),
     (Method::GET, &["v1", "candidates"]),
     (Method::GET, &["v1", "update", "bundle", "{hash}"]),
+    (Method::POST, &["v1", "update", "release"]),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[

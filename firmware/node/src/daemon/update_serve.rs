@@ -4,17 +4,23 @@
 //! [`MAX_RANGE`] bytes an answer), so a download continues where it stopped
 //! and from whichever box holds the bundle. The fetching box checks the
 //! whole file against the signed release record; this side only hands out
-//! bytes.
+//! bytes. And `POST /v1/update/release`: the hub takes a release record
+//! another box publishes.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use gondwana_core::mesh::Ipv4Net;
 use http::StatusCode;
 use http::header::{CONTENT_RANGE, HeaderValue, RANGE};
 
+use gondwana_core::update::verify_release;
+use serde_json::json;
+
 use crate::api::{ApiError, ApiRequest, ApiResponse, CONTENT_TYPE_OCTETS};
+use crate::config::Role;
 use crate::daemon::app::App;
 use crate::daemon::drive::blocking;
 use crate::update::{held, mesh};
@@ -106,6 +112,50 @@ pub async fn bundle(app: &App, req: &ApiRequest, hex: &str) -> Result<ApiRespons
         Bytes::from(bytes),
     );
     Ok(with_range(response, &format!("bytes {first}-{end}/{size}")))
+}
+
+/// `POST /v1/update/release` on the hub: a release record published by
+/// another box (`update publish` on a node, which serves the bundle
+/// itself). Appended once it verifies against the hub's release keys; the
+/// signature is the authority, not the sender.
+pub async fn receive_release(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResponse, ApiError> {
+    let config = app.config();
+    if config.role != Role::Hub {
+        return Err(ApiError::not_found(
+            "release records are published to the hub",
+        ));
+    }
+    if !may_fetch(req.peer.ip(), &config.mesh.subnet) {
+        return Err(ApiError::forbidden(
+            "release records are taken from mesh addresses only",
+        ));
+    }
+    let keys = mesh::release_keys(&config.update)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()))?;
+    let signed = req.body.to_vec();
+    let body = verify_release(&signed, &keys).map_err(|e| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_release",
+            format!("release record rejected: {e}"),
+        )
+    })?;
+    let verified = mesh::Verified { body, signed };
+    let store = app.store.clone();
+    let appended = blocking(move || {
+        crate::service::update::append_release(&store, &verified).map(|r| (r, verified))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ((fresh, entries), verified) = appended;
+    if fresh {
+        app.changed();
+    }
+    Ok(ApiResponse::json(
+        StatusCode::OK,
+        &json!({"published": fresh, "release": mesh::release_json(&verified.body), "directory_entries": entries}),
+    ))
 }
 
 fn with_range(response: ApiResponse, value: &str) -> ApiResponse {

@@ -10,9 +10,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use gondwana_core::directory::View;
 use gondwana_core::update::rollout::Step;
-use serde_json::json;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::api::{CONTENT_TYPE_OCTETS, client};
+use crate::daemon::drive::CALL_TIMEOUT;
+use crate::service::request::UpdatePublish;
+use crate::service::{self, ServiceError};
 
 use crate::clock::now_unix;
 use crate::config::{Config, Role};
@@ -141,6 +148,57 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
             REBOOT_RETRY
         }
     }
+}
+
+/// `update publish` on a node: the bundle checked and kept where this box
+/// serves it, then the record sent to the hub, which appends it once it
+/// verifies against the hub's keys (`POST /v1/update/release`). Boxes
+/// then find the bundle here (the hub answers 404 for it).
+pub async fn publish_via_hub(app: &Arc<App>, r: UpdatePublish) -> service::Result<Value> {
+    let (a, paths) = (app.clone(), r.clone());
+    let stored = blocking(move || {
+        crate::service::update::store_for_publish(
+            &a.store,
+            &a.config(),
+            &paths.bundle,
+            &paths.record,
+        )
+    })
+    .await
+    .map_err(|e| ServiceError::Fault(anyhow::anyhow!("publish task: {e}")))??;
+    let config = app.config();
+    let Some(enrolment) = app.store.enrolment()? else {
+        return Err(ServiceError::Conflict(
+            "not enrolled: no hub to publish to".into(),
+        ));
+    };
+    let url = format!("{}/v1/update/release", hub_api_url(&config, &enrolment));
+    let (status, body) = client::request(
+        Method::POST,
+        &url,
+        Some(CONTENT_TYPE_OCTETS),
+        Bytes::from(stored.signed.clone()),
+        CALL_TIMEOUT,
+        64 * 1024,
+    )
+    .await
+    .map_err(|e| ServiceError::Upstream(format!("{url}: {e}")))?;
+    if status != StatusCode::OK {
+        return Err(ServiceError::Upstream(format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        )));
+    }
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fresh = answer["published"] == true;
+    let mut v = crate::service::update::published_json(
+        &app.store,
+        &stored,
+        fresh,
+        answer["directory_entries"].as_u64(),
+    );
+    v["hub"] = json!(url);
+    Ok(v)
 }
 
 async fn directory_view(app: &Arc<App>, config: &Arc<Config>) -> Option<Arc<View>> {

@@ -66,54 +66,80 @@ fn mesh_status(config: &Config, store: &StateStore) -> Result<Value> {
 /// `update publish` on the hub: the record verified against the hub's
 /// release keys, the bundle against the record and stored where the hub
 /// serves it, then the record appended to the directory (once: publishing
-/// the same record again appends nothing).
+/// the same record again appends nothing). On a node the daemon runs
+/// [`store_for_publish`] and sends the record to the hub.
 pub fn publish(store: &StateStore, config: &Config, bundle: &Path, record: &Path) -> Result<Value> {
     if config.role != Role::Hub {
         return Err(ServiceError::Conflict(
-            "update publish runs on the hub (it appends to the directory): copy the bundle and its record there".into(),
+            "on a node, update publish needs the daemon running (it serves the bundle and sends the record to the hub)".into(),
         ));
     }
-    let identity = store.require_identity()?;
-    let verified = mesh::store_published(&config.update, state_dir(store), bundle, record)
-        .map_err(service_error)?;
-    let (view, _) = store.directory_view(&identity.state.signing_key)?;
-    let fresh = !view.releases.contains(&verified.signed);
-    let mut entries = store.directory_head()?.len;
-    if fresh {
-        let txn = store.write()?;
-        let head = crate::store::directory::append_record(
-            &txn,
-            &identity.signing,
-            Record::Release {
-                signed: verified.signed.clone(),
-            },
-        )?;
-        let body = &verified.body;
-        append_audit(
-            &txn,
-            "update.publish",
-            &[
-                Field::text("board", &body.board),
-                Field::text("version", &body.version.to_string()),
-                Field::text("label", &body.label),
-                Field::text(
-                    "bundle_blake2b",
-                    &gondwana_core::hash::to_hex(&body.bundle_blake2b),
-                ),
-            ],
-            now_unix(),
-        )?;
-        store.commit(txn)?;
-        entries = head.len;
-        info!(
-            "update: published version {} ({}) for {}",
-            body.version, body.label, body.board
-        );
-    }
-    Ok(json!({
+    let verified = store_for_publish(store, config, bundle, record)?;
+    let (fresh, entries) = append_release(store, &verified)?;
+    Ok(published_json(store, &verified, fresh, Some(entries)))
+}
+
+/// The files' part of a publish: checked and kept where this box serves
+/// the bundle from.
+pub fn store_for_publish(
+    store: &StateStore,
+    config: &Config,
+    bundle: &Path,
+    record: &Path,
+) -> Result<mesh::Verified> {
+    mesh::store_published(&config.update, state_dir(store), bundle, record).map_err(service_error)
+}
+
+pub fn published_json(
+    store: &StateStore,
+    verified: &mesh::Verified,
+    fresh: bool,
+    entries: Option<u64>,
+) -> Value {
+    json!({
         "published": fresh,
         "release": mesh::release_json(&verified.body),
         "bundle": update::held::bundle_path(state_dir(store), &verified.body.bundle_blake2b).display().to_string(),
         "directory_entries": entries,
-    }))
+    })
+}
+
+/// Hub: appends a verified release record to the directory, with an
+/// `update.publish` audit record, unless the directory holds it already.
+/// Returns whether it was appended and the directory's length.
+pub fn append_release(store: &StateStore, verified: &mesh::Verified) -> Result<(bool, u64)> {
+    let identity = store.require_identity()?;
+    let (view, head) = store.directory_view(&identity.state.signing_key)?;
+    if view.releases.contains(&verified.signed) {
+        return Ok((false, head.len));
+    }
+    let txn = store.write()?;
+    let head = crate::store::directory::append_record(
+        &txn,
+        &identity.signing,
+        Record::Release {
+            signed: verified.signed.clone(),
+        },
+    )?;
+    let body = &verified.body;
+    append_audit(
+        &txn,
+        "update.publish",
+        &[
+            Field::text("board", &body.board),
+            Field::text("version", &body.version.to_string()),
+            Field::text("label", &body.label),
+            Field::text(
+                "bundle_blake2b",
+                &gondwana_core::hash::to_hex(&body.bundle_blake2b),
+            ),
+        ],
+        now_unix(),
+    )?;
+    store.commit(txn)?;
+    info!(
+        "update: published version {} ({}) for {}",
+        body.version, body.label, body.board
+    );
+    Ok((true, head.len))
 }
