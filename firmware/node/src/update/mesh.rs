@@ -296,3 +296,82 @@ fn read_bounded(path: &Path, max: usize) -> Result<Vec<u8>, UpdateError> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gondwana_core::keys::SigningSecret;
+    use gondwana_core::update::{FORMAT, seal_release};
+
+    fn record(key: &SigningSecret, board: &str, version: u64) -> Vec<u8> {
+        let body = ReleaseBody {
+            format: FORMAT,
+            board: board.into(),
+            version,
+            min_version: 0,
+            label: format!("v{version}"),
+            start: 0,
+            bundle_size: 100,
+            bundle_blake2b: [version as u8; 32],
+            manifest_blake2b: [0; 32],
+            release_key: key.public_key(),
+            waves: Vec::new(),
+        };
+        seal_release(&body, key, &[]).unwrap()
+    }
+
+    #[test]
+    fn the_newest_verified_release_for_the_board_is_chosen() {
+        let key = SigningSecret::from_seed([3; 32]);
+        let stranger = SigningSecret::from_seed([4; 32]);
+        let records = vec![
+            record(&key, "mochabin", 5),
+            record(&key, "amd64", 9),
+            record(&stranger, "mochabin", 8),
+            record(&key, "mochabin", 6),
+        ];
+        let (best, refused) = newest_for(&records, &[key.public_key()], "mochabin");
+        assert_eq!(best.map(|b| b.body.version), Some(6));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("does not trust"));
+    }
+
+    #[test]
+    fn assess_follows_policy_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningSecret::from_seed([3; 32]);
+        let release_file = dir.path().join("release");
+        let keys_file = dir.path().join("keys");
+        std::fs::write(
+            &release_file,
+            "board=mochabin\nversion=1\nmin_version=0\nlabel=v1\n",
+        )
+        .unwrap();
+        std::fs::write(&keys_file, to_hex(&key.public_key())).unwrap();
+        let mut cfg = UpdateConfig {
+            release_file,
+            release_keys: keys_file,
+            root_device_file: dir.path().join("none"),
+            policy: "download-only".into(),
+            ..UpdateConfig::default()
+        };
+        let records = vec![record(&key, "mochabin", 2)];
+        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        assert_eq!(a.step, Step::Download);
+        std::fs::create_dir_all(held::dir(dir.path())).unwrap();
+        std::fs::write(held::bundle_path(dir.path(), &[2; 32]), b"x").unwrap();
+        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        assert!(matches!(a.step, Step::Idle { ref why } if why.contains("download-only")));
+        cfg.policy = "auto".into();
+        assert_eq!(
+            assess(&cfg, dir.path(), &records, "gw:x", 1_000).step,
+            Step::Install
+        );
+        held::mark_failed(dir.path(), &[2; 32], "boom").unwrap();
+        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        assert!(matches!(a.step, Step::Idle { ref why } if why.contains("failed")));
+        cfg.max_bundle_bytes = 10;
+        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        assert!(matches!(a.step, Step::Idle { ref why } if why.contains("max_bundle_bytes")));
+    }
+}
