@@ -107,6 +107,17 @@ LENDING_DECISION = bytes.fromhex(
     "08")
 # RFC 8032 TEST 3: the hub of the lending vectors.
 LENDING_HUB_SEED = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7"
+RELEASE_RECORD = bytes.fromhex(
+    "7d01086d6f63686162696e070502763780efa8c9069303f29cdf74e7bca5935c8dc36b6f"
+    "8f624f65ffb2106f2a4b8a07364ab6d9fdb9d89b723d9c2a141f138fec62445f14747301"
+    "c1357360defcdf914cfaaa3cfcec323d4017c3e843895a92b70aa74d1b7ebc9c982ccf2e"
+    "c4968cc0cd55f12af4660c020a006480a3054034e3e042686d6e78254e8145657123a1dc"
+    "263b90c0cd66ee1b6ab7926317c438708f2e1ccc15767000541b7826477a492ef778a516"
+    "505aec953d227b8ac2790f01420101d75a980182b10ab7d54bfed3c964073a0ee172f3da"
+    "a62325af021a68f707511a3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0"
+    "cd55f12af4660c4001ae2d33e297a589d9e54bfad5873ff0847dca2886764c6bf3faebb0"
+    "86e9697897569da48a928ff646fdf4af538d3694bcc82756c1b23ab1669b7206fe3be40d"
+)
 HUB_SEED = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"
 
 
@@ -491,12 +502,51 @@ def check_lending():
     assert d.varint() == 1 and d.varint() == 600, "Accepted for 600 s"
     d.done()
     must_fail(lambda: open_envelope(LENDING_DECISION, req_tag))
+def check_release_record():
+    """docs/updates.md, Release record: the bundle vector's record, signed
+    by RFC 8032 key 2 with the rotation from key 1, in two waves."""
+    baked = bytes.fromhex(ID_VECTORS[0][1])
+    s = Reader(RELEASE_RECORD)
+    body, sig = s.bytes(), s.bytes()
+    assert len(sig) == 64
+    trusted = [baked]
+    for _ in range(s.varint()):
+        rbody, rsig = s.bytes(), s.bytes()
+        r = Reader(rbody)
+        fmt, seq, old, new = r.take(1)[0], r.varint(), r.take(32), r.take(32)
+        r.done()
+        assert fmt == 1 and seq == 1 and old in trusted
+        Ed25519PublicKey.from_public_bytes(old).verify(rsig, b"gondwana/v1/release-key-rotation\x00" + rbody)
+        trusted = [k for k in trusted if k != old] + [new]
+    s.done()
+    b = Reader(body)
+    assert b.take(1) == b"\x01", "format"
+    board, version, min_version = b.bytes().decode(), b.varint(), b.varint()
+    label, start, size = b.bytes().decode(), b.varint(), b.varint()
+    bundle_hash, manifest_hash, key = b.take(32), b.take(32), b.take(32)
+    waves = [(b.take(1)[0], b.varint()) for _ in range(b.varint())]
+    b.done()
+    assert (board, version, min_version, label) == ("mochabin", 7, 5, "v7")
+    assert start == 1764374400 and waves == [(10, 0), (100, 86400)]
+    assert key in trusted and key == bytes.fromhex(ID_VECTORS[1][1])
+    Ed25519PublicKey.from_public_bytes(key).verify(sig, b"gondwana/v1/release-record\x00" + body)
+    assert size == len(UPDATE_BUNDLE) == 403
+    assert bundle_hash == hashlib.blake2b(UPDATE_BUNDLE, digest_size=32).digest()
+    head_len = int.from_bytes(UPDATE_BUNDLE[8:12], "little")
+    manifest = Reader(UPDATE_BUNDLE[12:12 + head_len]).bytes()
+    assert manifest_hash == hashlib.blake2b(manifest, digest_size=32).digest()
+    try:
+        Ed25519PublicKey.from_public_bytes(key).verify(sig, b"gondwana/v1/update-manifest\x00" + body)
+    except Exception:
+        pass
+    else:
+        raise AssertionError("the record verified under another domain tag")
 
 
 passed = failed = 0
 for check in (check_ids, check_genesis, check_wireguard_keys, check_token, check_submission,
               check_grant, check_rotation, check_nonces, check_candidates,
-              check_update_bundle, check_lending):
+              check_update_bundle, check_lending, check_release_record):
     try:
         check()
         passed += 1

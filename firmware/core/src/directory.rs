@@ -26,6 +26,9 @@ pub const MAX_PAGE: usize = 256;
 pub const BUNDLE_FORMAT: u8 = 1;
 /// Bound of an exported bundle (a mesh of 10,000 nodes with churn fits).
 pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+/// Release records a [`View`] keeps: the newest ones (older releases are
+/// of no use to a box that looks for a newer one).
+pub const MAX_VIEW_RELEASES: usize = 8;
 
 // Records are decoded one at a time and folded into a View; boxing the
 // large variant would only add allocations.
@@ -60,6 +63,11 @@ pub enum Record {
     /// exactly as the provider sealed it: the hub's signature around it
     /// orders it in the log, the provider's inside it makes it true.
     Lending(heapless::Vec<u8, MAX_PUBLICATION_BYTES>),
+    /// A release of the firmware: a release record as its release key
+    /// signed it (`update::SignedRelease`, docs/updates.md). The hub
+    /// appends only records that verify against its release keys; every
+    /// box verifies them again against its own.
+    Release { signed: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +234,10 @@ pub struct View {
     pub revoked: BTreeMap<NodeId, String>,
     /// Offers verified against their provider's record (lending::Catalog).
     pub lending: Catalog,
+    /// Release records as signed, oldest first, at most
+    /// [`MAX_VIEW_RELEASES`]; unverified here (the release keys are the
+    /// box's, not the directory's).
+    pub releases: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +283,13 @@ impl View {
                 let nodes = &self.nodes;
                 self.lending
                     .apply(signed, |id| nodes.get(id).map(|n| n.signing_key));
+            }
+            Record::Release { signed } => {
+                self.releases.retain(|r| r != signed);
+                self.releases.push(signed.clone());
+                if self.releases.len() > MAX_VIEW_RELEASES {
+                    self.releases.remove(0);
+                }
             }
         }
     }

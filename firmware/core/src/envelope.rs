@@ -36,13 +36,16 @@ pub mod tag {
     pub const LENDING_REQUEST: &[u8] = b"gondwana/v1/lending-request\0";
     /// The provider's decision on a lending request.
     pub const LENDING_DECISION: &[u8] = b"gondwana/v1/lending-decision\0";
+    /// A release record (docs/updates.md, "Release record"), signed by a
+    /// release key.
+    pub const RELEASE_RECORD: &[u8] = b"gondwana/v1/release-record\0";
     /// Not a signature tag: the domain of a token's stored verifier hash.
     pub const TOKEN_VERIFIER: &[u8] = b"gondwana/v1/token-verifier\0";
     /// Not a signature tag: the domain of the MAC that proves possession of
     /// a WireGuard private key (`wg_proof`).
     pub const WIREGUARD_PROOF: &[u8] = b"gondwana/v1/wireguard-proof\0";
 
-    pub const ALL: [&[u8]; 16] = [
+    pub const ALL: [&[u8]; 17] = [
         IDENTITY_ENTRY,
         IDENTITY_ROTATE_NEW_KEY,
         ENROL_REQUEST,
@@ -57,6 +60,7 @@ pub mod tag {
         LENDING_PUBLICATION,
         LENDING_REQUEST,
         LENDING_DECISION,
+        RELEASE_RECORD,
         TOKEN_VERIFIER,
         WIREGUARD_PROOF,
     ];

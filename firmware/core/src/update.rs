@@ -13,14 +13,22 @@
 //! supply the bytes.
 
 mod manifest;
+mod release;
+pub mod rollout;
 mod rotation;
 mod text;
 mod trial;
 
 #[cfg(test)]
+mod release_tests;
+#[cfg(test)]
 mod tests;
 
-pub use manifest::{Manifest, Part, Release, Target, check_install};
+pub use manifest::{Manifest, Part, Release, Target, check_install, check_replaces};
+pub use release::{
+    MAX_SIGNED_RELEASE, ReleaseBody, SignedRelease, Wave, seal_release, verify_release, wave_share,
+    wave_time,
+};
 pub use rotation::{RotationBody, SignedRotation, seal_rotation, trusted_after};
 pub use text::{parse_release, parse_release_keys, release_text};
 pub use trial::{ENV_BLOCK_LEN, EnvError, Health, Trial, Verdict, encode_env, parse_env};
@@ -162,6 +170,13 @@ pub fn verify_head(head: &[u8], baked: &[PublicKey]) -> Result<Manifest, BundleE
         decode_canonical(&head.manifest, MAX_MANIFEST).map_err(BundleError::Malformed)?;
     manifest.check()?;
     Ok(manifest)
+}
+
+/// The manifest's bytes as signed, from a bundle's head, unverified: what a
+/// release record's `manifest_blake2b` hashes. Verify with [`verify_head`].
+pub fn head_manifest_bytes(head: &[u8]) -> Result<Vec<u8>, BundleError> {
+    let head: Head = decode_canonical(head, MAX_HEAD).map_err(BundleError::Malformed)?;
+    Ok(head.manifest)
 }
 
 /// The `release_key` field of an encoded manifest, read without trusting

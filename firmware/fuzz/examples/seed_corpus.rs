@@ -424,6 +424,27 @@ fn main() {
         consumer.poll(&view, Millis(0));
         out.put("lending", "consumer-book", &consumer.save(Millis(0)));
     }
+    // Release records: one with a wave plan and a rotation, and its body.
+    let body = gondwana_core::update::ReleaseBody::for_bundle(
+        &manifest,
+        &envelope::encode(&manifest),
+        4096 + 64 + 300,
+        [9; 32],
+        1_764_374_400,
+        vec![
+            gondwana_core::update::Wave {
+                percent: 10,
+                after_secs: 0,
+            },
+            gondwana_core::update::Wave {
+                percent: 100,
+                after_secs: 86_400,
+            },
+        ],
+    );
+    let record = gondwana_core::update::seal_release(&body, &f.hub, &[]).expect("release record");
+    out.put("release_record", "record", &record);
+    out.put("release_record", "body", &envelope::encode(&body));
 
     // Text forms.
     let node_id = NodeId::from_genesis_key(&f.node_state.signing_key);

@@ -419,6 +419,19 @@ pub enum UpdateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// On the hub: verify a bundle and its signed release record, serve the
+    /// bundle to the mesh and append the record to the directory.
+    Publish {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// The release record `gondwana-release record` wrote (default:
+        /// BUNDLE with `.release` appended).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -172,11 +172,15 @@ const EXAMPLES: &[(&str, &str)] = &[
     ),
     (
         "update",
-        "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update status",
+        "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update publish /tmp/gondwana-mochabin.bundle\n  gondwana update status",
     ),
     (
         "update install",
         "gondwana update install /tmp/gondwana-mochabin.bundle\n  gondwana update install /tmp/gondwana-mochabin.bundle --json",
+    ),
+    (
+        "update publish",
+        "gondwana update publish /tmp/gondwana-mochabin.bundle\n  gondwana update publish /tmp/gondwana-mochabin.bundle --record /tmp/staged.release --json",
     ),
     (
         "update status",

@@ -463,6 +463,7 @@ impl Config {
         check_open_ports(&self.firewall.mesh_open_ports, self.mesh.api_port)
             .map_err(|e| invalid(format!("firewall.mesh_open_ports: {e}")))?;
         ranges::check(self).map_err(invalid)?;
+        self.update.check().map_err(invalid)?;
         if let Some(url) = &self.hub.public_url {
             crate::hub_url::check(url).map_err(|p| invalid(format!("hub.public_url: {p}")))?;
         }

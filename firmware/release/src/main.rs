@@ -7,6 +7,8 @@
 //!   gondwana-release build --key KEY_FILE --board NAME --version N [--label TEXT]
 //!       [--min-version N] --root FILE [--boot NAME=FILE]... [--rotation FILE]... --out FILE
 //!   gondwana-release inspect BUNDLE [--keys RELEASE_KEYS_FILE]
+//!   gondwana-release record --key KEY_FILE --bundle FILE [--start UNIX]
+//!       [--wave PERCENT:DELAY_SECS]... [--rotation FILE]... [--out FILE]
 //!
 //! A key file holds the 32-byte ed25519 seed as 64 hex digits (mode 0600).
 #![forbid(unsafe_code)]
@@ -25,7 +27,7 @@ use gondwana_core::update::{
     self, FORMAT, Manifest, Part, SignedRotation, Target, parse_release_keys,
 };
 
-const USAGE: &str = "usage: gondwana-release keygen KEY | pubkey KEY | rotate --old KEY --new-pub HEX --seq N --out FILE | build --key KEY --board NAME --version N [--label TEXT] [--min-version N] --root FILE [--boot NAME=FILE]... [--rotation FILE]... --out FILE | inspect BUNDLE [--keys FILE]";
+const USAGE: &str = "usage: gondwana-release keygen KEY | pubkey KEY | rotate --old KEY --new-pub HEX --seq N --out FILE | build --key KEY --board NAME --version N [--label TEXT] [--min-version N] --root FILE [--boot NAME=FILE]... [--rotation FILE]... --out FILE | inspect BUNDLE [--keys FILE] | record --key KEY --bundle FILE [--start UNIX] [--wave PERCENT:DELAY_SECS]... [--rotation FILE]... [--out FILE]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +47,7 @@ fn run(args: &[String]) -> Result<()> {
         }
         "rotate" => rotate(&Options::parse(rest)?),
         "build" => build(&Options::parse(rest)?),
+        "record" => record(&Options::parse(rest)?),
         "inspect" => {
             let (bundle, rest) = rest.split_first().ok_or_else(|| anyhow!("{USAGE}"))?;
             inspect(Path::new(bundle), &Options::parse(rest)?)
@@ -267,6 +270,75 @@ fn inspect(path: &Path, o: &Options) -> Result<()> {
         };
         println!("  {name} {} bytes blake2b {}", p.size, to_hex(&p.blake2b));
     }
+    Ok(())
+}
+
+/// The release record of a bundle (docs/updates.md, "Release record"):
+/// its manifest's release, the file's size and hash, the wave plan; signed
+/// by the key that signed the bundle, with the bundle's rotation records
+/// unless `--rotation` names others (at most 3 fit a directory entry).
+fn record(o: &Options) -> Result<()> {
+    let key = load_key(Path::new(o.need("key")?))?;
+    let bundle = PathBuf::from(o.need("bundle")?);
+    let mut file = File::open(&bundle).with_context(|| format!("open {}", bundle.display()))?;
+    let mut prefix = [0u8; update::PREFIX_LEN];
+    file.read_exact(&mut prefix)
+        .context("bundle shorter than its prefix")?;
+    let mut head = vec![0u8; update::head_len(&prefix)?];
+    file.read_exact(&mut head)
+        .context("bundle shorter than its head")?;
+    let decoded: update::Head = decode_canonical(&head, update::MAX_HEAD)?;
+    let manifest = update::verify_head(&head, &[key.public_key()])
+        .context("the bundle is not signed by --key")?;
+    let (size, hash) = copy_hashing(&bundle, &mut io::sink())?;
+    let waves = o
+        .all("wave")
+        .iter()
+        .map(|w| {
+            let (p, d) = w
+                .split_once(':')
+                .ok_or_else(|| anyhow!("--wave {w:?}: PERCENT:DELAY_SECS"))?;
+            Ok(update::Wave {
+                percent: p.parse().with_context(|| format!("--wave {w:?}"))?,
+                after_secs: d.parse().with_context(|| format!("--wave {w:?}"))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let start = match o.number("start")? {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs(),
+    };
+    let rotations = if o.all("rotation").is_empty() {
+        decoded.rotations.clone()
+    } else {
+        o.all("rotation")
+            .iter()
+            .map(|p| load_rotation(p))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let body =
+        update::ReleaseBody::for_bundle(&manifest, &decoded.manifest, size, hash, start, waves);
+    let signed = update::seal_release(&body, &key, &rotations)?;
+    let out = match o.get("out") {
+        Some(out) => PathBuf::from(out),
+        None => {
+            let mut out = bundle.clone().into_os_string();
+            out.push(".release");
+            out.into()
+        }
+    };
+    write_new(&out, &signed)?;
+    println!(
+        "{}: {} version {} ({}), bundle {} bytes blake2b {}",
+        out.display(),
+        body.board,
+        body.version,
+        body.label,
+        size,
+        to_hex(&hash)
+    );
     Ok(())
 }
 

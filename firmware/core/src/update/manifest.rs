@@ -71,15 +71,7 @@ impl Manifest {
         if self.format != FORMAT {
             return Err(BundleError::UnknownFormat(self.format));
         }
-        if !valid_board(&self.board) {
-            return Err(bad("board must be 1-32 of [a-z0-9-]"));
-        }
-        if self.label.len() > 64 || self.label.chars().any(|c| c.is_control()) {
-            return Err(bad("label must be at most 64 printable bytes"));
-        }
-        if self.min_version > self.version {
-            return Err(bad("min_version is above version"));
-        }
+        check_release_fields(&self.board, &self.label, self.version, self.min_version)?;
         if self.parts.is_empty() || self.parts.len() > MAX_PARTS {
             return Err(bad(format!("1 to {MAX_PARTS} parts")));
         }
@@ -117,6 +109,25 @@ impl Manifest {
     }
 }
 
+/// The rules a manifest and a release record share: board, label, versions.
+pub(super) fn check_release_fields(
+    board: &str,
+    label: &str,
+    version: u64,
+    min_version: u64,
+) -> Result<(), BundleError> {
+    if !valid_board(board) {
+        return Err(bad("board must be 1-32 of [a-z0-9-]"));
+    }
+    if label.len() > 64 || label.chars().any(|c| c.is_control()) {
+        return Err(bad("label must be at most 64 printable bytes"));
+    }
+    if min_version > version {
+        return Err(bad("min_version is above version"));
+    }
+    Ok(())
+}
+
 fn valid_board(board: &str) -> bool {
     (1..=32).contains(&board.len())
         && board
@@ -142,21 +153,37 @@ fn valid_name(name: &str) -> bool {
 /// floor, and the oldest release the bundle replaces. Sizes are the
 /// installer's (it knows the slot).
 pub fn check_install(manifest: &Manifest, running: &Release) -> Result<(), BundleError> {
-    if manifest.board != running.board {
+    check_replaces(
+        &manifest.board,
+        manifest.version,
+        manifest.min_version,
+        running,
+    )
+}
+
+/// [`check_install`] for a release named by its board and versions (a
+/// release record before its bundle is here).
+pub fn check_replaces(
+    board: &str,
+    version: u64,
+    min_version: u64,
+    running: &Release,
+) -> Result<(), BundleError> {
+    if board != running.board {
         return Err(BundleError::WrongBoard {
-            bundle: manifest.board.clone(),
+            bundle: board.to_string(),
             running: running.board.clone(),
         });
     }
-    if manifest.version < running.min_version {
+    if version < running.min_version {
         return Err(BundleError::Downgrade {
-            bundle: manifest.version,
+            bundle: version,
             floor: running.min_version,
         });
     }
-    if running.version < manifest.min_version {
+    if running.version < min_version {
         return Err(BundleError::RunningTooOld {
-            min: manifest.min_version,
+            min: min_version,
             running: running.version,
         });
     }

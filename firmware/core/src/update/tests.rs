@@ -255,7 +255,7 @@ fn test_vector() {
     );
 }
 
-const VECTOR: &str = concat!(
+pub(super) const VECTOR: &str = concat!(
     "475742554e444c45410100007a01086d6f63686162696e07027637053d4017c3e843895a",
     "92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c02004010d8e6d534b0093984",
     "3fe9dcc4dae48cdf008f6b8b2b82b156f5404d874887f50105496d6167650661b08010c7",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue, USER_AGENT};
-use http::{Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper_util::rt::TokioIo;
@@ -78,6 +78,30 @@ pub async fn request_with_headers(
     timeout: Duration,
     max_response_bytes: usize,
 ) -> Result<(StatusCode, Bytes), ClientError> {
+    let (status, _, body) = request_full(
+        method,
+        url,
+        content_type,
+        headers,
+        body,
+        timeout,
+        max_response_bytes,
+    )
+    .await?;
+    Ok((status, body))
+}
+
+/// [`request_with_headers`] that also returns the response's headers
+/// (a range request reads `Content-Range`).
+pub async fn request_full(
+    method: Method,
+    url: &str,
+    content_type: Option<&str>,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+    timeout: Duration,
+    max_response_bytes: usize,
+) -> Result<(StatusCode, HeaderMap, Bytes), ClientError> {
     let target = Target::parse(url)?;
     let content_type = content_type
         .map(|ct| HeaderValue::from_str(ct).map_err(|_| ClientError::BadContentType(ct.into())))
@@ -169,7 +193,7 @@ async fn exchange(
     headers: &[(&'static str, HeaderValue)],
     body: Bytes,
     max: usize,
-) -> Result<(StatusCode, Bytes), ClientError> {
+) -> Result<(StatusCode, HeaderMap, Bytes), ClientError> {
     let stream = connect(target).await?;
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -206,7 +230,7 @@ async fn exchange(
                 ClientError::Http(e)
             }
         })?;
-        Ok((parts.status, body.to_bytes()))
+        Ok((parts.status, parts.headers, body.to_bytes()))
     };
     // The connection future does the I/O; drive it alongside the exchange
     // (no task: dropping this future on timeout drops the connection).

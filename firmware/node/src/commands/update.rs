@@ -10,7 +10,7 @@ use super::output::print_json;
 use crate::cli::UpdateCommand;
 use crate::config::Config;
 use crate::service::Request;
-use crate::service::request::UpdateInstall;
+use crate::service::request::{UpdateInstall, UpdatePublish};
 
 pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow::Result<()> {
     match command {
@@ -42,6 +42,43 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
                 );
             }
         }
+        UpdateCommand::Publish {
+            bundle,
+            record,
+            json,
+        } => {
+            let record = match record {
+                Some(r) => r.clone(),
+                None => {
+                    let mut r = bundle.clone().into_os_string();
+                    r.push(".release");
+                    r.into()
+                }
+            };
+            let absolute =
+                |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+            let request = UpdatePublish {
+                bundle: absolute(bundle)?,
+                record: absolute(&record)?,
+            };
+            let v = call(state_dir, config, Request::UpdatePublish(request))?;
+            if *json {
+                print_json(&v);
+            } else {
+                let state = if v["published"] == true {
+                    "published"
+                } else {
+                    "already published"
+                };
+                println!(
+                    "{state}: {} for {}, bundle {} ({} bytes)",
+                    describe(&v["release"]),
+                    v["release"]["board"].as_str().unwrap_or("?"),
+                    v["release"]["bundle_blake2b"].as_str().unwrap_or("?"),
+                    v["release"]["bundle_size"],
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -54,12 +91,15 @@ fn describe(release: &Value) -> String {
 }
 
 fn print_status(v: &Value) {
-    println!(
-        "board {}, running slot {}, good slot {}",
-        v["board"].as_str().unwrap_or("?"),
-        v["running_slot"].as_str().unwrap_or("?"),
-        v["good_slot"].as_str().unwrap_or("?")
-    );
+    match v["slots_error"].as_str() {
+        Some(e) => println!("slots: {e}"),
+        None => println!(
+            "board {}, running slot {}, good slot {}",
+            v["board"].as_str().unwrap_or("?"),
+            v["running_slot"].as_str().unwrap_or("?"),
+            v["good_slot"].as_str().unwrap_or("?")
+        ),
+    }
     if !v["trial"].is_null() {
         let t = &v["trial"];
         let what = if t["release"].is_null() {
@@ -88,5 +128,45 @@ fn print_status(v: &Value) {
             s["slot"].as_str().unwrap_or("?"),
             s["device"].as_str().unwrap_or("?"),
         );
+    }
+    print_mesh(&v["mesh"]);
+}
+
+/// The `mesh` part: policy, the newest release, its download, the step.
+fn print_mesh(m: &Value) {
+    if let Some(e) = m["error"].as_str() {
+        println!("releases: {e}");
+        return;
+    }
+    let window = m["window"]
+        .as_str()
+        .map(|w| format!(", window {w} UTC"))
+        .unwrap_or_default();
+    println!("policy {}{window}", m["policy"].as_str().unwrap_or("?"));
+    let r = &m["release"];
+    if r.is_null() {
+        println!("release: none");
+    } else {
+        let d = &r["download"];
+        println!(
+            "release: {} (bundle {}), download {} {}/{} bytes",
+            describe(r),
+            r["bundle_blake2b"].as_str().unwrap_or("?"),
+            d["state"].as_str().unwrap_or("?"),
+            d["bytes"],
+            d["size"],
+        );
+    }
+    let step = &m["step"];
+    let why = step["why"]
+        .as_str()
+        .map(|w| format!(": {w}"))
+        .unwrap_or_default();
+    println!("next step: {}{why}", step["step"].as_str().unwrap_or("?"));
+    if let Some(e) = m["last"]["error"].as_str() {
+        println!("last attempt failed: {e}");
+    }
+    for refused in m["refused"].as_array().into_iter().flatten() {
+        println!("{}", refused.as_str().unwrap_or("?"));
     }
 }

@@ -44,6 +44,10 @@ pub const KEYS: &[&str] = &[
     "update.boot_dir",
     "update.release_file",
     "update.release_keys",
+    "update.policy",
+    "update.window",
+    "update.max_bundle_bytes",
+    "update.fetch_from",
 ];
 
 #[cfg(test)]

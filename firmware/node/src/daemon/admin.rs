@@ -15,6 +15,7 @@ use http::header::{ALLOW, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::api::{ApiError, ApiRequest, ApiResponse, Handler};
+use crate::config::Role;
 use crate::daemon::app::{App, EnrolStatus};
 use crate::daemon::peers::PeerReport;
 use crate::daemon::{enrol_task, grants, lending, offers_task, revocation};
@@ -95,6 +96,9 @@ impl AdminApi {
 
 async fn execute(app: &Arc<App>, request: Request) -> service::Result<Value> {
     match request {
+        Request::UpdatePublish(r) if app.role() == Role::Node => {
+            crate::daemon::update_task::publish_via_hub(app, r).await
+        }
         Request::Enroll(file) => enroll(app, file).await,
         Request::GrantAdd(ref r) | Request::GrantDel(ref r) if r.node.is_some() => {
             let delete = matches!(request, Request::GrantDel(_));

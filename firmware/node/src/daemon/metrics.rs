@@ -42,10 +42,20 @@ const NODE_FAILURES: &[&str] = &["attempt_failed", "bad_config"];
 /// route this listener serves, `unmatched` for anything else (so a scan of
 /// random paths cannot grow the label set).
 pub fn route_label(routes: &[(Method, &[&str])], segments: &[&str]) -> String {
-    match routes.iter().find(|(_, path)| *path == segments) {
+    match routes.iter().find(|(_, path)| path_matches(path, segments)) {
         Some((_, path)) => format!("/{}", path.join("/")),
         None => "unmatched".to_string(),
     }
+}
+
+/// A route's path against a request's segments; a `{name}` segment of the
+/// route matches any one segment (`/v1/update/bundle/{hash}`).
+pub fn path_matches(route: &[&str], segments: &[&str]) -> bool {
+    route.len() == segments.len()
+        && route
+            .iter()
+            .zip(segments)
+            .all(|(r, s)| r == s || r.starts_with('{'))
 }
 
 /// The registry for a daemon of `role`, every counter present at zero.

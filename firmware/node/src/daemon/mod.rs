@@ -30,6 +30,9 @@ pub mod revocation;
 pub mod routes;
 pub mod sync_task;
 pub mod update_trial;
+pub mod update_fetch;
+pub mod update_serve;
+pub mod update_task;
 pub mod view_cache;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -165,6 +168,7 @@ async fn serve(
     background.push(crate::runtime::spawn(lending::provider::run(app.clone())));
     background.push(crate::runtime::spawn(lending::consumer::run(app.clone())));
     background.push(crate::runtime::spawn(offers_task::run(app.clone())));
+    background.push(crate::runtime::spawn(update_task::run(app.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

@@ -64,6 +64,12 @@ impl PublicApi {
             (&Method::GET, ["v1", "candidates"]) => candidates_hub::snapshot(app, &req).await,
             (&Method::POST, ["v1", "services", "request"]) => lending::receive(app, &req).await,
             (&Method::POST, ["v1", "services", "publish"]) => offers_hub::receive(app, &req).await,
+            (&Method::GET, ["v1", "update", "bundle", hash]) => {
+                crate::daemon::update_serve::bundle(app, &req, hash).await
+            }
+            (&Method::POST, ["v1", "update", "release"]) => {
+                crate::daemon::update_serve::receive_release(app, &req).await
+            }
             _ => return not_routed(&req, PUBLIC_ROUTES),
         };
         result.unwrap_or_else(ApiResponse::from)
@@ -112,6 +118,8 @@ pub(crate) const PUBLIC_ROUTES: &[(Method, &[&str])] = &[
     (Method::GET, &["v1", "candidates"]),
     (Method::POST, lending::transport::PATH),
     (Method::POST, &["v1", "services", "publish"]),
+    (Method::GET, &["v1", "update", "bundle", "{hash}"]),
+    (Method::POST, &["v1", "update", "release"]),
 ];
 
 const ENROL_ROUTES: &[(Method, &[&str])] = &[
@@ -127,7 +135,7 @@ fn not_routed(req: &ApiRequest, routes: &[(Method, &[&str])]) -> ApiResponse {
     let segments = req.segments();
     let allow: Vec<&str> = routes
         .iter()
-        .filter(|(_, path)| *path == segments.as_slice())
+        .filter(|(_, path)| metrics::path_matches(path, &segments))
         .map(|(method, _)| method.as_str())
         .collect();
     if allow.is_empty() {

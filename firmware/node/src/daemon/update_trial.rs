@@ -65,7 +65,7 @@ pub async fn run(app: Arc<App>, slot: Slot) {
                 if let Ok(Err(e)) = blocking(move || trial::record_failure(&c, slot, &w)).await {
                     error!("update: could not record the failure: {e:#}");
                 }
-                reboot();
+                crate::update::reboot_now();
                 return;
             }
         }
@@ -145,18 +145,5 @@ fn feed(w: &mut Option<File>) {
 fn close_watchdog(w: Option<File>) {
     if let Some(mut f) = w {
         let _ = f.write_all(b"V");
-    }
-}
-
-/// Through init (busybox `reboot`: processes stopped, filesystems
-/// unmounted); the kernel's reboot if that fails.
-fn reboot() {
-    match std::process::Command::new("reboot").status() {
-        Ok(s) if s.success() => {}
-        other => {
-            error!("update: `reboot` failed ({other:?}); rebooting directly");
-            nix::unistd::sync();
-            let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
-        }
     }
 }

@@ -34,6 +34,11 @@ pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value
     if let Some(result) = super::update::on_system(config, request) {
         return result;
     }
+    if let Request::UpdateStatus = request {
+        // The slots' part stands without a store (a box not enrolled yet).
+        let store = open(state_dir, request).ok();
+        return Ok(super::update::status(config, store.as_ref()));
+    }
     let store = open(state_dir, request)?;
     if let Some(result) = on_store(&store, config, request) {
         return result;

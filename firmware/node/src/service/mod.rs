@@ -54,6 +54,8 @@ pub fn on_store(store: &StateStore, config: &Config, request: &Request) -> Optio
             .and_then(|bytes| directory::import(store, config, &bytes)),
         Request::ServiceList => offers::list(store, config),
         Request::ServiceShow(at) => offers::show(store, config, at),
+        Request::UpdateStatus => Ok(update::status(config, Some(store))),
+        Request::UpdatePublish(r) => update::publish(store, config, &r.bundle, &r.record),
         _ => return None,
     })
 }

@@ -158,6 +158,14 @@ pub struct Verdict {
     pub reason: Option<String>,
 }
 
+/// `update publish`: a bundle and its release record, both files on the box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePublish {
+    pub bundle: std::path::PathBuf,
+    pub record: std::path::PathBuf,
+}
+
 #[derive(Debug, Clone)]
 pub enum Request {
     Status,
@@ -194,6 +202,7 @@ pub enum Request {
     ServiceRequests,
     ServiceApprove(Verdict),
     ServiceDeny(Verdict),
+    UpdatePublish(UpdatePublish),
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -230,6 +239,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin/service/requests"),
     ("POST", "/admin/service/approve"),
     ("POST", "/admin/service/deny"),
+    ("POST", "/admin/update/publish"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -281,6 +291,7 @@ impl Request {
             Request::ServiceRequests => 29,
             Request::ServiceApprove(_) => 30,
             Request::ServiceDeny(_) => 31,
+            Request::UpdatePublish(_) => 32,
         }
     }
 
@@ -303,6 +314,7 @@ impl Request {
                 serde_json::to_value(r)?
             }
             Request::ServiceApprove(r) | Request::ServiceDeny(r) => serde_json::to_value(r)?,
+            Request::UpdatePublish(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -321,6 +333,7 @@ impl Request {
                 | Request::Enroll(_)
                 | Request::ServiceOffer(_)
                 | Request::ServiceWithdraw(_)
+                | Request::UpdatePublish(_)
         )
     }
 
@@ -382,7 +395,8 @@ impl Request {
             28 => Request::ServiceUnsubscribe(parse(body)?),
             29 => Request::ServiceRequests,
             30 => Request::ServiceApprove(parse(body)?),
-            _ => Request::ServiceDeny(parse(body)?),
+            31 => Request::ServiceDeny(parse(body)?),
+            _ => Request::UpdatePublish(parse(body)?),
         })
     }
 }
@@ -481,6 +495,10 @@ mod tests {
                 name: "web".into(),
                 consumer: "hall".into(),
                 reason: Some("no".into()),
+            }),
+            Request::UpdatePublish(UpdatePublish {
+                bundle: "/tmp/b.bundle".into(),
+                record: "/tmp/b.bundle.release".into(),
             }),
         ]
     }

@@ -1,23 +1,145 @@
-//! `update install` and `update status` (docs/updates.md). They need no
-//! state store: the daemon and the CLI run them the same way, before
-//! opening it.
+//! `update install|status|publish` (docs/updates.md). Install needs no
+//! state store: the daemon and the CLI run it the same way, before opening
+//! it. Status adds what the directory says about releases when there is a
+//! store; publish (on the hub) appends a release record to the directory.
 
-use serde_json::Value;
+use std::path::Path;
+
+use gondwana_core::directory::Record;
+use serde_json::{Value, json};
 
 use super::{Request, Result, ServiceError};
-use crate::config::Config;
-use crate::update::{self, UpdateError};
+use crate::clock::now_unix;
+use crate::config::{Config, Role};
+use crate::store::{StateStore, append_audit};
+use crate::update::{self, UpdateError, mesh};
+use gondwana_core::audit::Field;
 
-/// `None`: not an update request.
+/// `None`: not a request run without the store.
 pub fn on_system(config: &Config, request: &Request) -> Option<Result<Value>> {
     let result = match request {
-        Request::UpdateStatus => update::status(&config.update),
         Request::UpdateInstall(r) => update::install(&config.update, &r.bundle),
         _ => return None,
     };
-    Some(result.map_err(|e| match e {
+    Some(result.map_err(service_error))
+}
+
+fn service_error(e: UpdateError) -> ServiceError {
+    match e {
         UpdateError::Refused(d) => ServiceError::Conflict(d),
         UpdateError::Rejected(d) => ServiceError::VerifyFailed(d),
         UpdateError::Io(e) => ServiceError::Fault(e),
-    }))
+    }
+}
+
+/// The state directory: the store file's.
+fn state_dir(store: &StateStore) -> &Path {
+    store.path().parent().unwrap_or(Path::new("."))
+}
+
+/// `update status`: the slots, and the releases of the directory when
+/// `store` is there (`mesh.error` says why not).
+pub fn status(config: &Config, store: Option<&StateStore>) -> Value {
+    let mesh = match store.map(|s| mesh_status(config, s)) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => json!({"error": e.to_string()}),
+        None => json!({"error": "no state store"}),
+    };
+    update::status(&config.update, mesh)
+}
+
+fn mesh_status(config: &Config, store: &StateStore) -> Result<Value> {
+    let identity = store.require_identity()?;
+    let Some(authority) = super::directory::authority(store, config)? else {
+        return Err(ServiceError::Conflict("not enrolled: no directory".into()));
+    };
+    let (view, _) = store.directory_view(&authority)?;
+    Ok(mesh::status_json(
+        &config.update,
+        state_dir(store),
+        &view.releases,
+        identity.state.node_id.as_str(),
+        now_unix(),
+    ))
+}
+
+/// `update publish` on the hub: the record verified against the hub's
+/// release keys, the bundle against the record and stored where the hub
+/// serves it, then the record appended to the directory (once: publishing
+/// the same record again appends nothing). On a node the daemon runs
+/// [`store_for_publish`] and sends the record to the hub.
+pub fn publish(store: &StateStore, config: &Config, bundle: &Path, record: &Path) -> Result<Value> {
+    if config.role != Role::Hub {
+        return Err(ServiceError::Conflict(
+            "on a node, update publish needs the daemon running (it serves the bundle and sends the record to the hub)".into(),
+        ));
+    }
+    let verified = store_for_publish(store, config, bundle, record)?;
+    let (fresh, entries) = append_release(store, &verified)?;
+    Ok(published_json(store, &verified, fresh, Some(entries)))
+}
+
+/// The files' part of a publish: checked and kept where this box serves
+/// the bundle from.
+pub fn store_for_publish(
+    store: &StateStore,
+    config: &Config,
+    bundle: &Path,
+    record: &Path,
+) -> Result<mesh::Verified> {
+    mesh::store_published(&config.update, state_dir(store), bundle, record).map_err(service_error)
+}
+
+pub fn published_json(
+    store: &StateStore,
+    verified: &mesh::Verified,
+    fresh: bool,
+    entries: Option<u64>,
+) -> Value {
+    json!({
+        "published": fresh,
+        "release": mesh::release_json(&verified.body),
+        "bundle": update::held::bundle_path(state_dir(store), &verified.body.bundle_blake2b).display().to_string(),
+        "directory_entries": entries,
+    })
+}
+
+/// Hub: appends a verified release record to the directory, with an
+/// `update.publish` audit record, unless the directory holds it already.
+/// Returns whether it was appended and the directory's length.
+pub fn append_release(store: &StateStore, verified: &mesh::Verified) -> Result<(bool, u64)> {
+    let identity = store.require_identity()?;
+    let (view, head) = store.directory_view(&identity.state.signing_key)?;
+    if view.releases.contains(&verified.signed) {
+        return Ok((false, head.len));
+    }
+    let txn = store.write()?;
+    let head = crate::store::directory::append_record(
+        &txn,
+        &identity.signing,
+        Record::Release {
+            signed: verified.signed.clone(),
+        },
+    )?;
+    let body = &verified.body;
+    append_audit(
+        &txn,
+        "update.publish",
+        &[
+            Field::text("board", &body.board),
+            Field::text("version", &body.version.to_string()),
+            Field::text("label", &body.label),
+            Field::text(
+                "bundle_blake2b",
+                &gondwana_core::hash::to_hex(&body.bundle_blake2b),
+            ),
+        ],
+        now_unix(),
+    )?;
+    store.commit(txn)?;
+    info!(
+        "update: published version {} ({}) for {}",
+        body.version, body.label, body.board
+    );
+    Ok((true, head.len))
 }

@@ -5,7 +5,9 @@
 
 mod boot_env;
 mod boot_set;
+pub mod held;
 mod install;
+pub mod mesh;
 mod slots;
 pub mod trial;
 
@@ -59,8 +61,19 @@ fn read_text(path: &Path, what: &str) -> Result<String, UpdateError> {
     })
 }
 
-/// `gondwana update status`: the running slot and what each slot holds.
-pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
+/// `gondwana update status`: the running slot and what each slot holds
+/// (`slots_error` instead when this is not an A/B image), and `mesh`: the
+/// releases over the mesh ([`mesh::status_json`], computed by the caller,
+/// who has the directory).
+pub fn status(cfg: &UpdateConfig, mesh: Value) -> Value {
+    let mut v = slots_status(cfg).unwrap_or_else(
+        |e| json!({"board": null, "running_slot": null, "slots": [], "slots_error": e.to_string()}),
+    );
+    v["mesh"] = mesh;
+    v
+}
+
+fn slots_status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
     let layout = slots::discover(cfg)?;
     let running = running_release(cfg)?;
     let mut slots = Vec::new();
@@ -98,4 +111,33 @@ pub fn status(cfg: &UpdateConfig) -> Result<Value, UpdateError> {
     v["running_slot"] = json!(layout.running.name());
     v["slots"] = json!(slots);
     Ok(v)
+}
+
+/// What policy `auto` calls once the release is installed in the inactive
+/// slot (the install armed its trial: `trial::arm`) and the maintenance
+/// window is open: reboot, so the bootloader tries that slot once. Refused
+/// when no trial is armed (a reboot would only come back to this release).
+pub fn request_trial_reboot(cfg: &UpdateConfig) -> Result<(), UpdateError> {
+    match trial::load(cfg).trial {
+        Some(t) if !t.booted => {
+            reboot_now();
+            Ok(())
+        }
+        _ => Err(UpdateError::Refused(
+            "no trial is armed: the installed slot would not be booted".into(),
+        )),
+    }
+}
+
+/// Through init (busybox `reboot`: processes stopped, filesystems
+/// unmounted); the kernel's reboot if that fails.
+pub fn reboot_now() {
+    match std::process::Command::new("reboot").status() {
+        Ok(s) if s.success() => {}
+        other => {
+            error!("update: `reboot` failed ({other:?}); rebooting directly");
+            nix::unistd::sync();
+            let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_AUTOBOOT);
+        }
+    }
 }
