@@ -29,10 +29,10 @@ pub mod peers;
 pub mod revocation;
 pub mod routes;
 pub mod sync_task;
-pub mod update_trial;
 pub mod update_fetch;
 pub mod update_serve;
 pub mod update_task;
+pub mod update_trial;
 pub mod view_cache;
 
 use std::net::{Ipv4Addr, SocketAddr};
