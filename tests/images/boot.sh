@@ -287,9 +287,15 @@ check_box() {
             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "root@$host" "$@"
     }
     seen() { grep -aq "$1" "$QEMU_DIR/enrol/serial.log"; }
-    for _ in $(seq 60); do seen "GONDWANA-HOSTNAME $boxname" && seen "GONDWANA-SSH listening on $mesh_ip:22" && break; sleep 1; done
+    # SSH itself is the check, not the console's GONDWANA-SSH line: under
+    # TCG the serial console has garbled that line ("listening onn").
+    local until=$((SECONDS + 60))
+    while ((SECONDS < until)); do
+        seen "GONDWANA-HOSTNAME $boxname" && vm_ssh "$mesh_ip" 22 true 2>/dev/null && break
+        sleep 1
+    done
     seen "GONDWANA-HOSTNAME $boxname" || fail "the VM was not named $boxname: $(grep -a GONDWANA- "$QEMU_DIR/enrol/serial.log")"
-    seen "GONDWANA-SSH listening on $mesh_ip:22 (1 authorized keys)" || fail "no SSH on the mesh address: $(grep -a -e GONDWANA- -e sshd "$QEMU_DIR/enrol/serial.log")"
+    vm_ssh "$mesh_ip" 22 true 2>/dev/null || fail "no SSH on the mesh address: $(grep -a -e GONDWANA- -e sshd "$QEMU_DIR/enrol/serial.log")"
     # Port 22 is open to the mesh (the image's firewall.mesh_open_ports), the
     # key is not optional.
     ssh-keygen -q -t ed25519 -N '' -C not-authorized -f "$work/other_key"
