@@ -51,41 +51,19 @@ SERVICE_PORT=8080
 # shellcheck source=scripts/lib/netns.sh
 . "$ROOT/scripts/lib/netns.sh"
 
-check() { # check "what" command...
-    local what=$1
-    shift
-    if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi
-}
-
 cleanup() {
     # Everything we started lives in our namespaces: kill by pid, then
     # delete the namespaces by their exact names.
     netns_cleanup "$IF_H" "$IF_A" "$IF_B" "$IF_T" "wgx$ID"
     if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
-        for f in "$WORK"/*/daemon.log; do
-            echo "---- $f"
-            tail -n 40 "$f"
-        done
+        show_daemon_logs 40
     fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 # The underlay: a bridge in its own namespace, one veth per box.
-netns_add "$NS_U"
-in_ns "$NS_U" ip link add br0 type bridge
-in_ns "$NS_U" ip link set br0 up
-attach() { # attach NS HOSTNUM
-    local ns=$1 n=$2
-    netns_add "$ns"
-    ip link add "v$ns" type veth peer name "u$ns"
-    ip link set "v$ns" netns "$ns"
-    ip link set "u$ns" netns "$NS_U"
-    in_ns "$NS_U" ip link set "u$ns" master br0 up
-    in_ns "$ns" ip link set "v$ns" name eth0
-    in_ns "$ns" ip addr add "$UNDERLAY.$n/24" dev eth0
-    in_ns "$ns" ip link set eth0 up
-}
+underlay_bridge "$NS_U"
 attach "$NS_H" 1
 attach "$NS_A" 2
 attach "$NS_B" 3

@@ -69,10 +69,7 @@ check() {
 cleanup() {
     topo_cleanup
     if ((failures)) || [[ -n ${KEEP_LOGS:-} ]]; then
-        for f in "$WORK"/*/daemon.log; do
-            echo "---- $f"
-            tail -n 30 "$f"
-        done
+        show_daemon_logs 30
     fi
     rm -rf "$WORK"
 }

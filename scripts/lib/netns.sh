@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # daemon_pid and the counters: read by the sourcing script
 # scripts/lib/netns.sh — what the namespace scenarios share
-# (tests/mesh-netns.sh; tests/paths-netns.sh and `scripts/bench paths`
+# (tests/mesh-netns.sh, tests/services-netns.sh; tests/paths-netns.sh and `scripts/bench paths`
 # through scripts/lib/paths_topology.sh): namespaces created and removed
 # with everything started in them, gondwana's daemon and CLI of a box in
 # its namespace, its status, waiting, and counting checks.
@@ -25,6 +25,11 @@ fail() {
     failures=$((failures + 1))
     log "FAIL $*"
 }
+check() { # check "what" command...: passes when the command succeeds
+    local what=$1
+    shift
+    if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi
+}
 check_not() { # check_not "what" command...: passes when the command fails
     local what=$1
     shift
@@ -38,6 +43,16 @@ wait_for() {
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < deadline)) || return 1
         sleep 0.3
+    done
+}
+
+# show_daemon_logs LINES: the last LINES of every box's daemon.log (a
+# cleanup trap shows them after a failure).
+show_daemon_logs() {
+    local f
+    for f in "$WORK"/*/daemon.log; do
+        echo "---- $f"
+        tail -n "$1" "$f"
     done
 }
 
@@ -98,3 +113,26 @@ status_field() { # status_field NAME NS python-expression-on-s
 }
 mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
 wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
+
+# ---- one flat LAN --------------------------------------------------------------
+
+# underlay_bridge NS: namespace NS holding bridge br0, the boxes' shared LAN.
+underlay_bridge() {
+    netns_add "$1"
+    in_ns "$1" ip link add br0 type bridge
+    in_ns "$1" ip link set br0 up
+}
+
+# attach NS HOSTNUM: a new namespace NS whose eth0 is on the bridge of
+# $NS_U, at $UNDERLAY.HOSTNUM/24.
+attach() {
+    local ns=$1 n=$2
+    netns_add "$ns"
+    ip link add "v$ns" type veth peer name "u$ns"
+    ip link set "v$ns" netns "$ns"
+    ip link set "u$ns" netns "$NS_U"
+    in_ns "$NS_U" ip link set "u$ns" master br0 up
+    in_ns "$ns" ip link set "v$ns" name eth0
+    in_ns "$ns" ip addr add "$UNDERLAY.$n/24" dev eth0
+    in_ns "$ns" ip link set eth0 up
+}
