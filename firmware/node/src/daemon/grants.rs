@@ -187,4 +187,4 @@ pub async fn remote(app: &App, req: GrantRequest, delete: bool) -> anyhow::Resul
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

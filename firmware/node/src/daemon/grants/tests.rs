@@ -49,7 +49,9 @@ fn enter_netns() -> Netns {
     ns
 }
 
-fn grant_for(node: &StateStore) -> EnrolGrant {
+/// A hub-less test enrolment of `node` as `boxname` at `mesh_ip` (the
+/// lending tests use it too).
+pub(crate) fn grant_for(node: &StateStore, boxname: &str, mesh_ip: Ipv4Addr) -> EnrolGrant {
     let id = node.require_identity().unwrap().state;
     EnrolGrant {
         version: enrol::VERSION,
@@ -57,8 +59,8 @@ fn grant_for(node: &StateStore) -> EnrolGrant {
         node_id: id.node_id.clone(),
         node_signing_key: id.signing_key,
         node_wireguard_key: id.wireguard_key,
-        boxname: Boxname::parse("n1").unwrap(),
-        mesh_ip: Ipv4Addr::new(10, 10, 0, 2),
+        boxname: Boxname::parse(boxname).unwrap(),
+        mesh_ip,
         subnet: "10.10.0.0/24".parse().unwrap(),
         hub_node_id: NodeId::from_genesis_key(&[5; 32]),
         hub_mesh_ip: Ipv4Addr::new(10, 10, 0, 1),
@@ -77,7 +79,7 @@ fn node_app(dir: &std::path::Path, hub: Option<&SigningSecret>) -> Arc<App> {
     crate::boot::firstboot::run(dir, &config).unwrap();
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     if let Some(hub) = hub {
-        let grant = grant_for(&store);
+        let grant = grant_for(&store, "n1", Ipv4Addr::new(10, 10, 0, 2));
         let sealed = enrol::seal_grant(&grant, hub).unwrap();
         crate::store::enrolment::save_enrolment(
             &store,

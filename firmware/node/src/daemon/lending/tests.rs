@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gondwana_core::directory::{self, Head, Record};
-use gondwana_core::enrol::{self, EnrolGrant};
+use gondwana_core::enrol;
 use gondwana_core::keys::SigningSecret;
 use gondwana_core::lending::{
     self, Approval, Offer, OfferRef, Protocol, Publication, Request, ServiceName, Subscription,
@@ -89,24 +89,7 @@ fn provider_app(dir: &std::path::Path, hub: &SigningSecret, records: Vec<Record>
     let config = config();
     let store = Arc::new(StateStore::open(dir, OpenMode::ExistingOnly).unwrap());
     let id = store.require_identity().unwrap().state;
-    let grant = EnrolGrant {
-        version: enrol::VERSION,
-        hub_nonce: [1; 32],
-        node_id: id.node_id.clone(),
-        node_signing_key: id.signing_key,
-        node_wireguard_key: id.wireguard_key,
-        boxname: Boxname::parse("provider").unwrap(),
-        mesh_ip: PROVIDER_IP,
-        subnet: "10.10.0.0/24".parse().unwrap(),
-        hub_node_id: NodeId::from_genesis_key(&[5; 32]),
-        hub_mesh_ip: Ipv4Addr::new(10, 10, 0, 1),
-        hub_wireguard_key: [6; 32],
-        hub_endpoint: "hub.test:51822".try_into().unwrap(),
-        wireguard_port: 51822,
-        api_port: 8798,
-        directory_len: 0,
-        directory_tip: [0; 32],
-    };
+    let grant = crate::daemon::grants::tests::grant_for(&store, "provider", PROVIDER_IP);
     let sealed = enrol::seal_grant(&grant, hub).unwrap();
     crate::store::enrolment::save_enrolment(
         &store,
