@@ -91,7 +91,7 @@ fn outcome(v: &Value) -> String {
 }
 
 fn print_list(v: &Value) {
-    let mut table = Table::new(&["IP", "PORT", "TIMEOUT", "EXPIRES", "ORIGIN"]);
+    let mut table = Table::new(&["IP", "PROTO", "PORT", "TIMEOUT", "EXPIRES", "ORIGIN"]);
     for g in v.as_array().into_iter().flatten() {
         let timeout = g["timeout_secs"]
             .as_u64()
@@ -101,6 +101,7 @@ fn print_list(v: &Value) {
         });
         table.row(vec![
             g["ip"].as_str().unwrap_or("").into(),
+            g["proto"].as_str().unwrap_or("tcp").into(),
             g["port"].to_string(),
             timeout,
             expires,

@@ -5,6 +5,8 @@
 use std::net::Ipv4Addr;
 
 use gondwana_core::grant;
+use gondwana_core::lending::provider::State;
+use gondwana_core::lending::{Protocol, ProviderBook};
 use gondwana_core::mesh::Ipv4Net;
 use serde_json::{Value, json};
 
@@ -89,32 +91,71 @@ pub fn del(fw: &Firewall, store: &StateStore, req: &GrantRequest, by: &str) -> R
 }
 
 /// The grants the kernel holds, each with its stored origin (`null` for
-/// one the store does not know: added to the set by hand).
+/// one the store does not know: added to the set by hand). A UDP grant
+/// is a subscription's: the provider's book holds it, not `grants`.
 pub fn list(fw: &Firewall, store: &StateStore) -> Result<Value> {
     let origins = stored::origins(store)?;
-    let origin_of = |g: &LiveGrant| {
-        origins
-            .iter()
-            .find(|(o, _)| o.ip == g.ip && o.port == g.port)
-            .map(|(_, origin)| origin)
-    };
     let stored_keys: Vec<_> = stored::stored_grants(store)?
         .into_iter()
         .map(|s| s.grant)
         .collect();
+    let udp = udp_origins(store)?;
     Ok(Value::Array(
         fw.list()
             .map_err(fault)?
             .iter()
             .map(|g| {
-                let known = stored_keys.iter().any(|s| s.ip == g.ip && s.port == g.port);
-                // A stored grant from before schema 5 has no origin row:
-                // an operator's.
-                let origin = origin_of(g).or(known.then_some(&Origin::Operator));
+                let key = grant::Grant {
+                    ip: g.ip,
+                    port: g.port,
+                };
+                let origin = match g.proto {
+                    Protocol::Udp => udp.iter().find(|(k, _)| *k == key).map(|(_, o)| o),
+                    // A stored grant from before schema 5 has no origin
+                    // row: an operator's.
+                    Protocol::Tcp => origins
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, o)| o)
+                        .or(stored_keys.contains(&key).then_some(&Origin::Operator)),
+                };
                 views::grant(g, origin)
             })
             .collect(),
     ))
+}
+
+/// The UDP grants the provider's stored book holds open, with their
+/// subscriptions as origins.
+fn udp_origins(store: &StateStore) -> Result<Vec<(grant::Grant, Origin)>> {
+    let (Some(bytes), Some(identity)) = (
+        store.lending_book(crate::store::lending::KEY_PROVIDER)?,
+        store.identity()?,
+    ) else {
+        return Ok(Vec::new());
+    };
+    let me = identity.state.node_id;
+    let now = gondwana_core::time::Millis(0);
+    let Ok((book, _)) = ProviderBook::restore(me, Default::default(), &bytes, now) else {
+        return Ok(Vec::new());
+    };
+    Ok(book
+        .subscriptions(now)
+        .into_iter()
+        .filter_map(|s| match s.state {
+            State::Active { grant: g, .. } if g.protocol == Protocol::Udp => Some((
+                grant::Grant {
+                    ip: g.ip,
+                    port: g.port,
+                },
+                Origin::Subscription {
+                    service: s.name.to_string(),
+                    consumer: s.consumer.to_string(),
+                },
+            )),
+            _ => None,
+        })
+        .collect())
 }
 
 // ---- the store and the kernel in step --------------------------------
@@ -198,7 +239,7 @@ pub fn add_grant(
     let txn = store.write()?;
     let (g, live) = add_grant_in(fw, &txn, change, now_unix)?;
     if let Err(e) = store.commit(txn) {
-        let _ = fw.kernel_delete(&g);
+        let _ = fw.kernel_delete(Protocol::Tcp, &g);
         return Err(e.into());
     }
     Ok(live)
@@ -224,9 +265,10 @@ pub fn add_grant_in(
         expires_unix: timeout_secs.map(|t| now_unix.saturating_add(t)),
     };
     stored::put_grant(txn, &record, change.origin, change.by, now_unix)?;
-    fw.kernel_add(&g, timeout_secs)?;
+    fw.kernel_add(Protocol::Tcp, &g, timeout_secs)?;
     let live = LiveGrant {
         ip: g.ip,
+        proto: Protocol::Tcp,
         port: g.port,
         timeout_secs,
         expires_in_secs: timeout_secs,
@@ -264,7 +306,7 @@ pub fn remove_grant_in(
 ) -> std::result::Result<bool, GrantChangeError> {
     let g = fw.check(ip, port)?;
     let in_store = stored::remove_grant(txn, &g, by, now_unix)?;
-    let in_kernel = fw.kernel_delete(&g)?;
+    let in_kernel = fw.kernel_delete(Protocol::Tcp, &g)?;
     Ok(in_store || in_kernel)
 }
 

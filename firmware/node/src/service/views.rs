@@ -148,7 +148,7 @@ pub fn grant(g: &LiveGrant, origin: Option<&Origin>) -> Value {
         }
         Some(o) => o.to_text().into(),
     };
-    json!({"ip": g.ip.to_string(), "port": g.port,
+    json!({"ip": g.ip.to_string(), "proto": g.proto.as_str(), "port": g.port,
            "timeout_secs": g.timeout_secs, "expires_in_secs": g.expires_in_secs,
            "origin": origin})
 }

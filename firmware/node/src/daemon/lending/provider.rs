@@ -96,18 +96,25 @@ fn commit(app: &App, book: &ProviderBook, out: &Outcome, now: Millis) -> Result<
     let mut added = Vec::new();
     for change in &out.grants {
         match change {
+            // A UDP grant lives in the kernel and in this book only (the
+            // `grants` table is keyed by address and port, TCP's): the
+            // book reopens it at load, its audit is `lending.grant-add`.
+            GrantChange::Add {
+                grant,
+                timeout_secs,
+                ..
+            } if grant.protocol == Protocol::Udp => {
+                let g = fw.check(grant.ip, grant.port.into()).map_err(fault)?;
+                fw.kernel_add(Protocol::Udp, &g, Some(*timeout_secs))
+                    .map_err(fault)?;
+                added.push((Protocol::Udp, g));
+            }
             GrantChange::Add {
                 consumer,
                 name,
                 grant,
                 timeout_secs,
             } => {
-                if grant.protocol != Protocol::Tcp {
-                    // The table's grant rule matches TCP only
-                    // (docs/firewall.md): a UDP offer cannot open.
-                    warn!("service {name}: UDP grants are not supported yet; nothing opened");
-                    continue;
-                }
                 let origin = Origin::Subscription {
                     service: name.to_string(),
                     consumer: consumer.to_string(),
@@ -120,20 +127,22 @@ fn commit(app: &App, book: &ProviderBook, out: &Outcome, now: Millis) -> Result<
                     by: "subscription",
                 };
                 let (g, _) = grants::add_grant_in(fw, &txn, &change, unix).map_err(fault)?;
-                added.push(g);
+                added.push((Protocol::Tcp, g));
+            }
+            GrantChange::Remove { grant, .. } if grant.protocol == Protocol::Udp => {
+                let g = fw.check(grant.ip, grant.port.into()).map_err(fault)?;
+                fw.kernel_delete(Protocol::Udp, &g).map_err(fault)?;
             }
             GrantChange::Remove { grant, .. } => {
-                if grant.protocol == Protocol::Tcp {
-                    grants::remove_grant_in(
-                        fw,
-                        &txn,
-                        grant.ip,
-                        grant.port.into(),
-                        unix,
-                        "subscription",
-                    )
-                    .map_err(fault)?;
-                }
+                grants::remove_grant_in(
+                    fw,
+                    &txn,
+                    grant.ip,
+                    grant.port.into(),
+                    unix,
+                    "subscription",
+                )
+                .map_err(fault)?;
             }
         }
     }
@@ -142,8 +151,8 @@ fn commit(app: &App, book: &ProviderBook, out: &Outcome, now: Millis) -> Result<
     }
     put_book(&txn, KEY_PROVIDER, &book.save(now)).map_err(fault)?;
     if let Err(e) = store.commit(txn) {
-        for g in &added {
-            let _ = fw.kernel_delete(g);
+        for (proto, g) in &added {
+            let _ = fw.kernel_delete(*proto, g);
         }
         return Err(fault(e));
     }

@@ -1,6 +1,7 @@
 //! The mesh firewall: one nf_tables table of our own (`inet gondwana` by
 //! default), replaced atomically at start, plus grants — (mesh address,
-//! TCP port) pairs in a set with kernel-side timeouts. See docs/firewall.md.
+//! port) pairs in a set per protocol (TCP, UDP) with kernel-side
+//! timeouts. See docs/firewall.md.
 //!
 //! `plan.rs` is the ruleset as data, `nfmsg.rs` the messages rustables
 //! cannot write, `netlink.rs` the socket. [`Firewall`] is what the daemon
@@ -16,11 +17,12 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use gondwana_core::grant::{self, Grant, GrantError};
+use gondwana_core::lending::Protocol;
 use serde::Serialize;
 
 use netlink::NetlinkError;
 use nfmsg::{ElemOp, element_messages, grant_key};
-use plan::{GRANT_SET, Ruleset};
+use plan::{Ruleset, grant_set};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
@@ -54,6 +56,7 @@ impl FirewallError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveGrant {
     pub ip: Ipv4Addr,
+    pub proto: Protocol,
     pub port: u16,
     /// The timeout it was given, in seconds (`None`: until revoked).
     pub timeout_secs: Option<u64>,
@@ -109,19 +112,25 @@ impl Firewall {
     }
 
     /// Adds (or refreshes) one grant in the kernel only.
-    pub fn kernel_add(&self, g: &Grant, timeout_secs: Option<u64>) -> Result<(), FirewallError> {
+    pub fn kernel_add(
+        &self,
+        proto: Protocol,
+        g: &Grant,
+        timeout_secs: Option<u64>,
+    ) -> Result<(), FirewallError> {
         if let Some(t) = timeout_secs {
             grant::check_timeout(t)?;
         }
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let present = self.kernel_has(g)?;
+        let present = self.kernel_has(proto, g)?;
         let mut ops = Vec::new();
         // An existing element keeps its old timeout on a plain add; delete
         // and re-add it in the same batch so the new timeout holds.
         if present {
-            ops.extend(self.elements(ElemOp::Delete, &[element(g, None)]));
+            ops.extend(self.elements(proto, ElemOp::Delete, &[element(g, None)]));
         }
         ops.extend(self.elements(
+            proto,
             ElemOp::Add,
             &[element(g, timeout_secs.map(plan::timeout_ms))],
         ));
@@ -136,19 +145,21 @@ impl Firewall {
             .map(|(g, t)| element(g, t.map(plan::timeout_ms)))
             .collect();
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        netlink::send_batch(netlink::elements_batch(
-            &self.elements(ElemOp::Add, &elements),
-        ))?;
+        netlink::send_batch(netlink::elements_batch(&self.elements(
+            Protocol::Tcp,
+            ElemOp::Add,
+            &elements,
+        )))?;
         Ok(())
     }
 
     /// Removes one grant from the kernel; false if it was not there.
-    pub fn kernel_delete(&self, g: &Grant) -> Result<bool, FirewallError> {
+    pub fn kernel_delete(&self, proto: Protocol, g: &Grant) -> Result<bool, FirewallError> {
         let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.kernel_has(g)? {
+        if !self.kernel_has(proto, g)? {
             return Ok(false);
         }
-        let ops = self.elements(ElemOp::Delete, &[element(g, None)]);
+        let ops = self.elements(proto, ElemOp::Delete, &[element(g, None)]);
         match netlink::send_batch(netlink::elements_batch(&ops)) {
             Ok(()) => Ok(true),
             // It timed out between the look and the delete.
@@ -157,33 +168,44 @@ impl Firewall {
         }
     }
 
-    /// The grants the kernel holds, read back from it.
+    /// The grants the kernel holds (TCP, then UDP), read back from it.
     pub fn list(&self) -> Result<Vec<LiveGrant>, FirewallError> {
-        let mut out: Vec<LiveGrant> = netlink::dump_elements(&self.plan().table)?
-            .into_iter()
-            .filter_map(|e| {
-                let (ip, port) = plan::parse_grant_key(&e.key)?;
-                Some(LiveGrant {
-                    ip,
-                    port,
-                    timeout_secs: e.timeout_ms.map(|ms| ms.div_ceil(1000)),
-                    expires_in_secs: e.expires_in_ms.map(|ms| ms.div_ceil(1000)),
+        let table = self.plan().table;
+        let mut out = Vec::new();
+        for proto in [Protocol::Tcp, Protocol::Udp] {
+            let mut live: Vec<LiveGrant> = netlink::dump_elements(&table, proto)?
+                .into_iter()
+                .filter_map(|e| {
+                    let (ip, port) = plan::parse_grant_key(&e.key)?;
+                    Some(LiveGrant {
+                        ip,
+                        proto,
+                        port,
+                        timeout_secs: e.timeout_ms.map(|ms| ms.div_ceil(1000)),
+                        expires_in_secs: e.expires_in_ms.map(|ms| ms.div_ceil(1000)),
+                    })
                 })
-            })
-            .collect();
-        out.sort_by_key(|g| (g.ip, g.port));
+                .collect();
+            live.sort_by_key(|g| (g.ip, g.port));
+            out.extend(live);
+        }
         Ok(out)
     }
 
-    fn kernel_has(&self, g: &Grant) -> Result<bool, FirewallError> {
+    fn kernel_has(&self, proto: Protocol, g: &Grant) -> Result<bool, FirewallError> {
         let key = grant_key(g.ip, g.port);
-        Ok(netlink::dump_elements(&self.plan().table)?
+        Ok(netlink::dump_elements(&self.plan().table, proto)?
             .iter()
             .any(|e| e.key == key))
     }
 
-    fn elements(&self, op: ElemOp, elements: &[([u8; 8], Option<u64>)]) -> Vec<Vec<u8>> {
-        element_messages(&self.plan().table, GRANT_SET, op, elements)
+    fn elements(
+        &self,
+        proto: Protocol,
+        op: ElemOp,
+        elements: &[([u8; 8], Option<u64>)],
+    ) -> Vec<Vec<u8>> {
+        element_messages(&self.plan().table, grant_set(proto).0, op, elements)
     }
 }
 

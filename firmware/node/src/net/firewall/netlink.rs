@@ -20,7 +20,8 @@ use rustables::{Set, Table};
 use super::nfmsg::{
     self, DumpedElement, GRANT_KEY_LEN, GRANT_KEY_TYPE, NFT_SET_TIMEOUT, NLMSG_DONE, NLMSG_ERROR,
 };
-use super::plan::{FILTER_PRIORITY, FORWARD_CHAIN, GRANT_SET, GRANT_SET_ID, INPUT_CHAIN, Ruleset};
+use super::plan::{FILTER_PRIORITY, FORWARD_CHAIN, INPUT_CHAIN, Ruleset, grant_set};
+use gondwana_core::lending::Protocol;
 
 /// How long the kernel may take to answer before we call it stuck.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +51,8 @@ fn table(name: &str) -> Table {
     Table::new(ProtocolFamily::Inet).with_name(name)
 }
 
-/// The batch that replaces our table with `plan` plus `elements`: add (so
+/// The batch that replaces our table with `plan` plus `elements` (TCP
+/// grants; the UDP set starts empty, its subscriptions reopen it): add (so
 /// a delete cannot fail on a missing table), delete, create. One batch, so
 /// the table never half-exists and the old one stays if anything fails.
 pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) -> Vec<u8> {
@@ -71,16 +73,19 @@ pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) 
         batch.add(&chain, MsgType::Add);
     }
     // rustables' SetBuilder leaves the family and the set id unset (the
-    // kernel answers ENOENT / EINVAL), so the set is built field by field.
-    let mut set = Set::default()
-        .with_table(plan.table.as_str())
-        .with_name(GRANT_SET)
-        .with_flags(NFT_SET_TIMEOUT)
-        .with_key_type(GRANT_KEY_TYPE)
-        .with_key_len(GRANT_KEY_LEN)
-        .with_id(GRANT_SET_ID);
-    set.family = ProtocolFamily::Inet;
-    batch.add(&set, MsgType::Add);
+    // kernel answers ENOENT / EINVAL), so each set is built field by field.
+    for proto in [Protocol::Tcp, Protocol::Udp] {
+        let (name, id) = grant_set(proto);
+        let mut set = Set::default()
+            .with_table(plan.table.as_str())
+            .with_name(name)
+            .with_flags(NFT_SET_TIMEOUT)
+            .with_key_type(GRANT_KEY_TYPE)
+            .with_key_len(GRANT_KEY_LEN)
+            .with_id(id);
+        set.family = ProtocolFamily::Inet;
+        batch.add(&set, MsgType::Add);
+    }
     let mut ours: Vec<Vec<u8>> = plan
         .input_rules()
         .iter()
@@ -93,7 +98,7 @@ pub fn replace_table_batch(plan: &Ruleset, elements: &[([u8; 8], Option<u64>)]) 
         .collect();
     ours.extend(nfmsg::element_messages(
         &plan.table,
-        GRANT_SET,
+        grant_set(Protocol::Tcp).0,
         nfmsg::ElemOp::Add,
         elements,
     ));
@@ -186,9 +191,12 @@ fn check_end_marker(batch: &[u8]) -> Result<(), NetlinkError> {
     Ok(())
 }
 
-/// Every element of our grant set, as the kernel holds it now.
-pub fn dump_elements(table_name: &str) -> Result<Vec<DumpedElement>, NetlinkError> {
-    let mut request = nfmsg::element_dump_request(table_name, GRANT_SET);
+/// Every element of our grant set for `proto`, as the kernel holds it now.
+pub fn dump_elements(
+    table_name: &str,
+    proto: Protocol,
+) -> Result<Vec<DumpedElement>, NetlinkError> {
+    let mut request = nfmsg::element_dump_request(table_name, grant_set(proto).0);
     nfmsg::renumber(&mut request, 1).map_err(NetlinkError::Malformed)?;
     let fd = open_socket(1 << 20)?;
     socket::send(fd.as_raw_fd(), &request, MsgFlags::empty()).map_err(NetlinkError::Socket)?;

@@ -4,6 +4,7 @@
 //! ```text
 //! table inet gondwana {
 //!   set grants { type ipv4_addr . inet_service; flags timeout; }
+//!   set grants_udp { type ipv4_addr . inet_service; flags timeout; }
 //!   chain input {
 //!     type filter hook input priority filter; policy accept;
 //!     ip daddr 10.10.0.0/24 iifname != "wg-mesh" iifname != "lo" counter drop
@@ -12,6 +13,7 @@
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 8798 accept
 //!     iifname "wg-mesh" ip saddr 10.10.0.0/24 tcp dport 22 accept   (one per firewall.mesh_open_ports)
 //!     iifname "wg-mesh" ip saddr . tcp dport @grants accept
+//!     iifname "wg-mesh" ip saddr . udp dport @grants_udp accept
 //!     iifname "wg-mesh" counter drop
 //!   }
 //!   chain forward {
@@ -24,6 +26,7 @@
 use std::net::Ipv4Addr;
 
 use gondwana_core::InterfaceName;
+use gondwana_core::lending::Protocol;
 use gondwana_core::mesh::Ipv4Net;
 
 use super::nfmsg::{
@@ -37,6 +40,19 @@ pub const GRANT_SET: &str = "grants";
 /// The set's id inside the batch that creates it (rules and elements in
 /// the same batch refer to it by this id as well as by name).
 pub const GRANT_SET_ID: u32 = 1;
+/// UDP grants: a set of their own, so a TCP grant never opens the same
+/// UDP port (and the other way round).
+pub const UDP_GRANT_SET: &str = "grants_udp";
+pub const UDP_GRANT_SET_ID: u32 = 2;
+
+/// The set (name, id in the creating batch) holding grants of `proto`.
+pub fn grant_set(proto: Protocol) -> (&'static str, u32) {
+    match proto {
+        Protocol::Tcp => (GRANT_SET, GRANT_SET_ID),
+        Protocol::Udp => (UDP_GRANT_SET, UDP_GRANT_SET_ID),
+    }
+}
+
 /// `priority filter` (0). nf_tables runs every base chain on a hook and a
 /// packet must pass all of them: our drop is final whatever an operator's
 /// tables say, and our accept never overrides an operator's drop. So the
@@ -45,6 +61,7 @@ pub const FILTER_PRIORITY: i32 = 0;
 
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
 const ICMP_ECHO_REQUEST: u8 = 8;
 /// Source and destination address offsets in the IPv4 header.
 const SADDR_OFFSET: u32 = 12;
@@ -187,26 +204,36 @@ impl Ruleset {
                 ]
                 .concat()
             });
-        let grants = [
-            nfproto_ipv4(),
-            l4proto(IPPROTO_TCP),
-            vec![
-                saddr(),
-                dport(REG32_01),
-                Expr::Lookup {
-                    set: GRANT_SET.into(),
-                    set_id: GRANT_SET_ID,
-                    sreg: REG_1,
-                },
-                accept(),
-            ],
-        ]
-        .concat();
+        // `ip saddr . tcp|udp dport @grants|@grants_udp accept`: the
+        // destination port sits at the same offset in both headers.
+        let grants = [Protocol::Tcp, Protocol::Udp].map(|proto| {
+            let (set, set_id) = grant_set(proto);
+            let ipproto = match proto {
+                Protocol::Tcp => IPPROTO_TCP,
+                Protocol::Udp => IPPROTO_UDP,
+            };
+            [
+                nfproto_ipv4(),
+                l4proto(ipproto),
+                vec![
+                    saddr(),
+                    dport(REG32_01),
+                    Expr::Lookup {
+                        set: set.into(),
+                        set_id,
+                        sreg: REG_1,
+                    },
+                    accept(),
+                ],
+            ]
+            .concat()
+        });
         let drop = vec![Expr::Counter, Expr::Verdict(NF_DROP)];
         [established.to_vec(), ping]
             .into_iter()
             .chain(open_to_mesh)
-            .chain([grants, drop])
+            .chain(grants)
+            .chain([drop])
             .map(|body| [self.on_mesh(), body].concat())
             .collect()
     }
@@ -397,7 +424,7 @@ mod tests {
     #[test]
     fn every_other_rule_is_scoped_to_the_mesh_interface_and_ends_in_a_verdict() {
         let rules = plan().input_rules();
-        assert_eq!(rules.len(), 6);
+        assert_eq!(rules.len(), 7);
         for r in &rules[1..] {
             assert_eq!(r[0], iifname());
             assert!(
@@ -405,8 +432,8 @@ mod tests {
             );
             assert!(matches!(r.last(), Some(Expr::Verdict(_))));
         }
-        assert_eq!(rules[5].last(), Some(&Expr::Verdict(NF_DROP)));
-        assert!(rules[1..5].iter().all(|r| r.last() == Some(&accept())));
+        assert_eq!(rules[6].last(), Some(&Expr::Verdict(NF_DROP)));
+        assert!(rules[1..6].iter().all(|r| r.last() == Some(&accept())));
     }
 
     #[test]
@@ -443,14 +470,36 @@ mod tests {
     }
 
     #[test]
-    fn grant_rule_looks_up_address_and_port_together() {
-        let g = &plan().input_rules()[4];
-        assert!(g.contains(&Expr::Lookup {
-            set: GRANT_SET.into(),
-            set_id: GRANT_SET_ID,
-            sreg: REG_1
-        }));
-        assert!(g.contains(&dport(REG32_01)));
+    fn grant_rules_look_up_address_and_port_in_their_protocols_set() {
+        let rules = plan().input_rules();
+        for (rule, proto, set, set_id) in [
+            (&rules[4], IPPROTO_TCP, GRANT_SET, GRANT_SET_ID),
+            (&rules[5], IPPROTO_UDP, UDP_GRANT_SET, UDP_GRANT_SET_ID),
+        ] {
+            // On the mesh, IPv4, this protocol only, then the one lookup
+            // of (source address . destination port): one /32, one port.
+            assert_eq!(
+                rule[2..].to_vec(),
+                [
+                    nfproto_ipv4(),
+                    l4proto(proto),
+                    vec![
+                        saddr(),
+                        dport(REG32_01),
+                        Expr::Lookup {
+                            set: set.into(),
+                            set_id,
+                            sreg: REG_1
+                        },
+                        accept()
+                    ]
+                ]
+                .concat()
+            );
+        }
+        assert_ne!(GRANT_SET, UDP_GRANT_SET);
+        assert_ne!(GRANT_SET_ID, UDP_GRANT_SET_ID);
+        assert_eq!(grant_set(Protocol::Udp), (UDP_GRANT_SET, UDP_GRANT_SET_ID));
     }
 
     #[test]

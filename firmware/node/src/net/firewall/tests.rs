@@ -4,7 +4,7 @@
 //! fails the test loudly.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -95,6 +95,7 @@ fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
         let fw = Firewall::new(plan("wg-mesh"));
         fw.apply(&[]).unwrap();
         fw.kernel_add(
+            Protocol::Tcp,
             &Grant {
                 ip: ip(5),
                 port: 22,
@@ -119,6 +120,7 @@ fn table_is_replaced_atomically_and_other_tables_are_left_alone() {
         "iifname \"wg-mesh\" ip saddr 10.10.0.0/24 icmp type echo-request accept",
         "iifname \"wg-mesh\" ip saddr 10.10.0.0/24 tcp dport 8798 accept",
         "iifname \"wg-mesh\" ip saddr . tcp dport @grants accept",
+        "iifname \"wg-mesh\" ip saddr . udp dport @grants_udp accept",
         "iifname \"wg-mesh\" counter packets 0 bytes 0 drop",
         "type filter hook forward priority filter; policy accept;",
         "iifname \"wg-mesh\" oifname \"wg-mesh\" counter packets 0 bytes 0 drop",
@@ -164,6 +166,7 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
         let fw = Firewall::new(plan("wg-mesh"));
         fw.apply(&[]).unwrap();
         fw.kernel_add(
+            Protocol::Tcp,
             &Grant {
                 ip: ip(7),
                 port: 443,
@@ -172,6 +175,7 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
         )
         .unwrap();
         fw.kernel_add(
+            Protocol::Tcp,
             &Grant {
                 ip: ip(8),
                 port: 22,
@@ -187,6 +191,7 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
 
         // Refreshing a grant gives it the new timeout.
         fw.kernel_add(
+            Protocol::Tcp,
             &Grant {
                 ip: ip(7),
                 port: 443,
@@ -208,23 +213,29 @@ fn grants_add_list_delete_and_expire_in_the_kernel() {
             assert!(fw.check(addr, port).is_err(), "{addr}:{port}");
         }
         assert!(
-            fw.kernel_add(&Grant { ip: ip(9), port: 1 }, Some(0))
+            fw.kernel_add(Protocol::Tcp, &Grant { ip: ip(9), port: 1 }, Some(0))
                 .is_err()
         );
         assert_eq!(fw.list().unwrap(), before);
 
         assert!(
-            fw.kernel_delete(&Grant {
-                ip: ip(7),
-                port: 443
-            })
+            fw.kernel_delete(
+                Protocol::Tcp,
+                &Grant {
+                    ip: ip(7),
+                    port: 443
+                }
+            )
             .unwrap()
         );
         assert!(
-            !fw.kernel_delete(&Grant {
-                ip: ip(7),
-                port: 443
-            })
+            !fw.kernel_delete(
+                Protocol::Tcp,
+                &Grant {
+                    ip: ip(7),
+                    port: 443
+                }
+            )
             .unwrap()
         );
         std::thread::sleep(Duration::from_millis(2600));
@@ -324,16 +335,53 @@ fn traffic_is_dropped_until_granted() {
     assert!(connects(&b, api_mesh), "API from the mesh subnet");
     assert!(!connects(&b, api_outside), "API from outside the subnet");
     assert!(!connects(&b, service), "service before any grant");
-    with_fw(|fw, g| fw.kernel_add(g, None).unwrap())(&a);
+    with_fw(|fw, g| fw.kernel_add(Protocol::Tcp, g, None).unwrap())(&a);
     assert!(connects(&b, service), "service after grant add");
     with_fw(|fw, g| {
-        fw.kernel_delete(g).unwrap();
+        fw.kernel_delete(Protocol::Tcp, g).unwrap();
     })(&a);
     assert!(!connects(&b, service), "service after grant del");
-    with_fw(|fw, g| fw.kernel_add(g, Some(2)).unwrap())(&a);
+    with_fw(|fw, g| fw.kernel_add(Protocol::Tcp, g, Some(2)).unwrap())(&a);
     assert!(connects(&b, service), "service with a 2 s grant");
     std::thread::sleep(Duration::from_millis(2500));
     assert!(!connects(&b, service), "service after the timeout");
+
+    // UDP: a grant in the UDP set answers datagrams to that port, and
+    // opens nothing for TCP on the same port (a set per protocol).
+    let echo = a.run(|| UdpSocket::bind("0.0.0.0:7000").unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = echo.recv_from(&mut buf) {
+            let _ = echo.send_to(&buf[..n], from);
+        }
+    });
+    assert!(!answers(&b, service), "UDP before any grant");
+    with_fw(|fw, g| fw.kernel_add(Protocol::Udp, g, Some(60)).unwrap())(&a);
+    assert!(answers(&b, service), "UDP after a UDP grant");
+    assert!(!connects(&b, service), "TCP on the port of a UDP grant");
+    let listed = a.run(move || Firewall::new(plan(&va)).list().unwrap());
+    assert_eq!(
+        listed
+            .iter()
+            .map(|g| (g.proto, g.ip, g.port))
+            .collect::<Vec<_>>(),
+        [(Protocol::Udp, ip(2), 7000)]
+    );
+    let set = a.sh(&["nft", "list", "set", "inet", "gondwana", "grants_udp"]);
+    assert!(set.contains("10.10.0.2 . 7000"), "{set}");
+    with_fw(|fw, g| assert!(fw.kernel_delete(Protocol::Udp, g).unwrap()))(&a);
+    assert!(!answers(&b, service), "UDP after the UDP grant's removal");
+}
+
+/// Whether a datagram from `ns` to `to` is echoed back.
+fn answers(ns: &Netns, to: SocketAddr) -> bool {
+    ns.run(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        s.send_to(b"ping", to).unwrap();
+        s.recv_from(&mut [0u8; 64]).is_ok()
+    })
 }
 
 /// The packets counted by the rule of `chain` that starts with `rule`,
