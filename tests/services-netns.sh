@@ -11,8 +11,11 @@
 # approves; deny, unsubscribe, expiry, the hub revoking n1 and withdrawal
 # each close the port in n2's kernel (`nft list set`) and the connection
 # fails; the hub killed does not stop an active subscription (renewals go
-# straight to the provider). After every case the grant set of n2 holds
-# nothing but subscribers' /32s on offered ports.
+# straight to the provider). n2 offers `dns` over UDP (auto) with a real
+# UDP listener: n3 subscribes and gets answers, n1 (not subscribed) gets
+# none, and n3's element leaves n2's UDP set when it unsubscribes. After
+# every case the grant sets of n2 hold nothing but subscribers' /32s on
+# offered ports.
 #
 # Usage: tests/services-netns.sh [path/to/gondwana]   (root)
 set -uo pipefail
@@ -38,6 +41,7 @@ SUBNET=10.78.0.0/24
 ENROLL_PORT=8799
 WEB=8080
 FILES=8081
+DNS=5353
 # shellcheck source=scripts/lib/netns.sh
 . "$ROOT/scripts/lib/netns.sh"
 
@@ -91,16 +95,25 @@ s = socket.create_connection(('$2', $3), timeout=1)
 s.settimeout(1)
 assert s.recv(16) == b'hello\n'"
 }
-# The grant set of n2's table, as the kernel holds it: `ip . port` lines.
+udp_answers() { # udp_answers NS IP PORT: a datagram the listener echoes, within 1 s
+    in_ns "$1" python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(b'query', ('$2', $3))
+assert s.recv(16) == b'query'"
+}
+# A grant set of n2's table (`grants`, TCP, unless named), as the kernel
+# holds it: `ip . port` lines.
 grant_set() {
-    in_ns "$NS_2" nft -j list set inet gondwana grants | python3 -c "
+    in_ns "$NS_2" nft -j list set inet gondwana "${1:-grants}" | python3 -c "
 import json, sys
 for o in json.load(sys.stdin)['nftables']:
     for e in (o.get('set') or {}).get('elem', []):
         v = e.get('elem', {}).get('val', e) if isinstance(e, dict) else e
         print('%s . %s' % tuple(v['concat']))"
 }
-granted() { grant_set | grep -qxF "$1 . $2"; }
+granted() { grant_set "${3:-grants}" | grep -qxF "$1 . $2"; }
 not_granted() { ! granted "$@"; }
 # The property every case ends with: nothing in n2's set but a subscriber's
 # /32 on an offered port.
@@ -116,6 +129,11 @@ only_subscribers() {
             ;;
         esac
     done < <(grant_set)
+    while read -r line; do
+        [[ -z $line || $line == "$IP_3 . $DNS" ]] && continue
+        log "unexpected element in n2's UDP grant set: $line"
+        ok=0
+    done < <(grant_set grants_udp)
     ((ok))
 }
 after_case() { check "n2's grant set holds only subscribers' /32s on offered ports ($1)" only_subscribers; }
@@ -153,6 +171,14 @@ while True:
     c, _ = s.accept(); c.sendall(b'hello\n'); c.close()" &
 done
 
+# And a UDP one on n2 that echoes each datagram.
+in_ns "$NS_2" python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', $DNS))
+while True:
+    d, a = s.recvfrom(512); s.sendto(d, a)" &
+
 log "n2 offers web (auto) and files (manual)"
 check "n2: service offer web --approve auto" gw n2 "$NS_2" service offer web --port $WEB --approve auto
 check "n2: service offer files --approve manual" gw n2 "$NS_2" service offer files --port $FILES --approve manual
@@ -168,7 +194,7 @@ check "n1 connects to n2:$WEB" wait_for 10 tcp_open "$NS_1" "$IP_2" $WEB
 log "subscribe → first connection: $((SECONDS - start)) s"
 check "n2: nft list set shows $IP_1 . $WEB" granted "$IP_1" $WEB
 check "n2: grant list names the subscription as the origin" \
-    bash -c "ip netns exec $NS_2 $BIN --state-dir $WORK/n2/state --config $WORK/n2/gondwana.toml grant list | grep -E '$IP_1 +$WEB .*web from '"
+    bash -c "ip netns exec $NS_2 $BIN --state-dir $WORK/n2/state --config $WORK/n2/gondwana.toml grant list | grep -E '$IP_1 +tcp +$WEB .*web from '"
 after_case "n1 subscribed"
 
 log "case: n3 is refused on web until it subscribes"
@@ -176,6 +202,23 @@ check_not "n3 cannot connect to n2:$WEB" tcp_open "$NS_3" "$IP_2" $WEB
 check "n3: service subscribe web@n2" gw n3 "$NS_3" service subscribe web@n2 --duration 60s
 check "n3 connects to n2:$WEB after subscribing" wait_for 10 tcp_open "$NS_3" "$IP_2" $WEB
 after_case "n3 subscribed to web"
+
+log "case: UDP — n3 subscribes to dns (auto, udp) and gets answers, n1 does not"
+check "n2: service offer dns --proto udp --approve auto" gw n2 "$NS_2" service offer dns --port $DNS --proto udp --approve auto
+check "n3 sees dns in service list" wait_for 20 sees_offer n3 "$NS_3" dns
+check_not "n3 gets no answer from n2:$DNS/udp before subscribing" udp_answers "$NS_3" "$IP_2" $DNS
+check "n3: service subscribe dns@n2" gw n3 "$NS_3" service subscribe dns@n2 --duration 60s
+check "n3 gets an answer from n2:$DNS/udp" wait_for 10 udp_answers "$NS_3" "$IP_2" $DNS
+check "n2: nft list set grants_udp shows $IP_3 . $DNS" granted "$IP_3" $DNS grants_udp
+check "n2: the TCP set has no $IP_3 . $DNS" not_granted "$IP_3" $DNS
+check_not "n1 (not subscribed to dns) gets no answer" udp_answers "$NS_1" "$IP_2" $DNS
+check "n2: grant list shows the UDP grant and its subscription" \
+    bash -c "ip netns exec $NS_2 $BIN --state-dir $WORK/n2/state --config $WORK/n2/gondwana.toml grant list | grep -E '$IP_3 +udp +$DNS .*dns from '"
+after_case "n3 subscribed to dns"
+check "n3: service unsubscribe dns@n2" gw n3 "$NS_3" service unsubscribe dns@n2
+check "n2: nft set grants_udp no longer has $IP_3 . $DNS" wait_for 5 not_granted "$IP_3" $DNS grants_udp
+check_not "n3 gets no answer from n2:$DNS/udp after unsubscribing" udp_answers "$NS_3" "$IP_2" $DNS
+after_case "n3 unsubscribed from dns"
 
 log "case: n3's subscription to files stays pending"
 # 20 s: renewed every 10 s, so the consumer hears of a denial within 10 s
