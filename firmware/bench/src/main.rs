@@ -4,6 +4,7 @@
 //! ```text
 //! gondwana-bench enrol --hub URL --token T --hub-key HEX [--count N] [--concurrency C]
 //! gondwana-bench redb  --dir DIR [--count N] [--value-bytes B]
+//! gondwana-bench lending --gondwana BIN [--count N]
 //! ```
 //!
 //! Each prints one JSON object on standard output (the figures) and a human
@@ -12,6 +13,7 @@
 //! could be made.
 
 mod enrol;
+mod lending;
 mod redb_ref;
 
 use std::collections::HashMap;
@@ -28,7 +30,12 @@ const USAGE: &str = "usage:
   gondwana-bench redb --dir DIR [--count N] [--value-bytes B]
       The reference: N durable (Durability::Immediate) redb write
       transactions in DIR/bench.redb, each inserting one B-byte value.
-      Defaults: N = 1000, B = 300.";
+      Defaults: N = 1000, B = 300.
+  gondwana-bench lending --gondwana BIN [--count N]
+      Provider CPU per N subscriptions (root, in a network namespace of its
+      own): core's ProviderBook verifies and decides N signed auto
+      subscriptions, then BIN firewall-bench adds the N grants in one
+      netlink batch; against N `nft add element` processes. Default N = 1000.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +76,14 @@ fn run(args: &[String]) -> Result<String, String> {
             };
             opts.only(&["dir", "count", "value-bytes"])?;
             redb_ref::run(&spec)
+        }
+        "lending" => {
+            let spec = lending::Spec {
+                gondwana: opts.required("gondwana")?,
+                count: opts.number("count", 1000)?,
+            };
+            opts.only(&["gondwana", "count"])?;
+            lending::run(&spec)
         }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
