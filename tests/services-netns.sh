@@ -60,33 +60,13 @@ attach "$NS_1" 2
 attach "$NS_2" 3
 attach "$NS_3" 4
 
-config() { # config NAME ROLE IFACE [extra toml]
-    local name=$1 role=$2 ifname=$3 extra=${4:-}
-    mkdir -p "$WORK/$name"
-    cat >"$WORK/$name/gondwana.toml" <<EOF
-role = "$role"
-$extra
-[wireguard]
-backend = "userspace"
-[mesh]
-subnet = "$SUBNET"
-interface = "$ifname"
-[api]
-admin_socket = "$WORK/$name/admin.sock"
-[enroll]
-search_paths = ["$WORK/$name/enroll.toml"]
-retry_initial_secs = 0.5
-retry_max_secs = 2
-directory_pull_secs = 1
-EOF
-}
-config hub hub "$IF_H" "[hub]
+box_config hub hub "$IF_H" "[hub]
 public_endpoint = \"$UNDERLAY.1:51822\"
 enroll_listen = \"$UNDERLAY.1:$ENROLL_PORT\"
 public_url = \"http://$UNDERLAY.1:$ENROLL_PORT\""
-config n1 node "$IF_1" "boxname = \"n1\""
-config n2 node "$IF_2" "boxname = \"n2\""
-config n3 node "$IF_3" "boxname = \"n3\""
+box_config n1 node "$IF_1" "boxname = \"n1\""
+box_config n2 node "$IF_2" "boxname = \"n2\""
+box_config n3 node "$IF_3" "boxname = \"n3\""
 
 tcp_open() { # tcp_open NS IP PORT: a TCP connection that the listener answers, within 1 s
     in_ns "$1" python3 -c "

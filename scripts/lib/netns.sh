@@ -114,6 +114,30 @@ status_field() { # status_field NAME NS python-expression-on-s
 mesh_up() { [[ $(status_field "$1" "$2" "s['dataplane']['state']") == up ]]; }
 wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
 
+# box_config NAME ROLE IFACE [extra toml]: $WORK/NAME/gondwana.toml for a box
+# on $SUBNET with userspace WireGuard, its admin socket and enrolment file
+# in $WORK/NAME, and fast retries and directory pulls.
+box_config() {
+    local name=$1 role=$2 ifname=$3 extra=${4:-}
+    mkdir -p "$WORK/$name"
+    cat >"$WORK/$name/gondwana.toml" <<EOF
+role = "$role"
+$extra
+[wireguard]
+backend = "userspace"
+[mesh]
+subnet = "$SUBNET"
+interface = "$ifname"
+[api]
+admin_socket = "$WORK/$name/admin.sock"
+[enroll]
+search_paths = ["$WORK/$name/enroll.toml"]
+retry_initial_secs = 0.5
+retry_max_secs = 2
+directory_pull_secs = 1
+EOF
+}
+
 # ---- one flat LAN --------------------------------------------------------------
 
 # underlay_bridge NS: namespace NS holding bridge br0, the boxes' shared LAN.
