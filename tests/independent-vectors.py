@@ -106,6 +106,14 @@ LENDING_DECISION = bytes.fromhex(
     "4333d535ee5d84a3e4a03ff58b1674fa827a54ab19b3173de2c9fd123e1b93cc6bdabbe3"
     "08")
 # RFC 8032 TEST 3: the hub of the lending vectors.
+LENDING_TAGS_ENTRY = bytes.fromhex(
+    "600106222222222222222222222222222222222222222222222222222222222222222205"
+    "3767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879"
+    "376c6970766b7875797a3336356f34356574357101036c6162fc51cd8e6218a1a38da47e"
+    "d00230f0580816ed13ba3303ac5deb91154890802540e47923e84e7cc6bb769b4c3b9237"
+    "ec41f4f3cc4072ff5ef070f0fe4c01a921ad0f62510a5d615fc453aecaca0b460740a4d7"
+    "a1eb4bea265854128b600e59e906"
+)
 LENDING_HUB_SEED = "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7"
 RELEASE_RECORD = bytes.fromhex(
     "7d01086d6f63686162696e070502763780efa8c9069303f29cdf74e7bca5935c8dc36b6f"
@@ -502,6 +510,17 @@ def check_lending():
     assert d.varint() == 1 and d.varint() == 600, "Accepted for 600 s"
     d.done()
     must_fail(lambda: open_envelope(LENDING_DECISION, req_tag))
+
+    # Directory record 5, Tags: the consumer tagged `lab` by the hub.
+    body, signer = open_envelope(LENDING_TAGS_ENTRY, b"gondwana/v1/directory-entry\x00")
+    assert signer == hub_key, "the entry is the hub's"
+    e = Reader(body)
+    assert e.take(1) == b"\x01" and e.varint() == 6 and e.take(32) == bytes([0x22] * 32)
+    assert e.varint() == 5, "Tags"
+    assert e.bytes().decode() == consumer, "the tagged node"
+    assert e.varint() == 1 and e.bytes() == b"lab", "one tag"
+    e.done()
+    must_fail(lambda: open_envelope(LENDING_TAGS_ENTRY, pub_tag))
 def check_release_record():
     """docs/updates.md, Release record: the bundle vector's record, signed
     by RFC 8032 key 2 with the rotation from key 1, in two waves."""

@@ -177,6 +177,39 @@ check "n2: grant list names the subscription as the origin" \
     bash -c "ip netns exec $NS_2 $BIN --state-dir $WORK/n2/state --config $WORK/n2/gondwana.toml grant list | grep -E '$IP_1 +tcp +$WEB .*web from '"
 after_case "n1 subscribed"
 
+log "case: bad input over real HTTP on n2's mesh API changes nothing"
+# Oversized, malformed, then a flood from n1: each refused with its code
+# (docs/services.md, "On the wire"); n2's grant sets stay as they were.
+sets_before=$(grant_set; grant_set grants_udp)
+bad_input() {
+    in_ns "$NS_1" python3 -c "
+import json, urllib.request, urllib.error
+def post(body):
+    req = urllib.request.Request('http://$IP_2:8798/v1/services/request', data=body, method='POST')
+    try:
+        urllib.request.urlopen(req, timeout=3)
+        return 200, ''
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)['error']
+assert post(b'x' * 2000) == (413, 'too_large'), post(b'x' * 2000)
+assert post(b'\\x00' * 64) == (400, 'malformed')
+codes = [post(b'\\x01' * 32) for _ in range(16)]
+assert (429, 'rate_limited') in codes, codes
+assert all(c in ((400, 'malformed'), (429, 'rate_limited')) for c in codes), codes"
+}
+check "n1's oversized, malformed and flooding requests are refused with their codes" bad_input
+check "n2's grant sets are unchanged by them" [ "$(grant_set; grant_set grants_udp)" == "$sets_before" ]
+refusals_counted() {
+    in_ns "$NS_2" python3 -c "
+import urllib.request
+m = urllib.request.urlopen('http://127.0.0.1:8798/metrics', timeout=3).read().decode()
+for r in ('too_large', 'malformed', 'rate_limited'):
+    line = [l for l in m.splitlines() if l.startswith('gondwana_service_refusals_total{reason=\"%s\"}' % r)]
+    assert line and float(line[0].split()[-1]) >= 1, (r, line)"
+}
+check "n2 counts them in gondwana_service_refusals_total" refusals_counted
+after_case "bad input"
+
 log "case: n3 is refused on web until it subscribes"
 check_not "n3 cannot connect to n2:$WEB" tcp_open "$NS_3" "$IP_2" $WEB
 check "n3: service subscribe web@n2" gw n3 "$NS_3" service subscribe web@n2 --duration 60s

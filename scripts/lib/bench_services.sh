@@ -66,6 +66,7 @@ s.bind(('0.0.0.0', $port)); s.listen(64)
 while True:
     c, _ = s.accept(); c.sendall(b'hello\n'); c.close()" &
     gw n2 "$NS_2" service offer web --port "$port" --approve auto >/dev/null 2>&1 || return 1
+    # shellcheck disable=SC2317 # called through wait_for
     sees_web() { gw n1 "$NS_1" service list --json | python3 -c "import json,sys; assert any(o['name'] == 'web' for o in json.load(sys.stdin))"; }
     wait_for 20 sees_web || return 1
     # The first handshake n1 -> n2 is not what S1 measures: ping first.

@@ -14,7 +14,7 @@ use crate::envelope::{
 };
 use crate::hash::{Hash32, blake2b256};
 use crate::keys::{PublicKey, SigningSecret};
-use crate::lending_records::{Catalog, MAX_PUBLICATION_BYTES};
+use crate::lending_records::{Catalog, MAX_PUBLICATION_BYTES, MAX_TAG_LEN};
 use crate::node_id::NodeId;
 
 pub const VERSION: u8 = 1;
@@ -29,6 +29,10 @@ pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 /// Release records a [`View`] keeps: the newest ones (older releases are
 /// of no use to a box that looks for a newer one).
 pub const MAX_VIEW_RELEASES: usize = 8;
+/// Tags a [`Record::Tags`] carries at most (a token holds no more).
+pub const MAX_NODE_TAGS: usize = 16;
+/// One tag: 1–63 printable ASCII characters, as `token create --tag`.
+pub type Tag = heapless::String<MAX_TAG_LEN>;
 
 // Records are decoded one at a time and folded into a View; boxing the
 // large variant would only add allocations.
@@ -68,6 +72,15 @@ pub enum Record {
     /// appends only records that verify against its release keys; every
     /// box verifies them again against its own.
     Release { signed: Vec<u8> },
+    /// The tags of a node's enrolment token, as the hub holds them: the
+    /// hub appends it after each `Node` record of a node whose token had
+    /// tags, and a `Node` record clears the node's tags, so the newest
+    /// `Tags` after a node's newest `Node` is what it has. Providers check
+    /// `allow:tag:NAME` against it (docs/services.md).
+    Tags {
+        node_id: NodeId,
+        tags: heapless::Vec<Tag, MAX_NODE_TAGS>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +251,8 @@ pub struct View {
     /// [`MAX_VIEW_RELEASES`]; unverified here (the release keys are the
     /// box's, not the directory's).
     pub releases: Vec<Vec<u8>>,
+    /// Each node's tags, from its newest [`Record::Tags`] (none: no tags).
+    pub tags: BTreeMap<NodeId, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +276,7 @@ impl View {
                 endpoint_hint,
             } => {
                 self.revoked.remove(node_id);
+                self.tags.remove(node_id);
                 self.lending.key_changed(node_id, signing_key);
                 self.nodes.insert(
                     node_id.clone(),
@@ -275,6 +291,7 @@ impl View {
             }
             Record::Revoke { node_id, reason } => {
                 self.nodes.remove(node_id);
+                self.tags.remove(node_id);
                 self.lending.remove_provider(node_id);
                 self.revoked.insert(node_id.clone(), reason.to_string());
             }
@@ -284,6 +301,15 @@ impl View {
                 self.lending
                     .apply(signed, |id| nodes.get(id).map(|n| n.signing_key));
             }
+            // Only for a node in the directory: a revoked or unknown one
+            // has no tags to be checked.
+            Record::Tags { node_id, tags } if self.nodes.contains_key(node_id) => {
+                self.tags.insert(
+                    node_id.clone(),
+                    tags.iter().map(|t| t.to_string()).collect(),
+                );
+            }
+            Record::Tags { .. } => {}
             Record::Release { signed } => {
                 self.releases.retain(|r| r != signed);
                 self.releases.push(signed.clone());
@@ -292,6 +318,14 @@ impl View {
                 }
             }
         }
+    }
+
+    /// A node's tags (its enrolment token's, as the hub published them).
+    pub fn tags_of(&self, node_id: &NodeId) -> Vec<&str> {
+        self.tags
+            .get(node_id)
+            .map(|t| t.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
 
     /// A node's current directory signing key (`None`: not in the

@@ -106,9 +106,8 @@ impl Protocol {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Principal {
     Boxname(Boxname),
-    /// A token tag (1–63 printable ASCII characters, as the hub takes them).
-    /// The directory does not carry node tags yet, so a provider cannot
-    /// check one and a tag matches nobody (docs/services.md).
+    /// A token tag (1–63 printable ASCII characters, as the hub takes them),
+    /// checked against the consumer's `Tags` record in the directory.
     Tag(heapless::String<MAX_TAG_LEN>),
 }
 

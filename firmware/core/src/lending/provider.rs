@@ -162,7 +162,9 @@ impl ProviderBook {
                     });
                 }
                 let previous = self.entries.get(&key).map(|e| e.state.clone());
-                let admitted = offer.approval.admits(&node.boxname, &[]);
+                let admitted = offer
+                    .approval
+                    .admits(&node.boxname, &view.tags_of(&s.consumer));
                 let state = match previous {
                     Some(State::Active { .. }) => Some(true),
                     Some(State::Pending) => Some(false),

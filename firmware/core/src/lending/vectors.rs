@@ -88,6 +88,20 @@ pub(crate) fn vectors() -> Vec<(&'static str, Vec<u8>)> {
         verdict: Verdict::Accepted { duration_secs: 600 },
     };
     let decision = seal_decision(&decision, &provider).unwrap();
+    let tags = Record::Tags {
+        node_id: NodeId::from_genesis_key(&consumer.public_key()),
+        tags: heapless::Vec::from_slice(&[crate::directory::Tag::try_from("lab").unwrap()])
+            .unwrap(),
+    };
+    let (tags_entry, _) = append(
+        &Head {
+            len: 6,
+            tip: [0x22; 32],
+        },
+        &hub,
+        tags,
+    )
+    .unwrap();
     vec![
         ("offer", offer),
         ("withdrawal", withdrawal),
@@ -95,6 +109,7 @@ pub(crate) fn vectors() -> Vec<(&'static str, Vec<u8>)> {
         ("subscription", subscription),
         ("unsubscribe", unsubscribe),
         ("decision", decision),
+        ("tags entry", tags_entry),
     ]
 }
 
@@ -109,7 +124,7 @@ fn published_lending_vectors() {
 }
 
 /// As in docs/protocol.md, 72 hex digits a line.
-const PUBLISHED: [(&str, &[&str]); 6] = [
+const PUBLISHED: [(&str, &[&str]); 7] = [
     (
         "offer",
         &[
@@ -181,6 +196,17 @@ const PUBLISHED: [(&str, &[&str]); 6] = [
             "af021a68f707511a40279982a0788de2f865207102e2e0f25532eee73d9614e537e9a434",
             "4333d535ee5d84a3e4a03ff58b1674fa827a54ab19b3173de2c9fd123e1b93cc6bdabbe3",
             "08",
+        ],
+    ),
+    (
+        "tags entry",
+        &[
+            "600106222222222222222222222222222222222222222222222222222222222222222205",
+            "3767773a6e33653673766e62746f723474347a796b61656275643364376a6f3764786879",
+            "376c6970766b7875797a3336356f34356574357101036c6162fc51cd8e6218a1a38da47e",
+            "d00230f0580816ed13ba3303ac5deb91154890802540e47923e84e7cc6bb769b4c3b9237",
+            "ec41f4f3cc4072ff5ef070f0fe4c01a921ad0f62510a5d615fc453aecaca0b460740a4d7",
+            "a1eb4bea265854128b600e59e906",
         ],
     ),
 ];

@@ -39,6 +39,12 @@ pub fn token_create(store: &StateStore, config: &Config, spec: TokenCreate) -> R
         .map(Boxname::parse)
         .transpose()
         .map_err(|e| ServiceError::Invalid(format!("--boxname: {e}")))?;
+    if spec.tags.len() > gondwana_core::directory::MAX_NODE_TAGS {
+        return invalid(format!(
+            "--tag: at most {} tags",
+            gondwana_core::directory::MAX_NODE_TAGS
+        ));
+    }
     for tag in &spec.tags {
         if tag.is_empty() || tag.len() > 63 || !tag.bytes().all(|b| b.is_ascii_graphic()) {
             return invalid(format!("--tag {tag:?}: 1-63 printable characters"));

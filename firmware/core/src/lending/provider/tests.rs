@@ -216,6 +216,58 @@ fn an_allow_list_accepts_whom_it_names_and_leaves_others_pending() {
     assert!(other.grants.is_empty());
 }
 
+/// `Tags` for node `n`, as the hub appends after its `Node` record.
+fn tags(n: u8, tags: &[&str]) -> Record {
+    let tags = tags
+        .iter()
+        .map(|t| crate::directory::Tag::try_from(*t).unwrap())
+        .collect::<Vec<_>>();
+    Record::Tags {
+        node_id: id(n),
+        tags: heapless::Vec::from_slice(&tags).unwrap(),
+    }
+}
+
+#[test]
+fn an_allow_tag_admits_the_nodes_the_hub_tagged_only() {
+    let mut v = mesh();
+    let lab = Approval::Allow(
+        heapless::Vec::from_slice(&[Principal::Tag(heapless::String::try_from("lab").unwrap())])
+            .unwrap(),
+    );
+    publish(&mut v, ME, &Publication::Offer(offer(ME, "lab", 1, lab)));
+    v.apply(&tags(1, &["lab", "kitchen"]));
+    v.apply(&tags(4, &["garage"]));
+    // Tags for a node the directory does not hold are nobody's.
+    v.apply(&tags(9, &["lab"]));
+    assert_eq!(v.tags_of(&id(1)), ["lab", "kitchen"]);
+    assert!(v.tags_of(&id(9)).is_empty());
+    let mut b = book();
+    let tagged = b.handle(&subscribe(1, "lab", 1), ip(1), &v, Millis(0)).unwrap();
+    assert_eq!(added(&tagged), vec![grant(1, 8080)]);
+    for other in [3, 4] {
+        let out = b
+            .handle(&subscribe(other, "lab", 1), ip(other), &v, Millis(0))
+            .unwrap();
+        assert_eq!(verdict(&out), Verdict::Pending, "node {other}");
+    }
+    // A new Node record (re-enrolment) clears them until the hub's next
+    // Tags; so does a revocation.
+    let mut again = v.clone();
+    again.apply(&node_record(1, 1));
+    assert!(again.tags_of(&id(1)).is_empty());
+    let mut b = book();
+    let out = b
+        .handle(&subscribe(1, "lab", 1), ip(1), &again, Millis(0))
+        .unwrap();
+    assert_eq!(verdict(&out), Verdict::Pending);
+    v.apply(&Record::Revoke {
+        node_id: id(1),
+        reason: heapless::String::new(),
+    });
+    assert!(v.tags_of(&id(1)).is_empty());
+}
+
 #[test]
 fn every_refusal_changes_nothing() {
     let mut v = mesh();

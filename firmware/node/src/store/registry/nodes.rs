@@ -2,7 +2,7 @@
 //! revocation (a signed directory record, the address and boxname freed).
 
 use gondwana_core::audit::Field;
-use gondwana_core::directory::Record;
+use gondwana_core::directory::{MAX_NODE_TAGS, Record, Tag};
 use gondwana_core::hub_enrol::NodeEntry;
 use gondwana_core::identity_log::IdentityState;
 use gondwana_core::keys::SigningSecret;
@@ -136,6 +136,22 @@ pub(super) fn publish_node(
         endpoint_hint: None,
     };
     directory::append_record(txn, &hub.signing, record)?;
+    // The Node record cleared the node's tags in every view: publish its
+    // token's again (docs/protocol.md, "Directory").
+    if !entry.tags.is_empty() {
+        let tags = entry
+            .tags
+            .iter()
+            .filter_map(|t| Tag::try_from(t.as_str()).ok())
+            .take(MAX_NODE_TAGS)
+            .collect::<Vec<_>>();
+        let tags = heapless::Vec::from_slice(&tags).unwrap_or_default();
+        let record = Record::Tags {
+            node_id: identity.node_id.clone(),
+            tags,
+        };
+        directory::append_record(txn, &hub.signing, record)?;
+    }
     Ok(())
 }
 
