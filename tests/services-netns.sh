@@ -15,7 +15,10 @@
 # UDP listener: n3 subscribes and gets answers, n1 (not subscribed) gets
 # none, and n3's element leaves n2's UDP set when it unsubscribes. After
 # every case the grant sets of n2 hold nothing but subscribers' /32s on
-# offered ports.
+# offered ports. n1 enrols with a token tagged `lab`: n2's `lab` offer
+# (allow:tag:lab) approves n1 at once and leaves n3 pending. Oversized,
+# malformed and flooding requests over the mesh are refused with their
+# codes and change nothing.
 #
 # Usage: tests/services-netns.sh [path/to/gondwana]   (root)
 set -uo pipefail
@@ -42,6 +45,7 @@ ENROLL_PORT=8799
 WEB=8080
 FILES=8081
 DNS=5353
+LAB=8082
 # shellcheck source=scripts/lib/netns.sh
 . "$ROOT/scripts/lib/netns.sh"
 
@@ -102,7 +106,7 @@ only_subscribers() {
     while read -r line; do
         [[ -z $line ]] && continue
         case $line in
-        "$IP_1 . $WEB" | "$IP_1 . $FILES" | "$IP_3 . $WEB" | "$IP_3 . $FILES") ;;
+        "$IP_1 . $WEB" | "$IP_1 . $FILES" | "$IP_3 . $WEB" | "$IP_3 . $FILES" | "$IP_1 . $LAB") ;;
         *)
             log "unexpected element in n2's grant set: $line"
             ok=0
@@ -125,8 +129,10 @@ sub_is() { [[ $(sub_state "$1" "$2" "$3") == "$4" ]]; }
 log "starting the hub and three nodes"
 gw_start hub "$NS_H"
 wait_for 20 mesh_up hub "$NS_H" || fail "hub data plane up"
-gw hub "$NS_H" token create --uses 3 --ttl 1h --out "$WORK/enroll.toml" >/dev/null || fail "token create"
-for n in n1 n2 n3; do cp "$WORK/enroll.toml" "$WORK/$n/enroll.toml"; done
+gw hub "$NS_H" token create --uses 2 --ttl 1h --out "$WORK/enroll.toml" >/dev/null || fail "token create"
+# n1's token carries the tag `lab` (the allow:tag:lab case).
+gw hub "$NS_H" token create --uses 1 --ttl 1h --tag lab --out "$WORK/n1/enroll.toml" >/dev/null || fail "token create --tag lab"
+for n in n2 n3; do cp "$WORK/enroll.toml" "$WORK/$n/enroll.toml"; done
 gw_start n1 "$NS_1"
 gw_start n2 "$NS_2"
 gw_start n3 "$NS_3"
@@ -142,7 +148,7 @@ check "n1 reaches n2 over the mesh" wait_for 20 reach "$NS_1" "$IP_2"
 check "n3 reaches n2 over the mesh" wait_for 20 reach "$NS_3" "$IP_2"
 
 # Real listeners on n2: each answers `hello` and closes.
-for port in $WEB $FILES; do
+for port in $WEB $FILES $LAB; do
     in_ns "$NS_2" python3 -c "
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -232,6 +238,20 @@ check "n3: service unsubscribe dns@n2" gw n3 "$NS_3" service unsubscribe dns@n2
 check "n2: nft set grants_udp no longer has $IP_3 . $DNS" wait_for 5 not_granted "$IP_3" $DNS grants_udp
 check_not "n3 gets no answer from n2:$DNS/udp after unsubscribing" udp_answers "$NS_3" "$IP_2" $DNS
 after_case "n3 unsubscribed from dns"
+
+log "case: allow:tag:lab — n1 (its token tagged lab) is approved at once, n3 waits"
+check "n2: service offer lab --approve allow:tag:lab" gw n2 "$NS_2" service offer lab --port $LAB --approve allow:tag:lab
+check "n1 sees lab in service list" wait_for 20 sees_offer n1 "$NS_1" lab
+check "n1: service subscribe lab@n2" gw n1 "$NS_1" service subscribe lab@n2 --duration 60s
+check "n1: lab is active (the hub's Tags record says lab)" wait_for 10 sub_is n1 "$NS_1" lab@n2 active
+check "n1 connects to n2:$LAB" wait_for 10 tcp_open "$NS_1" "$IP_2" $LAB
+check "n3: service subscribe lab@n2" gw n3 "$NS_3" service subscribe lab@n2 --duration 60s
+check "n3: lab is pending (no tag)" wait_for 10 sub_is n3 "$NS_3" lab@n2 pending
+check_not "n3 cannot connect to n2:$LAB" tcp_open "$NS_3" "$IP_2" $LAB
+check "n2: no element for $IP_3 . $LAB" not_granted "$IP_3" $LAB
+after_case "allow:tag:lab"
+check "n2: service withdraw lab" gw n2 "$NS_2" service withdraw lab
+check "n2: nft set no longer has $IP_1 . $LAB" wait_for 10 not_granted "$IP_1" $LAB
 
 log "case: n3's subscription to files stays pending"
 # 20 s: renewed every 10 s, so the consumer hears of a denial within 10 s

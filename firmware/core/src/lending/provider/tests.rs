@@ -243,7 +243,9 @@ fn an_allow_tag_admits_the_nodes_the_hub_tagged_only() {
     assert_eq!(v.tags_of(&id(1)), ["lab", "kitchen"]);
     assert!(v.tags_of(&id(9)).is_empty());
     let mut b = book();
-    let tagged = b.handle(&subscribe(1, "lab", 1), ip(1), &v, Millis(0)).unwrap();
+    let tagged = b
+        .handle(&subscribe(1, "lab", 1), ip(1), &v, Millis(0))
+        .unwrap();
     assert_eq!(added(&tagged), vec![grant(1, 8080)]);
     for other in [3, 4] {
         let out = b
