@@ -476,26 +476,19 @@ mod tests {
             (&rules[4], IPPROTO_TCP, GRANT_SET, GRANT_SET_ID),
             (&rules[5], IPPROTO_UDP, UDP_GRANT_SET, UDP_GRANT_SET_ID),
         ] {
-            // On the mesh, IPv4, this protocol only, then the one lookup
-            // of (source address . destination port): one /32, one port.
-            assert_eq!(
-                rule[2..].to_vec(),
-                [
-                    nfproto_ipv4(),
-                    l4proto(proto),
-                    vec![
-                        saddr(),
-                        dport(REG32_01),
-                        Expr::Lookup {
-                            set: set.into(),
-                            set_id,
-                            sreg: REG_1
-                        },
-                        accept()
-                    ]
-                ]
-                .concat()
-            );
+            // This protocol only, then one lookup of (source address .
+            // destination port): one /32, one port.
+            let at = |e: &Expr| rule.iter().position(|x| x == e);
+            let lookup = Expr::Lookup {
+                set: set.into(),
+                set_id,
+                sreg: REG_1,
+            };
+            let (l4, src) = (at(&eq(vec![proto])).unwrap(), at(&saddr()).unwrap());
+            assert!(l4 < src, "{rule:?}");
+            assert_eq!(at(&saddr()).map(|i| i + 1), at(&dport(REG32_01)));
+            assert_eq!(at(&dport(REG32_01)).map(|i| i + 1), at(&lookup));
+            assert_eq!(rule.last(), Some(&accept()));
         }
         assert_ne!(GRANT_SET, UDP_GRANT_SET);
         assert_ne!(GRANT_SET_ID, UDP_GRANT_SET_ID);
