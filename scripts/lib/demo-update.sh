@@ -4,8 +4,9 @@
 # its say, die, indent, console, console_open, $work, $out, mesh_ip, node_id.
 #
 #   update_prepare           before the hub boots: a bundle of the MOCHAbin
-#                            image's own root and boot files at a higher
-#                            version, signed with the key the images trust,
+#                            image's root (its release file saying the new
+#                            version) and boot files at a higher version,
+#                            signed with the key the images trust,
 #                            and its release record (gondwana-release), on a
 #                            FAT disk labelled GW_BUNDLE; sets update_disk
 #                            (QEMU arguments for the hub) and update_version
@@ -25,8 +26,8 @@ update_release_tool() { (cd "$ROOT" && cargo run -q --locked -p gondwana-release
 
 update_prepare() {
     local stage=$ROOT/out/images/mochabin key=${GONDWANA_RELEASE_KEY:-out/keys/release-dev.key} pub board
-    need_apt dosfstools mtools
-    [[ -f $stage/boot/slot-a/installed && -f $ROOT/out/gondwana-mochabin.squashfs ]] ||
+    need_apt dosfstools mtools squashfs-tools
+    [[ -f $stage/boot/slot-a/installed && -f $stage/rootfs/etc/gondwana/release ]] ||
         die "no out/images/mochabin (scripts/build-images mochabin makes it)"
     [[ $key == /* ]] || key=$ROOT/$key
     [[ -f $key ]] || die "no release key $key (the one the images were built with: GONDWANA_RELEASE_KEY)"
@@ -40,9 +41,17 @@ update_prepare() {
     # (KERNEL_FILE, DTB: the boot files of a MOCHAbin slot)
     # shellcheck disable=SC1091
     . "$ROOT/board/mochabin/board.env"
+    # The image's root tree, its release file saying the new release: the
+    # box runs what the bundle says once it boots it (gzip: quicker than
+    # the image's xz, and every squashfs kernel reads it).
+    cp -a "$stage/rootfs" "$work/root"
+    sed -i "s/^version=.*/version=$update_version/; s/^label=.*/label=demo-update/" "$work/root/etc/gondwana/release"
+    mksquashfs "$work/root" "$work/root.squashfs" -noappend -quiet -no-progress -comp gzip -all-root -no-xattrs >/dev/null ||
+        die "mksquashfs failed"
+    rm -rf "$work/root"
     local bundle=$work/gondwana-mochabin.bundle
     update_release_tool build --key "$key" --board mochabin --version "$update_version" --label demo-update \
-        --root "$ROOT/out/gondwana-mochabin.squashfs" --boot "$KERNEL_FILE=$stage/boot/slot-a/$KERNEL_FILE" \
+        --root "$work/root.squashfs" --boot "$KERNEL_FILE=$stage/boot/slot-a/$KERNEL_FILE" \
         --boot "initrd.img=$stage/boot/slot-a/initrd.img" --boot "dtbs/$DTB=$stage/boot/slot-a/dtbs/$DTB" \
         --out "$bundle" >/dev/null || die "gondwana-release build failed"
     update_release_tool record --key "$key" --bundle "$bundle" >/dev/null || die "gondwana-release record failed"
@@ -54,16 +63,13 @@ update_prepare() {
     # shellcheck disable=SC2054 # QEMU options, commas and all
     update_disk=(-drive "if=none,id=bundles,format=raw,readonly=on,file=$work/bundles.img"
         -device virtio-blk-pci,drive=bundles)
-    say "update: out/gondwana-mochabin.squashfs and slot a's boot files re-signed as version $update_version (label demo-update, $((update_size >> 20)) MiB) with $key, and its release record: on a second disk for the hub"
+    say "update: the MOCHAbin image's root (its release file saying version $update_version) and slot a's boot files signed as version $update_version (label demo-update, $((update_size >> 20)) MiB) with $key, and its release record: on a second disk for the hub"
 }
 
 update_node_config() { # N POLICY
     cat >"$work/node-$1.toml" <<EOF
 # Operator config on mochabin-$1's boot partition (gondwana/gondwana.toml).
 role = "node"
-[enroll]
-# Pull the directory (where a new release appears) every 10 s, not 60.
-directory_pull_secs = 10
 [firewall]
 mesh_open_ports = [22]
 [update]
@@ -88,7 +94,7 @@ update_line() { grep -m1 "^$2" <<<"$1"; }
 
 update_first_fetch() {
     local t=$SECONDS
-    say "mochabin-1 (policy download-only) fetches the bundle from the hub (\`gondwana update status\`)"
+    say "mochabin-1 (policy download-only) fetches the bundle from the hub since it enrolled (\`gondwana update status\`)"
     # shellcheck disable=SC2016 # expands on the VM's console
     console mochabin-1 300 'i=0; while [ $i -lt 280 ] && ! gondwana update status | grep -q "download complete"; do sleep 2; i=$((i+2)); done; gondwana update status' ||
         die "mochabin-1: update status does not answer"
@@ -131,7 +137,11 @@ update_from_peer() {
     console mochabin-2 60 'gondwana update status' || die "mochabin-2: update status does not answer"
     update_line "$out" board | indent
     update_line "$out" "last update:" | indent
+    update_line "$out" "slot b:" | indent
+    update_line "$out" "next step:" | indent
     [[ $(update_line "$out" board) == "board mochabin, running slot b, good slot b" ]] || die "mochabin-2 is not on a good slot b: $out"
+    [[ $(update_line "$out" "slot b:") == "slot b: running, version $update_version (demo-update) "* ]] || die "mochabin-2 does not run the new release: $out"
+    [[ $(update_line "$out" "next step:") == "next step: idle: "* && $out != *"failed"*"before"* ]] || die "mochabin-2 after its update: $out"
     [[ $(update_line "$out" "last update:") == "last update: update to version $update_version (demo-update) succeeded: slot b marked good" ]] ||
         die "mochabin-2's last update: $out"
     say "mochabin-2: slot b healthy and marked good, same node id $id (in $((SECONDS - t)) s): updated from mochabin-1 with the hub powered off"
