@@ -270,8 +270,8 @@ wait "${daemon_pid[n2]}" 2>/dev/null
 gw_start n2 "$NS_2"
 check "n2 up again" wait_for 20 mesh_up n2 "$NS_2"
 check "n2: the pending request survived" pending_on_n2
-check "n2: n1's web grant survived" granted "$IP_1" $WEB
-check "n1 still connects to n2:$WEB" tcp_open "$NS_1" "$IP_2" $WEB
+check "n2: n1's web grant survived" wait_for 10 granted "$IP_1" $WEB
+check "n1 still connects to n2:$WEB" wait_for 10 tcp_open "$NS_1" "$IP_2" $WEB
 after_case "n2 restarted"
 
 log "case: n2's operator approves files for n3"
