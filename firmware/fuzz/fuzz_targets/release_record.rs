@@ -40,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
         let share = update::wave_share("gw:fuzz", &body.bundle_blake2b);
         assert!(share < 100);
         let at = update::wave_time(&body, share);
-        for now in [0, body.start, at, u64::MAX] {
+        for (now, on_trial) in [0, body.start, at, u64::MAX]
+            .into_iter()
+            .flat_map(|now| [(now, false), (now, true)])
+        {
             let step = decide(&Situation {
                 now,
                 policy: Policy::Auto,
@@ -51,9 +54,16 @@ fuzz_target!(|data: &[u8]| {
                 downloaded: false,
                 installed: false,
                 failed: false,
+                on_trial,
             });
             if now >= at && body.version > running.version {
                 assert_ne!(step, Step::Install, "install before the download");
+            }
+            if on_trial {
+                assert!(
+                    !matches!(step, Step::Install | Step::Reboot),
+                    "install or reboot on trial"
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Release records and the rollout decision (docs/updates.md, "Release
 //! record", "Policy and waves").
 
-use super::rollout::{Policy, Situation, Step, Window, decide};
+use super::rollout::{Policy, Situation, Step, TRIAL_RECHECK_SECS, Window, decide};
 use super::*;
 use crate::directory::{self, Record, View};
 use crate::hash::{blake2b256, to_hex};
@@ -178,6 +178,7 @@ fn situation<'a>(release: &'a ReleaseBody, running: &'a Release, now: u64) -> Si
         downloaded: false,
         installed: false,
         failed: false,
+        on_trial: false,
     }
 }
 
@@ -218,6 +219,19 @@ fn decision_over_a_virtual_clock() {
     assert_eq!(decide(&s), Step::Download);
     s.policy = Policy::Manual;
     assert!(matches!(decide(&s), Step::Idle { ref why } if why == "policy manual"));
+    // On trial: download, but neither install nor reboot until marked good.
+    let mut s = situation(&release, &run6, start);
+    s.share = 0;
+    s.on_trial = true;
+    assert_eq!(decide(&s), Step::Download);
+    s.downloaded = true;
+    assert!(
+        matches!(decide(&s), Step::Wait { at, ref why } if at == start + TRIAL_RECHECK_SECS && why.contains("on trial"))
+    );
+    s.installed = true;
+    assert!(matches!(decide(&s), Step::Wait { .. }));
+    s.on_trial = false;
+    assert_eq!(decide(&s), Step::Reboot);
     // Already running it or newer, another board, a floor, a failure.
     let mut s = situation(&release, &run6, start);
     s.share = 0;

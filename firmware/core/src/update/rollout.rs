@@ -104,6 +104,11 @@ pub struct Situation<'a> {
     /// Installing or booting this release failed before: not again by
     /// itself (an operator may still install it by hand).
     pub failed: bool,
+    /// The running slot is on trial, not marked good yet: the other slot is
+    /// the way back, so nothing is installed or rebooted into until the
+    /// verdict (an install now would be refused and wrongly count as this
+    /// release's failure).
+    pub on_trial: bool,
 }
 
 /// The step to take now.
@@ -124,6 +129,10 @@ pub enum Step {
     /// Boot the installed slot (the trial boot's business from here).
     Reboot,
 }
+
+/// How soon a box on trial asks again (the trial's verdict takes seconds to
+/// minutes).
+pub const TRIAL_RECHECK_SECS: u64 = 30;
 
 fn idle(why: impl Into<String>) -> Step {
     Step::Idle { why: why.into() }
@@ -158,6 +167,12 @@ pub fn decide(s: &Situation<'_>) -> Step {
     }
     if s.policy == Policy::DownloadOnly {
         return idle("policy download-only: downloaded, install by hand");
+    }
+    if s.on_trial {
+        return Step::Wait {
+            at: s.now.saturating_add(TRIAL_RECHECK_SECS),
+            why: "the running slot is on trial: installs after it is marked good".into(),
+        };
     }
     if let Some(w) = s.window
         && !w.contains(s.now)

@@ -16,7 +16,7 @@ use gondwana_core::update::{
 };
 use serde_json::{Value, json};
 
-use super::{UpdateError, boot_set, held, read_text, running_release, slots};
+use super::{UpdateError, boot_set, held, read_text, running_release, slots, trial};
 use crate::config::UpdateConfig;
 
 /// A release record that verified against this box's release keys.
@@ -126,6 +126,7 @@ pub fn assess(
             downloaded: held::bundle_path(state_dir, &hash).exists(),
             installed: inactive_holds(cfg, &release.body),
             failed: held::failed(state_dir, &hash).is_some(),
+            on_trial: running_on_trial(cfg),
         })
     };
     Assessment {
@@ -134,6 +135,11 @@ pub fn assess(
         share: Some(share),
         step,
     }
+}
+
+/// Is the running slot not (yet) the good one? Unknown layout: no.
+fn running_on_trial(cfg: &UpdateConfig) -> bool {
+    slots::discover(cfg).is_ok_and(|l| trial::refuse_install_on_trial(cfg, l.running).is_some())
 }
 
 /// Does the inactive slot hold exactly this release, installed?
