@@ -24,8 +24,10 @@ boards=("$@")
 ((${#boards[@]})) || boards=(mochabin amd64-live)
 bin=${BENCH_BIN:-$ROOT/out/x86_64-unknown-linux-musl/gondwana}
 runs=${BENCH_INSTALL_RUNS:-5}
+# BENCH_IMG_DIR: another out/ (its gondwana-BOARD.* and images/BOARD/).
+out=${BENCH_IMG_DIR:-$ROOT/out}
 for b in "${boards[@]}"; do
-    [[ -f out/gondwana-$b.bundle ]] || GONDWANA_IMAGE_XZ=0 scripts/build-images "$b" >&2
+    [[ -f $out/gondwana-$b.bundle ]] || GONDWANA_IMAGE_XZ=0 scripts/build-images "$b" >&2
 done
 work=$(mktemp -d /tmp/gondwana-bench-updates.XXXXXX)
 loop=
@@ -46,9 +48,9 @@ echo
 echo "| board | bundle | image | bundle / image | squashfs + boot files | head (bundle − parts) |"
 echo "|---|---|---|---|---|---|"
 for b in "${boards[@]}"; do
-    bundle=$(stat -c %s "out/gondwana-$b.bundle")
-    image=$(stat -c %s "out/gondwana-$b.img")
-    parts=$(($(stat -c %s "out/gondwana-$b.squashfs") + $(find "out/images/$b/boot/slot-a" -type f ! -name installed -printf '%s\n' | paste -sd+ | bc)))
+    bundle=$(stat -c %s "$out/gondwana-$b.bundle")
+    image=$(stat -c %s "$out/gondwana-$b.img")
+    parts=$(($(stat -c %s "$out/gondwana-$b.squashfs") + $(find "$out/images/$b/boot/slot-a" -type f ! -name installed -printf '%s\n' | paste -sd+ | bc)))
     echo "| $b | $(mib "$bundle") MiB | $(mib "$image") MiB | $(ratio "$bundle" "$image") | $(mib "$parts") MiB | $((bundle - parts)) bytes |"
 done
 echo
@@ -59,7 +61,7 @@ echo "|---|---|---|---|---|"
 for b in "${boards[@]}"; do
     d=$work/$b
     mkdir -p "$d" "$work/boot"
-    cp --sparse=always "out/gondwana-$b.img" "$d/disk.img"
+    cp --sparse=always "$out/gondwana-$b.img" "$d/disk.img"
     loop=$(losetup --find --show --partscan "$d/disk.img")
     # Without udev (or the kernel's parser) the nodes come from partx.
     for _ in $(seq 50); do
@@ -76,8 +78,8 @@ for b in "${boards[@]}"; do
         bootfs="a tmpfs (no vfat in this host's kernel)"
     fi
     echo "${loop}p2" >"$d/root-device"
-    unsquashfs -cat "out/gondwana-$b.squashfs" etc/gondwana/release >"$d/release"
-    unsquashfs -cat "out/gondwana-$b.squashfs" etc/gondwana/release-keys >"$d/release-keys"
+    unsquashfs -cat "$out/gondwana-$b.squashfs" etc/gondwana/release >"$d/release"
+    unsquashfs -cat "$out/gondwana-$b.squashfs" etc/gondwana/release-keys >"$d/release-keys"
     echo "gondwana.slot=a gondwana.trial=0" >"$d/cmdline"
     cat >"$d/gondwana.toml" <<TOML
 [api]
@@ -91,7 +93,7 @@ release_keys = "$d/release-keys"
 state_file = "$d/update.json"
 cmdline_file = "$d/cmdline"
 TOML
-    bundle=out/gondwana-$b.bundle
+    bundle=$out/gondwana-$b.bundle
     cat "$bundle" >/dev/null # both start from a warm page cache
     ours=() theirs=()
     for _ in $(seq "$runs"); do
@@ -101,11 +103,11 @@ TOML
         ours+=("$(python3 -c "print(f'{$t1 - $t0:.2f}')")")
         # The same bytes, the way a plain copy writes them.
         t0=$(date +%s.%N)
-        dd if="out/gondwana-$b.squashfs" of="${loop}p3" bs=1M conv=fsync status=none
+        dd if="$out/gondwana-$b.squashfs" of="${loop}p3" bs=1M conv=fsync status=none
         mkdir -p "$work/boot/slot-bench"
-        (cd "out/images/$b/boot/slot-a" && find . -type f ! -name installed) | while read -r f; do
+        (cd "$out/images/$b/boot/slot-a" && find . -type f ! -name installed) | while read -r f; do
             mkdir -p "$work/boot/slot-bench/$(dirname "$f")"
-            dd if="out/images/$b/boot/slot-a/$f" of="$work/boot/slot-bench/$f" bs=1M conv=fsync status=none
+            dd if="$out/images/$b/boot/slot-a/$f" of="$work/boot/slot-bench/$f" bs=1M conv=fsync status=none
         done
         t1=$(date +%s.%N)
         rm -rf "$work/boot/slot-bench"
