@@ -41,12 +41,10 @@ mib() { python3 -c "print(f'{$1/1048576:.1f}')"; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-echo "## Updates: bundle size and install time"
-echo
-echo "Load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
-echo
-echo "| board | bundle | image | bundle / image | squashfs + boot files | head (bundle − parts) |"
-echo "|---|---|---|---|---|---|"
+printf '%s\n\n%s\n\n%s\n%s\n' "## Updates: bundle size and install time" \
+    "Load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)." \
+    "| board | bundle | image | bundle / image | squashfs + boot files | head (bundle − parts) |" \
+    "|---|---|---|---|---|---|"
 for b in "${boards[@]}"; do
     bundle=$(stat -c %s "$out/gondwana-$b.bundle")
     image=$(stat -c %s "$out/gondwana-$b.img")
