@@ -20,7 +20,8 @@
 # Boards: mochabin -> qemu-system-aarch64 -M virt -cpu cortex-a72 with
 # Debian's U-Boot (distro boot runs boot.scr from a virtio disk);
 # amd64-live -> qemu-system-x86_64 -M q35 with OVMF, the image as a USB stick
-# (qemu-xhci + usb-storage). Both get user networking (the host is 10.0.2.2)
+# (qemu-xhci + usb-storage) and an i6300esb watchdog (the daemon pets
+# /dev/watchdog). Both get user networking (the host is 10.0.2.2)
 # and virtio-rng. QEMU_NET_OPTS adds options to that netdev (e.g.
 # hostfwd=udp:127.0.0.1:5000-:51822), QEMU_DRIVE_OPTS to the disk (e.g.
 # readonly=on); QEMU_NETNS runs QEMU in that network namespace (user
@@ -92,7 +93,8 @@ qemu_boot() {
             -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd
             -drive "if=pflash,format=raw,unit=1,file=$d/vars.fd"
             -drive "if=none,id=stick,format=raw,file=$img${QEMU_DRIVE_OPTS:+,$QEMU_DRIVE_OPTS}"
-            -device qemu-xhci,id=xhci -device usb-storage,bus=xhci.0,drive=stick,removable=on)
+            -device qemu-xhci,id=xhci -device usb-storage,bus=xhci.0,drive=stick,removable=on
+            -device i6300esb)
         # TCG by default (the figures are TCG; nested KVM is unreliable); opt in:
         [[ ${QEMU_KVM:-0} == 1 && -w /dev/kvm ]] && cmd+=(-accel kvm)
         ;;

@@ -114,6 +114,14 @@ check_modules() {
     for m in $want; do grep -qx "$m" <<<"$have" || absent+=" $m"; done
     [[ -z $absent ]] || fail "modules not loaded:$absent"
     ok "all $(wc -w <<<"$want") modules of the initramfs' and the root's lists loaded (wireguard, nf_tables, the NIC, …)"
+    # The hardware watchdog (docs/updates.md, "Watchdog"): amd64's VM has an
+    # i6300esb (scripts/lib/qemu.sh); the daemon holds it open and pets it.
+    if [[ $board == amd64-live ]]; then
+        have=$(vm_sh "$1" "cat /sys/class/watchdog/watchdog0/identity /sys/class/watchdog/watchdog0/state") ||
+            fail "no answer on the VM's console"
+        [[ $have == *i6300ESB*active* ]] || fail "the watchdog is not held open by the daemon: $have"
+        ok "the daemon holds the hardware watchdog open: $(tr '\n' ' ' <<<"$have")"
+    fi
 }
 
 check_reboot() {

@@ -26,8 +26,8 @@ mod tests;
 
 pub use manifest::{Manifest, Part, Release, Target, check_install, check_replaces};
 pub use release::{
-    MAX_SIGNED_RELEASE, ReleaseBody, SignedRelease, Wave, seal_release, verify_release, wave_share,
-    wave_time,
+    MAX_SIGNED_RELEASE, ReleaseBody, SignedRelease, Wave, record_rotations, seal_release,
+    verify_release, wave_share, wave_time,
 };
 pub use rotation::{RotationBody, SignedRotation, seal_rotation, trusted_after};
 pub use text::{parse_release, parse_release_keys, release_text};
@@ -170,6 +170,13 @@ pub fn verify_head(head: &[u8], baked: &[PublicKey]) -> Result<Manifest, BundleE
         decode_canonical(&head.manifest, MAX_MANIFEST).map_err(BundleError::Malformed)?;
     manifest.check()?;
     Ok(manifest)
+}
+
+/// A bundle head's rotation records, unverified: what a box stores once
+/// the bundle verified and installed ([`verify_head`] checks them).
+pub fn head_rotations(head: &[u8]) -> Result<Vec<SignedRotation>, BundleError> {
+    let head: Head = decode_canonical(head, MAX_HEAD).map_err(BundleError::Malformed)?;
+    Ok(head.rotations)
 }
 
 /// The manifest's bytes as signed, from a bundle's head, unverified: what a

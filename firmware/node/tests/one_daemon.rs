@@ -4,6 +4,11 @@
 //! other. Now the second refuses to start (exit 9, naming the first), the
 //! first keeps answering as itself, the CLI of the other box refuses to
 //! send to it, and a stale socket file is still taken over.
+//!
+//! The first box also plays an image's daemon with a hardware watchdog
+//! (docs/updates.md, "Watchdog"; a plain file stands in for
+//! `/dev/watchdog`): petted while it runs, the magic `V` last once it is
+//! stopped with SIGTERM.
 
 mod harness;
 
@@ -64,6 +69,23 @@ impl TestBox {
     }
 }
 
+/// `b`'s config as on an image (the initramfs' root device file exists)
+/// whose board has a watchdog at `watchdog`.
+fn as_image_with_watchdog(b: &TestBox, dir: &Path, watchdog: &Path) {
+    let root_device = dir.join("root-device");
+    fs::write(&root_device, "/dev/nonexistent2\n").unwrap();
+    fs::write(watchdog, b"").unwrap();
+    let mut config = fs::read_to_string(&b.config).unwrap();
+    config.push_str(&format!(
+        "[update]\nroot_device_file = \"{}\"\nwatchdog = \"{}\"\nstate_file = \"{}\"\ncmdline_file = \"{}\"\n",
+        root_device.display(),
+        watchdog.display(),
+        dir.join("update.json").display(),
+        dir.join("cmdline").display()
+    ));
+    fs::write(&b.config, config).unwrap();
+}
+
 fn wait_running(b: &TestBox, d: &mut Daemon) -> String {
     poll(
         Duration::from_secs(30),
@@ -88,6 +110,8 @@ fn a_second_daemon_on_a_taken_admin_socket_refuses_to_start() {
     let socket = tmp.path().join("run").join("admin.sock");
     let a = a_box(tmp.path(), "a", &socket);
     let b = a_box(tmp.path(), "b", &socket);
+    let watchdog = tmp.path().join("watchdog");
+    as_image_with_watchdog(&a, tmp.path(), &watchdog);
     // B is a box of its own, provisioned while nothing runs.
     let b_id = cli(&b.config, &b.state, &["firstboot", "--json"])
         .ok()
@@ -156,8 +180,19 @@ fn a_second_daemon_on_a_taken_admin_socket_refuses_to_start() {
     assert_ne!(r.code, Some(EXIT_OK));
     r.stderr_contains(&format!("node {}", &a_id[..12]));
 
-    // Once A is gone its socket is stale: B takes it over.
+    // A pets its watchdog while it runs, and disarms it when stopped.
+    poll(
+        Duration::from_secs(10),
+        "two pets of the watchdog",
+        || (fs::read(&watchdog).unwrap_or_default().len() >= 2).then_some(()),
+        || da.log_text(),
+    );
     da.terminate(Duration::from_secs(15));
+    let pets = fs::read(&watchdog).unwrap();
+    assert_eq!(pets.last(), Some(&b'V'), "no magic close: {pets:?}");
+    assert!(pets[..pets.len() - 1].iter().all(|&b| b == 0), "{pets:?}");
+
+    // Once A is gone its socket is stale: B takes it over.
     let stale = UnixListener::bind(&socket);
     drop(stale); // a socket file nobody listens on, as a crash leaves it
     assert!(socket.exists());

@@ -594,3 +594,46 @@ fn install_under_ro_mount(
         .output()
         .unwrap()
 }
+
+#[test]
+fn a_rotation_from_an_installed_bundle_is_kept_on_the_state_partition() {
+    if !prerequisites("a_rotation_from_an_installed_bundle_is_kept_on_the_state_partition") {
+        return;
+    }
+    let b = Box_::new(2);
+    b.gondwana(&["firstboot"]).ok(); // the state store: a real redb file
+    let new_key_only = |version| Spec {
+        signer: key(2),
+        version,
+        ..spec()
+    };
+    // Before: the baked key 1 alone is trusted; key 2 without a record is not.
+    let bare = b.write_bundle("bare.bundle", &bundle(&new_key_only(12)));
+    let untrusted = |path: &str| {
+        b.gondwana(&["update", "install", path])
+            .expect_code(EXIT_VERIFY_FAILED)
+            .stderr_contains("signed by release key");
+    };
+    untrusted(&bare);
+    // A bundle signed by key 2 carrying the rotation 1 -> 2 installs, and
+    // the rotation is stored.
+    let carried = Spec {
+        rotations: vec![rotation(1, &key(1), &key(2))],
+        ..new_key_only(12)
+    };
+    let carried = b.write_bundle("carried.bundle", &bundle(&carried));
+    b.gondwana(&["update", "install", &carried]).ok();
+    // Later processes (a reboot's) read it from the store: key 2 signs
+    // without the record now, and the old key 1 signs nothing any more.
+    b.gondwana(&["update", "install", &bare]).ok();
+    let old = b.write_bundle("old.bundle", &bundle(&spec()));
+    untrusted(&old);
+    // The rotation is audited.
+    let audit = b.gondwana(&["audit", "show", "--json"]);
+    audit.ok();
+    assert!(
+        audit.stdout().contains("update.rotation"),
+        "{}",
+        audit.describe()
+    );
+}

@@ -175,6 +175,14 @@ pub fn seal_release(
     Ok(signed)
 }
 
+/// A record's rotation records, unverified: what a box stores once the
+/// record verified ([`verify_release`] checks them).
+pub fn record_rotations(bytes: &[u8]) -> Result<Vec<SignedRotation>, BundleError> {
+    let signed: SignedRelease =
+        decode_canonical(bytes, MAX_SIGNED_RELEASE).map_err(BundleError::Malformed)?;
+    Ok(signed.rotations)
+}
+
 /// Checks a record against `baked` (the box's release keys): its rotation
 /// records, the signature by a key trusted after them, the body's rules.
 pub fn verify_release(bytes: &[u8], baked: &[PublicKey]) -> Result<ReleaseBody, BundleError> {

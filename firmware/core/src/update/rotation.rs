@@ -58,7 +58,10 @@ pub fn seal_rotation(
 /// each record must be signed by a key trusted at that point, carry a
 /// higher `seq` than the record before it, and replaces its old key by its
 /// new one (the old key is no longer trusted). Any bad record refuses the
-/// whole chain.
+/// whole chain — except one this box is already past: its old key no
+/// longer trusted and its new key trusted (the box stored that record
+/// before, or runs an image that bakes the new key). Skipping it changes
+/// no trust: applying it could only remove a key that is not there.
 pub fn trusted_after(
     baked: &[PublicKey],
     records: &[SignedRotation],
@@ -73,6 +76,9 @@ pub fn trusted_after(
             return Err(fail(format!("format {} is not supported", body.format)));
         }
         if !trusted.contains(&body.old_key) {
+            if trusted.contains(&body.new_key) {
+                continue;
+            }
             return Err(fail(format!(
                 "signed by {}, which this box does not trust",
                 crate::hash::to_hex(&body.old_key)

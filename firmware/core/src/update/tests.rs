@@ -171,6 +171,31 @@ fn rotation_chain_moves_trust_to_the_new_key() {
 }
 
 #[test]
+fn a_box_past_a_rotation_skips_its_record() {
+    let (k0, k1, k2) = (key(1), key(2), key(3));
+    let (r1, r2) = (rotation(1, &k0, &k1), rotation(2, &k1, &k2));
+    // The box stored r1 (or its image bakes k1): it trusts k1 alone.
+    let after_r1 = trusted_after(&[k0.public_key()], std::slice::from_ref(&r1)).unwrap();
+    assert_eq!(after_r1, vec![k1.public_key()]);
+    // A bundle carrying the whole chain from k0 still verifies there: r1
+    // is skipped, r2 applied.
+    let bundle = seal(&manifest(&k2, b"r", b"k"), &k2, &[r1.clone(), r2]).unwrap();
+    assert!(verify_head(head_of(&bundle), &after_r1).is_ok());
+    // k0, rotated out, signs nothing any more there, with or without r1.
+    for rotations in [vec![], vec![r1.clone()]] {
+        let old = seal(&manifest(&k0, b"r", b"k"), &k0, &rotations).unwrap();
+        assert!(matches!(
+            verify_head(head_of(&old), &after_r1),
+            Err(BundleError::UnknownReleaseKey(_))
+        ));
+    }
+    // Skipping never grants: a record from an untrusted key to one not
+    // trusted either is refused as before.
+    let stranger = key(9);
+    assert!(trusted_after(&after_r1, &[rotation(1, &stranger, &k2)]).is_err());
+}
+
+#[test]
 fn rotation_refusals() {
     let (k0, k1, k2, stranger) = (key(1), key(2), key(3), key(9));
     let baked = [k0.public_key()];

@@ -147,7 +147,7 @@ async fn blocking(app: &Arc<App>, request: Request) -> service::Result<Value> {
 /// run exactly as the CLI runs them without a daemon.
 fn on_daemon(app: &App, request: &Request) -> service::Result<Value> {
     let config = app.config();
-    if let Some(result) = service::update::on_system(&config, request) {
+    if let Some(result) = service::update::on_system(&config, Some(&app.store), request) {
         return result;
     }
     let store = &app.store;

@@ -34,6 +34,7 @@ pub mod update_serve;
 pub mod update_task;
 pub mod update_trial;
 pub mod view_cache;
+pub mod watchdog;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
@@ -169,6 +170,7 @@ async fn serve(
     background.push(crate::runtime::spawn(lending::consumer::run(app.clone())));
     background.push(crate::runtime::spawn(offers_task::run(app.clone())));
     background.push(crate::runtime::spawn(update_task::run(app.clone())));
+    background.push(crate::runtime::spawn(watchdog::run(config.update.clone())));
     let serve_mesh_api: dataplane::ServeMeshApi = {
         let (app, stop) = (app.clone(), stop_rx.clone());
         let limits = api::Limits {

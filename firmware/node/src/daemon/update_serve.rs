@@ -130,7 +130,11 @@ pub async fn receive_release(app: &Arc<App>, req: &ApiRequest) -> Result<ApiResp
             "release records are taken from mesh addresses only",
         ));
     }
-    let keys = mesh::release_keys(&config.update)
+    let stored = app
+        .store
+        .release_rotations()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let keys = mesh::release_keys(&config.update, &stored)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()))?;
     let signed = req.body.to_vec();
     let body = verify_release(&signed, &keys).map_err(|e| {

@@ -45,6 +45,17 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
+fn remember_rotations(store: &crate::store::StateStore, signed: &[u8]) {
+    let Ok(rotations) = gondwana_core::update::record_rotations(signed) else {
+        return;
+    };
+    match store.remember_rotations(&rotations, now_unix()) {
+        Ok(0) => {}
+        Ok(n) => info!("update: {n} release-key rotation record(s) stored"),
+        Err(e) => warn!("update: storing rotation records: {e}"),
+    }
+}
+
 fn retry_after(failures: u32) -> Duration {
     RETRY_FIRST
         .saturating_mul(1u32 << failures.saturating_sub(1).min(10))
@@ -59,9 +70,19 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
     let (cfg, state_dir) = (config.update.clone(), app.state_dir.clone());
     let node_id = app.identity().node_id.to_string();
     let records = view.releases.clone();
-    let assessed =
-        blocking(move || mesh::assess(&cfg, &state_dir, &records, &node_id, now_unix())).await;
-    let Ok(assessed) = assessed else {
+    let store = app.store.clone();
+    let assessed = blocking(move || {
+        let stored = store.release_rotations().unwrap_or_default();
+        let a = mesh::assess(&cfg, &state_dir, &stored, &records, &node_id, now_unix());
+        // The newest release verified here: its rotations are this box's
+        // from now on (docs/updates.md, "Rotating the release key").
+        if let Some(r) = &a.release {
+            remember_rotations(&store, &r.signed);
+        }
+        (a, stored)
+    })
+    .await;
+    let Ok((assessed, stored_now)) = assessed else {
         return LOOK_EVERY;
     };
     let Some(release) = assessed.release else {
@@ -75,7 +96,7 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
             Duration::from_secs(until.saturating_sub(at)).clamp(Duration::from_secs(1), LOOK_EVERY)
         }
         Step::Download => {
-            let keys = match mesh::release_keys(&config.update) {
+            let keys = match mesh::release_keys(&config.update, &stored_now) {
                 Ok(k) => k,
                 Err(_) => return LOOK_EVERY,
             };
@@ -106,12 +127,16 @@ async fn step(app: &Arc<App>, failures: &mut u32) -> Duration {
             }
         }
         Step::Install => {
-            let (cfg, state_dir) = (config.update.clone(), app.state_dir.clone());
+            let (cfg, state_dir, a) = (config.update.clone(), app.state_dir.clone(), app.clone());
             let hash = body.bundle_blake2b;
             let version = body.version;
             let installed = joined(
                 blocking(move || {
-                    let result = update::install(&cfg, &held::bundle_path(&state_dir, &hash));
+                    let result = update::install(
+                        &cfg,
+                        Some(&a.store),
+                        &held::bundle_path(&state_dir, &hash),
+                    );
                     if let Err(e) = &result {
                         // Not again by itself: an operator looks first.
                         if let Err(io) = held::mark_failed(&state_dir, &hash, &e.to_string()) {

@@ -2,12 +2,10 @@
 //! seconds, against a deadline counted from the kernel's start, the node
 //! looks at itself, `gondwana_core::update::Trial`
 //! decides, and this marks the slot good or records why not and reboots
-//! to the good slot. During the trial the hardware watchdog, when the
-//! board has one, is kept open and fed while the daemon lives: a trial
-//! that hangs is reset by the hardware; after mark-good it is closed with
-//! the magic `V` (stopped).
+//! to the good slot. A trial that hangs is reset by the hardware watchdog
+//! the daemon pets on every boot (`daemon/watchdog.rs`), when the board has
+//! one.
 
-use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -30,7 +28,6 @@ pub async fn run(app: Arc<App>, slot: Slot) {
         slot.name(),
         deadline.as_secs()
     );
-    let mut watchdog = open_watchdog(&cfg.watchdog);
     // From the kernel's start, not the daemon's: a daemon that crashes and
     // is restarted by init must not get a new deadline each time.
     let mut machine = Trial::new(0, deadline.as_millis() as u64);
@@ -39,7 +36,6 @@ pub async fn run(app: Arc<App>, slot: Slot) {
         config.mesh.api_port,
     )));
     loop {
-        feed(&mut watchdog);
         let a = app.clone();
         let health = blocking(move || observe(&a, api)).await.unwrap_or_default();
         let now = since_boot_ms();
@@ -52,7 +48,6 @@ pub async fn run(app: Arc<App>, slot: Slot) {
                     Ok(Err(e)) => error!("update: could not mark slot {} good: {e:#}", slot.name()),
                     Err(e) => error!("update: mark good: {e}"),
                 }
-                close_watchdog(watchdog);
                 return;
             }
             Verdict::Failed(why) => {
@@ -117,33 +112,4 @@ fn api_answers(addr: SocketAddr) -> bool {
     }
     let mut head = [0u8; 12];
     s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200"
-}
-
-fn open_watchdog(path: &std::path::Path) -> Option<File> {
-    if !path.exists() {
-        return None;
-    }
-    match OpenOptions::new().write(true).open(path) {
-        Ok(f) => {
-            info!("update: watchdog {} armed for the trial", path.display());
-            Some(f)
-        }
-        Err(e) => {
-            warn!("update: watchdog {}: {e}", path.display());
-            None
-        }
-    }
-}
-
-fn feed(w: &mut Option<File>) {
-    if let Some(f) = w {
-        let _ = f.write_all(b"\0");
-    }
-}
-
-/// Magic close: the driver stops the timer (unless built `nowayout`).
-fn close_watchdog(w: Option<File>) {
-    if let Some(mut f) = w {
-        let _ = f.write_all(b"V");
-    }
 }

@@ -31,8 +31,12 @@ pub fn open(state_dir: &Path, request: &Request) -> Result<StateStore> {
 
 /// No daemon: this process does it.
 pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value> {
-    if let Some(result) = super::update::on_system(config, request) {
-        return result;
+    if let Request::UpdateInstall(_) = request {
+        // The stored rotation records, when this box has a state store.
+        let store = StateStore::open(state_dir, OpenMode::ExistingOnly).ok();
+        if let Some(result) = super::update::on_system(config, store.as_ref(), request) {
+            return result;
+        }
     }
     if let Request::UpdateStatus = request {
         // The slots' part stands without a store (a box not enrolled yet).

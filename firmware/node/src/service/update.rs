@@ -1,6 +1,6 @@
-//! `update install|status|publish` (docs/updates.md). Install needs no
-//! state store: the daemon and the CLI run it the same way, before opening
-//! it. Status adds what the directory says about releases when there is a
+//! `update install|status|publish` (docs/updates.md). Install runs
+//! without a state store too (the daemon and the CLI run it the same way);
+//! with one it trusts and keeps the release-key rotations. Status adds what the directory says about releases when there is a
 //! store; publish (on the hub) appends a release record to the directory.
 
 use std::path::Path;
@@ -15,10 +15,14 @@ use crate::store::{StateStore, append_audit};
 use crate::update::{self, UpdateError, mesh};
 use gondwana_core::audit::Field;
 
-/// `None`: not a request run without the store.
-pub fn on_system(config: &Config, request: &Request) -> Option<Result<Value>> {
+/// `None`: not a request run without the store (`store`: when there is one).
+pub fn on_system(
+    config: &Config,
+    store: Option<&StateStore>,
+    request: &Request,
+) -> Option<Result<Value>> {
     let result = match request {
-        Request::UpdateInstall(r) => update::install(&config.update, &r.bundle),
+        Request::UpdateInstall(r) => update::install(&config.update, store, &r.bundle),
         _ => return None,
     };
     Some(result.map_err(service_error))
@@ -57,6 +61,7 @@ fn mesh_status(config: &Config, store: &StateStore) -> Result<Value> {
     Ok(mesh::status_json(
         &config.update,
         state_dir(store),
+        &store.release_rotations()?,
         &view.releases,
         identity.state.node_id.as_str(),
         now_unix(),
@@ -87,7 +92,9 @@ pub fn store_for_publish(
     bundle: &Path,
     record: &Path,
 ) -> Result<mesh::Verified> {
-    mesh::store_published(&config.update, state_dir(store), bundle, record).map_err(service_error)
+    let stored = store.release_rotations()?;
+    mesh::store_published(&config.update, state_dir(store), &stored, bundle, record)
+        .map_err(service_error)
 }
 
 pub fn published_json(

@@ -18,6 +18,7 @@ pub mod offers;
 mod path_endpoints;
 pub mod registry;
 pub mod revocation;
+pub mod rotations;
 mod schema;
 mod table;
 mod token_lookup;

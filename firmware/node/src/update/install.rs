@@ -25,34 +25,40 @@ use std::time::Instant;
 use anyhow::Context;
 use gondwana_core::hash::{Blake2b256, Hash32, to_hex};
 use gondwana_core::update::{
-    self, Manifest, PREFIX_LEN, Part, Release, Target, check_install, parse_release_keys,
+    self, Manifest, PREFIX_LEN, Part, Release, SignedRotation, Target, check_install,
 };
 use serde_json::{Value, json};
 
 use super::slots::{self, Layout};
-use super::{UpdateError, boot_set, read_text, running_release, trial};
+use super::{UpdateError, boot_set, running_release, trial};
 use crate::config::UpdateConfig;
+use crate::store::StateStore;
 
 const CHUNK: usize = 1 << 20;
 
-pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> {
+/// `store`: the rotation records this box stored are trusted, and the
+/// bundle's are stored once it is installed (none without a store).
+pub fn install(
+    cfg: &UpdateConfig,
+    store: Option<&StateStore>,
+    bundle: &Path,
+) -> Result<Value, UpdateError> {
     let started = Instant::now();
     let layout = slots::discover(cfg)?;
     if let Some(why) = trial::refuse_install_on_trial(cfg, layout.running) {
         return Err(UpdateError::Refused(why));
     }
     let running = running_release(cfg)?;
-    let keys = parse_release_keys(&read_text(&cfg.release_keys, "the release keys")?)
-        .map_err(|e| UpdateError::Refused(format!("{}: {e}", cfg.release_keys.display())))?;
-    if keys.is_empty() {
-        return Err(UpdateError::Refused(format!(
-            "{} holds no release key: this image accepts no update",
-            cfg.release_keys.display()
-        )));
-    }
+    let stored = match store {
+        Some(s) => s
+            .release_rotations()
+            .context("the stored rotation records")?,
+        None => Vec::new(),
+    };
+    let keys = super::mesh::release_keys(cfg, &stored)?;
     let mut file = File::open(bundle)
         .map_err(|e| UpdateError::Refused(format!("{}: {e}", bundle.display())))?;
-    let (manifest, parts_at) = read_manifest(&mut file, &keys)?;
+    let (manifest, parts_at, rotations) = read_manifest(&mut file, &keys)?;
     check_install(&manifest, &running)?;
     check_sizes(cfg, &layout, &manifest, &file, parts_at)?;
 
@@ -99,6 +105,13 @@ pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> 
     };
     boot_set::mark_installed(cfg, slot, &installed)?;
     trial::arm(cfg, slot, &installed, crate::clock::now_unix())?;
+    // The bundle's rotations outlive it: later bundles signed by the new
+    // key verify here without them (docs/updates.md).
+    if let Some(store) = store {
+        store
+            .remember_rotations(&rotations, crate::clock::now_unix())
+            .context("store the bundle's rotation records")?;
+    }
     info!(
         "update: version {} ({}) installed into slot {} ({})",
         manifest.version,
@@ -120,14 +133,18 @@ pub fn install(cfg: &UpdateConfig, bundle: &Path) -> Result<Value, UpdateError> 
 }
 
 /// The verified manifest and the offset of the first part.
-fn read_manifest(file: &mut File, keys: &[[u8; 32]]) -> Result<(Manifest, u64), UpdateError> {
+fn read_manifest(
+    file: &mut File,
+    keys: &[[u8; 32]],
+) -> Result<(Manifest, u64, Vec<SignedRotation>), UpdateError> {
     let mut prefix = [0u8; PREFIX_LEN];
     read_exact(file, &mut prefix, "its prefix")?;
     let len = update::head_len(&prefix)?;
     let mut head = vec![0u8; len];
     read_exact(file, &mut head, "its head")?;
     let manifest = update::verify_head(&head, keys)?;
-    Ok((manifest, (PREFIX_LEN + len) as u64))
+    let rotations = update::head_rotations(&head)?;
+    Ok((manifest, (PREFIX_LEN + len) as u64, rotations))
 }
 
 fn read_exact(file: &mut File, buf: &mut [u8], what: &str) -> Result<(), UpdateError> {

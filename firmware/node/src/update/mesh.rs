@@ -11,13 +11,14 @@ use gondwana_core::hash::{Hash32, to_hex};
 use gondwana_core::keys::PublicKey;
 use gondwana_core::update::rollout::{Situation, Step, decide};
 use gondwana_core::update::{
-    self, PREFIX_LEN, Release, ReleaseBody, parse_release_keys, verify_release, wave_share,
-    wave_time,
+    self, PREFIX_LEN, Release, ReleaseBody, SignedRotation, parse_release_keys, verify_release,
+    wave_share, wave_time,
 };
 use serde_json::{Value, json};
 
 use super::{UpdateError, boot_set, held, read_text, running_release, slots, trial};
 use crate::config::UpdateConfig;
+use crate::store::rotations::keys_after;
 
 /// A release record that verified against this box's release keys.
 #[derive(Debug, Clone)]
@@ -37,7 +38,12 @@ pub struct Assessment {
     pub step: Step,
 }
 
-pub fn release_keys(cfg: &UpdateConfig) -> Result<Vec<PublicKey>, UpdateError> {
+/// The keys this box trusts: the image's, after the rotation records it
+/// stored (`store/rotations.rs`).
+pub fn release_keys(
+    cfg: &UpdateConfig,
+    stored: &[SignedRotation],
+) -> Result<Vec<PublicKey>, UpdateError> {
     let keys = parse_release_keys(&read_text(&cfg.release_keys, "the release keys")?)
         .map_err(|e| UpdateError::Refused(format!("{}: {e}", cfg.release_keys.display())))?;
     if keys.is_empty() {
@@ -46,7 +52,7 @@ pub fn release_keys(cfg: &UpdateConfig) -> Result<Vec<PublicKey>, UpdateError> {
             cfg.release_keys.display()
         )));
     }
-    Ok(keys)
+    Ok(keys_after(&keys, stored))
 }
 
 /// The newest release for `board` among `records` that verifies against
@@ -83,6 +89,7 @@ fn idle(why: String) -> Step {
 pub fn assess(
     cfg: &UpdateConfig,
     state_dir: &Path,
+    stored: &[SignedRotation],
     records: &[Vec<u8>],
     node_id: &str,
     now: u64,
@@ -97,7 +104,7 @@ pub fn assess(
         Ok(r) => r,
         Err(e) => return nothing(e.to_string(), Vec::new()),
     };
-    let keys = match release_keys(cfg) {
+    let keys = match release_keys(cfg, stored) {
         Ok(k) => k,
         Err(e) => return nothing(e.to_string(), Vec::new()),
     };
@@ -171,11 +178,12 @@ pub fn release_json(body: &ReleaseBody) -> Value {
 pub fn status_json(
     cfg: &UpdateConfig,
     state_dir: &Path,
+    stored: &[SignedRotation],
     records: &[Vec<u8>],
     node_id: &str,
     now: u64,
 ) -> Value {
-    let a = assess(cfg, state_dir, records, node_id, now);
+    let a = assess(cfg, state_dir, stored, records, node_id, now);
     let release = a.release.as_ref().map(|r| {
         let mut v = release_json(&r.body);
         v["download"] = held::download_json(state_dir, &r.body.bundle_blake2b, r.body.bundle_size);
@@ -247,10 +255,11 @@ pub fn parse_hash(hex: &str) -> Option<Hash32> {
 pub fn store_published(
     cfg: &UpdateConfig,
     state_dir: &Path,
+    stored: &[SignedRotation],
     bundle: &Path,
     record: &Path,
 ) -> Result<Verified, UpdateError> {
-    let keys = release_keys(cfg)?;
+    let keys = release_keys(cfg, stored)?;
     let signed = read_bounded(record, update::MAX_SIGNED_RELEASE)?;
     let body = verify_release(&signed, &keys)
         .map_err(|e| UpdateError::Rejected(format!("release record rejected: {e}")))?;
@@ -362,22 +371,22 @@ mod tests {
             ..UpdateConfig::default()
         };
         let records = vec![record(&key, "mochabin", 2)];
-        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        let a = assess(&cfg, dir.path(), &[], &records, "gw:x", 1_000);
         assert_eq!(a.step, Step::Download);
         std::fs::create_dir_all(held::dir(dir.path())).unwrap();
         std::fs::write(held::bundle_path(dir.path(), &[2; 32]), b"x").unwrap();
-        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        let a = assess(&cfg, dir.path(), &[], &records, "gw:x", 1_000);
         assert!(matches!(a.step, Step::Idle { ref why } if why.contains("download-only")));
         cfg.policy = "auto".into();
         assert_eq!(
-            assess(&cfg, dir.path(), &records, "gw:x", 1_000).step,
+            assess(&cfg, dir.path(), &[], &records, "gw:x", 1_000).step,
             Step::Install
         );
         held::mark_failed(dir.path(), &[2; 32], "boom").unwrap();
-        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        let a = assess(&cfg, dir.path(), &[], &records, "gw:x", 1_000);
         assert!(matches!(a.step, Step::Idle { ref why } if why.contains("failed")));
         cfg.max_bundle_bytes = 10;
-        let a = assess(&cfg, dir.path(), &records, "gw:x", 1_000);
+        let a = assess(&cfg, dir.path(), &[], &records, "gw:x", 1_000);
         assert!(matches!(a.step, Step::Idle { ref why } if why.contains("max_bundle_bytes")));
     }
 }
