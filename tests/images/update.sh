@@ -56,23 +56,11 @@ fail() {
     printf 'update[%s]: FAIL %s\n' "$board" "$*" >&2
     exit 1
 }
+# shellcheck source=tests/images/update-lib.sh
+. "$ROOT/tests/images/update-lib.sh"
 
 # ---- the bundles (host) -------------------------------------------------
 version=$(sed -n 's/^version=//p' "$stage/boot/slot-a/installed")
-key=$ROOT/out/keys/release-dev.key
-[[ -f $key ]] || fail "no $key (scripts/build-images makes it)"
-release_tool() { (cd "$ROOT" && cargo run -q --locked -p gondwana-release -- "$@"); }
-parts() { # SET_DIR -> --boot NAME=FILE…
-    local p=(--boot "$KERNEL_FILE=$1/$KERNEL_FILE" --boot "initrd.img=$1/initrd.img")
-    [[ -z $DTB ]] || p+=(--boot "dtbs/$DTB=$1/dtbs/$DTB")
-    printf '%s\n' "${p[@]}"
-}
-bundle() { # NAME VERSION ROOT SET_DIR: signed with the image's key
-    local set
-    mapfile -t set < <(parts "$4")
-    release_tool build --key "$key" --board "$BOARD_NAME" --version "$2" --label "$1" \
-        --root "$3" "${set[@]}" --out "$work/$1.bundle" >/dev/null
-}
 # A real newer release: the image's root with /etc/gondwana/release saying
 # so, squashed with image/assemble's options.
 unsquashfs -q -no-xattrs -d "$work/rootfs" "$ROOT/out/gondwana-$board.squashfs" >/dev/null
@@ -105,11 +93,7 @@ variant sick 's/^if \[ -n "$state_dev" \]; then$/why="test bundle: no state part
 bundle panic "$v3" "$ROOT/out/gondwana-$board.squashfs" "$work/panic/set"
 bundle sick "$v3" "$ROOT/out/gondwana-$board.squashfs" "$work/sick/set"
 # Into the VM on a second disk: a FAT volume labelled GW_BUNDLE.
-all=("$work"/{next,after,panic,sick}.bundle)
-mb=$(($(du -cb "${all[@]}" | tail -1 | cut -f1) / 1048576 + 16))
-truncate -s "${mb}M" "$work/bundles.img"
-mkfs.vfat -n GW_BUNDLE "$work/bundles.img" >/dev/null
-MTOOLS_SKIP_CHECK=1 mcopy -i "$work/bundles.img" "${all[@]}" ::
+bundle_disk "$work"/{next,after,panic,sick}.bundle
 ok "bundles: $v1 (next), $v2 (after), $v3 (panic: init exits; sick: no state partition)"
 
 # ---- the VM -------------------------------------------------------------
@@ -117,39 +101,7 @@ cp --sparse=always "$img" "$work/disk.img"
 image_grow "$work/disk.img" 512M
 printf 'role = "node"\n[update]\ntrial_deadline_secs = %s\n' "$deadline" >"$work/gondwana.toml"
 image_inject_file "$work/disk.img" "$work/gondwana.toml" gondwana/gondwana.toml
-# (No boot files on it: U-Boot's distro boot and OVMF pass it by.)
-# shellcheck disable=SC2054 # QEMU options, commas and all
-bundle_disk=(-drive "if=none,id=bundles,format=raw,readonly=on,file=$work/bundles.img"
-    -device virtio-blk-pci,drive=bundles)
-qemu_boot vm "$board" "$work/disk.img" "${bundle_disk[@]}"
-
-ready() { # -> node id
-    local line
-    line=$(qemu_wait vm 'GONDWANA-READY node_id=gw:' "$boot_secs") || fail "no GONDWANA-READY"
-    sed -n 's/.*node_id=\([^ ]*\) .*/\1/p' <<<"$line"
-}
-vm_seq=0
-vm_sh() { # COMMAND -> its output, on the serial shell (as tests/images/boot.sh)
-    local n log=$QEMU_DIR/vm/serial.log from
-    for _ in 1 2 3; do
-        n=$((++vm_seq))
-        qemu_mark vm
-        from=$(stat -c %s "$log")
-        qemu_send vm "sleep 1; echo GW-OUT-\"\"$n; $1; echo GW-END-\"\"$n"
-        if qemu_wait vm "^GW-OUT-$n\$" 20 >/dev/null 2>&1; then
-            qemu_wait vm "^GW-END-$n\$" 120 >/dev/null || return 1
-            tail -c +$((from + 1)) "$log" | tr -d '\r' | sed -n "/^GW-OUT-$n\$/,/^GW-END-$n\$/p" | sed '1d;$d'
-            return 0
-        fi
-        qemu_send vm $'\003'
-    done
-    return 1
-}
-status_json() { vm_sh "gondwana update status --json" | grep -a '^{' | tail -1; }
-field() { # JSON PYTHON-EXPR -> its value(s), space-separated
-    python3 -c 'import json,sys; v=json.loads(sys.argv[1]); r=eval(sys.argv[2], {}, {"v": v}); print(" ".join(map(str, r)) if isinstance(r, tuple) else r)' "$1" "$2"
-}
-mount_bundles="mkdir -p /tmp/b; mountpoint -q /tmp/b || mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /tmp/b"
+qemu_boot vm "$board" "$work/disk.img" "${bundle_disk_opts[@]}"
 
 id=$(ready)
 qemu_send vm "" # askfirst: Enter starts the console shell
