@@ -96,7 +96,14 @@ pub fn arm(cfg: &UpdateConfig, slot: Slot, release: &Release, now: u64) -> anyho
         failure: None,
     });
     save(cfg, &record)?;
-    BootEnv::read(cfg).arm(cfg, slot, &format!("{now}-{}", slot.name()))
+    BootEnv::read(cfg).arm(cfg, slot, &arm_id(slot.name(), now))
+}
+
+/// The arming's id in the boot environment (`gw_arm`): the record's slot
+/// and time, so a boot can tell whether the arming it recorded reached
+/// the bootloader.
+fn arm_id(slot: &str, armed_unix: u64) -> String {
+    format!("{armed_unix}-{slot}")
 }
 
 /// What this boot is, found at the daemon's start.
@@ -139,6 +146,17 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
                 "update to {} succeeded: slot {} marked good",
                 describe(&trial.release),
                 trial.slot
+            ),
+            at_unix: now,
+        }
+    } else if env.arm_id() != Some(arm_id(&trial.slot, trial.armed_unix).as_str()) {
+        // A power cut between this record and the boot environment: the
+        // bootloader never saw the arming (docs/updates.md "Power cuts").
+        Outcome {
+            ok: false,
+            text: format!(
+                "update to {} not tried: the install stopped before it armed the trial",
+                describe(&trial.release)
             ),
             at_unix: now,
         }
