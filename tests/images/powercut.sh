@@ -84,7 +84,7 @@ cut() { # WHAT: kill -9 of QEMU, now
 # ---- boot and check ------------------------------------------------------
 id='' acked_log=0 acked_key='' acked_audit=0 boot_ms=0
 boot_and_check() { # after a cut (or the first time): boot, then every check
-    local start line s n
+    local start line s n st
     start=$(now_ms)
     qemu_boot vm "$board" "$work/disk.img" "${bundle_disk_opts[@]}"
     line=$(qemu_wait vm 'gondwana: slot [ab] \(trial [01]\)' "$boot_secs") || fail "the bootloader chose no slot"
@@ -98,21 +98,22 @@ boot_and_check() { # after a cut (or the first time): boot, then every check
         qemu_wait vm 'slot [ab] marked good' 120 >/dev/null || fail "the trial boot was not marked good"
     fi
     qemu_send vm "" # askfirst: Enter starts the console shell
-    s=$(status_json) || fail "no update status"
-    local running
-    running=$(field "$s" 'v["running_slot"]')
-    [[ $(field "$s" 'v["good_slot"], v["trial"]') == "$running None" ]] || fail "not on the good slot, or a trial pending: $s"
-    [[ $(field "$s" '[x["state"] for x in v["slots"] if x["running"]][0]') == running ]] || fail "status: $s"
-    s=$(vm_sh "gondwana identity show --json" | grep -a '^{' | tail -1) || fail "no identity"
+    st=$(status_json) || fail "no update status"
+    local running out
+    running=$(field "$st" 'v["running_slot"]')
+    [[ $(field "$st" 'v["good_slot"], v["trial"]') == "$running None" ]] || fail "not on the good slot, or a trial pending: $st"
+    [[ $(field "$st" '[x["state"] for x in v["slots"] if x["running"]][0]') == running ]] || fail "status: $st"
+    # One round trip on the console: identity, audit records, both verifies.
+    out=$(vm_sh "gondwana identity show --json; gondwana audit show --json; gondwana audit verify && gondwana identity verify && echo GW-VERIFIED") ||
+        fail "no answer"
+    s=$(grep -a '^{' <<<"$out" | tail -1)
     # Nothing rotates after the acknowledged rotation: exactly that log.
-    [[ $(field "$s" 'v["log_entries"], v["wireguard_public_key"]') == "$acked_log $acked_key" || $acked_log == 0 ]] ||
+    [[ $acked_log == 0 || $(field "$s" 'v["log_entries"], v["wireguard_public_key"]') == "$acked_log $acked_key" ]] ||
         fail "identity: $acked_log entries and WireGuard key $acked_key were acknowledged: $s"
-    s=$(vm_sh "gondwana audit show --json" | grep -a '^\[' | tail -1) || fail "no audit records"
-    n=$(field "$s" 'len(v)')
+    n=$(field "$(grep -a '^\[' <<<"$out" | tail -1)" 'len(v)')
     ((n >= acked_audit)) || fail "$n audit records, $acked_audit were acknowledged"
-    vm_sh "gondwana audit verify && gondwana identity verify && echo GW-VERIFIED" | grep -q '^GW-VERIFIED' ||
-        fail "audit or identity verify failed"
-    last_update=$(field "$(status_json)" 'v["last_update"] and v["last_update"]["text"]')
+    grep -q '^GW-VERIFIED' <<<"$out" || fail "audit or identity verify failed: $out"
+    last_update=$(field "$st" 'v["last_update"] and v["last_update"]["text"]')
     ok "boot: slot $running running and good, node $id, $acked_log log entries and $acked_audit audit records kept, verified (last update: $last_update)"
 }
 write_state() { # an acknowledged state write, just before the cut

@@ -30,7 +30,7 @@ bundle_disk() { # BUNDLE… -> $work/bundles.img, a FAT volume labelled GW_BUNDL
 # shellcheck disable=SC2054 # QEMU options, commas and all
 bundle_disk_opts=(-drive "if=none,id=bundles,format=raw,readonly=on,file=$work/bundles.img"
     -device virtio-blk-pci,drive=bundles)
-mount_bundles="mkdir -p /tmp/b; mountpoint -q /tmp/b || mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /tmp/b"
+mount_bundles="mkdir -p /tmp/b; grep -q ' /tmp/b ' /proc/mounts || mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /tmp/b"
 
 ready() { # -> node id
     local line

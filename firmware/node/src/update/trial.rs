@@ -137,8 +137,24 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
     let Some(trial) = record.trial.clone() else {
         return Ok(OnStart::Nothing);
     };
-    let env = BootEnv::read(cfg);
-    let outcome = if trial.slot == running.name() {
+    let Some(outcome) = outcome_on_good_boot(&trial, &BootEnv::read(cfg), running, now) else {
+        return Ok(OnStart::Nothing); // armed, not booted yet
+    };
+    record.trial = None;
+    record.last = Some(outcome);
+    save(cfg, &record)?;
+    Ok(OnStart::Nothing)
+}
+
+/// What a boot that is not a trial makes of the trial record: `None` while
+/// the trial is armed and not taken yet.
+fn outcome_on_good_boot(
+    trial: &TrialRecord,
+    env: &BootEnv,
+    running: Slot,
+    now: u64,
+) -> Option<Outcome> {
+    Some(if trial.slot == running.name() {
         // Booted as the good slot: marked good, the record not yet cleared.
         Outcome {
             ok: true,
@@ -192,12 +208,8 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
             at_unix: now,
         }
     } else {
-        return Ok(OnStart::Nothing); // armed, not booted yet
-    };
-    record.trial = None;
-    record.last = Some(outcome);
-    save(cfg, &record)?;
-    Ok(OnStart::Nothing)
+        return None;
+    })
 }
 
 /// The trial slot is healthy: the bootloader boots it from now on.
@@ -287,4 +299,73 @@ pub fn refuse_install_on_trial(cfg: &UpdateConfig, running: Slot) -> Option<Stri
             running.name()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial_of(slot: &str, armed_unix: u64) -> TrialRecord {
+        TrialRecord {
+            slot: slot.into(),
+            release: Release {
+                board: "mochabin".into(),
+                version: 2,
+                min_version: 0,
+                label: "next".into(),
+            },
+            armed_unix,
+            booted: false,
+            failure: None,
+        }
+    }
+
+    fn boot_dir() -> (tempfile::TempDir, UpdateConfig) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = UpdateConfig {
+            boot_dir: dir.path().to_path_buf(),
+            ..UpdateConfig::default()
+        };
+        (dir, cfg)
+    }
+
+    #[test]
+    fn an_arming_cut_before_the_boot_environment_was_not_tried() {
+        let (_dir, cfg) = boot_dir();
+        // The record says armed at 100; the boot environment is the one
+        // before (slot a good, an older arming at 50, taken and ended).
+        let mut env = BootEnv::read(&cfg);
+        env.arm(&cfg, Slot::B, &arm_id("b", 50)).expect("arm");
+        env.mark_good(&cfg, Slot::A).expect("mark good");
+        let o = outcome_on_good_boot(&trial_of("b", 100), &BootEnv::read(&cfg), Slot::A, 7)
+            .expect("an outcome");
+        assert!(!o.ok);
+        assert!(
+            o.text
+                .ends_with("not tried: the install stopped before it armed the trial"),
+            "{}",
+            o.text
+        );
+    }
+
+    #[test]
+    fn an_armed_trial_not_taken_waits_and_a_taken_one_rolled_back() {
+        let (_dir, cfg) = boot_dir();
+        BootEnv::read(&cfg)
+            .arm(&cfg, Slot::B, &arm_id("b", 100))
+            .expect("arm");
+        let trial = trial_of("b", 100);
+        assert!(outcome_on_good_boot(&trial, &BootEnv::read(&cfg), Slot::A, 7).is_none());
+        // U-Boot took it: bootenv.tried is a copy of the bootenv.
+        let bytes = fs::read(cfg.boot_dir.join(super::super::boot_env::FILE)).expect("bootenv");
+        fs::write(cfg.boot_dir.join(super::super::boot_env::TRIED_FILE), bytes).expect("tried");
+        let o = outcome_on_good_boot(&trial, &BootEnv::read(&cfg), Slot::A, 7).expect("an outcome");
+        assert!(!o.ok);
+        assert!(
+            o.text
+                .contains("failed: rolled back (slot b never started its daemon"),
+            "{}",
+            o.text
+        );
+    }
 }
