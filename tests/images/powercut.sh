@@ -41,15 +41,8 @@ need_apt dosfstools mtools
 # shellcheck disable=SC1090
 . "$ROOT/board/$board/board.env"
 
-work=$(mktemp -d "/tmp/gondwana-powercut-$board.XXXXXX")
-QEMU_DIR=$work/vm
-trap 'qemu_stop_all; rm -rf "$work"' EXIT
-case $board in
-mochabin) boot_secs=150 ;;
-*) boot_secs=300 ;;
-esac
-t0=$SECONDS
 echo "powercut[$board]: seed $seed ($cuts cuts; POWERCUT_SEED=$seed replays the choices)"
+t0=$SECONDS
 ok() { printf 'powercut[%s]: ok   %s (%ss)\n' "$board" "$*" $((SECONDS - t0)); }
 fail() {
     printf 'powercut[%s]: FAIL (seed %s) %s\n' "$board" "$seed" "$*" >&2
@@ -58,6 +51,7 @@ fail() {
 }
 # shellcheck source=tests/images/update-lib.sh
 . "$ROOT/tests/images/update-lib.sh"
+vm_test_init powercut "$board"
 
 # One bundle: the image's root and boot files, one version higher. It is
 # installed again and again, into whichever slot is not running.

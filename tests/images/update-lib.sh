@@ -5,6 +5,15 @@
 # serial shell. Source it after scripts/lib/qemu.sh and the board's
 # board.env; needs ROOT, work, QEMU_DIR, boot_secs and a fail function.
 
+vm_test_init() { # NAME BOARD: sets work, QEMU_DIR and boot_secs; an EXIT trap
+    work=$(mktemp -d "/tmp/gondwana-$1-$2.XXXXXX")
+    QEMU_DIR=$work/vm
+    trap 'qemu_stop_all; rm -rf "$work"' EXIT
+    case $2 in
+    mochabin) boot_secs=150 ;;
+    *) boot_secs=300 ;;
+    esac
+}
 key=$ROOT/out/keys/release-dev.key
 release_tool() { (cd "$ROOT" && cargo run -q --locked -p gondwana-release -- "$@"); }
 parts() { # SET_DIR -> --boot NAME=FILE…
@@ -24,12 +33,12 @@ bundle_disk() { # BUNDLE… -> $work/bundles.img, a FAT volume labelled GW_BUNDL
     truncate -s "${mb}M" "$work/bundles.img"
     mkfs.vfat -n GW_BUNDLE "$work/bundles.img" >/dev/null
     MTOOLS_SKIP_CHECK=1 mcopy -i "$work/bundles.img" "$@" ::
+    # Its QEMU options (no boot files on it: U-Boot's distro boot and OVMF
+    # pass it by).
+    # shellcheck disable=SC2054 # QEMU options, commas and all
+    bundle_disk_opts=(-drive "if=none,id=bundles,format=raw,readonly=on,file=$work/bundles.img"
+        -device virtio-blk-pci,drive=bundles)
 }
-# The second disk's QEMU options (no boot files on it: U-Boot's distro
-# boot and OVMF pass it by).
-# shellcheck disable=SC2054 # QEMU options, commas and all
-bundle_disk_opts=(-drive "if=none,id=bundles,format=raw,readonly=on,file=$work/bundles.img"
-    -device virtio-blk-pci,drive=bundles)
 mount_bundles="mkdir -p /tmp/b; grep -q ' /tmp/b ' /proc/mounts || mount -t vfat -o ro \$(findfs LABEL=GW_BUNDLE) /tmp/b"
 
 ready() { # -> node id

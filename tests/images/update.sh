@@ -42,13 +42,6 @@ need_apt dosfstools mtools cpio squashfs-tools
 # shellcheck disable=SC1090
 . "$ROOT/board/$board/board.env"
 
-work=$(mktemp -d "/tmp/gondwana-update-$board.XXXXXX")
-QEMU_DIR=$work/vm
-trap 'qemu_stop_all; rm -rf "$work"' EXIT
-case $board in
-mochabin) boot_secs=150 ;;
-*) boot_secs=300 ;;
-esac
 deadline=45
 t0=$SECONDS
 ok() { printf 'update[%s]: ok   %s (%ss)\n' "$board" "$*" $((SECONDS - t0)); }
@@ -58,6 +51,7 @@ fail() {
 }
 # shellcheck source=tests/images/update-lib.sh
 . "$ROOT/tests/images/update-lib.sh"
+vm_test_init update "$board"
 
 # ---- the bundles (host) -------------------------------------------------
 version=$(sed -n 's/^version=//p' "$stage/boot/slot-a/installed")
