@@ -57,7 +57,20 @@ vm_test_init powercut "$board"
 # installed again and again, into whichever slot is not running.
 version=$(sed -n 's/^version=//p' "$stage/boot/slot-a/installed")
 bundle next $((version + 1)) "$ROOT/out/gondwana-$board.squashfs" "$stage/boot/slot-a"
-bundle_disk "$work/next.bundle"
+# The console is a slow serial line that can drop characters of a long
+# command line: what runs at the cut is a script on the same disk.
+cat >"$work/go.sh" <<'EOF'
+# The install in the background; says when the boot partition turns
+# writable (the writes start) and when the install is done.
+gondwana update install /tmp/b/next.bundle >/tmp/install.log 2>&1 &
+echo GW-STARTED
+while grep -q ' /boot vfat ro' /proc/mounts; do sleep 0.1; done
+echo GW-WRITING
+while ! grep -q ' /boot vfat ro' /proc/mounts; do sleep 0.1; done
+wait
+echo GW-WRITTEN
+EOF
+bundle_disk "$work/next.bundle" "$work/go.sh"
 
 cp --sparse=always "$img" "$work/disk.img"
 image_grow "$work/disk.img" 512M
@@ -107,6 +120,7 @@ boot_and_check() { # after a cut (or the first time): boot, then every check
     n=$(field "$(grep -a '^\[' <<<"$out" | tail -1)" 'len(v)')
     ((n >= acked_audit)) || fail "$n audit records, $acked_audit were acknowledged"
     grep -q '^GW-VERIFIED' <<<"$out" || fail "audit or identity verify failed: $out"
+    vm_sh "$mount_bundles" >/dev/null || fail "the bundle disk was not mounted"
     last_update=$(field "$st" 'v["last_update"] and v["last_update"]["text"]')
     ok "boot: slot $running running and good, node $id, $acked_log log entries and $acked_audit audit records kept, verified (last update: $last_update)"
 }
@@ -119,13 +133,15 @@ write_state() { # an acknowledged state write, just before the cut
     acked_audit=$(field "$(grep -a '^\[' <<<"$s" | tail -1)" 'len(v)')
 }
 
-# The install in the background; the console says when the boot partition
-# turns writable (the writes start) and read-only again (done).
-install_start() {
+install_start() { # the install in the background (go.sh), until its writes start
+    local n
     qemu_mark vm
-    qemu_send vm "$mount_bundles; gondwana update install /tmp/b/next.bundle >/tmp/install.log 2>&1 & \
-while grep -q ' /boot vfat ro' /proc/mounts; do sleep 0.1; done; echo GW-WRITING; \
-while ! grep -q ' /boot vfat ro' /proc/mounts; do sleep 0.1; done; echo GW-WRITTEN"
+    for n in 1 2 3; do
+        qemu_send vm "sh /tmp/b/go.sh"
+        qemu_wait vm '^GW-STARTED$' 20 >/dev/null && break
+        qemu_send vm $'\003'
+        ((n < 3)) || fail "the install did not start"
+    done
     qemu_wait vm '^GW-WRITING$' 120 >/dev/null || fail "the install did not start writing"
 }
 write_ms=0 # how long the boot partition stayed writable, measured on a whole install
@@ -135,7 +151,7 @@ install_whole() {
     start=$(now_ms)
     qemu_wait vm '^GW-WRITTEN$' 120 >/dev/null || fail "the install did not end"
     write_ms=$(($(now_ms) - start))
-    out=$(vm_sh "wait; cat /tmp/install.log") || fail "install: no answer"
+    out=$(vm_sh "cat /tmp/install.log") || fail "install: no answer"
     grep -q 'reboot to boot it once on trial' <<<"$out" || fail "install: $out"
 }
 trial_boot() { # reboot into the armed trial
