@@ -121,6 +121,9 @@ boot_and_check() { # after a cut (or the first time): boot, then every check
     ((n >= acked_audit)) || fail "$n audit records, $acked_audit were acknowledged"
     grep -q '^GW-VERIFIED' <<<"$out" || fail "audit or identity verify failed: $out"
     vm_sh "$mount_bundles" >/dev/null || fail "the bundle disk was not mounted"
+    # The boot partition must read back without errors (the next update
+    # writes it).
+    ! grep -a -m1 'FAT-fs.*error' "$QEMU_DIR/vm/serial.log" || fail "the boot partition's FAT is damaged"
     last_update=$(field "$st" 'v["last_update"] and v["last_update"]["text"]')
     ok "boot: slot $running running and good, node $id, $acked_log log entries and $acked_audit audit records kept, verified (last update: $last_update)"
 }
