@@ -274,9 +274,16 @@ pub fn status_json(cfg: &UpdateConfig, running: Slot) -> Value {
         (Some(t), _) if on_trial && t.slot == running.name() => json!({
             "slot": t.slot, "release": t.release, "state": "running on trial",
         }),
-        (Some(t), Some(armed)) if armed.name() == t.slot && !env.consumed() => json!({
+        // Only a slot with its `installed` record is ever booted.
+        (Some(t), Some(armed))
+            if armed.name() == t.slot
+                && !env.consumed()
+                && boot_set::read_status(cfg, armed).is_some() =>
+        {
+            json!({
             "slot": t.slot, "release": t.release, "state": "armed: boots once on the next reboot",
-        }),
+            })
+        }
         _ if on_trial => {
             json!({"slot": running.name(), "release": null, "state": "running on trial"})
         }
@@ -345,6 +352,23 @@ mod tests {
                 .ends_with("not tried: the install stopped before it armed the trial"),
             "{}",
             o.text
+        );
+    }
+
+    #[test]
+    fn status_calls_a_trial_armed_only_when_its_slot_is_installed() {
+        let (dir, mut cfg) = boot_dir();
+        cfg.state_file = dir.path().join("update.json");
+        cfg.cmdline_file = dir.path().join("cmdline");
+        let trial = trial_of("b", 100);
+        arm(&cfg, Slot::B, &trial.release, 100).expect("arm");
+        // A power cut took the slot's `installed` record: never booted.
+        assert!(status_json(&cfg, Slot::A)["trial"].is_null());
+        fs::create_dir_all(boot_set::dir(&cfg, Slot::B)).expect("set");
+        boot_set::mark_installed(&cfg, Slot::B, &trial.release).expect("record");
+        assert_eq!(
+            status_json(&cfg, Slot::A)["trial"]["state"],
+            "armed: boots once on the next reboot"
         );
     }
 
