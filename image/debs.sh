@@ -16,10 +16,10 @@
 
 # install_elf (image/elf.sh) is needed by debs_install_programs.
 # Packages whose files go into the initramfs (sfdisk, mke2fs, e2fsck,
-# tune2fs, resize2fs and their shared libraries) and the rootfs (busybox;
+# tune2fs, resize2fs, fsck.fat and their shared libraries) and the rootfs (busybox;
 # wg and nft for operators, dropbear for SSH over the mesh, with their
 # libraries).
-DEBS_TOOLS="busybox-static e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1
+DEBS_TOOLS="busybox-static dosfstools e2fsprogs fdisk libc6 libblkid1 libcom-err2 libext2fs2 libfdisk1 libreadline8 libsmartcols1 libtinfo6 libuuid1
  wireguard-tools nftables libnftables1 libmnl0 libnftnl11 libjansson4 libxtables12 libgmp10 libedit2 libbsd0 libmd0
  dropbear-bin libcrypt1 libtomcrypt1 libtommath1 zlib1g"
 

@@ -77,6 +77,11 @@ impl BootEnv {
         }
     }
 
+    /// The last arming's id (`gw_arm`), kept after its trial ended.
+    pub fn arm_id(&self) -> Option<&str> {
+        self.var("gw_arm")
+    }
+
     /// Why the last trial gave up (`gw_fail`, written by the trial slot).
     pub fn failure(&self) -> Option<String> {
         self.var("gw_fail").map(str::to_string)

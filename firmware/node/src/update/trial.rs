@@ -96,7 +96,14 @@ pub fn arm(cfg: &UpdateConfig, slot: Slot, release: &Release, now: u64) -> anyho
         failure: None,
     });
     save(cfg, &record)?;
-    BootEnv::read(cfg).arm(cfg, slot, &format!("{now}-{}", slot.name()))
+    BootEnv::read(cfg).arm(cfg, slot, &arm_id(slot.name(), now))
+}
+
+/// The arming's id in the boot environment (`gw_arm`): the record's slot
+/// and time, so a boot can tell whether the arming it recorded reached
+/// the bootloader.
+fn arm_id(slot: &str, armed_unix: u64) -> String {
+    format!("{armed_unix}-{slot}")
 }
 
 /// What this boot is, found at the daemon's start.
@@ -130,8 +137,24 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
     let Some(trial) = record.trial.clone() else {
         return Ok(OnStart::Nothing);
     };
-    let env = BootEnv::read(cfg);
-    let outcome = if trial.slot == running.name() {
+    let Some(outcome) = outcome_on_good_boot(&trial, &BootEnv::read(cfg), running, now) else {
+        return Ok(OnStart::Nothing); // armed, not booted yet
+    };
+    record.trial = None;
+    record.last = Some(outcome);
+    save(cfg, &record)?;
+    Ok(OnStart::Nothing)
+}
+
+/// What a boot that is not a trial makes of the trial record: `None` while
+/// the trial is armed and not taken yet.
+fn outcome_on_good_boot(
+    trial: &TrialRecord,
+    env: &BootEnv,
+    running: Slot,
+    now: u64,
+) -> Option<Outcome> {
+    Some(if trial.slot == running.name() {
         // Booted as the good slot: marked good, the record not yet cleared.
         Outcome {
             ok: true,
@@ -139,6 +162,17 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
                 "update to {} succeeded: slot {} marked good",
                 describe(&trial.release),
                 trial.slot
+            ),
+            at_unix: now,
+        }
+    } else if env.arm_id() != Some(arm_id(&trial.slot, trial.armed_unix).as_str()) {
+        // A power cut between this record and the boot environment: the
+        // bootloader never saw the arming (docs/updates.md "Power cuts").
+        Outcome {
+            ok: false,
+            text: format!(
+                "update to {} not tried: the install stopped before it armed the trial",
+                describe(&trial.release)
             ),
             at_unix: now,
         }
@@ -174,12 +208,8 @@ pub fn on_start(cfg: &UpdateConfig, now: u64) -> anyhow::Result<OnStart> {
             at_unix: now,
         }
     } else {
-        return Ok(OnStart::Nothing); // armed, not booted yet
-    };
-    record.trial = None;
-    record.last = Some(outcome);
-    save(cfg, &record)?;
-    Ok(OnStart::Nothing)
+        return None;
+    })
 }
 
 /// The trial slot is healthy: the bootloader boots it from now on.
@@ -244,9 +274,16 @@ pub fn status_json(cfg: &UpdateConfig, running: Slot) -> Value {
         (Some(t), _) if on_trial && t.slot == running.name() => json!({
             "slot": t.slot, "release": t.release, "state": "running on trial",
         }),
-        (Some(t), Some(armed)) if armed.name() == t.slot && !env.consumed() => json!({
+        // Only a slot with its `installed` record is ever booted.
+        (Some(t), Some(armed))
+            if armed.name() == t.slot
+                && !env.consumed()
+                && boot_set::read_status(cfg, armed).is_some() =>
+        {
+            json!({
             "slot": t.slot, "release": t.release, "state": "armed: boots once on the next reboot",
-        }),
+            })
+        }
         _ if on_trial => {
             json!({"slot": running.name(), "release": null, "state": "running on trial"})
         }
@@ -269,4 +306,90 @@ pub fn refuse_install_on_trial(cfg: &UpdateConfig, running: Slot) -> Option<Stri
             running.name()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial_of(slot: &str, armed_unix: u64) -> TrialRecord {
+        TrialRecord {
+            slot: slot.into(),
+            release: Release {
+                board: "mochabin".into(),
+                version: 2,
+                min_version: 0,
+                label: "next".into(),
+            },
+            armed_unix,
+            booted: false,
+            failure: None,
+        }
+    }
+
+    fn boot_dir() -> (tempfile::TempDir, UpdateConfig) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = UpdateConfig {
+            boot_dir: dir.path().to_path_buf(),
+            ..UpdateConfig::default()
+        };
+        (dir, cfg)
+    }
+
+    #[test]
+    fn an_arming_cut_before_the_boot_environment_was_not_tried() {
+        let (_dir, cfg) = boot_dir();
+        // The record says armed at 100; the boot environment is the one
+        // before (slot a good, an older arming at 50, taken and ended).
+        let mut env = BootEnv::read(&cfg);
+        env.arm(&cfg, Slot::B, &arm_id("b", 50)).expect("arm");
+        env.mark_good(&cfg, Slot::A).expect("mark good");
+        let o = outcome_on_good_boot(&trial_of("b", 100), &BootEnv::read(&cfg), Slot::A, 7)
+            .expect("an outcome");
+        assert!(!o.ok);
+        assert!(
+            o.text
+                .ends_with("not tried: the install stopped before it armed the trial"),
+            "{}",
+            o.text
+        );
+    }
+
+    #[test]
+    fn status_calls_a_trial_armed_only_when_its_slot_is_installed() {
+        let (dir, mut cfg) = boot_dir();
+        cfg.state_file = dir.path().join("update.json");
+        cfg.cmdline_file = dir.path().join("cmdline");
+        let trial = trial_of("b", 100);
+        arm(&cfg, Slot::B, &trial.release, 100).expect("arm");
+        // A power cut took the slot's `installed` record: never booted.
+        assert!(status_json(&cfg, Slot::A)["trial"].is_null());
+        fs::create_dir_all(boot_set::dir(&cfg, Slot::B)).expect("set");
+        boot_set::mark_installed(&cfg, Slot::B, &trial.release).expect("record");
+        assert_eq!(
+            status_json(&cfg, Slot::A)["trial"]["state"],
+            "armed: boots once on the next reboot"
+        );
+    }
+
+    #[test]
+    fn an_armed_trial_not_taken_waits_and_a_taken_one_rolled_back() {
+        let (_dir, cfg) = boot_dir();
+        BootEnv::read(&cfg)
+            .arm(&cfg, Slot::B, &arm_id("b", 100))
+            .expect("arm");
+        let trial = trial_of("b", 100);
+        assert!(outcome_on_good_boot(&trial, &BootEnv::read(&cfg), Slot::A, 7).is_none());
+        // U-Boot took it: bootenv.tried is a copy of the bootenv.
+        let bytes = fs::read(cfg.boot_dir.join(super::super::boot_env::FILE)).expect("bootenv");
+        fs::write(cfg.boot_dir.join(super::super::boot_env::TRIED_FILE), bytes).expect("tried");
+        let o = outcome_on_good_boot(&trial, &BootEnv::read(&cfg), Slot::A, 7).expect("an outcome");
+        assert!(!o.ok);
+        assert!(
+            o.text
+                .contains("failed: rolled back (slot b never started its daemon"),
+            "{}",
+            o.text
+        );
+    }
 }
