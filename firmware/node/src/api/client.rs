@@ -247,6 +247,12 @@ async fn exchange(
     }
 }
 
+/// A TCP connect that takes longer has nobody answering: a box that is off
+/// behind its WireGuard peer swallows the SYNs, and a whole request timeout
+/// (30 s for a bundle's range) per dead source adds up. WireGuard retries a
+/// lost handshake after 5 s, so 10 s leaves room for one retry.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn connect(target: &Target) -> Result<TcpStream, ClientError> {
     let failed = |source| ClientError::Connect {
         target: target.authority.clone(),
@@ -257,9 +263,15 @@ async fn connect(target: &Target) -> Result<TcpStream, ClientError> {
         .map_err(failed)?;
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                ))
+            }
         }
     }
     Err(failed(last.unwrap_or_else(|| {
