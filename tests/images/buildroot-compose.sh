@@ -122,6 +122,9 @@ for board in "${boards[@]}"; do
         install_elf "$debs" "$target" "" "$target/sbin/$tool"
     done
     install -D -m 0644 "$debs/e2fsprogs/etc/mke2fs.conf" "$target/etc/mke2fs.conf"
+    # …and dosfstools' fsck.fat (BR2_PACKAGE_DOSFSTOOLS_FSCK_FAT).
+    install -D -m 0755 "$(find "$debs/dosfstools" -path "*sbin/fsck.fat" -type f | head -n1)" "$target/sbin/fsck.fat"
+    install_elf "$debs" "$target" "" "$target/sbin/fsck.fat"
     # …and its kernel, dtb and GRUB EFI image in BINARIES_DIR.
     cp "$kpkg/boot/vmlinuz-$kver" "$binaries/$BUILDROOT_KERNEL"
     [[ -z $DTB ]] || cp "$kpkg/usr/lib/linux-image-$kver/$DTB" "$binaries/${DTB##*/}"
