@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::boxname::Boxname;
 use crate::envelope::{
-    DecodeError, Envelope, EnvelopeError, MAX_ENVELOPE_BYTES, decode_canonical, encode, tag,
+    DecodeError, Envelope, EnvelopeError, MAX_ENVELOPE_BODY, MAX_ENVELOPE_BYTES, decode_canonical,
+    encode, tag,
 };
 use crate::hash::{Hash32, blake2b256};
 use crate::keys::{PublicKey, SigningSecret};
@@ -81,7 +82,18 @@ pub enum Record {
         node_id: NodeId,
         tags: heapless::Vec<Tag, MAX_NODE_TAGS>,
     },
+    /// A record of an index above [`LAST_KNOWN_INDEX`] (a newer hub's),
+    /// in a hub-signed entry: accepted as a link of the chain (ordered,
+    /// hashed) and ignored by the view, so a box whose code predates the
+    /// record keeps following the directory — and sees the release that
+    /// updates it. Never encoded or decoded by serde: `verify_next` makes
+    /// it, and sealing one fails.
+    #[serde(skip)]
+    Unknown { index: u32 },
 }
+
+/// The highest record index this code decodes (`Tags`).
+pub const LAST_KNOWN_INDEX: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -101,6 +113,8 @@ pub struct Head {
 pub enum DirectoryError {
     #[error("directory entry {seq}: {source}")]
     Envelope { seq: u64, source: EnvelopeError },
+    #[error("directory entry {seq}: a record of unknown index {index} is only ever read")]
+    UnknownRecord { seq: u64, index: u32 },
     #[error("directory entry {seq}: unknown version {version}")]
     UnknownVersion { seq: u64, version: u8 },
     #[error("directory entry {seq}: sequence {found}")]
@@ -124,8 +138,15 @@ pub fn verify_next(
     raw: &[u8],
 ) -> Result<(Entry, Head), DirectoryError> {
     let seq = head.len;
-    let (entry, _) = Envelope::open::<Entry>(tag::DIRECTORY_ENTRY, raw, Some(authority))
-        .map_err(|source| DirectoryError::Envelope { seq, source })?;
+    let failed = |source| DirectoryError::Envelope { seq, source };
+    let envelope = Envelope::verify(tag::DIRECTORY_ENTRY, raw).map_err(failed)?;
+    if envelope.signer != *authority {
+        return Err(failed(EnvelopeError::WrongSigner));
+    }
+    let entry = match decode_canonical::<Entry>(&envelope.body, MAX_ENVELOPE_BODY) {
+        Ok(entry) => entry,
+        Err(e) => newer_record(&envelope.body).ok_or(failed(EnvelopeError::Body(e)))?,
+    };
     if entry.version != VERSION {
         return Err(DirectoryError::UnknownVersion {
             seq,
@@ -148,12 +169,37 @@ pub fn verify_next(
     Ok((entry, next))
 }
 
+/// An entry whose record index is above every one this code knows: its
+/// head (version, seq, prev) and the index, the rest unread.
+fn newer_record(body: &[u8]) -> Option<Entry> {
+    #[derive(Deserialize)]
+    struct EntryHead {
+        version: u8,
+        seq: u64,
+        prev: Hash32,
+    }
+    let (head, rest) = postcard::take_from_bytes::<EntryHead>(body).ok()?;
+    let (index, _) = postcard::take_from_bytes::<u32>(rest).ok()?;
+    (index > LAST_KNOWN_INDEX).then_some(Entry {
+        version: head.version,
+        seq: head.seq,
+        prev: head.prev,
+        record: Record::Unknown { index },
+    })
+}
+
 /// Hub side: the next entry's bytes and the new head.
 pub fn append(
     head: &Head,
     hub: &SigningSecret,
     record: Record,
 ) -> Result<(Vec<u8>, Head), DirectoryError> {
+    if let Record::Unknown { index } = record {
+        return Err(DirectoryError::UnknownRecord {
+            seq: head.len,
+            index,
+        });
+    }
     let entry = Entry {
         version: VERSION,
         seq: head.len,
@@ -295,7 +341,7 @@ impl View {
                 self.lending.remove_provider(node_id);
                 self.revoked.insert(node_id.clone(), reason.to_string());
             }
-            Record::Service { .. } => {}
+            Record::Service { .. } | Record::Unknown { .. } => {}
             Record::Lending(signed) => {
                 let nodes = &self.nodes;
                 self.lending
@@ -418,6 +464,65 @@ mod tests {
                 assert_eq!(v.last().unwrap().2, head, "byte {i}");
             }
         }
+    }
+
+    /// What a newer hub's entry looks like to this code: the entry's head,
+    /// then a record index it does not know and that record's bytes.
+    #[derive(Serialize)]
+    struct FutureEntry {
+        version: u8,
+        seq: u64,
+        prev: Hash32,
+        index: u32,
+        payload: Vec<u8>,
+    }
+
+    fn future(head: &Head, index: u32, key: &SigningSecret) -> Vec<u8> {
+        let entry = FutureEntry {
+            version: VERSION,
+            seq: head.len,
+            prev: head.tip,
+            index,
+            payload: b"a record from a newer hub".to_vec(),
+        };
+        Envelope::seal(tag::DIRECTORY_ENTRY, &entry, key).unwrap()
+    }
+
+    #[test]
+    fn a_newer_hubs_record_is_a_link_the_view_ignores() {
+        let (entries, head) = log(2);
+        let key = hub().public_key();
+        let raw = future(&head, LAST_KNOWN_INDEX + 1, &hub());
+        let (entry, after) = verify_next(&head, &key, &raw).unwrap();
+        assert_eq!(entry.record, Record::Unknown { index: 6 });
+        assert_eq!(after.len, 3);
+        assert_eq!(after.tip, blake2b256(&raw));
+        // The log goes on after it, and the view is what the known records make.
+        let (next, end) = append(&after, &hub(), node_record(9)).unwrap();
+        let mut all = entries.clone();
+        all.extend([raw.clone(), next]);
+        let verified = verify_bundle(&encode_bundle(&key, 0, end, &all), &key, &Head::default());
+        let verified = verified.unwrap();
+        assert_eq!(verified.len(), 4);
+        let mut view = View::default();
+        for (entry, _, _) in &verified {
+            view.apply(&entry.record);
+        }
+        assert_eq!(view.nodes.len(), 3);
+        // Only signed by the hub, at its place, of the entry version we know.
+        let impostor = SigningSecret::from_seed([1; 32]);
+        assert!(verify_next(&head, &key, &future(&head, 6, &impostor)).is_err());
+        assert!(verify_next(&Head::default(), &key, &raw).is_err());
+        // A known index with bytes that do not decode stays refused.
+        assert!(matches!(
+            verify_next(&head, &key, &future(&head, 1, &hub())),
+            Err(DirectoryError::Envelope {
+                source: EnvelopeError::Body(_),
+                ..
+            })
+        ));
+        // This code never writes one.
+        assert!(append(&head, &hub(), Record::Unknown { index: 6 }).is_err());
     }
 
     #[test]

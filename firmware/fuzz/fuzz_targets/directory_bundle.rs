@@ -37,11 +37,14 @@ fuzz_target!(|data: &[u8]| {
     if let Some(raw) = sign_raw_body(tag::DIRECTORY_ENTRY, data, &f.hub)
         && let Ok((entry, head)) = directory::verify_next(&Head::default(), &authority, &raw)
     {
-        assert_eq!(
-            envelope::encode(&entry),
-            data,
-            "accepted entry body is not canonical"
-        );
+        // A newer hub's record index is kept as it was signed, unread.
+        if !matches!(entry.record, directory::Record::Unknown { .. }) {
+            assert_eq!(
+                envelope::encode(&entry),
+                data,
+                "accepted entry body is not canonical"
+            );
+        }
         assert_eq!(head.len, 1);
         assert_eq!(head.tip, blake2b256(&raw));
         View::default().apply(&entry.record);
