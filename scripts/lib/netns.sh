@@ -116,7 +116,8 @@ wg_pub() { status_field "$1" "$2" "s['dataplane']['public_key']"; }
 
 # box_config NAME ROLE IFACE [extra toml]: $WORK/NAME/gondwana.toml for a box
 # on $SUBNET with userspace WireGuard, its admin socket and enrolment file
-# in $WORK/NAME, and fast retries and directory pulls.
+# in $WORK/NAME, and fast retries and directory pulls (every
+# ${DIRECTORY_PULL_SECS:-1} s).
 box_config() {
     local name=$1 role=$2 ifname=$3 extra=${4:-}
     mkdir -p "$WORK/$name"
@@ -134,7 +135,7 @@ admin_socket = "$WORK/$name/admin.sock"
 search_paths = ["$WORK/$name/enroll.toml"]
 retry_initial_secs = 0.5
 retry_max_secs = 2
-directory_pull_secs = 1
+directory_pull_secs = ${DIRECTORY_PULL_SECS:-1}
 EOF
 }
 

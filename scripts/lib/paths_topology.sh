@@ -165,27 +165,9 @@ topo_cleanup() { netns_cleanup "${topo_ifaces[@]}"; }
 
 # ---- gondwana on the topology ----------------------------------------------
 
-# topo_config NAME ROLE IFACE [extra top-level toml]
-topo_config() {
-    local name=$1 role=$2 ifname=$3 extra=${4:-}
-    mkdir -p "$WORK/$name"
-    cat >"$WORK/$name/gondwana.toml" <<EOF
-role = "$role"
-$extra
-[wireguard]
-backend = "userspace"
-[mesh]
-subnet = "$MESH_SUBNET"
-interface = "$ifname"
-[api]
-admin_socket = "$WORK/$name/admin.sock"
-[enroll]
-search_paths = ["$WORK/$name/enroll.toml"]
-retry_initial_secs = 0.5
-retry_max_secs = 2
-directory_pull_secs = 2
-EOF
-}
+# topo_config NAME ROLE IFACE [extra top-level toml]: box_config
+# (scripts/lib/netns.sh) on the mesh subnet, pulling every 2 s.
+topo_config() { SUBNET=$MESH_SUBNET DIRECTORY_PULL_SECS=2 box_config "$@"; }
 
 topo_start() { gw_start "$@"; } # topo_start NAME NS (scripts/lib/netns.sh)
 
