@@ -16,7 +16,7 @@ use gondwana_core::update::{
 };
 use serde_json::{Value, json};
 
-use super::{UpdateError, boot_set, held, read_text, running_release, slots, trial};
+use super::{Slot, UpdateError, boot_set, held, read_text, running_release, slots, trial};
 use crate::config::UpdateConfig;
 use crate::store::rotations::keys_after;
 
@@ -123,6 +123,8 @@ pub fn assess(
             release.body.bundle_size, cfg.max_bundle_bytes
         ))
     } else {
+        // Unknown layout (not an image): nothing installed, not on trial.
+        let running_slot = slots::discover(cfg).ok().map(|l| l.running);
         decide(&Situation {
             now,
             policy: cfg.policy(),
@@ -131,9 +133,10 @@ pub fn assess(
             release: &release.body,
             share,
             downloaded: held::bundle_path(state_dir, &hash).exists(),
-            installed: inactive_holds(cfg, &release.body),
+            installed: running_slot.is_some_and(|r| inactive_holds(cfg, r, &release.body)),
             failed: held::failed(state_dir, &hash).is_some(),
-            on_trial: running_on_trial(cfg),
+            on_trial: running_slot
+                .is_some_and(|r| trial::refuse_install_on_trial(cfg, r).is_some()),
         })
     };
     Assessment {
@@ -144,17 +147,9 @@ pub fn assess(
     }
 }
 
-/// Is the running slot not (yet) the good one? Unknown layout: no.
-fn running_on_trial(cfg: &UpdateConfig) -> bool {
-    slots::discover(cfg).is_ok_and(|l| trial::refuse_install_on_trial(cfg, l.running).is_some())
-}
-
-/// Does the inactive slot hold exactly this release, installed?
-fn inactive_holds(cfg: &UpdateConfig, body: &ReleaseBody) -> bool {
-    let Ok(layout) = slots::discover(cfg) else {
-        return false;
-    };
-    boot_set::read_status(cfg, layout.running.other()).is_some_and(|r: Release| {
+/// Does the slot other than `running` hold exactly this release, installed?
+fn inactive_holds(cfg: &UpdateConfig, running: Slot, body: &ReleaseBody) -> bool {
+    boot_set::read_status(cfg, running.other()).is_some_and(|r: Release| {
         r.board == body.board && r.version == body.version && r.label == body.label
     })
 }
