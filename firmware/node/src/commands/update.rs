@@ -1,4 +1,4 @@
-//! `gondwana update status|install` (docs/updates.md).
+//! `gondwana update status|install|publish|trust|cancel` (docs/updates.md).
 
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use super::output::print_json;
 use crate::cli::UpdateCommand;
 use crate::config::Config;
 use crate::service::Request;
-use crate::service::request::{UpdateInstall, UpdatePublish};
+use crate::service::request::{UpdateInstall, UpdatePublish, UpdateTrust};
 
 pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow::Result<()> {
     match command {
@@ -39,6 +39,43 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
                     describe(&v["release"]),
                     v["slot"].as_str().unwrap_or("?"),
                     v["device"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+        UpdateCommand::Trust { record, json } => {
+            let record =
+                std::path::absolute(record).with_context(|| format!("{}", record.display()))?;
+            let v = call(
+                state_dir,
+                config,
+                Request::UpdateTrust(UpdateTrust { record }),
+            )?;
+            if *json {
+                print_json(&v);
+            } else {
+                let r = &v["record"];
+                let (new, old) = (
+                    r["new_key"].as_str().unwrap_or("?"),
+                    r["old_key"].as_str().unwrap_or("?"),
+                );
+                match v["skipped"].as_str() {
+                    Some(why) => println!("not stored: {why} ({new})"),
+                    None => println!(
+                        "stored: release key {new} replaces {old} (seq {}); {} rotation record(s) stored",
+                        r["seq"], v["stored_records"]
+                    ),
+                }
+            }
+        }
+        UpdateCommand::Cancel(flag) => {
+            let v = call(state_dir, config, Request::UpdateCancel)?;
+            if flag.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "{}; the next boot is slot {} (install again to arm a trial)",
+                    v["text"].as_str().unwrap_or("cancelled"),
+                    v["good_slot"].as_str().unwrap_or("?")
                 );
             }
         }
