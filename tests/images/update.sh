@@ -3,21 +3,26 @@
 # rollback on out/gondwana-BOARD.img in QEMU (docs/updates.md, "Tested").
 # One VM, one medium, built images reused (scripts/build-images once):
 #   1. first boot of a fresh copy: node id N, slot a running and good;
-#   2. A -> B: `gondwana update install` of release V+1 (the image's root
+#   2. `update cancel` (on the real FAT GW_BOOT): release V+1 installed
+#      into slot b, then cancelled: the boot environment has no gw_try and
+#      names the arming in gw_cancel, status has no trial, slot b stays
+#      installed, the last update says "cancelled" (no reboot of its own:
+#      step 3 installs the release again and boots its trial);
+#   3. A -> B: `gondwana update install` of release V+1 (the image's root
 #      re-packed with /etc/gondwana/release saying V+1, the image's boot
 #      files, signed with the image's key) from a second disk, reboot: the
 #      bootloader boots slot b once on trial, the daemon finds it healthy
 #      and marks it good; status says running b, good b, "succeeded", the
 #      running release V+1; node id still N;
-#   3. B -> A: release V+2 the same way into slot a: running a, good a,
+#   4. B -> A: release V+2 the same way into slot a: running a, good a,
 #      release V+2, node id N;
-#   4. a bundle whose kernel panics (its initramfs' init exits: "Attempted
+#   5. a bundle whose kernel panics (its initramfs' init exits: "Attempted
 #      to kill init", panic=10 on the command line reboots), installed into
 #      slot b, reboot: slot b boots on trial and panics; the bootloader had
 #      consumed the trial, so the next boot is slot a, the good one, by
 #      itself; status says "update to … failed: rolled back (slot b never
 #      started its daemon …)"; node id N;
-#   5. a bundle whose daemon never gets healthy (its initramfs mounts the
+#   6. a bundle whose daemon never gets healthy (its initramfs mounts the
 #      state on a tmpfs instead of GW_STATE: "state partition not mounted
 #      read-write"), installed into slot b, reboot: slot b boots on trial,
 #      misses the deadline (45 s here: [update] trial_deadline_secs, set
@@ -102,6 +107,16 @@ qemu_send vm "" # askfirst: Enter starts the console shell
 s=$(status_json) || fail "no update status"
 [[ $(field "$s" 'v["running_slot"], v["good_slot"], v["trial"]') == "a a None" ]] || fail "first boot: $s"
 ok "first boot: node $id, slot a running and good"
+
+# ---- update cancel: armed, then disarmed (no reboot of its own) ------------
+out=$(vm_sh "$mount_bundles; gondwana update install /tmp/b/next.bundle >/dev/null; gondwana update cancel; gondwana update status; grep -a '^gw_' /boot/gondwana/bootenv") ||
+    fail "cancel: no answer"
+grep -q "update to version $v1 (next) cancelled: slot b stays installed, not armed; the next boot is slot a" <<<"$out" || fail "cancel: $out"
+! grep -q '^trial:' <<<"$out" || fail "a trial is still armed after the cancel: $out"
+grep -q '^slot b: installed' <<<"$out" || fail "slot b is not installed after the cancel: $out"
+grep -q '^gw_cancel=[0-9]' <<<"$out" || fail "no gw_cancel in the boot environment after the cancel: $out"
+! grep -q '^gw_try=' <<<"$out" || fail "gw_try is still in the boot environment after the cancel: $out"
+ok "update cancel: the trial of slot b disarmed (no gw_try, gw_cancel set), slot b still installed, status says cancelled"
 
 # ---- A -> B, B -> A: each marked good, with its new release ----------------
 update_to() { # SLOT NAME VERSION: install, reboot, trial, marked good

@@ -432,6 +432,17 @@ pub enum UpdateCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Store a signed release-key rotation record (from `gondwana-release
+    /// rotate`): bundles signed by its new key verify from now on.
+    Trust {
+        /// The rotation record file.
+        record: PathBuf,
+        /// Machine-readable output (one JSON value).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disarm the trial an install armed: the next boot is the good slot.
+    Cancel(JsonFlag),
 }
 
 #[derive(Debug, Args)]

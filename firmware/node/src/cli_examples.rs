@@ -186,6 +186,14 @@ const EXAMPLES: &[(&str, &str)] = &[
         "update status",
         "gondwana update status\n  gondwana update status --json | jq '.slots[] | {slot, state}'",
     ),
+    (
+        "update trust",
+        "gondwana update trust /tmp/1.rotation\n  gondwana update trust /tmp/1.rotation --json",
+    ),
+    (
+        "update cancel",
+        "gondwana update cancel\n  gondwana update cancel --json",
+    ),
 ];
 
 /// The `gondwana` command tree with the examples attached: what `main`

@@ -13,6 +13,7 @@
 //! host kernel cannot mount vfat.
 
 mod harness;
+use harness::mesh::Daemon;
 use harness::require::{self, run_tool as run, which};
 use harness::{EXIT_FAILURE, EXIT_VERIFY_FAILED, Run, run_command};
 
@@ -20,7 +21,9 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use gondwana_core::envelope::encode;
 use gondwana_core::hash::{blake2b256, to_hex};
 use gondwana_core::keys::SigningSecret;
 use gondwana_core::update::{FORMAT, Manifest, Part, SignedRotation, Target, seal, seal_rotation};
@@ -170,12 +173,16 @@ impl Box_ {
             fs::write(boot.join("gondwana/bootenv"), "gw_good=b\n").unwrap();
         }
         let config = d.join("gondwana.toml");
+        // Enough for a daemon too (`Box_::daemon`): its own loopback port,
+        // no WireGuard, no firewall, nothing to enrol, and no watchdog (a
+        // host's /dev/watchdog must never be opened by a test).
         fs::write(
             &config,
             format!(
-                "[api]\nadmin_socket = \"{0}/admin.sock\"\n\n[update]\nroot_device_file = \"{0}/root-device\"\nboot_dir = \"{1}\"\nrelease_file = \"{0}/release\"\nrelease_keys = \"{0}/release-keys\"\nstate_file = \"{0}/update.json\"\ncmdline_file = \"{0}/cmdline\"\n",
+                "[wireguard]\nbackend = \"none\"\n[firewall]\nenabled = false\n[enroll]\nsearch_paths = [\"{0}/no-enroll.toml\"]\nconfig_volume_label = \"\"\n[api]\nloopback = \"127.0.0.1:{2}\"\nadmin_socket = \"{0}/admin.sock\"\n\n[update]\nroot_device_file = \"{0}/root-device\"\nboot_dir = \"{1}\"\nrelease_file = \"{0}/release\"\nrelease_keys = \"{0}/release-keys\"\nstate_file = \"{0}/update.json\"\ncmdline_file = \"{0}/cmdline\"\nwatchdog = \"{0}/no-watchdog\"\n",
                 d.display(),
-                boot.display()
+                boot.display(),
+                harness::mesh::free_port(),
             ),
         )
         .unwrap();
@@ -195,6 +202,33 @@ impl Box_ {
             .arg(self.dir.path().join("state"))
             .args(args);
         run_command(&mut cmd)
+    }
+
+    /// `gondwana run` on this box: the CLI's commands then go through its
+    /// admin socket (the store is the daemon's: the CLI cannot open it).
+    fn daemon(&self) -> Daemon {
+        let d = Daemon::spawn(
+            "box",
+            &self.config,
+            &self.dir.path().join("state"),
+            &self.dir.path().join("daemon.log"),
+        );
+        assert!(
+            harness::wait_until(Duration::from_secs(30), || d.started()),
+            "the daemon did not start: {}",
+            d.log_text()
+        );
+        d
+    }
+
+    fn bootenv(&self) -> String {
+        let env = fs::read(self.boot.join("gondwana/bootenv")).unwrap();
+        assert_eq!(
+            env.len(),
+            1024,
+            "the boot environment is one 1024-byte block"
+        );
+        String::from_utf8_lossy(&env).into_owned()
     }
 
     fn write_bundle(&self, name: &str, bytes: &[u8]) -> String {
@@ -636,4 +670,319 @@ fn a_rotation_from_an_installed_bundle_is_kept_on_the_state_partition() {
         "{}",
         audit.describe()
     );
+}
+
+// ---------------------------------------------------------------------------
+// `update trust FILE` (docs/updates.md, "Rotating the release key")
+
+/// A rotation record file as `gondwana-release rotate` writes it.
+fn rotation_file(b: &Box_, name: &str, bytes: &[u8]) -> String {
+    b.write_bundle(name, bytes)
+}
+
+/// How many `update.rotation` audit records the box holds.
+fn rotation_audits(b: &Box_) -> usize {
+    let audit = b.gondwana(&["audit", "show", "--json"]);
+    audit.ok();
+    audit.stdout().matches("\"update.rotation\"").count()
+}
+
+fn untrusted(b: &Box_, bundle: &str) {
+    b.gondwana(&["update", "install", bundle])
+        .expect_code(EXIT_VERIFY_FAILED)
+        .stderr_contains("signed by release key");
+}
+
+fn signed_by(signer: u8) -> Spec {
+    Spec {
+        signer: key(signer),
+        ..spec()
+    }
+}
+
+#[test]
+fn a_rotation_record_stored_by_hand_is_trusted_and_a_bad_one_changes_nothing() {
+    if !prerequisites("a_rotation_record_stored_by_hand_is_trusted_and_a_bad_one_changes_nothing") {
+        return;
+    }
+    let b = Box_::new(2);
+    b.gondwana(&["firstboot"]).ok();
+    let bare = b.write_bundle("bare.bundle", &bundle(&signed_by(2)));
+    untrusted(&b, &bare);
+
+    let good = encode(&rotation(1, &key(1), &key(2)));
+    let mut forged = rotation(1, &key(1), &key(2));
+    forged.signature[10] ^= 1;
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "forged signature",
+            encode(&forged),
+            "signature does not verify",
+        ),
+        (
+            "truncated",
+            good[..good.len() - 10].to_vec(),
+            "is not a rotation record",
+        ),
+        ("empty", Vec::new(), "is not a rotation record"),
+        (
+            "bytes after the record",
+            trailing,
+            "is not a rotation record",
+        ),
+        ("not a record", vec![b'x'; 4096], "is not a rotation record"),
+        (
+            "not chained from a trusted key",
+            encode(&rotation(1, &key(9), &key(2))),
+            "which this box does not trust",
+        ),
+        (
+            "a key to itself",
+            {
+                // Sealed by hand: `seal_rotation` refuses it.
+                let mut r = rotation(1, &key(1), &key(2));
+                let mut body = r.body.clone();
+                let new = key(1).public_key();
+                let at = body.len() - 32;
+                body[at..].copy_from_slice(&new);
+                r.signature = key(1).sign(&gondwana_core::envelope::signed_message(
+                    gondwana_core::envelope::tag::RELEASE_KEY_ROTATION,
+                    &body,
+                ));
+                r.body = body;
+                encode(&r)
+            },
+            "cannot rotate to itself",
+        ),
+    ];
+    for (case, bytes, mention) in cases {
+        let path = rotation_file(&b, "bad.rotation", &bytes);
+        let run = b.gondwana(&["update", "trust", &path]);
+        assert_eq!(
+            run.code,
+            Some(EXIT_VERIFY_FAILED),
+            "{case}\n{}",
+            run.describe()
+        );
+        assert!(
+            run.stderr().contains("rotation record rejected") && run.stderr().contains(mention),
+            "{case}: should mention {mention:?}\n{}",
+            run.describe()
+        );
+    }
+    let missing = b.dir.path().join("missing.rotation").display().to_string();
+    b.gondwana(&["update", "trust", &missing])
+        .expect_code(EXIT_FAILURE)
+        .stderr_contains("missing.rotation");
+    // Nothing stored: no audit record, key 2 still not trusted.
+    assert_eq!(rotation_audits(&b), 0);
+    untrusted(&b, &bare);
+
+    let path = rotation_file(&b, "1.rotation", &good);
+    let v = b
+        .gondwana(&["update", "trust", &path, "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["stored"], true, "{v}");
+    assert_eq!(v["record"]["seq"], 1);
+    assert_eq!(v["record"]["old_key"], to_hex(&key(1).public_key()));
+    assert_eq!(v["record"]["new_key"], to_hex(&key(2).public_key()));
+    assert_eq!(
+        v["release_keys"],
+        serde_json::json!([to_hex(&key(2).public_key())])
+    );
+    assert_eq!(v["stored_records"], 1);
+    assert_eq!(rotation_audits(&b), 1);
+    // A bundle signed by the new key verifies without carrying the record;
+    // the old key signs nothing any more.
+    b.gondwana(&["update", "install", &bare]).ok();
+    untrusted(&b, &b.write_bundle("old.bundle", &bundle(&spec())));
+    // The same record again: the box is past it, nothing stored.
+    let again = b.gondwana(&["update", "trust", &path]);
+    again.ok();
+    assert!(
+        again.stdout().starts_with("not stored: "),
+        "{}",
+        again.describe()
+    );
+    let v = b
+        .gondwana(&["update", "trust", &path, "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["stored"], false);
+    assert!(
+        v["skipped"].as_str().unwrap().contains("already past"),
+        "{v}"
+    );
+    assert_eq!(rotation_audits(&b), 1);
+}
+
+#[test]
+fn at_most_16_rotation_records_are_stored() {
+    if !prerequisites("at_most_16_rotation_records_are_stored") {
+        return;
+    }
+    let b = Box_::new(2);
+    b.gondwana(&["firstboot"]).ok();
+    // Key 1 (baked) -> 2 -> … -> 17: sixteen records, each by hand.
+    for n in 1..=16u8 {
+        let path = rotation_file(
+            &b,
+            "r.rotation",
+            &encode(&rotation(n.into(), &key(n), &key(n + 1))),
+        );
+        let v = b
+            .gondwana(&["update", "trust", &path, "--json"])
+            .ok()
+            .json();
+        assert_eq!(v["stored"], true, "record {n}: {v}");
+    }
+    let path = rotation_file(&b, "r.rotation", &encode(&rotation(17, &key(17), &key(18))));
+    b.gondwana(&["update", "trust", &path])
+        .expect_code(EXIT_FAILURE)
+        .stderr_contains("16 rotation records are stored already");
+    assert_eq!(rotation_audits(&b), 16);
+    untrusted(&b, &b.write_bundle("k18.bundle", &bundle(&signed_by(18))));
+    b.gondwana(&[
+        "update",
+        "install",
+        &b.write_bundle("k17.bundle", &bundle(&signed_by(17))),
+    ])
+    .ok();
+}
+
+// ---------------------------------------------------------------------------
+// `update cancel` (docs/updates.md, "Rolling back by hand")
+
+fn env_var(env: &str, name: &str) -> Option<String> {
+    env.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+#[test]
+fn cancel_disarms_the_trial_and_keeps_the_installed_slot() {
+    if !prerequisites("cancel_disarms_the_trial_and_keeps_the_installed_slot") {
+        return;
+    }
+    let b = Box_::new(2);
+    let no_trial = |b: &Box_| {
+        b.gondwana(&["update", "cancel"])
+            .expect_code(EXIT_FAILURE)
+            .stderr_contains("no trial is armed");
+    };
+    no_trial(&b);
+    assert!(
+        !b.boot.join("gondwana/bootenv").exists(),
+        "a refused cancel wrote the boot environment"
+    );
+    let good = b.write_bundle("good.bundle", &bundle(&spec()));
+    b.gondwana(&["update", "install", &good]).ok();
+    let armed = b.bootenv();
+    let arm = env_var(&armed, "gw_arm").expect("gw_arm");
+    assert_eq!(env_var(&armed, "gw_try").as_deref(), Some("b"));
+
+    let v = b.gondwana(&["update", "cancel", "--json"]).ok().json();
+    assert_eq!(v["cancelled"], true);
+    assert_eq!(v["slot"], "b");
+    assert_eq!(v["good_slot"], "a");
+    assert_eq!(v["release"]["version"], 12);
+    // The one-shot try is gone; the good slot and the arming's id stay,
+    // with the cancel naming it. Same block, rewritten in place.
+    let env = b.bootenv();
+    assert!(env.starts_with("# GRUB Environment Block\n"), "{env}");
+    assert_eq!(env_var(&env, "gw_good").as_deref(), Some("a"), "{env}");
+    assert_eq!(env_var(&env, "gw_try"), None, "{env}");
+    assert_eq!(env_var(&env, "gw_arm").as_deref(), Some(arm.as_str()));
+    assert_eq!(env_var(&env, "gw_cancel").as_deref(), Some(arm.as_str()));
+    // The slot stays installed, not armed; status says cancelled.
+    assert!(b.boot.join("slot-b/installed").exists());
+    let s = b.gondwana(&["update", "status", "--json"]).ok().json();
+    assert!(s["trial"].is_null(), "{s}");
+    assert_eq!(s["good_slot"], "a");
+    assert_eq!(s["slots"][1]["state"], "installed");
+    assert_eq!(s["last_update"]["ok"], false);
+    let human = b.gondwana(&["update", "status"]);
+    assert!(
+        human.ok().stdout().contains(
+            "last update: update to version 12 (v12) cancelled: slot b stays installed, not armed"
+        ),
+        "{}",
+        human.describe()
+    );
+    // Nothing armed any more: refused, the block unchanged.
+    no_trial(&b);
+    assert_eq!(b.bootenv(), env);
+
+    // Installing again arms a new trial (the cancel forgotten).
+    b.gondwana(&["update", "install", &good]).ok();
+    let env = b.bootenv();
+    assert_eq!(env_var(&env, "gw_try").as_deref(), Some("b"), "{env}");
+    assert_eq!(env_var(&env, "gw_cancel"), None, "{env}");
+    // Taken by the bootloader (U-Boot's copy of the block): not cancellable.
+    fs::copy(
+        b.boot.join("gondwana/bootenv"),
+        b.boot.join("gondwana/bootenv.tried"),
+    )
+    .unwrap();
+    no_trial(&b);
+    fs::remove_file(b.boot.join("gondwana/bootenv.tried")).unwrap();
+
+    // Running on trial (slot a booted once, slot b the good one): refused.
+    fs::write(
+        b.dir.path().join("cmdline"),
+        "gondwana.slot=a gondwana.trial=1\n",
+    )
+    .unwrap();
+    let on_trial = "gw_good=b\ngw_try=a\n";
+    fs::write(b.boot.join("gondwana/bootenv"), on_trial).unwrap();
+    b.gondwana(&["update", "cancel"])
+        .expect_code(EXIT_FAILURE)
+        .stderr_contains("runs on trial");
+    assert_eq!(
+        fs::read_to_string(b.boot.join("gondwana/bootenv")).unwrap(),
+        on_trial
+    );
+}
+
+#[test]
+fn trust_and_cancel_go_through_the_running_daemon() {
+    if !prerequisites("trust_and_cancel_go_through_the_running_daemon") {
+        return;
+    }
+    let b = Box_::new(2);
+    let daemon = b.daemon();
+    let bare = b.write_bundle("bare.bundle", &bundle(&signed_by(2)));
+    let mut forged = rotation(1, &key(1), &key(2));
+    forged.signature[0] ^= 1;
+    let forged = rotation_file(&b, "forged.rotation", &encode(&forged));
+    b.gondwana(&["update", "trust", &forged])
+        .expect_code(EXIT_VERIFY_FAILED)
+        .stderr_contains("signature does not verify");
+    let good = rotation_file(&b, "1.rotation", &encode(&rotation(1, &key(1), &key(2))));
+    let v = b
+        .gondwana(&["update", "trust", &good, "--json"])
+        .ok()
+        .json();
+    assert_eq!(v["stored"], true, "{v}");
+    assert!(
+        daemon.log_text().contains("stored by hand"),
+        "{}",
+        daemon.log_text()
+    );
+    b.gondwana(&["update", "install", &bare]).ok();
+    let v = b.gondwana(&["update", "cancel", "--json"]).ok().json();
+    assert_eq!(v["slot"], "b");
+    assert!(
+        daemon.log_text().contains("cancelled"),
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(env_var(&b.bootenv(), "gw_try"), None);
+    daemon.terminate(Duration::from_secs(10));
+    // After the daemon (a reboot): the stored record still makes key 2 trusted.
+    b.gondwana(&["update", "install", &bare]).ok();
+    assert_eq!(rotation_audits(&b), 1);
 }

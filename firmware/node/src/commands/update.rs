@@ -1,4 +1,4 @@
-//! `gondwana update status|install` (docs/updates.md).
+//! `gondwana update status|install|publish|trust|cancel` (docs/updates.md).
 
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use super::output::print_json;
 use crate::cli::UpdateCommand;
 use crate::config::Config;
 use crate::service::Request;
-use crate::service::request::{UpdateInstall, UpdatePublish};
+use crate::service::request::{UpdateInstall, UpdatePublish, UpdateTrust};
 
 pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow::Result<()> {
     match command {
@@ -23,24 +23,46 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
             }
         }
         UpdateCommand::Install { bundle, json } => {
-            // Absolute: a running daemon opens it from its own directory.
-            let bundle =
-                std::path::absolute(bundle).with_context(|| format!("{}", bundle.display()))?;
-            let v = call(
-                state_dir,
-                config,
-                Request::UpdateInstall(UpdateInstall { bundle }),
-            )?;
-            if *json {
-                print_json(&v);
-            } else {
+            let bundle = absolute(bundle)?;
+            let request = Request::UpdateInstall(UpdateInstall { bundle });
+            show(&call(state_dir, config, request)?, *json, |v| {
                 println!(
                     "installed {} into slot {} ({}); reboot to boot it once on trial (marked good when healthy, else back to this slot)",
                     describe(&v["release"]),
                     v["slot"].as_str().unwrap_or("?"),
                     v["device"].as_str().unwrap_or("?"),
-                );
-            }
+                )
+            });
+        }
+        UpdateCommand::Trust { record, json } => {
+            let record = absolute(record)?;
+            let request = Request::UpdateTrust(UpdateTrust { record });
+            show(&call(state_dir, config, request)?, *json, |v| {
+                let r = &v["record"];
+                let new = r["new_key"].as_str().unwrap_or("?");
+                match v["skipped"].as_str() {
+                    Some(why) => println!("not stored: {why} ({new})"),
+                    None => println!(
+                        "stored: release key {new} replaces {} (seq {}); {} rotation record(s) stored",
+                        r["old_key"].as_str().unwrap_or("?"),
+                        r["seq"],
+                        v["stored_records"]
+                    ),
+                }
+            });
+        }
+        UpdateCommand::Cancel(flag) => {
+            show(
+                &call(state_dir, config, Request::UpdateCancel)?,
+                flag.json,
+                |v| {
+                    println!(
+                        "{}; the next boot is slot {} (install again to arm a trial)",
+                        v["text"].as_str().unwrap_or("cancelled"),
+                        v["good_slot"].as_str().unwrap_or("?")
+                    )
+                },
+            );
         }
         UpdateCommand::Publish {
             bundle,
@@ -55,8 +77,6 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
                     r.into()
                 }
             };
-            let absolute =
-                |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
             let request = UpdatePublish {
                 bundle: absolute(bundle)?,
                 record: absolute(&record)?,
@@ -81,6 +101,20 @@ pub fn run(state_dir: &Path, config: &Config, command: &UpdateCommand) -> anyhow
         }
     }
     Ok(())
+}
+
+/// Absolute: a running daemon opens the file from its own directory.
+fn absolute(p: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::path::absolute(p).with_context(|| format!("{}", p.display()))
+}
+
+/// One JSON value (`--json`), else the lines `human` prints.
+fn show(v: &Value, json: bool, human: impl FnOnce(&Value)) {
+    if json {
+        print_json(v);
+    } else {
+        human(v);
+    }
 }
 
 fn describe(release: &Value) -> String {

@@ -31,6 +31,19 @@ pub fn open(state_dir: &Path, request: &Request) -> Result<StateStore> {
 
 /// No daemon: this process does it.
 pub fn run(state_dir: &Path, config: &Config, request: &Request) -> Result<Value> {
+    if let Request::UpdateTrust(_) = request {
+        // Stores the record: the store must open (its own error if not).
+        let store = StateStore::open(state_dir, OpenMode::ExistingOnly)?;
+        if let Some(result) = super::update::on_system(config, Some(&store), request) {
+            return result;
+        }
+    }
+    if let Request::UpdateCancel = request
+        && let Some(result) = super::update::on_system(config, None, request)
+    {
+        // No store: the boot environment and the trial record only.
+        return result;
+    }
     if let Request::UpdateInstall(_) = request {
         // The stored rotation records, when this box has a state store.
         let store = StateStore::open(state_dir, OpenMode::ExistingOnly).ok();

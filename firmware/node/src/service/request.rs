@@ -158,6 +158,13 @@ pub struct Verdict {
     pub reason: Option<String>,
 }
 
+/// `update trust`: a release-key rotation record, a file on the box.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTrust {
+    pub record: std::path::PathBuf,
+}
+
 /// `update publish`: a bundle and its release record, both files on the box.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +210,8 @@ pub enum Request {
     ServiceApprove(Verdict),
     ServiceDeny(Verdict),
     UpdatePublish(UpdatePublish),
+    UpdateTrust(UpdateTrust),
+    UpdateCancel,
 }
 
 /// Every admin route: the method and path a request travels as.
@@ -240,6 +249,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/service/approve"),
     ("POST", "/admin/service/deny"),
     ("POST", "/admin/update/publish"),
+    ("POST", "/admin/update/trust"),
+    ("POST", "/admin/update/cancel"),
 ];
 
 /// Why an HTTP request is not a [`Request`].
@@ -292,6 +303,8 @@ impl Request {
             Request::ServiceApprove(_) => 30,
             Request::ServiceDeny(_) => 31,
             Request::UpdatePublish(_) => 32,
+            Request::UpdateTrust(_) => 33,
+            Request::UpdateCancel => 34,
         }
     }
 
@@ -315,6 +328,7 @@ impl Request {
             }
             Request::ServiceApprove(r) | Request::ServiceDeny(r) => serde_json::to_value(r)?,
             Request::UpdatePublish(r) => serde_json::to_value(r)?,
+            Request::UpdateTrust(r) => serde_json::to_value(r)?,
             _ => return Ok(None),
         }))
     }
@@ -334,6 +348,7 @@ impl Request {
                 | Request::ServiceOffer(_)
                 | Request::ServiceWithdraw(_)
                 | Request::UpdatePublish(_)
+                | Request::UpdateTrust(_)
         )
     }
 
@@ -396,7 +411,9 @@ impl Request {
             29 => Request::ServiceRequests,
             30 => Request::ServiceApprove(parse(body)?),
             31 => Request::ServiceDeny(parse(body)?),
-            _ => Request::UpdatePublish(parse(body)?),
+            32 => Request::UpdatePublish(parse(body)?),
+            33 => Request::UpdateTrust(parse(body)?),
+            _ => Request::UpdateCancel,
         })
     }
 }
@@ -500,6 +517,10 @@ mod tests {
                 bundle: "/tmp/b.bundle".into(),
                 record: "/tmp/b.bundle.release".into(),
             }),
+            Request::UpdateTrust(UpdateTrust {
+                record: "/tmp/1.rotation".into(),
+            }),
+            Request::UpdateCancel,
         ]
     }
 

@@ -1,6 +1,7 @@
-//! `update install|status|publish` (docs/updates.md). Install runs
-//! without a state store too (the daemon and the CLI run it the same way);
-//! with one it trusts and keeps the release-key rotations. Status adds what the directory says about releases when there is a
+//! `update install|status|publish|trust|cancel` (docs/updates.md). Install
+//! and cancel run without a state store too (the daemon and the CLI run
+//! them the same way); with one, install trusts and keeps the release-key
+//! rotations; trust needs one (it stores a rotation there). Status adds what the directory says about releases when there is a
 //! store; publish (on the hub) appends a release record to the directory.
 
 use std::path::Path;
@@ -23,6 +24,13 @@ pub fn on_system(
 ) -> Option<Result<Value>> {
     let result = match request {
         Request::UpdateInstall(r) => update::install(&config.update, store, &r.bundle),
+        Request::UpdateCancel => update::cancel(&config.update, now_unix()),
+        Request::UpdateTrust(r) => match store {
+            Some(store) => update::trust(&config.update, store, &r.record, now_unix()),
+            None => Err(UpdateError::Refused(
+                "update trust needs the state store (run `gondwana firstboot` first)".into(),
+            )),
+        },
         _ => return None,
     };
     Some(result.map_err(service_error))

@@ -9,7 +9,9 @@
 //! - `gw_tried`: GRUB's record that it consumed the arming `gw_arm` (it
 //!   `save_env`s it before booting the trial);
 //! - `gw_fail`: why the last trial gave up (written by the trial slot
-//!   before it reboots; its state partition may be what failed).
+//!   before it reboots; its state partition may be what failed);
+//! - `gw_cancel`: the arming `update cancel` disarmed (no bootloader reads
+//!   it: it tells a later boot that the trial was cancelled, not lost).
 //!
 //! U-Boot cannot rewrite one variable of a file: it records the consumed
 //! arming by writing the bytes of the `bootenv` it read, unchanged, to
@@ -127,7 +129,23 @@ impl BootEnv {
         self.vars.insert("gw_try".into(), slot.name().into());
         self.vars.insert("gw_arm".into(), arm_id.into());
         self.vars.remove("gw_fail");
+        self.vars.remove("gw_cancel");
         self.write(cfg)
+    }
+
+    /// `update cancel`: the armed trial is not taken; the arming's id stays
+    /// (with `gw_cancel` naming it), so a boot that finds the trial record
+    /// without the command's own record update knows what happened.
+    pub fn cancel(&mut self, cfg: &UpdateConfig) -> anyhow::Result<()> {
+        self.vars.remove("gw_try");
+        let arm = self.arm_id().unwrap_or_default().to_string();
+        self.vars.insert("gw_cancel".into(), arm);
+        self.write(cfg)
+    }
+
+    /// The arming `update cancel` disarmed.
+    pub fn cancelled_arm(&self) -> Option<&str> {
+        self.var("gw_cancel")
     }
 
     /// `slot` is good: booted by default from now on; no trial armed.

@@ -5,14 +5,18 @@
 
 mod boot_env;
 mod boot_set;
+mod cancel;
 pub mod held;
 mod install;
 pub mod mesh;
 mod slots;
 pub mod trial;
+mod trust;
 
+pub use cancel::cancel;
 pub use install::install;
 pub use slots::Slot;
+pub use trust::trust;
 
 use std::fs;
 use std::path::Path;

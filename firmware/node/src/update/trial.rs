@@ -67,7 +67,7 @@ pub fn save(cfg: &UpdateConfig, record: &Record) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(r: &Release) -> String {
+pub(super) fn describe(r: &Release) -> String {
     if r.label.is_empty() {
         format!("version {}", r.version)
     } else {
@@ -102,7 +102,7 @@ pub fn arm(cfg: &UpdateConfig, slot: Slot, release: &Release, now: u64) -> anyho
 /// The arming's id in the boot environment (`gw_arm`): the record's slot
 /// and time, so a boot can tell whether the arming it recorded reached
 /// the bootloader.
-fn arm_id(slot: &str, armed_unix: u64) -> String {
+pub(super) fn arm_id(slot: &str, armed_unix: u64) -> String {
     format!("{armed_unix}-{slot}")
 }
 
@@ -176,6 +176,9 @@ fn outcome_on_good_boot(
             ),
             at_unix: now,
         }
+    } else if env.cancelled_arm().is_some() && env.cancelled_arm() == env.arm_id() {
+        // `update cancel` disarmed it and stopped before its record.
+        cancelled(Some(&trial.release), &trial.slot, now)
     } else if env.consumed() || env.armed().map(Slot::name) != Some(trial.slot.as_str()) {
         let why = trial
             .failure
@@ -210,6 +213,16 @@ fn outcome_on_good_boot(
     } else {
         return None;
     })
+}
+
+/// What `update status` says after `update cancel`.
+pub(super) fn cancelled(release: Option<&Release>, slot: &str, now: u64) -> Outcome {
+    let what = release.map_or_else(|| "an unknown release".into(), describe);
+    Outcome {
+        ok: false,
+        text: format!("update to {what} cancelled: slot {slot} stays installed, not armed"),
+        at_unix: now,
+    }
 }
 
 /// The trial slot is healthy: the bootloader boots it from now on.
@@ -350,6 +363,24 @@ mod tests {
         assert!(
             o.text
                 .ends_with("not tried: the install stopped before it armed the trial"),
+            "{}",
+            o.text
+        );
+    }
+
+    #[test]
+    fn a_cancel_cut_before_its_record_was_cancelled() {
+        let (_dir, cfg) = boot_dir();
+        let mut env = BootEnv::read(&cfg);
+        env.arm(&cfg, Slot::B, &arm_id("b", 100)).expect("arm");
+        env.cancel(&cfg).expect("cancel");
+        // The trial record is still the armed one: the cut came before it.
+        let o = outcome_on_good_boot(&trial_of("b", 100), &BootEnv::read(&cfg), Slot::A, 7)
+            .expect("an outcome");
+        assert!(!o.ok);
+        assert!(
+            o.text
+                .ends_with("cancelled: slot b stays installed, not armed"),
             "{}",
             o.text
         );
