@@ -2,9 +2,10 @@
 # tests/images/boot.sh BOARD [CHECK...] — boot out/gondwana-BOARD.img in QEMU
 # (scripts/lib/qemu.sh) and check, from the serial console:
 #   first      first boot creates GW_STATE and an identity (persistent=true);
-#              the root rejects writes; every module of the initramfs' and
-#              the root's lists is in /proc/modules, and rcS's
-#              `gondwana modules load` reported none failed
+#              the root rejects writes; every module the initramfs and
+#              rcS chose from their lists for the VM's devices is in
+#              /proc/modules, the MOCHAbin's own drivers are not chosen,
+#              and rcS's `gondwana modules load` reported none failed
 #   reboot     powering that medium on again keeps the node id
 #   reflash    writing the image again over that medium, grown to 768 MiB,
 #              keeps the node id; GW_STATE is re-found (not formatted) and
