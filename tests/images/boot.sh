@@ -112,7 +112,7 @@ check_first() {
 # drivers never (QEMU has none of those devices: docs/image.md "Only the
 # modules of present devices").
 check_modules() {
-    local stage=$ROOT/out/images/$board want have m absent= shipped
+    local stage=$ROOT/out/images/$board want have m absent='' shipped
     grep -aEq 'gondwana: modules: [1-9][0-9]* loaded, [0-9]+ already there, 0 failed' "$QEMU_DIR/$1/serial.log" ||
         fail "rcS: no 'gondwana: modules: N loaded, … 0 failed' line: $(grep -a 'modules' "$QEMU_DIR/$1/serial.log")"
     shipped=$({
