@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # tests/images/powercut.sh BOARD [CUTS] — power cuts (kill -9 of QEMU) during
 # A/B updates on out/gondwana-BOARD.img (docs/updates.md, "Power cuts").
-# One medium throughout. Each cut i (default 20) lands at a random moment
-# in one of three windows, in turn:
+# One medium throughout. First one cut at a fixed moment: just after an
+# install returned, the boot partition held read-write, and the new slot's
+# status record and boot files read back from the medium on the host. Then
+# each cut i (default 20) lands at a random moment in one of three windows,
+# in turn:
 #   0  the trial boot: a complete install, reboot, cut between the
 #      bootloader's "booting slot X once, on trial" and the time a boot
 #      takes to reach ready (so before, around or after mark-good);
