@@ -41,13 +41,29 @@ pub fn invalidate(cfg: &UpdateConfig, slot: Slot) -> anyhow::Result<()> {
     }
 }
 
-/// Empties the set's directory (it is replaced whole) and creates it.
-pub fn reset(cfg: &UpdateConfig, slot: Slot) -> anyhow::Result<PathBuf> {
+/// Empties the set's directory (it is replaced whole) and creates it with
+/// the subdirectories `files` (paths in the set) need, all on the medium
+/// before the first byte of a file: the clusters the old set freed are
+/// reused only after no directory entry on the medium points at them, and
+/// no new directory's entry reaches the medium before its `.` and `..`
+/// (docs/updates.md, "Power cuts": otherwise a cut leaves a directory that
+/// `fsck.fat` repairs and Linux still calls corrupted).
+pub fn reset<'a>(
+    cfg: &UpdateConfig,
+    slot: Slot,
+    files: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<PathBuf> {
     let d = dir(cfg, slot);
     if d.exists() {
         fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;
     }
     fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    for file in files {
+        if let Some(parent) = d.join(file).parent() {
+            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+    }
+    sync_partition(&d)?;
     Ok(d)
 }
 
