@@ -50,6 +50,9 @@ ok() { printf 'powercut[%s]: ok   %s (%ss)\n' "$board" "$*" $((SECONDS - t0)); }
 fail() {
     printf 'powercut[%s]: FAIL (seed %s) %s\n' "$board" "$seed" "$*" >&2
     tail -n 40 "$QEMU_DIR/vm/serial.log" >&2 2>/dev/null || true
+    # The medium as the failure left it, to read with mtools or fsck.fat -n.
+    trap 'qemu_stop_all' EXIT
+    printf 'powercut[%s]: kept %s (remove it when done)\n' "$board" "$work" >&2
     exit 1
 }
 # shellcheck source=tests/images/update-lib.sh
