@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # tests/images/powercut.sh BOARD [CUTS] — power cuts (kill -9 of QEMU) during
 # A/B updates on out/gondwana-BOARD.img (docs/updates.md, "Power cuts").
-# One medium throughout. Each cut i (default 20) lands at a random moment
-# in one of three windows, in turn:
+# One medium throughout. First one cut at a fixed moment: just after an
+# install returned, the boot partition held read-write, and the new slot's
+# status record and boot files read back from the medium on the host. Then
+# each cut i (default 20) lands at a random moment in one of three windows,
+# in turn:
 #   0  the trial boot: a complete install, reboot, cut between the
 #      bootloader's "booting slot X once, on trial" and the time a boot
 #      takes to reach ready (so before, around or after mark-good);
@@ -47,6 +50,9 @@ ok() { printf 'powercut[%s]: ok   %s (%ss)\n' "$board" "$*" $((SECONDS - t0)); }
 fail() {
     printf 'powercut[%s]: FAIL (seed %s) %s\n' "$board" "$seed" "$*" >&2
     tail -n 40 "$QEMU_DIR/vm/serial.log" >&2 2>/dev/null || true
+    # The medium as the failure left it, to read with mtools or fsck.fat -n.
+    trap 'qemu_stop_all' EXIT
+    printf 'powercut[%s]: kept %s (remove it when done)\n' "$board" "$work" >&2
     exit 1
 }
 # shellcheck source=tests/images/update-lib.sh
@@ -165,6 +171,32 @@ trial_boot() { # reboot into the armed trial
 
 boot_and_check
 ok "first boot: node $id, power-on to ready ${boot_ms} ms"
+
+# First, one cut at a fixed moment: just after an install returned, before
+# anything else writes out the boot partition (docs/updates.md, "Power
+# cuts", seed 52114). The partition is made writable by hand first, so the
+# install leaves it so (its remount read-only would write everything out);
+# the cut follows the install's answer. The medium must then hold the new
+# slot's status record (the arming is written after it, so the next boot
+# takes the trial) and its boot files, as the install wrote them.
+write_state
+out=$(vm_sh "mount -o remount,rw /boot && gondwana update install /tmp/b/next.bundle") || fail "install: no answer"
+i=-1
+cut "just after the install returned (the boot partition held read-write)"
+grep -q 'reboot to boot it once on trial' <<<"$out" || fail "install: $out"
+off=$(image_part_offset "$work/disk.img" 1)
+record=$(MTOOLS_SKIP_CHECK=1 mtype -i "$work/disk.img@@$off" ::slot-b/installed 2>&1) || true
+grep -qx "version=$((version + 1))" <<<"$record" || {
+    MTOOLS_SKIP_CHECK=1 mdir -i "$work/disk.img@@$off" ::slot-b >&2 || true
+    fail "after the cut, slot-b/installed on the medium is not the record the install wrote: '$record'"
+}
+for f in $(cd "$stage/boot/slot-a" && find . -type f ! -name installed | sed 's|^\./||'); do
+    MTOOLS_SKIP_CHECK=1 mcopy -n -i "$work/disk.img@@$off" "::slot-b/$f" "$work/check" ||
+        fail "after the cut, slot-b/$f is not on the medium"
+    cmp -s "$work/check" "$stage/boot/slot-a/$f" || fail "after the cut, slot-b/$f on the medium differs from the bundle's"
+done
+ok "cut just after the install: slot b's record and boot files on the medium"
+boot_and_check
 for ((i = 0; i < cuts; i++)); do
     write_state
     case $((i % 3)) in

@@ -35,34 +35,62 @@ pub fn read_status(cfg: &UpdateConfig, slot: Slot) -> Option<Release> {
 pub fn invalidate(cfg: &UpdateConfig, slot: Slot) -> anyhow::Result<()> {
     let d = dir(cfg, slot);
     match fs::remove_file(d.join(STATUS_FILE)) {
-        Ok(()) => sync_dir(&d),
+        Ok(()) => sync_partition(&d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).context("remove the slot's status record"),
     }
 }
 
-/// Empties the set's directory (it is replaced whole) and creates it.
-pub fn reset(cfg: &UpdateConfig, slot: Slot) -> anyhow::Result<PathBuf> {
+/// Empties the set's directory (it is replaced whole) and creates it with
+/// the subdirectories `files` (paths in the set) need, all on the medium
+/// before the first byte of a file: the clusters the old set freed are
+/// reused only after no directory entry on the medium points at them, and
+/// no new directory's entry reaches the medium before its `.` and `..`
+/// (docs/updates.md, "Power cuts": otherwise a cut leaves a directory that
+/// `fsck.fat` repairs and Linux still calls corrupted).
+pub fn reset<'a>(
+    cfg: &UpdateConfig,
+    slot: Slot,
+    files: impl IntoIterator<Item = &'a str>,
+) -> anyhow::Result<PathBuf> {
     let d = dir(cfg, slot);
     if d.exists() {
         fs::remove_dir_all(&d).with_context(|| format!("remove {}", d.display()))?;
     }
     fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+    for file in files {
+        if let Some(parent) = d.join(file).parent() {
+            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        }
+    }
+    sync_partition(&d)?;
     Ok(d)
 }
 
-/// The record, written to a temporary name and renamed into place.
+/// The record, written to a temporary name and renamed into place; on the
+/// medium, with the whole set, when this returns (the arming relies on it).
 pub fn mark_installed(cfg: &UpdateConfig, slot: Slot, release: &Release) -> anyhow::Result<()> {
     let d = dir(cfg, slot);
     let tmp = d.join(format!("{STATUS_FILE}.tmp"));
     fs::write(&tmp, release_text(release)).context("write the slot's status record")?;
     fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, d.join(STATUS_FILE)).context("rename the slot's status record")?;
-    sync_dir(&d)
+    let record = d.join(STATUS_FILE);
+    fs::rename(&tmp, &record).context("rename the slot's status record")?;
+    sync_partition(&record)
 }
 
-fn sync_dir(d: &Path) -> anyhow::Result<()> {
-    fs::File::open(d)?.sync_all()?;
+/// Everything written to the boot partition so far, on the medium. An
+/// fsync of the file and of its directory is not enough on vfat
+/// (docs/updates.md, "Power cuts"): a rename writes the new directory entry
+/// with no cluster and size 0, which only the renamed inode's writeback
+/// fills in, and a new directory's entry is written with its parent, not
+/// with the files inside. `syncfs` writes every dirty inode, directory
+/// block and the FAT; the fsync after it (of `file`, on this partition)
+/// has the device flush its cache, which `syncfs` on vfat does not.
+fn sync_partition(file: &Path) -> anyhow::Result<()> {
+    let f = fs::File::open(file).with_context(|| format!("open {}", file.display()))?;
+    nix::unistd::syncfs(&f).context("sync the boot partition")?;
+    f.sync_all().context("flush the boot partition")?;
     Ok(())
 }
 

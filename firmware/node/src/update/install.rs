@@ -16,7 +16,7 @@
 //! partition with the other slot's number, opened exclusively (the kernel
 //! refuses that while it is mounted).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -84,15 +84,16 @@ pub fn install(
     device.sync_all().context("flush the slot")?;
     drop(device);
 
-    let set = boot_set::reset(cfg, slot)?;
+    let boot_files = manifest.parts.iter().filter_map(|p| match &p.target {
+        Target::BootFile(name) => Some(name.as_str()),
+        Target::RootSlot => None,
+    });
+    let set = boot_set::reset(cfg, slot, boot_files)?;
     for part in &manifest.parts[1..] {
         let Target::BootFile(name) = &part.target else {
             continue; // `Manifest::check`: only the first part is the root
         };
         let path = set.join(name);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-        }
         let mut out = File::create(&path).with_context(|| format!("create {}", path.display()))?;
         copy_checked(&mut file, &mut out, part, name)?;
         out.sync_all().context("flush a boot file")?;
