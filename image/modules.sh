@@ -101,7 +101,10 @@ gates_of() {
         done
         out=${out# }
     elif [[ -n ${path_of[$key]:-} ]] &&
-        modinfo -F alias "$moddir/${path_of[$key]}" | grep -Eq '^(pci|of|acpi\*?|platform):'; then
+        # grep -c reads all of modinfo's output: -q would exit at the first
+        # match and, with pipefail, modinfo's SIGPIPE would fail the test
+        # at random (a gated module then counted as always loaded).
+        modinfo -F alias "$moddir/${path_of[$key]}" | grep -Ec '^(pci|of|acpi\*?|platform):' >/dev/null; then
         out=$key
     fi
     [[ -n $out ]] || out=-
