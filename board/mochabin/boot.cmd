@@ -58,7 +58,11 @@ if test ! -e ${devtype} ${bootpart} slot-${gw_slot}/installed; then
 fi
 
 echo "gondwana: slot ${gw_slot} (trial ${gw_trial})"
-setenv bootargs console=ttyAMA0,115200 console=ttyS0,115200 gondwana.slot=${gw_slot} gondwana.trial=${gw_trial} loglevel=4 rootwait panic=10
+# cryptomgr.notests: no crypto self-tests at each algorithm's registration
+# (0.3-0.6 s under QEMU; upstream's default, CRYPTO_MANAGER_DISABLE_TESTS);
+# usb_storage.delay_use=0: a USB stick is scanned at once, not after 1 s
+# (docs/image.md "A faster boot").
+setenv bootargs console=ttyAMA0,115200 console=ttyS0,115200 gondwana.slot=${gw_slot} gondwana.trial=${gw_trial} loglevel=4 cryptomgr.notests usb_storage.delay_use=0 rootwait panic=10
 load ${devtype} ${bootpart} ${kernel_addr_r} slot-${gw_slot}/Image
 if test -n "${gw_dtb}"; then
     load ${devtype} ${bootpart} ${fdt_addr_r} slot-${gw_slot}/${gw_dtb}

@@ -45,6 +45,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$ROOT/scripts/lib/deps.sh"
 # shellcheck source=scripts/lib/qemu.sh
 . "$ROOT/scripts/lib/qemu.sh"
+# shellcheck source=image/initrd.sh
+. "$ROOT/image/initrd.sh"
 
 board=$1
 shift
@@ -117,7 +119,7 @@ check_modules() {
         fail "rcS: no 'gondwana: modules: N loaded, … 0 failed' line: $(grep -a 'modules' "$QEMU_DIR/$1/serial.log")"
     shipped=$({
         cat "$stage"/rootfs/lib/modules/*/load.list
-        gzip -dc "$stage/inputs/initrd.img" | cpio -i --quiet --to-stdout 'lib/modules/*/load.list'
+        initrd_cat "$stage/inputs/initrd.img" | cpio -i --quiet --to-stdout 'lib/modules/*/load.list'
     } | sed 's|.*/||; s|\.ko$||; s|-|_|g' | sort -u)
     qemu_send "$1" "" # askfirst: Enter starts the console shell
     want=$(vm_sh "$1" "cat /run/gondwana/modules.initramfs /run/gondwana/modules/load.list") ||

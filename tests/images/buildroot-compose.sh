@@ -24,6 +24,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 . "$ROOT/image/debs.sh"
 # shellcheck source=image/elf.sh
 . "$ROOT/image/elf.sh"
+# shellcheck source=image/initrd.sh
+. "$ROOT/image/initrd.sh"
 boards=("$@")
 ((${#boards[@]})) || boards=(mochabin amd64-live)
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 1700000000)}
@@ -61,7 +63,7 @@ same_tree() { # NAME OFFLINE BUILDROOT [DIR]
     head -n 40 "$work/$1.diff" >&2
     if [[ $1 == boot && -f $2/slot-a/initrd.img && -f $3/slot-a/initrd.img ]]; then
         echo "initramfs listings (offline vs buildroot):" >&2
-        diff <(gzip -dc "$2/slot-a/initrd.img" | cpio -itv --quiet) <(gzip -dc "$3/slot-a/initrd.img" | cpio -itv --quiet) | head -n 20 >&2 || true
+        diff <(initrd_cat "$2/slot-a/initrd.img" | cpio -itv --quiet) <(initrd_cat "$3/slot-a/initrd.img" | cpio -itv --quiet) | head -n 20 >&2 || true
     fi
     fail "$1 differs (offline -> buildroot above)"
 }
@@ -105,7 +107,7 @@ for board in "${boards[@]}"; do
     install -D -m 0644 "$kpkg/lib/modules/$kver/modules.builtin" "$moddir/modules.builtin"
     {
         cat "$stage/rootfs/lib/modules/$kver/load.list"
-        gzip -dc "$stage/boot/slot-a/initrd.img" | cpio -it --quiet | sed -n "s|^lib/modules/$kver/\(kernel/.*\.ko\)\$|\1|p"
+        initrd_cat "$stage/boot/slot-a/initrd.img" | cpio -it --quiet | sed -n "s|^lib/modules/$kver/\(kernel/.*\.ko\)\$|\1|p"
     } | while read -r rel; do install -D -m 0644 "$kpkg/lib/modules/$kver/$rel" "$moddir/$rel"; done
 
     br_env=(BR2_EXTERNAL_GONDWANA_PATH="$ROOT/buildroot" TARGET_DIR="$target" BINARIES_DIR="$binaries")

@@ -43,7 +43,7 @@ stage=$ROOT/out/images/$board
 [[ -f $img && -f $ROOT/out/gondwana-$board.squashfs && -d $stage/boot/slot-a ]] ||
     GONDWANA_IMAGE_XZ=0 "$ROOT/scripts/build-images" "$board"
 qemu_deps
-need_apt dosfstools mtools cpio squashfs-tools
+need_apt dosfstools mtools cpio squashfs-tools lz4 zstd
 # shellcheck disable=SC1090
 . "$ROOT/board/$board/board.env"
 
@@ -56,6 +56,8 @@ fail() {
 }
 # shellcheck source=tests/images/update-lib.sh
 . "$ROOT/tests/images/update-lib.sh"
+# shellcheck source=image/initrd.sh
+. "$ROOT/image/initrd.sh"
 vm_test_init update "$board"
 
 # ---- the bundles (host) -------------------------------------------------
@@ -74,7 +76,7 @@ bundle next "$v1" "$(root_of "$v1" next)" "$stage/boot/slot-a"
 bundle after "$v2" "$(root_of "$v2" after)" "$stage/boot/slot-a"
 # Initramfs variants: the image's, unpacked once.
 mkdir -p "$work/initrd"
-(cd "$work/initrd" && gzip -dc "$stage/boot/slot-a/initrd.img" | cpio -i --quiet)
+(cd "$work/initrd" && initrd_cat "$stage/boot/slot-a/initrd.img" | cpio -i --quiet)
 variant() { # NAME SED-SCRIPT: a boot-file set whose init is edited
     mkdir -p "$work/$1/set"
     cp -r "$stage/boot/slot-a/." "$work/$1/set/"

@@ -15,7 +15,10 @@ GONDWANA_LICENSE = GPL-3.0-or-later
 GONDWANA_LICENSE_FILES = LICENSE
 
 # rustables' build script runs bindgen, which loads host-clang's libclang.
-GONDWANA_DEPENDENCIES = host-clang
+# lz4 and zstd: image/compose compresses the initramfs with the board's
+# INITRD_COMPRESSION (board.env) in post-image.sh, which finds them in
+# HOST_DIR/bin.
+GONDWANA_DEPENDENCIES = host-clang host-lz4 host-zstd
 
 # The workspace root holds Cargo.lock; build only the node binary. The
 # cargo infrastructure runs `cargo build --offline --locked --release` on
