@@ -34,7 +34,7 @@ for b in "${boards[@]}"; do
             declare -A p=()
             while read -r k v; do p[$k]=$v; done <<<"$out"
             # `gondwana modules load`'s own count and time, when it ran.
-            mods=$(tr -d '\r' <"$QEMU_DIR/$b-$run/serial.log" | sed -n 's/^gondwana: modules: \([0-9]*\) loaded.*(\([0-9]*\) ms)$/\1 in \2 ms/p' | head -n1)
+            mods=$(tr -d '\r' <"$QEMU_DIR/$b-$run/serial.log" | sed -n 's/.*gondwana: modules: \([0-9]*\) loaded.*(\([0-9]*\) ms)$/\1 in \2 ms/p' | head -n1)
             echo "| $b | $run | ${p[firmware]} | ${p[kernel]} | ${p[initramfs]} | ${p[root]} | ${p[ours]} | ${p[total]} | ${mods:-n/a} |"
         else
             echo "| $b | $run | n/a | | | | | | |"

@@ -6,3 +6,4 @@ pub mod enroll_file;
 pub mod enroll_source;
 pub mod firstboot;
 pub mod gw_config;
+pub mod modules_wait;

@@ -79,6 +79,10 @@ async fn serve(
     if config.role == Role::Hub {
         guard_subnet(&config, &config_path)?;
     }
+    if config.adopt_source().is_some() {
+        // Adopting an existing interface's key may need `wireguard` first.
+        wait_for_boot_modules().await;
+    }
     let store = Arc::new(open_state(&state_dir, &config).await?);
     let identity = store.require_identity()?;
 
@@ -93,6 +97,10 @@ async fn serve(
         }
         None => None,
     };
+
+    // The firewall and the WireGuard probe need the boot's modules; all
+    // before this ran beside their loading (boot/modules_wait.rs).
+    wait_for_boot_modules().await;
 
     let burst = config.hub.enroll_rate_burst.max(1);
     let per_minute = config.hub.enroll_rate_per_minute.max(1);
@@ -241,6 +249,20 @@ async fn serve(
     }
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+/// Waits while the boot's kernel modules load (boot/modules_wait.rs); at
+/// once when they are in, or when no loading is under way.
+async fn wait_for_boot_modules() {
+    use crate::boot::modules_wait::{LOADING_MARKER, Waited, until_loaded};
+    match until_loaded(std::path::Path::new(LOADING_MARKER), Duration::from_secs(30)).await {
+        Waited::NotLoading => {}
+        Waited::Done(d) => info!("waited {} ms for the boot's kernel modules", d.as_millis()),
+        Waited::GaveUp(d) => warn!(
+            "the boot's kernel modules still load after {} s: going on without them",
+            d.as_secs()
+        ),
+    }
 }
 
 /// Provisions the identity if needed (same code as `firstboot`) and opens
