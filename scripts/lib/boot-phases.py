@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""scripts/lib/boot-phases.py LOG SECONDS — follow a QEMU serial log from
+"""scripts/lib/boot-phases.py LOG SECONDS [--lines] — follow a QEMU serial log from
 power-on (start it right after qemu_boot) and print the boot's phases in
 seconds, one `phase seconds` per line, once GONDWANA-READY appears:
 
@@ -12,12 +12,16 @@ seconds, one `phase seconds` per line, once GONDWANA-READY appears:
   total        power-on -> ready
 
 Lines are stamped on the host as they arrive (polled every 20 ms), so a
-phase is +-0.05 s on top of the host's load."""
+phase is +-0.05 s on top of the host's load. --lines also prints every
+console line with its stamp (seconds since the start) on stderr: with
+`gondwana.debug` on the kernel command line (set -x in the initramfs and
+rcS) that shows where each second goes."""
 import re
 import sys
 import time
 
 log, limit = sys.argv[1], float(sys.argv[2])
+every_line = "--lines" in sys.argv[3:]
 start = time.monotonic()
 seen = {}
 pos, buf = 0, b""
@@ -38,6 +42,9 @@ while time.monotonic() - start < limit and "ready" not in seen:
     now = time.monotonic() - start
     *lines, buf = buf.split(b"\n")
     for line in lines:
+        if every_line:
+            text = line.decode(errors="replace").rstrip("\r")
+            print(f"{now:7.2f} {text}", file=sys.stderr, flush=True)
         for key, rx in marks.items():
             m = rx.search(line)
             if m and key not in seen:

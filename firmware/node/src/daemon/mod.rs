@@ -255,7 +255,12 @@ async fn serve(
 /// once when they are in, or when no loading is under way.
 async fn wait_for_boot_modules() {
     use crate::boot::modules_wait::{LOADING_MARKER, Waited, until_loaded};
-    match until_loaded(std::path::Path::new(LOADING_MARKER), Duration::from_secs(30)).await {
+    match until_loaded(
+        std::path::Path::new(LOADING_MARKER),
+        Duration::from_secs(30),
+    )
+    .await
+    {
         Waited::NotLoading => {}
         Waited::Done(d) => info!("waited {} ms for the boot's kernel modules", d.as_millis()),
         Waited::GaveUp(d) => warn!(
