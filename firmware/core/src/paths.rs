@@ -85,8 +85,16 @@ struct Peer {
     restored: Option<SocketAddr>,
     phase: Phase,
     endpoint: Option<SocketAddr>,
-    /// When we last set `endpoint`: only a handshake after it proves it.
+    /// When we last set `endpoint`: a handshake after it proves it.
     set_at: SystemTime,
+    /// So does one the device did not show when `endpoint` was set (newer
+    /// than `handshake_at_set`) that is no older than the read before it
+    /// (`read_before_set`, less a second for the device's whole seconds
+    /// and the driver's clock read): the other side's probe completed
+    /// between the pass's device read and our setting, and the session
+    /// being fresh, no further handshake follows.
+    handshake_at_set: Option<SystemTime>,
+    read_before_set: SystemTime,
     kind: PathKind,
     seen: Seen,
     /// Relay endpoints this peer was set to (the last few): a handshake
@@ -110,6 +118,8 @@ pub struct PathMachine {
     wanted: Vec<NodeId>,
     events: VecDeque<Event>,
     wall: SystemTime,
+    /// When the device was last read (`handle_device`'s `wall`).
+    read_at: SystemTime,
     /// No probe starts before the device was read once: a session it
     /// already has (a daemon restart) is adopted, not probed away.
     device_seen: bool,
@@ -136,6 +146,7 @@ impl PathMachine {
             wanted: Vec::new(),
             events: VecDeque::new(),
             wall,
+            read_at: wall,
             device_seen: false,
         };
         for (id, endpoint) in restored {
@@ -198,6 +209,7 @@ impl PathMachine {
     /// path whose handshake grew older than [`FRESH`] is probed again.
     pub fn handle_device(&mut self, seen: &BTreeMap<NodeId, Seen>, now: Instant, wall: SystemTime) {
         self.wall = wall;
+        self.read_at = wall;
         let ids: Vec<NodeId> = seen
             .keys()
             .filter(|id| self.is_other(id))
@@ -211,14 +223,14 @@ impl PathMachine {
                 .entry(id.clone())
                 .or_insert_with(|| Peer::new(wall));
             peer.seen = s;
-            let (phase, set_at, ours) = (peer.phase, peer.set_at, peer.endpoint);
+            let (phase, ours) = (peer.phase, peer.endpoint);
             let fresh = is_fresh(s.last_handshake, wall);
             // A handshake through a relay (this pair's now, or one it used
             // before) proves no direct path.
             let at_relay = s.endpoint.is_some()
                 && (s.endpoint == relayed
                     || s.endpoint.is_some_and(|e| peer.relay_ends.contains(&e)));
-            let proven = fresh && handshake_after(s.last_handshake, set_at) && !at_relay;
+            let proven = fresh && peer.proves(s.last_handshake) && !at_relay;
             // The device roamed to an address we did not set, and not to
             // the relay: an authenticated packet came from there, the other
             // side's probe reached us (it may have raced ours).
@@ -461,7 +473,7 @@ impl PathMachine {
             deadline: now + PROBE_TIMEOUT,
             reprobe,
         };
-        peer.set_at = wall;
+        peer.mark_set(wall, self.read_at);
         // Only a new handshake proves a path, and WireGuard keeps an
         // existing session over an endpoint change (a re-probe from the
         // relay): the session is dropped so one starts at once.
@@ -478,7 +490,7 @@ impl PathMachine {
         };
         if peer.endpoint != endpoint {
             peer.endpoint = endpoint;
-            peer.set_at = wall;
+            peer.mark_set(wall, self.read_at);
             self.events.push_back(Event::Endpoint {
                 peer: id.clone(),
                 endpoint,
@@ -615,10 +627,29 @@ impl Peer {
             phase: Phase::Idle,
             endpoint: None,
             set_at: wall,
+            handshake_at_set: None,
+            read_before_set: wall,
             kind: PathKind::None,
             seen: Seen::default(),
             relay_ends: Vec::new(),
         }
+    }
+
+    fn mark_set(&mut self, wall: SystemTime, read_at: SystemTime) {
+        self.set_at = wall;
+        self.handshake_at_set = self.seen.last_handshake;
+        self.read_before_set = read_at;
+    }
+
+    /// Whether a handshake at `t` proves the endpoint last set (see
+    /// `handshake_at_set`).
+    fn proves(&self, t: Option<SystemTime>) -> bool {
+        let unseen = t.is_some_and(|t| self.handshake_at_set.is_none_or(|b| t > b));
+        let floor = self
+            .read_before_set
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or(self.read_before_set);
+        handshake_after(t, self.set_at) || (unseen && handshake_after(t, floor))
     }
 
     fn remember_relay(&mut self, endpoint: SocketAddr) {

@@ -752,3 +752,41 @@ fn a_pair_missing_for_a_while_is_not_taken_for_a_direct_path() {
     assert_eq!(m.endpoints().get(&c()), Some(&addr("198.51.100.50:40000")));
     assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
 }
+
+/// B's probe reached us between the device read of a pass and the probe
+/// that pass started: the read showed no handshake, the device roamed to
+/// B's LAN address (the one we then set) a moment before our endpoint
+/// was set, in the second before it. No new handshake follows (the
+/// session is fresh), yet the path works: a handshake the device did not
+/// have when the probe started proves it. (A CI run of
+/// tests/mesh-netns.sh once fell back to the relay this way.)
+#[test]
+fn a_handshake_that_came_in_as_the_probe_started_proves_it() {
+    let mut clock = Clock::new();
+    clock.wall += Duration::from_millis(990);
+    let mut m = machine(&clock);
+    // The pass's read: nothing yet. Then the snapshot starts the probe,
+    // 20 ms later, in the next second.
+    m.handle_device(&BTreeMap::new(), clock.now, clock.wall);
+    clock.now += Duration::from_millis(20);
+    clock.wall += Duration::from_millis(20);
+    give(&mut m, &clock, snapshot(0, vec![]));
+    assert!(!drain(&mut m).contains(&Event::NewSession(b())));
+    // The next read: B's handshake, in the second before the probe's.
+    clock.advance(1);
+    let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let device = BTreeMap::from([(
+        b(),
+        Seen {
+            last_handshake: Some(at),
+            endpoint: Some(addr(B_LAN)),
+        },
+    )]);
+    step(&mut m, &clock, &device);
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
+    // And it stays so past the probe's timeout.
+    clock.advance(6);
+    step(&mut m, &clock, &device);
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
+    assert!(!m.want_relay().contains(&b()));
+}

@@ -526,9 +526,11 @@ fn the_hub_does_not_route_between_mesh_peers() {
     assert!(ping(&p1, "10.10.0.3"), "hairpin without our table");
     let iface = mesh.clone();
     h.run(move || Firewall::new(plan(&iface)).apply(&[]).unwrap());
-    assert_eq!(hairpin_drops(&h, &mesh), 0);
+    // A difference, not an absolute count: a CI run once saw the counter at
+    // 1 before this ping (a straggler of the unfiltered exchange above).
+    let before = hairpin_drops(&h, &mesh);
     assert!(!ping(&p1, "10.10.0.3"), "P1 to P2 through the hub");
-    assert!(hairpin_drops(&h, &mesh) >= 1, "the drop is counted");
+    assert!(hairpin_drops(&h, &mesh) > before, "the drop is counted");
     // The hub itself stays reachable from the mesh.
     assert!(ping(&p1, "10.10.0.1") && ping(&p2, "10.10.0.1"));
 }
