@@ -790,3 +790,22 @@ fn a_handshake_that_came_in_as_the_probe_started_proves_it() {
     assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
     assert!(!m.want_relay().contains(&b()));
 }
+
+/// The other half of the rule above: a handshake the device did not show
+/// proves the candidate only if it is no older than the second before the
+/// read that preceded the probe; an older one (a session from before,
+/// read late) proves nothing.
+#[test]
+fn an_unseen_handshake_from_before_the_probes_read_proves_nothing() {
+    let (mut clock, mut m) = probing();
+    clock.advance(2);
+    // Fresh, at the candidate we set, unseen so far, but 5 s older than
+    // the read before the probe (and than the probe itself).
+    let stale = seen(&clock, &[(b(), 7, B_LAN)]);
+    step(&mut m, &clock, &stale);
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::None));
+    // One from the second before that read does prove it (the race).
+    let racing = seen(&clock, &[(b(), 3, B_LAN)]);
+    step(&mut m, &clock, &racing);
+    assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
+}
