@@ -412,6 +412,14 @@ impl PathMachine {
         for id in ids {
             let restored = self.peers.get(&id).and_then(|p| p.restored);
             let list = self.candidates_of(&id, restored);
+            // A same-LAN address that was not a candidate before (a box
+            // whose DHCP answered after its first probes, an address
+            // added by hand): worth leaving the relay for at once.
+            let new_lan = {
+                let old = self.peers.get(&id).map_or(&[][..], |p| &p.candidates);
+                list.iter()
+                    .any(|c| self.is_lan_ip(c.ip()) && !old.contains(c))
+            };
             let peer = self
                 .peers
                 .entry(id.clone())
@@ -444,6 +452,14 @@ impl PathMachine {
                     None if peer.candidates.is_empty() => peer.phase = Phase::WantRelay,
                     None => self.start_probe(&id, 0, reprobe, now, wall),
                 },
+                // Relayed: re-probed from the relay (kept meanwhile) when a
+                // new LAN candidate appears, not only at the next
+                // `probe_round`. Public candidates that change (a
+                // symmetric NAT's ports) wait for the round: a re-probe
+                // restarts the relayed session.
+                Phase::Relayed { .. } if self.device_seen && new_lan => {
+                    self.start_probe(&id, 0, true, now, wall)
+                }
                 _ => {}
             }
         }

@@ -809,3 +809,45 @@ fn an_unseen_handshake_from_before_the_probes_read_proves_nothing() {
     step(&mut m, &clock, &racing);
     assert_eq!(m.status(&b()).map(|p| p.kind), Some(PathKind::Lan));
 }
+
+/// C is relayed (its only candidate, public, did not answer). A snapshot
+/// in the same round that changes C's public port moves nothing; one that
+/// shows C at an address on our LAN (its DHCP answered late) re-probes C
+/// at once, from the relay, and C goes direct when it answers there.
+#[test]
+fn a_new_lan_candidate_leaves_the_relay_without_waiting_for_the_round() {
+    let (mut clock, mut m) = wanting_relay();
+    let relays = vec![
+        pair(own(), b(), 56001, 56002),
+        pair(own(), c(), 56003, 56004),
+    ];
+    give(&mut m, &clock, snapshot(0, relays.clone()));
+    drain(&mut m);
+    assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
+
+    clock.advance(30);
+    let mut moved = snapshot(0, relays.clone());
+    if let Some(n) = moved.nodes.get_mut(&c()) {
+        n.observed = "203.0.113.3:40999".parse().ok();
+    }
+    give(&mut m, &clock, moved.clone());
+    assert!(
+        endpoint_events(&drain(&mut m)).is_empty(),
+        "a public port that changed waits for the round"
+    );
+
+    clock.advance(1);
+    const C_LAN: &str = "192.168.1.30:51823";
+    if let Some(n) = moved.nodes.get_mut(&c()) {
+        n.lan.push(C_LAN.parse().unwrap());
+    }
+    give(&mut m, &clock, moved);
+    assert_eq!(
+        endpoint_events(&drain(&mut m)),
+        vec![(c(), Some(addr(C_LAN)))]
+    );
+    assert!(m.want_relay().contains(&c()), "the relay is kept meanwhile");
+    clock.advance(1);
+    step(&mut m, &clock, &seen(&clock, &[(c(), 0, C_LAN)]));
+    assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Lan));
+}
