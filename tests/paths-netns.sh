@@ -25,7 +25,10 @@
 # show` on n1 and n3 points at n5's address on a relay port, status says
 # `relay`, n5's /metrics counts one pair and its packets, the hub's none);
 # the hub loses power again and n1↔n3 still pings through n5, with
-# status `relay` and no `hub unreachable`.
+# status `relay` and no `hub unreachable`. Last, the hub starts again and
+# n1 and n3 get a LAN of their own (a veth between them, new addresses):
+# the relayed pair re-probes at once and goes `lan` over it, without
+# waiting for the next probe round.
 #
 # A check whose feature the binary lacks FAILS (with the reason on the next
 # line); nothing is skipped.
@@ -347,6 +350,25 @@ check "n1: status says n3 is relay (at n5), no 'hub unreachable'" wait_for 10 re
 relay_no_note n1 n3 2>&1 | sed 's/^/           /'
 check "n3: status says n1 is relay (at n5)" relay_no_note n3 n1
 log "node relay phase: $((SECONDS - phase)) s"
+
+# ---- a LAN appears under a relayed pair ---------------------------------------
+phase=$SECONDS
+log "the hub starts again; n1 and n3 get a LAN of their own (198.18.77.0/24)"
+topo_start hub "$NS_HUB"
+check "hub up again" wait_for 20 mesh_up hub "$NS_HUB"
+# Created in the two namespaces: removed with them by the cleanup.
+ip link add "gl1$ID" netns "$NS_N1" type veth peer name "gl3$ID" netns "$NS_N3"
+in_ns "$NS_N1" ip addr add 198.18.77.1/24 dev "gl1$ID"
+in_ns "$NS_N3" ip addr add 198.18.77.3/24 dev "gl3$ID"
+in_ns "$NS_N1" ip link set "gl1$ID" up
+in_ns "$NS_N3" ip link set "gl3$ID" up
+# Their next reports carry the new address (within 5 s), the snapshot
+# shows it, and each side re-probes the relayed pair there.
+check "n1 -> n3: lan, at n3's new address" wait_for 40 expect_path n1 n3 lan '^198\.18\.77\.3:'
+expect_path n1 n3 lan '^198\.18\.77\.3:' 2>&1 | sed 's/^/           /'
+check "n3 -> n1: lan, at n1's new address" wait_for 15 expect_path n3 n1 lan '^198\.18\.77\.1:'
+check "n1 pings n3 over it" ping_ok n1 n3
+log "new LAN phase: $((SECONDS - phase)) s"
 
 echo
 echo "paths-netns: $((checks - failures)) of $checks checks passed in $((SECONDS - start)) s"
