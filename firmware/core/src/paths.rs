@@ -88,13 +88,13 @@ struct Peer {
     /// When we last set `endpoint`: a handshake after it proves it.
     set_at: SystemTime,
     /// So does one the device did not show when `endpoint` was set (newer
-    /// than `handshake_at_set`) that is no older than the read before it
-    /// (`read_before_set`, less a second for the device's whole seconds
-    /// and the driver's clock read): the other side's probe completed
-    /// between the pass's device read and our setting, and the session
+    /// than `handshake_at_set`) that is no older than `unseen_floor`: the
+    /// device read before the setting, less a second for the device's
+    /// whole seconds and the driver's clock read. The other side's probe
+    /// completed between the pass's read and our setting, and the session
     /// being fresh, no further handshake follows.
     handshake_at_set: Option<SystemTime>,
-    read_before_set: SystemTime,
+    unseen_floor: SystemTime,
     kind: PathKind,
     seen: Seen,
     /// Relay endpoints this peer was set to (the last few): a handshake
@@ -644,7 +644,7 @@ impl Peer {
             endpoint: None,
             set_at: wall,
             handshake_at_set: None,
-            read_before_set: wall,
+            unseen_floor: wall,
             kind: PathKind::None,
             seen: Seen::default(),
             relay_ends: Vec::new(),
@@ -654,18 +654,16 @@ impl Peer {
     fn mark_set(&mut self, wall: SystemTime, read_at: SystemTime) {
         self.set_at = wall;
         self.handshake_at_set = self.seen.last_handshake;
-        self.read_before_set = read_at;
+        self.unseen_floor = read_at
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or(read_at);
     }
 
     /// Whether a handshake at `t` proves the endpoint last set (see
     /// `handshake_at_set`).
     fn proves(&self, t: Option<SystemTime>) -> bool {
         let unseen = t.is_some_and(|t| self.handshake_at_set.is_none_or(|b| t > b));
-        let floor = self
-            .read_before_set
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or(self.read_before_set);
-        handshake_after(t, self.set_at) || (unseen && handshake_after(t, floor))
+        handshake_after(t, self.set_at) || (unseen && handshake_after(t, self.unseen_floor))
     }
 
     fn remember_relay(&mut self, endpoint: SocketAddr) {

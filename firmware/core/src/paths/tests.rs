@@ -338,15 +338,27 @@ fn no_relay_host_no_relay_endpoint() {
     assert_eq!(m.endpoints().get(&b()), Some(&addr("192.0.2.1:56001")));
 }
 
-#[test]
-fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
-    let (mut clock, mut m) = wanting_relay();
-    let relays = vec![
+/// The hub's pairs of us with B and with C.
+fn relay_pairs() -> Vec<RelayPair> {
+    vec![
         pair(own(), b(), 56001, 56002),
         pair(own(), c(), 56003, 56004),
-    ];
-    give(&mut m, &clock, snapshot(0, relays.clone()));
+    ]
+}
+
+/// A machine whose candidates for B and C all timed out, moved to the
+/// relay by a snapshot (round 0) that lists both pairs.
+fn relayed() -> (Clock, PathMachine) {
+    let (clock, mut m) = wanting_relay();
+    give(&mut m, &clock, snapshot(0, relay_pairs()));
     drain(&mut m);
+    (clock, m)
+}
+
+#[test]
+fn relayed_pairs_try_direct_again_each_probe_round_and_return_to_it() {
+    let (mut clock, mut m) = relayed();
+    let relays = relay_pairs();
     assert_eq!(m.endpoints().get(&c()), Some(&addr("192.0.2.1:56003")));
 
     // A new snapshot, same round: nothing moves.
@@ -816,17 +828,11 @@ fn an_unseen_handshake_from_before_the_probes_read_proves_nothing() {
 /// at once, from the relay, and C goes direct when it answers there.
 #[test]
 fn a_new_lan_candidate_leaves_the_relay_without_waiting_for_the_round() {
-    let (mut clock, mut m) = wanting_relay();
-    let relays = vec![
-        pair(own(), b(), 56001, 56002),
-        pair(own(), c(), 56003, 56004),
-    ];
-    give(&mut m, &clock, snapshot(0, relays.clone()));
-    drain(&mut m);
+    let (mut clock, mut m) = relayed();
     assert_eq!(m.status(&c()).map(|s| s.kind), Some(PathKind::Relay));
 
     clock.advance(30);
-    let mut moved = snapshot(0, relays.clone());
+    let mut moved = snapshot(0, relay_pairs());
     if let Some(n) = moved.nodes.get_mut(&c()) {
         n.observed = "203.0.113.3:40999".parse().ok();
     }
