@@ -96,3 +96,20 @@ debs_install_programs() {
     install -D -m 0755 "$debs/dropbear-bin/usr/bin/dropbearkey" "$r/usr/bin/dropbearkey"
     install_elf "$debs" "$r" "" "$r/usr/bin/wg" "$r/usr/sbin/nft" "$r/usr/sbin/dropbear" "$r/usr/bin/dropbearkey"
 }
+
+# fetch_linux_source ARCH -> path of Debian's linux-source-X.Y deb of the
+# same version as the kernel fetch_debs ARCH took (cached beside it), for
+# image/bzimage-lz4. Fails clearly when the archive has moved on to
+# another version than the cached kernel's.
+fetch_linux_source() {
+    local arch=$1 cache=$ROOT/out/cache/debs/$1 kdeb version pkg
+    kdeb=$(compgen -G "$cache/$(cat "$cache/kernel-package")_*.deb" | LC_ALL=C sort | tail -n1)
+    version=$(dpkg-deb -f "$kdeb" Version)
+    pkg=linux-source-$(cut -d. -f1-2 <<<"$version")
+    if ! compgen -G "$cache/${pkg}_${version}_all.deb" >/dev/null; then
+        _debs_log "apt-get download $pkg=$version"
+        (cd "$cache" && apt-get download -q "$pkg=$version" >/dev/null) ||
+            { _debs_log "cannot fetch $pkg=$version, the source of the cached kernel $kdeb"; return 1; }
+    fi
+    compgen -G "$cache/${pkg}_${version}_all.deb"
+}

@@ -128,7 +128,7 @@ for board in "${boards[@]}"; do
     install -D -m 0755 "$(find "$debs/dosfstools" -path "*sbin/fsck.fat" -type f | head -n1)" "$target/sbin/fsck.fat"
     install_elf "$debs" "$target" "" "$target/sbin/fsck.fat"
     # …and its kernel, dtb and GRUB EFI image in BINARIES_DIR.
-    cp "$kpkg/boot/vmlinuz-$kver" "$binaries/$BUILDROOT_KERNEL"
+    cp "$stage/inputs/$KERNEL_FILE" "$binaries/$BUILDROOT_KERNEL"
     [[ -z $DTB ]] || cp "$kpkg/usr/lib/linux-image-$kver/$DTB" "$binaries/${DTB##*/}"
     if [[ $BOOTLOADER == grub-efi ]]; then
         install -D -m 0644 "$stage/inputs/BOOTX64.EFI" "$binaries/efi-part/EFI/BOOT/bootx64.efi"
