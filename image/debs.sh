@@ -109,7 +109,8 @@ fetch_linux_source() {
     if ! compgen -G "$cache/${pkg}_${version}_all.deb" >/dev/null; then
         _debs_log "apt-get download $pkg=$version"
         (cd "$cache" && apt-get download -q "$pkg=$version" >/dev/null) ||
-            { _debs_log "cannot fetch $pkg=$version, the source of the cached kernel $kdeb"; return 1; }
+            { _debs_log "cannot fetch $pkg=$version, the source of the cached kernel $kdeb" \
+                "(the archive may have moved on: remove $cache/kernel-package to take its current kernel)"; return 1; }
     fi
     compgen -G "$cache/${pkg}_${version}_all.deb"
 }
