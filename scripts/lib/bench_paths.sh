@@ -32,6 +32,7 @@
 bench_paths() {
     need_apt iperf3 wireguard-tools iproute2 nftables iputils-ping
     local secs=${BENCH_PATHS_SECS:-5} peers=${BENCH_PATHS_PEERS:-1000}
+    ROUNDS=${BENCH_PATHS_ROUNDS:-3}
     ID=$(($$ % 100000))
     BIN=$bin
     WORK=$work/paths
@@ -42,8 +43,12 @@ bench_paths() {
     local out=$WORK/results
     : >"$out"
     topo_build
-    bench_paths_hairpin "$secs" "$out"
-    bench_paths_mesh "$secs" "$out"
+    if bench_paths_hairpin_setup; then
+        bench_paths_rounds byhand "$secs" "$out" bench_paths_byhand_sample "$secs"
+        bench_paths_mesh "$secs" "$out"
+    else
+        echo "round_byhand_1=no hairpin devices | -" >>"$out"
+    fi
     bench_paths_memory "$peers" "$out"
     if [[ ${BENCH_PATHS_KERNEL:-1} != 0 ]]; then
         # One boot of the MOCHAbin image under QEMU (TCG, about 100 s).
@@ -53,24 +58,49 @@ bench_paths() {
     else
         echo "kernel=not run (BENCH_PATHS_KERNEL=0)" >>"$out"
     fi
-    python3 - "$out" "$secs" "$peers" <<'PY'
-import sys
+    python3 - "$out" "$secs" "$peers" "$ROUNDS" <<'PY'
+import statistics, sys
 r = dict(line.rstrip("\n").split("=", 1) for line in open(sys.argv[1]) if "=" in line)
 num = lambda k: float(r[k]) if r.get(k, "").replace(".", "", 1).isdigit() else None
-mbit = lambda k: f"{num(k) / 1e6:.0f}" if num(k) else f"n/a ({r.get(k, 'not run')})"
-print(f"# gondwana paths benchmark (userspace WireGuard, iperf3 {sys.argv[2]} s, n2 -> n1)")
+
+
+def rounds(key):
+    """[(hairpin bps, hairpin cpu, bps, cpu)] of the complete rounds, and
+    the first reason a sample is missing."""
+    got, why = [], None
+    for k in sorted(k for k in r if k.startswith(f"round_{key}_")):
+        h, x = (part.split() for part in r[k].split("|", 1))
+        try:
+            got.append((float(h[0]), float(h[1]), float(x[0]), float(x[1])))
+        except (ValueError, IndexError):
+            why = why or r[k]
+    return got, why
+
+
+def span(values, fmt):
+    med = statistics.median(values)
+    return f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})" if len(values) > 1 else fmt(med)
+
+
+mbit = lambda v: f"{v / 1e6:.0f}"
+two = lambda v: f"{v:.2f}"
+print(f"# gondwana paths benchmark (userspace WireGuard, iperf3 {sys.argv[2]} s, n2 -> n1, "
+      f"{sys.argv[4]} rounds: each sample right after a hairpin sample; median (min–max))")
 print()
-print("| path | Mbit/s | / hairpin | goal | CPU s per GB (devices, daemons, relay) | hairpin's / this |")
-print("|---|---|---|---|---|---|")
-h, hc = num("hairpin_bps"), num("hairpin_cpu")
-for name, key, goal in (("hub hairpin (by hand: decrypt, route, re-encrypt)", "hairpin", "-"),
-                        ("direct by hand (n1 and n2 peers of each other, same devices: the reference)", "byhand", "-"),
+print("| path | Mbit/s | its hairpin samples, Mbit/s | / hairpin (per round) | goal | CPU s per GB (devices, daemons, relay) | hairpin's CPU / this |")
+print("|---|---|---|---|---|---|---|")
+for name, key, goal in (("direct by hand (n1 and n2 peers of each other, same devices: the reference)", "byhand", "-"),
                         ("direct through two NATs (the mesh)", "direct", ">= 1.8"),
                         ("ciphertext relay on the hub", "relay", ">= 1.3")):
-    b, c = num(key + "_bps"), num(key + "_cpu")
-    ratio = f"{b / h:.2f}" if b and h else "n/a"
-    cratio = f"{hc / c:.2f}" if c and hc else "n/a"
-    print(f"| {name} | {mbit(key + '_bps')} | {ratio} | {goal} | {r.get(key + '_cpu') or 'n/a'} | {cratio} |")
+    got, why = rounds(key)
+    if not got:
+        print(f"| {name} | n/a ({why or 'not run'}) | | | {goal} | | |")
+        continue
+    print(f"| {name} | {span([g[2] for g in got], mbit)} | {span([g[0] for g in got], mbit)} "
+          f"| **{span([g[2] / g[0] for g in got], two)}** | {goal} | {span([g[3] for g in got], two)} "
+          f"| {span([g[1] / g[3] for g in got], two)} |")
+print()
+print("(The hairpin: the hub decrypts, routes and re-encrypts — three devices set up by hand with `wg`.)")
 print()
 t = num("direct_secs")
 print("seconds from both nodes up to a direct handshake through two NATs: "
@@ -150,64 +180,108 @@ bench_paths_kill_ns() {
     for pid in $(ip netns pids "$1"); do kill -9 "$pid" 2>/dev/null; done
 }
 
-bench_paths_hairpin() {
-    local secs=$1 out=$2 n k
-    local -A ifc=([hub]=hph$ID [n1]=hp1$ID [n2]=hp2$ID) ns=([hub]=$NS_HUB [n1]=$NS_N1 [n2]=$NS_N2)
-    local -A addr=([hub]=10.99.0.1 [n1]=10.99.0.2 [n2]=10.99.0.3) port=([hub]=51900 [n1]=51901 [n2]=51902)
-    local -A pub
-    topo_ifaces+=("${ifc[@]}")
+# The hairpin's devices (hub, n1, n2: names, addresses, ports, keys),
+# set up once and kept up beside the mesh, so that every sample of a path
+# is paired with a hairpin sample taken just before it, on the same
+# namespaces in the same minute (the machine's speed drifts by ±20 % over
+# minutes; a ratio of two samples minutes apart measured that drift).
+declare -A HP_IF HP_NS HP_ADDR HP_PORT HP_PUB
+
+# bench_paths_hairpin_node N: (re)create N's hairpin device (after a
+# power cut of N's namespace too) with the hub, or N's peers, as peers.
+bench_paths_hairpin_node() {
+    local n=$1 m
+    in_ns "${HP_NS[$n]}" "$bin" wireguard-userspace "${HP_IF[$n]}" || return 1
+    in_ns "${HP_NS[$n]}" wg set "${HP_IF[$n]}" private-key "$WORK/hp-$n.key" listen-port "${HP_PORT[$n]}"
+    in_ns "${HP_NS[$n]}" ip addr add "${HP_ADDR[$n]}/24" dev "${HP_IF[$n]}"
+    in_ns "${HP_NS[$n]}" ip link set "${HP_IF[$n]}" mtu 1420 up
+    if [[ $n == hub ]]; then
+        for m in n1 n2; do
+            in_ns "$NS_HUB" wg set "${HP_IF[hub]}" peer "${HP_PUB[$m]}" allowed-ips "${HP_ADDR[$m]}/32"
+        done
+    else
+        in_ns "${HP_NS[$n]}" wg set "${HP_IF[$n]}" peer "${HP_PUB[hub]}" allowed-ips 10.99.0.0/24 \
+            endpoint "$HUB_PUBLIC:${HP_PORT[hub]}" persistent-keepalive 25
+        # Its handshake teaches the hub its endpoint.
+        in_ns "${HP_NS[$n]}" ping -c 2 -i 0.3 -W 2 "${HP_ADDR[hub]}" >/dev/null || true
+    fi
+}
+
+bench_paths_hairpin_setup() {
+    local n
+    HP_IF=([hub]=hph$ID [n1]=hp1$ID [n2]=hp2$ID) HP_NS=([hub]=$NS_HUB [n1]=$NS_N1 [n2]=$NS_N2)
+    HP_ADDR=([hub]=10.99.0.1 [n1]=10.99.0.2 [n2]=10.99.0.3) HP_PORT=([hub]=51900 [n1]=51901 [n2]=51902)
+    topo_ifaces+=("${HP_IF[@]}")
     for n in hub n1 n2; do
         (umask 077 && wg genkey >"$WORK/hp-$n.key")
-        pub[$n]=$(wg pubkey <"$WORK/hp-$n.key")
-        in_ns "${ns[$n]}" "$bin" wireguard-userspace "${ifc[$n]}" || return 1
-        in_ns "${ns[$n]}" wg set "${ifc[$n]}" private-key "$WORK/hp-$n.key" listen-port "${port[$n]}"
-        in_ns "${ns[$n]}" ip addr add "${addr[$n]}/24" dev "${ifc[$n]}"
-        in_ns "${ns[$n]}" ip link set "${ifc[$n]}" mtu 1420 up
+        HP_PUB[$n]=$(wg pubkey <"$WORK/hp-$n.key")
     done
-    for n in n1 n2; do
-        in_ns "$NS_HUB" wg set "${ifc[hub]}" peer "${pub[$n]}" allowed-ips "${addr[$n]}/32"
-        in_ns "${ns[$n]}" wg set "${ifc[$n]}" peer "${pub[hub]}" allowed-ips 10.99.0.0/24 \
-            endpoint "$HUB_PUBLIC:${port[hub]}" persistent-keepalive 25
-    done
-    # The hairpin: the hub routes between its peers.
-    in_ns "$NS_HUB" sysctl -qw net.ipv4.ip_forward=1
-    # Both nodes' handshakes teach the hub their endpoints.
-    in_ns "$NS_N1" ping -c 2 -i 0.3 -W 2 "${addr[hub]}" >/dev/null || true
-    in_ns "$NS_N2" ping -c 2 -i 0.3 -W 2 "${addr[hub]}" >/dev/null || true
-    in_ns "$NS_N2" ping -c 3 -i 0.3 -W 2 "${addr[n1]}" >/dev/null || {
-        echo "hairpin_bps=no ping n2 -> n1 through the hub" >>"$out"
-        return
-    }
-    echo "hairpin_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
-    echo "hairpin_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
-    # The reference for the direct path: the same devices given each other
-    # as peers by hand, at the other NAT's public address (masquerade keeps
-    # the unique listen ports); both send at once, so the handshakes cross
-    # and open both NATs.
-    in_ns "$NS_N1" wg set "${ifc[n1]}" peer "${pub[n2]}" allowed-ips "${addr[n2]}/32" \
-        endpoint "$NAT2_PUBLIC:${port[n2]}" persistent-keepalive 1
-    in_ns "$NS_N2" wg set "${ifc[n2]}" peer "${pub[n1]}" allowed-ips "${addr[n1]}/32" \
-        endpoint "$NAT1_PUBLIC:${port[n1]}" persistent-keepalive 1
-    # Traffic from both sides starts both handshakes.
-    in_ns "$NS_N1" ping -c 20 -i 0.5 -W 1 "${addr[n2]}" >/dev/null 2>&1 &
+    for n in hub n1 n2; do bench_paths_hairpin_node "$n" || return 1; done
+    # The hairpin: the hub routes between its peers — on this interface
+    # only (IPv4 asks the incoming interface), so that the mesh's hub
+    # keeps forwarding off as it runs in production.
+    in_ns "$NS_HUB" sysctl -qw "net.ipv4.conf.${HP_IF[hub]}.forwarding=1"
+}
+
+# bench_paths_hairpin_sample: iperf3 n2 -> n1 through the hub; "BPS CPU".
+bench_paths_hairpin_sample() {
+    in_ns "$NS_N2" ping -c 3 -i 0.3 -W 2 "${HP_ADDR[n1]}" >/dev/null || { echo "no ping n2 -> n1 through the hub"; return; }
+    echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "${HP_ADDR[n1]}" "$1") $(cat "$WORK/cpu" 2>/dev/null)"
+}
+
+# bench_paths_byhand on|off: n1 and n2 peers of each other by hand (the
+# direct path's reference: the same devices, at the other NAT's public
+# address; masquerade keeps the unique listen ports), or not (back to the
+# hairpin: the hub's /24 carries n1 <-> n2 again). "on" waits for the
+# handshake through both NATs (both send at once, so the handshakes cross
+# and open both NATs).
+bench_paths_byhand() {
+    if [[ $1 == off ]]; then
+        in_ns "$NS_N1" wg set "${HP_IF[n1]}" peer "${HP_PUB[n2]}" remove
+        in_ns "$NS_N2" wg set "${HP_IF[n2]}" peer "${HP_PUB[n1]}" remove
+        return 0
+    fi
+    in_ns "$NS_N1" wg set "${HP_IF[n1]}" peer "${HP_PUB[n2]}" allowed-ips "${HP_ADDR[n2]}/32" \
+        endpoint "$NAT2_PUBLIC:${HP_PORT[n2]}" persistent-keepalive 1
+    in_ns "$NS_N2" wg set "${HP_IF[n2]}" peer "${HP_PUB[n1]}" allowed-ips "${HP_ADDR[n1]}/32" \
+        endpoint "$NAT1_PUBLIC:${HP_PORT[n1]}" persistent-keepalive 1
+    in_ns "$NS_N1" ping -c 20 -i 0.5 -W 1 "${HP_ADDR[n2]}" >/dev/null 2>&1 &
     local ping1=$!
-    in_ns "$NS_N2" ping -c 20 -i 0.5 -W 1 "${addr[n1]}" >/dev/null 2>&1 &
+    in_ns "$NS_N2" ping -c 20 -i 0.5 -W 1 "${HP_ADDR[n1]}" >/dev/null 2>&1 &
     local ping2=$! hs=0
     for _ in $(seq 100); do
-        hs=$(in_ns "$NS_N1" wg show "${ifc[n1]}" latest-handshakes | awk -v k="${pub[n2]}" '$1 == k { print $2 }')
+        hs=$(in_ns "$NS_N1" wg show "${HP_IF[n1]}" latest-handshakes | awk -v k="${HP_PUB[n2]}" '$1 == k { print $2 }')
         [[ ${hs:-0} != 0 ]] && break
         sleep 0.1
     done
     kill "$ping1" "$ping2" 2>/dev/null
     wait "$ping1" "$ping2" 2>/dev/null
-    if [[ ${hs:-0} != 0 ]]; then
-        echo "byhand_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "${addr[n1]}" "$secs")" >>"$out"
-        echo "byhand_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
-    else
-        echo "byhand_bps=no handshake through both NATs in 10 s" >>"$out"
-    fi
-    in_ns "$NS_HUB" sysctl -qw net.ipv4.ip_forward=0
-    for k in hub n1 n2; do bench_paths_kill_ns "${ns[$k]}"; done
+    [[ ${hs:-0} != 0 ]]
+}
+
+# bench_paths_rounds KEY SECS OUT SAMPLE_CMD...: BENCH_PATHS_ROUNDS times a
+# hairpin sample, then SAMPLE_CMD's ("BPS CPU", or a reason it has none);
+# one line per round to OUT: "round_KEY=HAIRPIN_BPS HAIRPIN_CPU BPS CPU".
+bench_paths_rounds() {
+    local key=$1 secs=$2 out=$3 r h x
+    shift 3
+    for r in $(seq "$ROUNDS"); do
+        h=$(bench_paths_hairpin_sample "$secs")
+        x=$("$@")
+        echo "round_${key}_$r=$h | $x" >>"$out"
+    done
+}
+
+# The by-hand direct path's sample: peers on, iperf3, peers off.
+bench_paths_byhand_sample() {
+    bench_paths_byhand on || { bench_paths_byhand off; echo "no handshake through both NATs in 10 s"; return; }
+    echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "${HP_ADDR[n1]}" "$1") $(cat "$WORK/cpu" 2>/dev/null)"
+    bench_paths_byhand off
+}
+
+# bench_paths_mesh_sample MESH_IP SECS: iperf3 n2 -> n1 on the mesh; "BPS CPU".
+bench_paths_mesh_sample() {
+    echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "$1" "$2") $(cat "$WORK/cpu" 2>/dev/null)"
 }
 
 # n1's device: n2's endpoint and latest handshake (Unix seconds).
@@ -244,11 +318,10 @@ bench_paths_mesh() {
     done
     if [[ -n $t1 ]]; then
         echo "direct_secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")" >>"$out"
-        echo "direct_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "$mesh1" "$secs")" >>"$out"
-        echo "direct_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
+        bench_paths_rounds direct "$secs" "$out" bench_paths_mesh_sample "$mesh1" "$secs"
     else
         echo "direct_secs=no direct handshake within 30 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
-        echo "direct_bps=no direct path" >>"$out"
+        echo "round_direct_1=- | no direct path" >>"$out"
     fi
     # The relay: the internet stops carrying site 1 <-> site 2 UDP; both
     # boxes start again and must fall back.
@@ -265,6 +338,9 @@ EOF
     topo_kill n2
     topo_start n1 "$NS_N1"
     topo_start n2 "$NS_N2"
+    # The power cut took the nodes' hairpin devices too.
+    bench_paths_hairpin_node n1
+    bench_paths_hairpin_node n2
     local relayed=
     for _ in $(seq 600); do
         read -r ep hs <<<"$(bench_paths_n1_view "$key2")"
@@ -275,10 +351,9 @@ EOF
         sleep 0.1
     done
     if [[ -n $relayed ]]; then
-        echo "relay_bps=$(bench_paths_iperf "$NS_N1" "$NS_N2" "$mesh1" "$secs")" >>"$out"
-        echo "relay_cpu=$(cat "$WORK/cpu" 2>/dev/null)" >>"$out"
+        bench_paths_rounds relay "$secs" "$out" bench_paths_mesh_sample "$mesh1" "$secs"
     else
-        echo "relay_bps=no relay within 60 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
+        echo "round_relay_1=- | no relay within 60 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
     fi
     in_ns "$NS_INET" nft delete table ip gpblock
     for n in hub n1 n2; do topo_kill "$n"; done

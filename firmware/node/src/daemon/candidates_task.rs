@@ -96,14 +96,15 @@ fn content(app: &App, enrolment: &Enrolment) -> Content {
     }
 }
 
-/// The unicast IPv4 addresses of the non-mesh interfaces, with the listen
+/// The unicast IPv4 addresses of the non-mesh, not point-to-point
+/// interfaces (`host_addrs::lan_subnets`), with the listen
 /// port (the first [`MAX_LAN_ADDRS`], in address order).
 fn lan_candidates(
     mesh_interface: &gondwana_core::InterfaceName,
     mesh: &Ipv4Net,
     port: u16,
 ) -> Vec<SocketAddrV4> {
-    let subnets = crate::net::host_addrs::host_subnets(mesh_interface).unwrap_or_else(|e| {
+    let subnets = crate::net::host_addrs::lan_subnets(mesh_interface).unwrap_or_else(|e| {
         warn!("listing this box's addresses for its candidate report: {e}");
         Vec::new()
     });
