@@ -8,17 +8,24 @@
 #
 #   P1. Hub hairpin, the topology docs/paths.md replaces, set up by hand
 #       with `wg` and `gondwana wireguard-userspace` devices in the hub's,
-#       n1's and n2's namespaces: iperf3 n2 -> n1 through the hub, which
-#       decrypts, routes and re-encrypts; then the same devices with n1 and
-#       n2 peers of each other by hand at their NATs' public addresses
-#       (the direct path's reference, measured today).
+#       n1's and n2's namespaces (the hub forwards on that interface only):
+#       iperf3 n2 -> n1 through the hub, which decrypts, routes and
+#       re-encrypts. These devices stay up beside the mesh: every sample
+#       of a path below is taken right after a hairpin sample, and its
+#       ratio is to that sample (the machine's speed drifts by ±20 % over
+#       minutes). BENCH_PATHS_ROUNDS (3) pairs per path; the report gives
+#       medians and ranges.
+#   P1b. The direct path's reference: the same devices with n1 and n2
+#       peers of each other by hand at their NATs' public addresses (added
+#       for each sample, removed after it).
 #   P2. The mesh: hub, n1 and n2 enrol; seconds from both nodes' data plane
 #       up to a direct handshake n1<->n2 through both NATs (n1's device
 #       shows a handshake with n2 at site 2's public address); iperf3
 #       n2 -> n1 on that direct path.
 #   P3. The relay: the internet drops site 1 <-> site 2 UDP, n1 and n2 lose
-#       power and start again; once n1's device points n2 at the hub's
-#       address, iperf3 n2 -> n1 through the ciphertext relay.
+#       power and start again (their hairpin devices are made again);
+#       once n1's device points n2 at the hub's address, iperf3 n2 -> n1
+#       through the ciphertext relay.
 #   P4. Memory per peer: RSS and PSS of a userspace device before and after
 #       one `wg set` of BENCH_PATHS_PEERS (1000) peers (a /32 and an
 #       endpoint each); the kernel backend's the same way in a VM of the
@@ -27,7 +34,8 @@
 #
 # A part the binary cannot do (no direct path, no relay) is reported as
 # such, never measured through another path. Knobs: BENCH_PATHS_SECS
-# (iperf3 seconds, default 5), BENCH_PATHS_PEERS (default 1000).
+# (iperf3 seconds, default 5), BENCH_PATHS_ROUNDS (default 3),
+# BENCH_PATHS_PEERS (default 1000).
 
 bench_paths() {
     need_apt iperf3 wireguard-tools iproute2 nftables iputils-ping
