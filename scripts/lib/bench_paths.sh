@@ -13,7 +13,7 @@
 #       re-encrypts. These devices stay up beside the mesh: every sample
 #       of a path below is taken right after a hairpin sample, and its
 #       ratio is to that sample (the machine's speed drifts by ±20 % over
-#       minutes). BENCH_PATHS_ROUNDS (3) pairs per path; the report gives
+#       minutes). BENCH_PATHS_ROUNDS (5) pairs per path; the report gives
 #       medians and ranges.
 #   P1b. The direct path's reference: the same devices with n1 and n2
 #       peers of each other by hand at their NATs' public addresses (added
@@ -34,13 +34,13 @@
 #
 # A part the binary cannot do (no direct path, no relay) is reported as
 # such, never measured through another path. Knobs: BENCH_PATHS_SECS
-# (iperf3 seconds, default 5), BENCH_PATHS_ROUNDS (default 3),
+# (iperf3 seconds, default 5), BENCH_PATHS_ROUNDS (default 5),
 # BENCH_PATHS_PEERS (default 1000).
 
 bench_paths() {
     need_apt iperf3 wireguard-tools iproute2 nftables iputils-ping
     local secs=${BENCH_PATHS_SECS:-5} peers=${BENCH_PATHS_PEERS:-1000}
-    ROUNDS=${BENCH_PATHS_ROUNDS:-3}
+    ROUNDS=${BENCH_PATHS_ROUNDS:-5}
     ID=$(($$ % 100000))
     BIN=$bin
     WORK=$work/paths
