@@ -25,6 +25,9 @@ DEBS_TOOLS="busybox-static dosfstools e2fsprogs fdisk libc6 libblkid1 libcom-err
 
 _debs_log() { printf 'build-images: %s\n' "$*" >&2; }
 
+# cached_deb CACHE PKG -> the newest PKG_*.deb in CACHE.
+cached_deb() { compgen -G "$1/${2}_*.deb" | LC_ALL=C sort | tail -n1; }
+
 ensure_foreign_arch() {
     local arch=$1
     [[ $arch == "$(dpkg --print-architecture)" ]] && return 0
@@ -66,7 +69,7 @@ fetch_debs() {
     fi
     for pkg in $kpkg $DEBS_TOOLS; do
         local deb
-        deb=$(compgen -G "$cache/${pkg}_*.deb" | LC_ALL=C sort | tail -n1)
+        deb=$(cached_deb "$cache" "$pkg")
         if [[ ! -d $dest/$pkg ]]; then
             dpkg-deb -x "$deb" "$dest/$pkg.tmp" && mv "$dest/$pkg.tmp" "$dest/$pkg"
         fi
@@ -103,7 +106,7 @@ debs_install_programs() {
 # another version than the cached kernel's.
 fetch_linux_source() {
     local arch=$1 cache=$ROOT/out/cache/debs/$1 kdeb version pkg
-    kdeb=$(compgen -G "$cache/$(cat "$cache/kernel-package")_*.deb" | LC_ALL=C sort | tail -n1)
+    kdeb=$(cached_deb "$cache" "$(cat "$cache/kernel-package")")
     version=$(dpkg-deb -f "$kdeb" Version)
     pkg=linux-source-$(cut -d. -f1-2 <<<"$version")
     if ! compgen -G "$cache/${pkg}_${version}_all.deb" >/dev/null; then

@@ -234,7 +234,7 @@ bench_paths_hairpin_setup() {
 # bench_paths_hairpin_sample: iperf3 n2 -> n1 through the hub; "BPS CPU".
 bench_paths_hairpin_sample() {
     in_ns "$NS_N2" ping -c 3 -i 0.3 -W 2 "${HP_ADDR[n1]}" >/dev/null || { echo "no ping n2 -> n1 through the hub"; return; }
-    echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "${HP_ADDR[n1]}" "$1") $(cat "$WORK/cpu" 2>/dev/null)"
+    bench_paths_sample "${HP_ADDR[n1]}" "$1"
 }
 
 # bench_paths_byhand on|off: n1 and n2 peers of each other by hand (the
@@ -283,12 +283,13 @@ bench_paths_rounds() {
 # The by-hand direct path's sample: peers on, iperf3, peers off.
 bench_paths_byhand_sample() {
     bench_paths_byhand on || { bench_paths_byhand off; echo "no handshake through both NATs in 10 s"; return; }
-    echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "${HP_ADDR[n1]}" "$1") $(cat "$WORK/cpu" 2>/dev/null)"
+    bench_paths_sample "${HP_ADDR[n1]}" "$1"
     bench_paths_byhand off
 }
 
-# bench_paths_mesh_sample MESH_IP SECS: iperf3 n2 -> n1 on the mesh; "BPS CPU".
-bench_paths_mesh_sample() {
+# bench_paths_sample ADDR SECS: iperf3 n2 -> n1 at ADDR (the hairpin's,
+# the mesh's); "BPS CPU".
+bench_paths_sample() {
     echo "$(bench_paths_iperf "$NS_N1" "$NS_N2" "$1" "$2") $(cat "$WORK/cpu" 2>/dev/null)"
 }
 
@@ -326,7 +327,7 @@ bench_paths_mesh() {
     done
     if [[ -n $t1 ]]; then
         echo "direct_secs=$(python3 -c "print(f'{$t1 - $t0:.2f}')")" >>"$out"
-        bench_paths_rounds direct "$secs" "$out" bench_paths_mesh_sample "$mesh1" "$secs"
+        bench_paths_rounds direct "$secs" "$out" bench_paths_sample "$mesh1" "$secs"
     else
         echo "direct_secs=no direct handshake within 30 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
         echo "round_direct_1=- | no direct path" >>"$out"
@@ -359,7 +360,7 @@ EOF
         sleep 0.1
     done
     if [[ -n $relayed ]]; then
-        bench_paths_rounds relay "$secs" "$out" bench_paths_mesh_sample "$mesh1" "$secs"
+        bench_paths_rounds relay "$secs" "$out" bench_paths_sample "$mesh1" "$secs"
     else
         echo "round_relay_1=- | no relay within 60 s: n1's endpoint for n2 is '${ep:-no such peer}'" >>"$out"
     fi
